@@ -1,0 +1,127 @@
+"""Executors run a stage over granules: in-process, local worker processes, or Dask.
+
+Workers build the stage themselves from the pipeline registry (by name), so
+only small, picklable arguments cross process boundaries and the same run can
+be handed to a Dask distributed cluster unchanged.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from epnml.ingest.stage import Granule, RunContext, Stage, StageOutput
+
+_STAGES: dict[tuple[str, str | None], Stage] = {}
+
+
+def get_stage(pipeline: str, model_version: str | None) -> Stage:
+    """Build a stage once per process: models load once, not once per granule."""
+    from epnml.ingest.registry import make_stage
+
+    key = (pipeline, model_version)
+    if key not in _STAGES:
+        _STAGES[key] = make_stage(pipeline, model_version)
+    return _STAGES[key]
+
+
+@dataclass
+class GranuleResult:
+    granule: Granule
+    output: StageOutput | None
+    error: str | None
+    seconds: float
+
+
+def process_granule(
+    pipeline: str, model_version: str | None, granule: Granule, ctx: RunContext
+) -> GranuleResult:
+    """Run one granule; errors are returned (with file and reason), never raised."""
+    t0 = time.perf_counter()
+    try:
+        output = get_stage(pipeline, model_version).process(granule, ctx)
+    except (ValueError, OSError, RuntimeError) as exc:
+        return GranuleResult(granule, None, str(exc), time.perf_counter() - t0)
+    return GranuleResult(granule, output, None, time.perf_counter() - t0)
+
+
+class Executor(Protocol):
+    def map_granules(
+        self, pipeline: str, model_version: str | None, granules: Sequence[Granule],
+        ctx: RunContext,
+    ) -> Iterator[GranuleResult]: ...
+
+    def close(self) -> None: ...
+
+
+class InlineExecutor:
+    """One granule after the other in this process (workers=1; easiest to debug)."""
+
+    def map_granules(self, pipeline: str, model_version: str | None,
+                     granules: Sequence[Granule], ctx: RunContext) -> Iterator[GranuleResult]:
+        for granule in granules:
+            yield process_granule(pipeline, model_version, granule, ctx)
+
+    def close(self) -> None:
+        pass
+
+
+class LocalExecutor:
+    """Local worker processes (forkserver: torch does not survive fork with threads)."""
+
+    def __init__(self, workers: int) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers, mp_context=multiprocessing.get_context("forkserver")
+        )
+
+    def map_granules(self, pipeline: str, model_version: str | None,
+                     granules: Sequence[Granule], ctx: RunContext) -> Iterator[GranuleResult]:
+        futures: list[Future[GranuleResult]] = [
+            self._pool.submit(process_granule, pipeline, model_version, g, ctx) for g in granules
+        ]
+        for future in as_completed(futures):
+            yield future.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(cancel_futures=True)
+
+
+class DaskExecutor:
+    """Hand granules to a Dask distributed scheduler (``tcp://host:8786``)."""
+
+    def __init__(self, address: str) -> None:
+        try:
+            from distributed import Client
+        except ImportError as exc:  # optional dependency
+            raise RuntimeError("the dask executor needs `pip install epnml[dask]`") from exc
+        self._client: Any = Client(address)
+
+    def map_granules(self, pipeline: str, model_version: str | None,
+                     granules: Sequence[Granule], ctx: RunContext) -> Iterator[GranuleResult]:
+        from distributed import as_completed as dask_as_completed
+
+        futures = [
+            self._client.submit(process_granule, pipeline, model_version, g, ctx, pure=False)
+            for g in granules
+        ]
+        for future in dask_as_completed(futures):
+            yield future.result()
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def make_executor(kind: str, workers: int, scheduler: str | None = None) -> Executor:
+    if kind == "local":
+        return InlineExecutor() if workers == 1 else LocalExecutor(workers)
+    if kind == "dask":
+        if not scheduler:
+            raise ValueError("--executor dask needs --scheduler tcp://HOST:PORT")
+        return DaskExecutor(scheduler)
+    raise ValueError(f"unknown executor {kind!r}; use local or dask")

@@ -1,0 +1,90 @@
+"""The ingest stage interface shared by every pipeline.
+
+A stage is pure: a granule (source files) in, rows for one product table out.
+It never touches the database or the network; readers, stages and writers are
+separate so the same stage serves ``epnml predict`` (no database),
+``epnml ingest`` (COPY into PostgreSQL) and on-demand re-inference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+import pandas as pd
+
+
+class GranuleError(ValueError):
+    """A granule cannot be processed; the message names the file and the reason."""
+
+    def __init__(self, path: Path | str, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = str(path)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Granule:
+    """One unit of work: the files of one source product (e.g. an MFI+SWE CDF pair)."""
+
+    #: stable identifier of the source data; becomes ``obs_id`` of every row.
+    granule_id: str
+    paths: tuple[Path, ...]
+
+    @property
+    def label(self) -> str:
+        return ", ".join(str(p) for p in self.paths)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """Provenance of the model a stage runs (written into every row)."""
+
+    name: str
+    version: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What a stage needs to know about the run, without any I/O handle."""
+
+    run_id: str
+    #: base URL under which files returned in ``StageOutput.files`` are served.
+    files_base_url: str
+    started: datetime
+    #: quicklooks cost time; ``predict`` skips them.
+    make_quicklooks: bool = True
+    #: pipeline parameters (e.g. a detection threshold), validated by the stage.
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class StageOutput:
+    granule: Granule
+    #: domain records, one per detection (what ``epnml predict`` writes as CSV).
+    records: pd.DataFrame
+    #: rows of the product table: EPN-TAP columns plus ML provenance.
+    rows: list[dict[str, Any]]
+    #: files to publish, relative path -> content (quicklook PNGs).
+    files: dict[str, bytes] = field(default_factory=dict)
+
+
+class Stage(Protocol):
+    #: short science-case name used everywhere (CLI, tests, fixtures), e.g. ``icme``.
+    name: str
+    #: product family = storage table and RD, e.g. ``events``.
+    product: str
+
+    def granules(self, paths: Sequence[Path]) -> list[Granule]:
+        """Group input files into granules; raise GranuleError on unknown files."""
+        ...
+
+    def model_info(self) -> ModelInfo: ...
+
+    def process(self, granule: Granule, ctx: RunContext) -> StageOutput:
+        """Read, infer and build rows; raise GranuleError for bad input."""
+        ...

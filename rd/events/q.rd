@@ -1,0 +1,75 @@
+<resource schema="epnml_events" resdir="events">
+	<meta name="title">epnml events: ICMEs detected by machine learning in in-situ solar-wind data</meta>
+	<meta name="description">
+		Interplanetary coronal mass ejections (ICMEs) detected in in-situ
+		solar-wind plasma and magnetic-field data (Wind, STEREO, OMNI) by a
+		1-D ResUNet++-style segmentation network, after the Europlanet IWF
+		machine-learning science case (Rüdisser et al. 2022).  One row per
+		detected event, with its start and end, the model score and the
+		model version that produced it; rows of older model versions are
+		kept in the store and replaced here by the newest version.  Rows
+		whose processing_level_desc says "simulated" come from the simulated
+		demo inputs, not from spacecraft data.
+	</meta>
+	<meta name="creationDate">2026-11-22T00:00:00</meta>
+	<meta name="subject">solar-physics</meta>
+	<meta name="subject">solar-wind</meta>
+	<meta name="subject">coronal-mass-ejections</meta>
+	<meta name="subject">interplanetary-medium</meta>
+	<meta name="creator">epnml team</meta>
+	<meta name="contentLevel">Research</meta>
+	<meta name="type">Catalog</meta>
+	<meta name="source">2022SpWea..2003149R</meta>
+	<meta name="referenceURL">https://doi.org/10.1029/2022SW003149</meta>
+	<meta name="instrument">Wind MFI, Wind SWE</meta>
+	<meta name="facility">Wind</meta>
+
+	<table id="epn_core" onDisk="True" adql="True">
+		<meta name="description">
+			Detected ICMEs, one per row (EPN-TAP 2.0, dataproduct_type ci).
+			The table is a view over the current rows of the store.
+		</meta>
+		<mixin spatial_frame_type="none"
+			optional_columns="thumbnail_url processing_level_desc publisher bib_reference time_scale time_refposition target_region sun_distance_min sun_distance_max event_type event_status"
+			>//epntap2#table-2_0</mixin>
+		<!-- BEGIN generated columns: python -m epnml.schemas.render -->
+		<column name="ml_model_name" type="text" ucd="meta.id;meta.software" required="True"
+			description="Name of the model that produced the row"/>
+		<column name="ml_model_version" type="text" ucd="meta.version;meta.software" required="True"
+			description="Version of the model that produced the row"/>
+		<column name="ml_weights_sha256" type="text" ucd="meta.checksum" required="True"
+			description="SHA-256 of the model weights file"/>
+		<column name="ml_run_id" type="text" ucd="meta.id;meta.dataset" required="True"
+			description="Identifier of the ingest run that wrote the row"/>
+		<column name="ml_score" type="double precision" ucd="stat.probability"
+			description="Model score (probability) of the detection, 0..1"/>
+		<column name="event_duration" type="double precision" unit="h" ucd="time.duration"
+			description="Duration of the detected event"/>
+		<column name="event_b_max" type="double precision" unit="nT" ucd="phys.magField;stat.max"
+			description="Maximum magnetic field magnitude in the event"/>
+		<column name="event_b_mean" type="double precision" unit="nT" ucd="phys.magField;stat.mean"
+			description="Mean magnetic field magnitude in the event"/>
+		<column name="event_v_mean" type="double precision" unit="km/s" ucd="phys.veloc;stat.mean"
+			description="Mean solar-wind speed in the event"/>
+		<!-- END generated columns -->
+		<viewStatement>
+			CREATE VIEW \curtable AS (
+				SELECT \colNames FROM epnml.events WHERE superseded_at IS NULL)
+		</viewStatement>
+		<publish/>
+	</table>
+
+	<data id="import">
+		<make table="epn_core"/>
+	</data>
+
+	<regSuite title="epnml events regression">
+		<regTest title="epn_core answers a time-overlap query through TAP">
+			<url parSet="TAP" QUERY="SELECT TOP 1 service_title, target_class FROM epnml_events.epn_core"
+				>/tap/sync</url>
+			<code>
+				self.assertHasStrings("epnml_events")
+			</code>
+		</regTest>
+	</regSuite>
+</resource>

@@ -1,0 +1,70 @@
+<resource schema="epnml_landforms" resdir="landforms">
+	<meta name="title">epnml landforms: pits, craters, mounds and ice patches mapped by machine learning</meta>
+	<meta name="description">
+		Landforms on Mars, the Moon and Mercury (pits and skylights, impact
+		craters, mounds, residual ice patches) detected in orbital images by
+		machine-learning models, after the Europlanet GMAP science cases
+		(Nodjoumi et al. 2023) and related projects.  Outlines as pgSphere
+		polygons in planetocentric body coordinates.  This service is
+		provisioned by the foundation and filled by the landforms pipelines.
+	</meta>
+	<meta name="creationDate">2026-11-22T00:00:00</meta>
+	<meta name="subject">planetary-science</meta>
+	<meta name="subject">solar-system-astronomy</meta>
+	<meta name="subject">planetary-surfaces</meta>
+	<meta name="subject">mars</meta>
+	<meta name="creator">epnml team</meta>
+	<meta name="contentLevel">Research</meta>
+	<meta name="type">Catalog</meta>
+	<meta name="source">10.1029/2022EA002278</meta>
+	<meta name="referenceURL">https://doi.org/10.1029/2022EA002278</meta>
+	<meta name="instrument">HiRISE</meta>
+	<meta name="facility">Mars Reconnaissance Orbiter</meta>
+
+	<table id="epn_core" onDisk="True" adql="True">
+		<meta name="description">
+			Mapped landforms, one per row (EPN-TAP 2.0, dataproduct_type ci).
+			The table is a view over the current rows of the store.
+		</meta>
+		<mixin spatial_frame_type="body"
+			optional_columns="thumbnail_url processing_level_desc publisher bib_reference time_scale time_refposition feature_name spatial_coordinate_description access_url access_format"
+			>//epntap2#table-2_0</mixin>
+		<!-- BEGIN generated columns: python -m epnml.schemas.render -->
+		<column name="ml_model_name" type="text" ucd="meta.id;meta.software" required="True"
+			description="Name of the model that produced the row"/>
+		<column name="ml_model_version" type="text" ucd="meta.version;meta.software" required="True"
+			description="Version of the model that produced the row"/>
+		<column name="ml_weights_sha256" type="text" ucd="meta.checksum" required="True"
+			description="SHA-256 of the model weights file"/>
+		<column name="ml_run_id" type="text" ucd="meta.id;meta.dataset" required="True"
+			description="Identifier of the ingest run that wrote the row"/>
+		<column name="ml_score" type="double precision" ucd="stat.probability"
+			description="Model score (probability) of the detection, 0..1"/>
+		<column name="landform_class" type="text" ucd="src.class"
+			description="Landform class assigned by the model"/>
+		<column name="landform_size" type="double precision" unit="km" ucd="phys.size"
+			description="Size of the landform (km; NULL without georeference)"/>
+		<column name="source_image" type="text" ucd="meta.id;obs.image"
+			description="Identifier of the source image"/>
+		<!-- END generated columns -->
+		<viewStatement>
+			CREATE VIEW \curtable AS (
+				SELECT \colNames FROM epnml.landforms WHERE superseded_at IS NULL)
+		</viewStatement>
+		<publish/>
+	</table>
+
+	<data id="import">
+		<make table="epn_core"/>
+	</data>
+
+	<regSuite title="epnml landforms regression">
+		<regTest title="epn_core answers a time-overlap query through TAP">
+			<url parSet="TAP" QUERY="SELECT TOP 1 service_title, target_class FROM epnml_landforms.epn_core"
+				>/tap/sync</url>
+			<code>
+				self.assertHasStrings("epnml_landforms")
+			</code>
+		</regTest>
+	</regSuite>
+</resource>

@@ -1,0 +1,120 @@
+"""The four product families: one storage table, one RD and one EPN-TAP service each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from epnml.schemas.columns import OPTIONAL, PROVENANCE, STORAGE, Column, _custom, core_columns
+
+STORAGE_SCHEMA = "epnml"
+
+
+@dataclass(frozen=True)
+class Product:
+    #: product family = storage table name = RD directory under ``rd/``.
+    family: str
+    spatial_frame_type: str
+    optional: tuple[str, ...]
+    extra: tuple[Column, ...] = field(default_factory=tuple)
+
+    @property
+    def schema(self) -> str:
+        """The served schema; EPN-TAP wants service_title equal to it."""
+        return f"epnml_{self.family}"
+
+    @property
+    def storage_table(self) -> str:
+        return f"{STORAGE_SCHEMA}.{self.family}"
+
+    @property
+    def rd_id(self) -> str:
+        return f"{self.family}/q"
+
+    def columns(self) -> list[Column]:
+        """All columns of the storage table, in view order, then storage-only ones."""
+        return [
+            *core_columns(self.spatial_frame_type),
+            *(OPTIONAL[name] for name in self.optional),
+            *PROVENANCE,
+            *self.extra,
+            *STORAGE,
+        ]
+
+    def served_columns(self) -> list[Column]:
+        return [c for c in self.columns() if c.served]
+
+    def column(self, name: str) -> Column:
+        for col in self.columns():
+            if col.name == name:
+                return col
+        raise KeyError(f"{self.family}: no column {name!r}")
+
+
+_COMMON_OPTIONAL = (
+    "thumbnail_url", "processing_level_desc", "publisher", "bib_reference",
+    "time_scale", "time_refposition",
+)
+
+PRODUCTS: dict[str, Product] = {
+    "events": Product(
+        family="events",
+        spatial_frame_type="none",
+        optional=(*_COMMON_OPTIONAL, "target_region", "sun_distance_min", "sun_distance_max",
+                  "event_type", "event_status"),
+        extra=(
+            _custom("event_duration", "double precision", "h", "time.duration",
+                    "Duration of the detected event"),
+            _custom("event_b_max", "double precision", "nT", "phys.magField;stat.max",
+                    "Maximum magnetic field magnitude in the event"),
+            _custom("event_b_mean", "double precision", "nT", "phys.magField;stat.mean",
+                    "Mean magnetic field magnitude in the event"),
+            _custom("event_v_mean", "double precision", "km/s", "phys.veloc;stat.mean",
+                    "Mean solar-wind speed in the event"),
+        ),
+    ),
+    "crossings": Product(
+        family="crossings",
+        spatial_frame_type="cartesian",
+        optional=(*_COMMON_OPTIONAL, "feature_name", "spatial_coordinate_description",
+                  "spatial_origin", "local_time_min", "local_time_max",
+                  "radial_distance_min", "radial_distance_max"),
+        extra=(
+            _custom("crossing_direction", "text", "", "meta.code",
+                    "inbound or outbound"),
+            _custom("crossing_edge", "text", "", "meta.code", "outer or inner edge"),
+            _custom("orbit_number", "integer", "", "meta.id;obs.sequence",
+                    "Spacecraft orbit number"),
+        ),
+    ),
+    "landforms": Product(
+        family="landforms",
+        spatial_frame_type="body",
+        optional=(*_COMMON_OPTIONAL, "feature_name", "spatial_coordinate_description",
+                  "access_url", "access_format"),
+        extra=(
+            _custom("landform_class", "text", "", "src.class",
+                    "Landform class assigned by the model"),
+            _custom("landform_size", "double precision", "km", "phys.size",
+                    "Size of the landform (km; NULL without georeference)"),
+            _custom("source_image", "text", "", "meta.id;obs.image",
+                    "Identifier of the source image"),
+        ),
+    ),
+    "units": Product(
+        family="units",
+        spatial_frame_type="body",
+        optional=(*_COMMON_OPTIONAL, "spatial_coordinate_description", "access_url",
+                  "access_format"),
+        extra=(
+            _custom("unit_id", "integer", "", "meta.id;src.class", "Spectral unit identifier"),
+            _custom("cell_count", "integer", "", "meta.number", "Number of grid cells"),
+        ),
+    ),
+}
+
+
+def get_product(family: str) -> Product:
+    try:
+        return PRODUCTS[family]
+    except KeyError:
+        raise ValueError(f"unknown product family {family!r}; known: {sorted(PRODUCTS)}") from None

@@ -1,0 +1,70 @@
+"""The one configuration of epnml.
+
+Values come from ``epnml.toml`` (path in ``EPNML_CONFIG``, default ``./epnml.toml``
+if it exists) and are overridden by environment variables ``EPNML_<KEY>``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: libpq connection string of the storage database (the DaCHS database).
+    dsn: str = "host=localhost dbname=gavo user=epnml password=epnml"
+    #: where quicklooks and other served files are written: DaCHS serves
+    #: ``<rootDir>/web/nv_static`` at ``/static``, so no extra web server is needed.
+    data_dir: Path = Path("/var/gavo/web/nv_static/epnml")
+    #: the read-only real reference data (never copied into the repository).
+    shared_data: Path = REPO_ROOT.parent / "shared" / "data"
+    #: public base URL of the DaCHS server (used in thumbnail_url / access_url).
+    server_url: str = "http://localhost:8080"
+    #: public URL of ``data_dir``; empty = ``<server_url>/static/epnml``.
+    files_url: str = ""
+    #: ivoa authority of the registry records.
+    authority: str = "epnml.example.org"
+    #: worker processes of the local executor.
+    workers: int = 2
+
+
+def files_url(settings: Settings) -> str:
+    return settings.files_url or f"{settings.server_url.rstrip('/')}/static/epnml"
+
+
+def load_settings(path: Path | None = None) -> Settings:
+    """Read the settings file (if any) and apply ``EPNML_*`` environment overrides."""
+    settings = Settings()
+    config_path = path or Path(os.environ.get("EPNML_CONFIG", "epnml.toml"))
+    values: dict[str, object] = {}
+    if config_path.is_file():
+        with config_path.open("rb") as handle:
+            values.update(tomllib.load(handle))
+    for field in fields(Settings):
+        env = os.environ.get(f"EPNML_{field.name.upper()}")
+        if env is not None:
+            values[field.name] = env
+    unknown = set(values) - {f.name for f in fields(Settings)}
+    if unknown:
+        raise ValueError(f"{config_path}: unknown settings {sorted(unknown)}")
+    typed: dict[str, object] = {}
+    for field in fields(Settings):
+        if field.name not in values:
+            continue
+        raw = values[field.name]
+        default = getattr(settings, field.name)
+        if isinstance(default, Path):
+            typed[field.name] = Path(str(raw))
+        elif isinstance(default, int):
+            try:
+                typed[field.name] = int(str(raw))
+            except ValueError as exc:
+                raise ValueError(f"setting {field.name}: not an integer: {raw!r}") from exc
+        else:
+            typed[field.name] = str(raw)
+    return replace(settings, **typed)  # type: ignore[arg-type]

@@ -1,0 +1,194 @@
+#!/usr/bin/env bash
+# Provisioning of epnml on Debian 12, as root. The README's commands, the
+# Dockerfiles and the test suite all go through this one script.
+#
+#   service/provision.sh install   Debian packages + the project virtualenv
+#   service/provision.sh stack     PostgreSQL, migrations, DaCHS config, RD import, server
+#   service/provision.sh demo      ingest the simulated demo inputs
+#   service/provision.sh run       install + stack + demo (README: make run)
+#   service/provision.sh stop      stop this instance's DaCHS server
+#
+# Every step is idempotent: a second run keeps stored rows.
+#
+# An instance is chosen by environment variables (defaults = the service):
+#   EPNML_DACHS_ROOT  DaCHS rootDir            (/var/gavo)
+#   EPNML_DB          PostgreSQL database      (gavo, DaCHS' own)
+#   EPNML_PORT        DaCHS HTTP port          (8080)
+# The test suite uses its own instance (tests/conftest.py) so tests never
+# touch the service's rows.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${EPNML_VENV:-$REPO/.venv}
+DACHS_ROOT=${EPNML_DACHS_ROOT:-/var/gavo}
+DB=${EPNML_DB:-gavo}
+PORT=${EPNML_PORT:-8080}
+SERVER_URL=http://localhost:$PORT
+AUTHORITY=${EPNML_AUTHORITY:-epnml.example.org}
+DB_PASSWORD=${EPNML_DB_PASSWORD:-epnml}
+if [ "$DACHS_ROOT" = /var/gavo ]; then
+    GAVORC=/etc/gavo.rc
+else
+    GAVORC=$DACHS_ROOT/gavo.rc
+fi
+export GAVOSETTINGS=$GAVORC
+export EPNML_DSN="host=localhost dbname=$DB user=epnml password=$DB_PASSWORD"
+export EPNML_DATA_DIR=$DACHS_ROOT/web/nv_static/epnml
+export EPNML_SERVER_URL=$SERVER_URL
+export EPNML_AUTHORITY=$AUTHORITY
+FAMILIES="events crossings landforms units"
+
+log() { printf '[provision] %s\n' "$*" >&2; }
+
+as_postgres() { runuser -u postgres -- "$@"; }
+
+start_postgres() {
+    if ! pg_lsclusters -h 2>/dev/null | grep -q '^15 *main .*online'; then
+        log "starting PostgreSQL 15"
+        pg_ctlcluster 15 main start
+    fi
+    for _ in $(seq 30); do
+        as_postgres psql -Atqc 'SELECT 1' >/dev/null 2>&1 && return 0
+        sleep 1
+    done
+    log "PostgreSQL did not come up"; return 1
+}
+
+install_packages() {
+    local need=()
+    for pkg in postgresql-15 postgresql-15-pgsphere stilts python3-venv curl; do
+        dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+    done
+    if [ ${#need[@]} -gt 0 ] || ! dpkg -s gavodachs2-server >/dev/null 2>&1; then
+        log "apt-get update"
+        apt-get update -qq
+    fi
+    if [ ${#need[@]} -gt 0 ]; then
+        log "installing ${need[*]}"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    fi
+    # gavodachs2-server's post-install creates its database: PostgreSQL must run first.
+    start_postgres
+    if ! dpkg -s gavodachs2-server >/dev/null 2>&1; then
+        log "installing gavodachs2-server"
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gavodachs2-server >/dev/null
+    fi
+}
+
+install_venv() {
+    if [ ! -x "$VENV/bin/python" ]; then
+        log "creating virtualenv $VENV"
+        python3 -m venv "$VENV"
+    fi
+    if ! "$VENV/bin/python" -c 'import torch, epnml, pyvo' >/dev/null 2>&1 \
+        || [ "$REPO/pyproject.toml" -nt "$VENV/.epnml-installed" ]; then
+        log "installing Python dependencies (CPU torch 2.13.0 from local disk)"
+        "$VENV/bin/pip" install -q --upgrade pip
+        "$VENV/bin/pip" install -q torch==2.13.0
+        "$VENV/bin/pip" install -q -e "$REPO[test,dask]"
+        touch "$VENV/.epnml-installed"
+    fi
+}
+
+render_gavorc() {
+    mkdir -p "$(dirname "$GAVORC")"
+    sed -e "s|@ROOT_DIR@|$DACHS_ROOT|" -e "s|@INPUTS_DIR@|$REPO/rd|" \
+        -e "s|@SERVER_URL@|$SERVER_URL|" -e "s|@PORT@|$PORT|" \
+        -e "s|@AUTHORITY@|$AUTHORITY|" \
+        "$REPO/service/dachs/gavo.rc.in" > "$GAVORC"
+}
+
+dachs_init_instance() {
+    # The Debian package initialised /var/gavo on database gavo; another
+    # instance gets its own root and database but the same DaCHS roles, so it
+    # reuses the package's profiles (dachs init only re-sets their passwords).
+    if [ "$DACHS_ROOT" != /var/gavo ] && [ ! -f "$DACHS_ROOT/state/.epnml-init" ]; then
+        log "initialising DaCHS instance $DACHS_ROOT on database $DB"
+        mkdir -p "$DACHS_ROOT/etc"
+        for p in feed trustedquery untrustedquery; do
+            cp /var/gavo/etc/$p "$DACHS_ROOT/etc/$p"
+        done
+        printf 'database = %s\nhost = localhost\nport = 5432\n' "$DB" > "$DACHS_ROOT/etc/dsn"
+        as_postgres psql -Atqc "SELECT 1 FROM pg_database WHERE datname='$DB'" | grep -q 1 \
+            || as_postgres createdb -O dachsroot "$DB"
+        chown -R dachsroot:gavo "$DACHS_ROOT"
+        runuser -u dachsroot -- env GAVOSETTINGS="$GAVORC" dachs init -d "dbname=$DB" >/dev/null
+        mkdir -p "$DACHS_ROOT/state" && touch "$DACHS_ROOT/state/.epnml-init"
+    fi
+    cp "$REPO/service/dachs/defaultmeta.txt" "$DACHS_ROOT/etc/defaultmeta.txt"
+}
+
+storage_schema() {
+    # Role and schema need a superuser; everything else is a migration run as epnml.
+    as_postgres psql -q -d "$DB" -v ON_ERROR_STOP=1 <<SQL
+SET client_min_messages = warning;
+DO \$\$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'epnml') THEN
+    CREATE ROLE epnml LOGIN PASSWORD '$DB_PASSWORD';
+  END IF;
+END \$\$;
+CREATE EXTENSION IF NOT EXISTS pg_sphere;
+CREATE SCHEMA IF NOT EXISTS epnml AUTHORIZATION epnml;
+GRANT CONNECT ON DATABASE $DB TO epnml;
+SQL
+    "$VENV/bin/epnml" db migrate
+}
+
+dachs_server() {
+    local action=$1
+    case $action in
+        stop)
+            dachs serve stop >/dev/null 2>&1 || true ;;
+        start)
+            if curl -sf "$SERVER_URL/tap/availability" >/dev/null 2>&1; then
+                # running: reload so re-imported RDs are seen
+                dachs serve reload >/dev/null 2>&1 || dachs serve restart >/dev/null 2>&1
+            else
+                dachs serve stop >/dev/null 2>&1 || true
+                log "starting DaCHS on port $PORT"
+                dachs serve start >/dev/null 2>&1
+            fi
+            for _ in $(seq 60); do
+                curl -sf "$SERVER_URL/tap/availability" >/dev/null 2>&1 && return 0
+                sleep 1
+            done
+            log "DaCHS did not answer on $SERVER_URL (see $DACHS_ROOT/logs)"; return 1 ;;
+    esac
+}
+
+setup_stack() {
+    start_postgres
+    render_gavorc
+    dachs_init_instance
+    storage_schema
+    mkdir -p "$EPNML_DATA_DIR" && chmod 755 "$EPNML_DATA_DIR"
+    for family in $FAMILIES; do
+        # epn_core is a view: (re)importing recreates it and never touches stored rows.
+        dachs imp "$family/q" >/dev/null
+        dachs pub "$family/q" >/dev/null
+    done
+    dachs_server start
+    log "EPN-TAP served at $SERVER_URL/tap (schemas: $(printf 'epnml_%s ' $FAMILIES))"
+}
+
+run_demo() {
+    local demo=$DACHS_ROOT/epnml-demo
+    if [ ! -f "$demo/.generated" ]; then
+        log "generating simulated demo inputs in $demo"
+        mkdir -p "$demo"
+        "$VENV/bin/python" -m epnml.ingest.simulate.solarwind --out "$demo" --days 56 --seed 2026
+        touch "$demo/.generated"
+    fi
+    log "ingesting the demo inputs (simulated solar wind)"
+    "$VENV/bin/epnml" ingest icme --keep-going "$demo"/*.csv "$demo"/*.cdf "$demo"/*.lst
+}
+
+case ${1:-} in
+    install) install_packages; install_venv ;;
+    stack) setup_stack ;;
+    demo) run_demo ;;
+    run) install_packages; install_venv; setup_stack; run_demo
+         log "ready: pyvo.dal.TAPService('$SERVER_URL/tap')" ;;
+    stop) dachs_server stop ;;
+    *) echo "usage: $0 install|stack|demo|run|stop" >&2; exit 2 ;;
+esac
