@@ -117,7 +117,6 @@ def run_pipeline(
             " params) VALUES (%s, %s, %s, %s, %s, %s::jsonb)",
             (run_id, pipeline, model.name, model.version, ctx.started, json.dumps(ctx.params)),
         )
-        conn.commit()
     n_workers = workers or settings.workers
     n_workers = max(1, min(n_workers, len(granules)))
     pool = make_executor(executor, n_workers, scheduler)
@@ -136,7 +135,6 @@ def run_pipeline(
                     (run_id, report.granule_id, report.files, report.status, report.n_rows,
                      report.n_superseded, report.error, report.seconds),
                 )
-                conn.commit()
             bar.update()
             if report.status == "failed":
                 tqdm.write(f"error: {report.files}: {report.error}", file=sys.stderr)
@@ -147,14 +145,12 @@ def run_pipeline(
         pool.close()
         summary.seconds = time.perf_counter() - t0
         if conn is not None:
-            conn.rollback()
             conn.execute(
                 "UPDATE epnml.runs SET finished_at = %s, n_granules = %s, n_failed = %s,"
                 " n_rows = %s WHERE run_id = %s",
                 (datetime.now(UTC).replace(tzinfo=None), len(summary.granules),
                  summary.n_failed, summary.n_rows, run_id),
             )
-            conn.commit()
             conn.close()
     summary.records = pd.concat(records, ignore_index=True) if records else pd.DataFrame()
     return summary

@@ -12,8 +12,10 @@ MIGRATIONS_DIR = REPO_ROOT / "sql"
 
 
 def connect(settings: Settings) -> psycopg.Connection:
+    """Autocommit connection: each ``conn.transaction()`` block is then a real transaction
+    (not a savepoint of an implicit one), which the one-transaction-per-granule rule needs."""
     try:
-        return psycopg.connect(settings.dsn)
+        return psycopg.connect(settings.dsn, autocommit=True)
     except psycopg.OperationalError as exc:
         raise RuntimeError(
             f"cannot connect to the storage database ({settings.dsn.split('password')[0]}...): "

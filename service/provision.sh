@@ -112,6 +112,8 @@ dachs_init_instance() {
         as_postgres psql -Atqc "SELECT 1 FROM pg_database WHERE datname='$DB'" | grep -q 1 \
             || as_postgres createdb -O dachsroot "$DB"
         chown -R dachsroot:gavo "$DACHS_ROOT"
+        # DaCHS wants its inputsDir (our rd/) group-owned by gavo and group-writable.
+        chgrp gavo "$REPO/rd" "$REPO/rd/__system" && chmod g+w "$REPO/rd" "$REPO/rd/__system"
         runuser -u dachsroot -- env GAVOSETTINGS="$GAVORC" dachs init -d "dbname=$DB" >/dev/null
         mkdir -p "$DACHS_ROOT/state" && touch "$DACHS_ROOT/state/.epnml-init"
     fi

@@ -1,0 +1,219 @@
+"""Benchmarks (``epnml bench ingest|query|icme|all``): numbers for the README, never tests.
+
+Ingest and query benchmarks run on their own DaCHS instance and database
+(``epnml_bench``, port 8097), provisioned by ``service/provision.sh``, and load
+SIMULATED landform-like rows (small polygons on Mars) into the landforms table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from epnml.config import REPO_ROOT
+
+BENCH_ROOT = Path(os.environ.get("EPNML_BENCH_ROOT", "/var/tmp/epnml-bench"))
+BENCH_DB = "epnml_bench"
+BENCH_PORT = 8097
+BENCH_DSN = f"host=localhost dbname={BENCH_DB} user=epnml password=epnml"
+#: the baseline named in issue #2, measured on this machine kind by its author:
+#: `dachs imp` of 200k epn_core rows with polygons (no index built).
+DACHS_IMP_ROWS_PER_S = 6400.0
+
+
+def _provision() -> None:
+    env = dict(os.environ, EPNML_DACHS_ROOT=str(BENCH_ROOT / "gavo"), EPNML_DB=BENCH_DB,
+               EPNML_PORT=str(BENCH_PORT), EPNML_VENV=sys.prefix)
+    subprocess.run(["bash", str(REPO_ROOT / "service" / "provision.sh"), "stack"], env=env,
+                   check=True, capture_output=True)
+
+
+def synthetic_landform_rows(n: int, seed: int = 0, run_id: str = "bench"
+                            ) -> Iterator[list[dict[str, Any]]]:
+    """SIMULATED landform rows in batches of 10,000: quadrilaterals of 0.01-0.5 deg on Mars."""
+    rng = np.random.default_rng(seed)
+    now = datetime(2026, 1, 1)
+    batch = 10_000
+    for offset in range(0, n, batch):
+        m = min(batch, n - offset)
+        lon = rng.uniform(0.5, 359.5, m)
+        lat = np.degrees(np.arcsin(rng.uniform(-0.98, 0.98, m)))
+        half = rng.uniform(0.005, 0.25, m)
+        t0 = rng.uniform(2453000.5, 2461000.5, m)
+        rows = []
+        for i in range(m):
+            x, y, h = lon[i], lat[i], half[i]
+            poly = (f"{{({x - h:.5f}d,{y - h:.5f}d),({x + h:.5f}d,{y - h:.5f}d),"
+                    f"({x + h:.5f}d,{y + h:.5f}d),({x - h:.5f}d,{y + h:.5f}d)}}")
+            rows.append({
+                "granule_uid": f"bench_{offset + i}", "granule_gid": "bench",
+                "obs_id": f"bench_obs_{(offset + i) // 100}", "dataproduct_type": "ci",
+                "target_name": "Mars", "target_class": "planet",
+                "time_min": t0[i], "time_max": t0[i] + 0.001,
+                "c1min": x - h, "c1max": x + h, "c2min": y - h, "c2max": y + h,
+                "s_region": poly, "spatial_frame_type": "body", "processing_level": 5,
+                "creation_date": now, "modification_date": now, "release_date": now,
+                "service_title": "epnml_landforms", "ml_model_name": "bench",
+                "ml_model_version": "0", "ml_weights_sha256": "0" * 64, "ml_run_id": run_id,
+                "ml_score": 0.5, "landform_class": "simulated", "pipeline": "bench",
+            })
+        yield rows
+
+
+def _reset(conn: Any) -> None:
+    conn.execute("TRUNCATE epnml.landforms")
+
+
+def bench_ingest(rows: int) -> dict[str, Any]:
+    import psycopg
+
+    from epnml.ingest.stage import Granule, ModelInfo, StageOutput
+    from epnml.ingest.writer import bulk_load, write_granule
+    from epnml.schemas import get_product
+
+    _provision()
+    product = get_product("landforms")
+    model = ModelInfo("bench", "0", "0" * 64)
+    results: dict[str, Any] = {"rows": rows, "data": "SIMULATED landform rows with polygons"}
+    with psycopg.connect(BENCH_DSN, autocommit=True) as conn:
+        _reset(conn)
+        t0 = time.perf_counter()
+        n = bulk_load(conn, product, synthetic_landform_rows(rows))
+        bulk_s = time.perf_counter() - t0
+        results["bulk_rows_per_s"] = n / bulk_s
+        _reset(conn)
+        # per-granule transactions (the normal ingest path), every index maintained
+        t0 = time.perf_counter()
+        n = 0
+        for k, batch in enumerate(synthetic_landform_rows(rows, seed=1)):
+            for row in batch:
+                row["obs_id"] = f"g{k}"
+            out = StageOutput(Granule(f"g{k}", (Path("bench"),)), None, batch)  # type: ignore[arg-type]
+            n += write_granule(conn, product, "bench", out, model).n_rows
+        granule_s = time.perf_counter() - t0
+        results["per_granule_rows_per_s"] = n / granule_s
+        _reset(conn)
+    results["baseline_dachs_imp_rows_per_s"] = DACHS_IMP_ROWS_PER_S
+    results["bulk_vs_dachs_imp"] = results["bulk_rows_per_s"] / DACHS_IMP_ROWS_PER_S
+    results["per_granule_vs_dachs_imp"] = (results["per_granule_rows_per_s"]
+                                           / DACHS_IMP_ROWS_PER_S)
+    return results
+
+
+def _tap_sync(query: str) -> float:
+    url = f"http://localhost:{BENCH_PORT}/tap/sync"
+    data = urllib.parse.urlencode({"REQUEST": "doQuery", "LANG": "ADQL", "QUERY": query,
+                                   "MAXREC": "1000"}).encode()
+    t0 = time.perf_counter()
+    with urllib.request.urlopen(url, data=data, timeout=600) as response:
+        body = response.read()
+    elapsed = time.perf_counter() - t0
+    if b'value="ERROR"' in body:
+        raise RuntimeError(f"TAP error for {query}: {body[:500]!r}")
+    return elapsed
+
+
+QUERIES = {
+    "time_overlap": "SELECT granule_uid FROM epnml_landforms.epn_core "
+                    "WHERE time_min <= 2457000.6 AND time_max >= 2457000.5",
+    "intersects": "SELECT granule_uid FROM epnml_landforms.epn_core "
+                  "WHERE 1 = INTERSECTS(s_region, CIRCLE(77.5, 18.4, 0.5))",
+}
+
+
+def _time_queries(repeats: int) -> dict[str, dict[str, float]]:
+    out = {}
+    for name, query in QUERIES.items():
+        _tap_sync(query)  # warm the caches
+        times = [_tap_sync(query) for _ in range(repeats)]
+        out[name] = {"p50_ms": 1000 * statistics.median(times),
+                     "max_ms": 1000 * max(times)}
+    return out
+
+
+def bench_query(rows: int, repeats: int = 15) -> dict[str, Any]:
+    import psycopg
+
+    from epnml.ingest.writer import bulk_load
+    from epnml.schemas import get_product
+
+    _provision()
+    product = get_product("landforms")
+    results: dict[str, Any] = {"rows": rows, "data": "SIMULATED landform rows with polygons"}
+    with psycopg.connect(BENCH_DSN, autocommit=True) as conn:
+        count = conn.execute("SELECT count(*) FROM epnml.landforms").fetchone()
+        if not count or count[0] != rows:
+            _reset(conn)
+            bulk_load(conn, product, synthetic_landform_rows(rows))
+        results["indexed"] = _time_queries(repeats)
+        with conn.transaction():
+            indexes = conn.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'epnml'"
+                " AND tablename = 'landforms' AND indexname <> 'landforms_pk'").fetchall()
+            for name, _ in indexes:
+                conn.execute(f"DROP INDEX epnml.{name}")  # type: ignore[arg-type]
+        try:
+            results["sequential"] = _time_queries(max(3, repeats // 5))
+        finally:
+            with conn.transaction():
+                for _, definition in indexes:
+                    conn.execute(definition)
+        _reset(conn)
+    results["speedup"] = {
+        name: results["sequential"][name]["p50_ms"] / results["indexed"][name]["p50_ms"]
+        for name in QUERIES
+    }
+    return results
+
+
+def bench_icme(days: int = 365) -> dict[str, Any]:
+    import torch
+
+    from epnml.ingest.simulate.solarwind import simulate_solar_wind
+    from epnml.ml.icme.inference import load_model, predict_proba
+
+    torch.set_num_threads(2)
+    frame, _ = simulate_solar_wind("2020-01-01", days=days, seed=3)
+    model = load_model()
+    predict_proba(frame.iloc[:2048], model)  # warm-up
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        predict_proba(frame, model)
+        times.append(time.perf_counter() - t0)
+    best = min(times)
+    return {"samples": len(frame), "data": "SIMULATED solar wind, 10-min cadence",
+            "model_version": model.info.version, "threads": 2,
+            "seconds": best, "samples_per_s": len(frame) / best}
+
+
+def run_bench(what: str, rows: int | None = None, output: Path | None = None) -> int:
+    results: dict[str, Any] = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
+                    "platform": platform.platform()},
+        "date": datetime.now().isoformat(timespec="seconds"),
+    }
+    if what in ("ingest", "all"):
+        results["ingest"] = bench_ingest(rows or 200_000)
+    if what in ("query", "all"):
+        results["query"] = bench_query(rows or 1_000_000)
+    if what in ("icme", "all"):
+        results["icme"] = bench_icme()
+    text = json.dumps(results, indent=2)
+    print(text)
+    if output is not None:
+        output.write_text(text + "\n")
+    return 0

@@ -1,0 +1,110 @@
+"""Shared fixtures: the real stack (PostgreSQL/pgSphere + DaCHS) and the shared data.
+
+The stack tests run against their own DaCHS instance and database (``epnml_test``
+on port 8098), provisioned by the same ``service/provision.sh`` the README uses,
+so running the tests never touches the service's rows.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+TEST_ROOT = Path(os.environ.get("EPNML_TEST_ROOT", "/var/tmp/epnml-test"))
+TEST_DB = "epnml_test"
+TEST_PORT = int(os.environ.get("EPNML_TEST_PORT", "8098"))
+PRODUCT_TABLES = ("events", "crossings", "landforms", "units")
+
+
+def shared_data_dir() -> Path:
+    return Path(os.environ.get("EPNML_SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    path = shared_data_dir()
+    if not path.is_dir():
+        pytest.skip(f"real reference data not found at {path} (set EPNML_SHARED_DATA)")
+    return path
+
+
+@dataclass(frozen=True)
+class Stack:
+    tap_url: str
+    server_url: str
+    env: dict[str, str]
+    dachs_root: Path
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a command with the test instance's environment (EPNML_*, GAVOSETTINGS)."""
+        return subprocess.run(args, env=self.env, text=True, capture_output=True, check=check,
+                              cwd=REPO)
+
+
+def _stack_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "EPNML_DACHS_ROOT": str(TEST_ROOT / "gavo"),
+        "EPNML_DB": TEST_DB,
+        "EPNML_PORT": str(TEST_PORT),
+        "EPNML_VENV": str(Path(os.sys.prefix)),
+        "GAVOSETTINGS": str(TEST_ROOT / "gavo" / "gavo.rc"),
+        "EPNML_DSN": f"host=localhost dbname={TEST_DB} user=epnml password=epnml",
+        "EPNML_DATA_DIR": str(TEST_ROOT / "gavo" / "web" / "nv_static" / "epnml"),
+        "EPNML_SERVER_URL": f"http://localhost:{TEST_PORT}",
+    })
+    return env
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    """Provision and start the test instance; empty its product tables first."""
+    if os.geteuid() != 0 or shutil.which("pg_ctlcluster") is None:
+        pytest.skip("the stack tests need root and PostgreSQL 15 (run `make test`)")
+    env = _stack_env()
+    proc = subprocess.run(["bash", str(REPO / "service" / "provision.sh"), "stack"], env=env,
+                          text=True, capture_output=True, cwd=REPO)
+    if proc.returncode != 0:
+        raise RuntimeError(f"provisioning the test stack failed:\n{proc.stdout}\n{proc.stderr}")
+    import psycopg
+
+    # The test instance is disposable: start every session from empty tables.
+    with psycopg.connect(env["EPNML_DSN"]) as conn:
+        tables = ", ".join(f"epnml.{t}" for t in PRODUCT_TABLES)
+        conn.execute(f"TRUNCATE {tables}, epnml.granule_runs, epnml.runs, epnml.model_versions")
+    for key in ("EPNML_DSN", "EPNML_DATA_DIR", "EPNML_SERVER_URL", "GAVOSETTINGS"):
+        os.environ[key] = env[key]
+    yield Stack(f"http://localhost:{TEST_PORT}/tap", f"http://localhost:{TEST_PORT}", env,
+                TEST_ROOT / "gavo")
+    subprocess.run(["bash", str(REPO / "service" / "provision.sh"), "stop"], env=env,
+                   capture_output=True, cwd=REPO)
+
+
+@dataclass(frozen=True)
+class Ingested:
+    stack: Stack
+    inputs: Path
+    truth: list[tuple[object, object]]
+    result: subprocess.CompletedProcess[str]
+
+
+@pytest.fixture(scope="session")
+def ingested(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ingested:
+    """Simulated solar wind with known ICMEs ingested through the real CLI (plus one bad file)."""
+    from epnml.ingest.simulate.solarwind import simulate_solar_wind, write_csv
+
+    inputs = tmp_path_factory.mktemp("icme_inputs")
+    frame, truth = simulate_solar_wind("2021-03-01", days=28, seed=7, n_icmes=3)
+    write_csv(frame, inputs / "wind_simulated_20210301.csv")
+    (inputs / "wind_broken_20210401.csv").write_text("time,bx,by\n2021-04-01 00:00:00,1,2\n")
+    result = stack.run(str(Path(os.sys.prefix) / "bin" / "epnml"), "ingest", "icme",
+                       "--keep-going", "--no-progress", "--workers", "1", str(inputs),
+                       check=False)
+    return Ingested(stack, inputs, list(truth), result)
