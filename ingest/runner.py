@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-from tqdm import tqdm
-
 from epnml.config import Settings, files_url
 from epnml.ingest.executor import GranuleResult, get_stage, make_executor
 from epnml.ingest.stage import GranuleError, RunContext
 from epnml.schemas.products import get_product
+from tqdm import tqdm
 
 Mode = Literal["predict", "ingest"]
 
@@ -88,7 +87,7 @@ def run_pipeline(
     params: dict[str, Any] | None = None,
     progress: bool | None = None,
 ) -> RunSummary:
-    """Run ``pipeline`` over ``paths``; raise RunFailed on the first bad granule unless keep_going."""
+    """Run ``pipeline`` over ``paths``; stop (RunFailed) at a bad granule unless keep_going."""
     stage = get_stage(pipeline, model_version)
     product = get_product(stage.product)
     model = stage.model_info()
@@ -108,7 +107,7 @@ def run_pipeline(
     conn = None
     if mode == "ingest":
         from epnml.db import connect
-        from epnml.ingest.writer import register_model, write_granule
+        from epnml.ingest.writer import register_model
 
         conn = connect(settings)
         register_model(conn, model, getattr(stage, "model_card", lambda: {})())

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-from psycopg import sql
-
 from epnml.ingest.stage import ModelInfo, StageOutput
 from epnml.schemas.products import Product
+from psycopg import sql
+from psycopg.types.json import Jsonb
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def register_model(conn: psycopg.Connection, model: ModelInfo, card: dict[str, A
     conn.execute(
         "INSERT INTO epnml.model_versions (model_name, model_version, weights_sha256, card)"
         " VALUES (%s, %s, %s, %s::jsonb) ON CONFLICT (model_name, model_version) DO NOTHING",
-        (model.name, model.version, model.sha256, psycopg.types.json.Jsonb(card)),
+        (model.name, model.version, model.sha256, Jsonb(card)),
     )
 
 
@@ -104,7 +104,7 @@ def write_granule(
             ).format(table),
             (pipeline, obs_id, model.version),
         )
-        first_seen = dict(cur.fetchall())
+        first_seen: dict[str, datetime] = dict(cur.fetchall())
         now = _now()
         cur.execute(
             sql.SQL(
@@ -146,6 +146,6 @@ def bulk_load(
         for batch in batches:
             n += copy_rows(cur, product, batch)
         for _, definition in indexes:
-            cur.execute(definition)  # type: ignore[arg-type]
+            cur.execute(definition)
         cur.execute(sql.SQL("ANALYZE {}").format(sql.SQL(product.storage_table)))
     return n

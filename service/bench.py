@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
+import pandas as pd
 from epnml.config import REPO_ROOT
 
 BENCH_ROOT = Path(os.environ.get("EPNML_BENCH_ROOT", "/var/tmp/epnml-bench"))
@@ -79,7 +79,6 @@ def _reset(conn: Any) -> None:
 
 def bench_ingest(rows: int) -> dict[str, Any]:
     import psycopg
-
     from epnml.ingest.stage import Granule, ModelInfo, StageOutput
     from epnml.ingest.writer import bulk_load, write_granule
     from epnml.schemas import get_product
@@ -101,7 +100,7 @@ def bench_ingest(rows: int) -> dict[str, Any]:
         for k, batch in enumerate(synthetic_landform_rows(rows, seed=1)):
             for row in batch:
                 row["obs_id"] = f"g{k}"
-            out = StageOutput(Granule(f"g{k}", (Path("bench"),)), None, batch)  # type: ignore[arg-type]
+            out = StageOutput(Granule(f"g{k}", (Path("bench"),)), pd.DataFrame(), batch)
             n += write_granule(conn, product, "bench", out, model).n_rows
         granule_s = time.perf_counter() - t0
         results["per_granule_rows_per_s"] = n / granule_s
@@ -146,7 +145,6 @@ def _time_queries(repeats: int) -> dict[str, dict[str, float]]:
 
 def bench_query(rows: int, repeats: int = 15) -> dict[str, Any]:
     import psycopg
-
     from epnml.ingest.writer import bulk_load
     from epnml.schemas import get_product
 
@@ -164,7 +162,7 @@ def bench_query(rows: int, repeats: int = 15) -> dict[str, Any]:
                 "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'epnml'"
                 " AND tablename = 'landforms' AND indexname <> 'landforms_pk'").fetchall()
             for name, _ in indexes:
-                conn.execute(f"DROP INDEX epnml.{name}")  # type: ignore[arg-type]
+                conn.execute(f"DROP INDEX epnml.{name}")
         try:
             results["sequential"] = _time_queries(max(3, repeats // 5))
         finally:
@@ -181,7 +179,6 @@ def bench_query(rows: int, repeats: int = 15) -> dict[str, Any]:
 
 def bench_icme(days: int = 365) -> dict[str, Any]:
     import torch
-
     from epnml.ingest.simulate.solarwind import simulate_solar_wind
     from epnml.ml.icme.inference import load_model, predict_proba
 

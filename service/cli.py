@@ -31,12 +31,12 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace, mode: str) -> int:
-    from epnml.ingest.runner import RunFailed, run_pipeline
+    from epnml.ingest.runner import Mode, RunFailed, run_pipeline
 
     settings = load_settings()
     try:
         summary = run_pipeline(
-            args.pipeline, args.files, mode=mode,  # type: ignore[arg-type]
+            args.pipeline, args.files, mode=mode,
             settings=settings, keep_going=args.keep_going, workers=args.workers,
             executor=args.executor, scheduler=args.scheduler,
             model_version=args.model_version, params=_params(args),

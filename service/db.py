@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg
-
 from epnml.config import REPO_ROOT, Settings
 
 MIGRATIONS_DIR = REPO_ROOT / "sql"
@@ -45,7 +44,7 @@ def migrate(settings: Settings, directory: Path = MIGRATIONS_DIR) -> list[str]:
             if path.name in done:
                 continue
             with conn.transaction():
-                conn.execute(path.read_text())  # type: ignore[arg-type]
+                conn.execute(path.read_text())
                 conn.execute("INSERT INTO epnml.schema_migrations (name) VALUES (%s)", (path.name,))
             applied.append(path.name)
     return applied

@@ -43,6 +43,12 @@ log() { printf '[provision] %s\n' "$*" >&2; }
 as_postgres() { runuser -u postgres -- "$@"; }
 
 start_postgres() {
+    if [ -n "${EPNML_PG_LISTEN:-}" ]; then
+        # containers: let the ML workers reach the store over the network (password auth)
+        echo "listen_addresses = '$EPNML_PG_LISTEN'" > /etc/postgresql/15/main/conf.d/epnml.conf
+        grep -q '^host all epnml 0.0.0.0/0' /etc/postgresql/15/main/pg_hba.conf \
+            || echo 'host all epnml 0.0.0.0/0 scram-sha-256' >> /etc/postgresql/15/main/pg_hba.conf
+    fi
     if ! pg_lsclusters -h 2>/dev/null | grep -q '^15 *main .*online'; then
         log "starting PostgreSQL 15"
         pg_ctlcluster 15 main start
@@ -118,6 +124,13 @@ dachs_init_instance() {
         mkdir -p "$DACHS_ROOT/state" && touch "$DACHS_ROOT/state/.epnml-init"
     fi
     cp "$REPO/service/dachs/defaultmeta.txt" "$DACHS_ROOT/etc/defaultmeta.txt"
+    # Offline, DaCHS cannot fetch the UAT: seed its cache with the terms we use
+    # (never overwriting a real, complete copy).
+    local uat="$DACHS_ROOT/cache/http:=2F=2Fwww.ivoa.net=2Frdf=2Fuat"
+    if [ ! -s "$uat" ] || grep -q "epnml offline subset" "$uat"; then
+        mkdir -p "$DACHS_ROOT/cache"
+        cp "$REPO/service/dachs/uat-subset.json" "$uat"
+    fi
 }
 
 storage_schema() {
@@ -164,6 +177,10 @@ setup_stack() {
     dachs_init_instance
     storage_schema
     mkdir -p "$EPNML_DATA_DIR" && chmod 755 "$EPNML_DATA_DIR"
+    if ! dachs val $(printf '%s/q ' $FAMILIES) >"$DACHS_ROOT/logs/epnml-val.log" 2>&1; then
+        cat "$DACHS_ROOT/logs/epnml-val.log" >&2
+        log "dachs val failed"; return 1
+    fi
     for family in $FAMILIES; do
         # epn_core is a view: (re)importing recreates it and never touches stored rows.
         dachs imp "$family/q" >/dev/null

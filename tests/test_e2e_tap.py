@@ -8,7 +8,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-
 from epnml.ingest.epn import to_jd
 
 pyvo = pytest.importorskip("pyvo")

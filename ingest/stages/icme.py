@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-
 from epnml.ingest.epn import earth_sun_distance_au, finite_or_none, iso_utc, to_jd
 from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
 from epnml.schemas.products import get_product
