@@ -1,17 +1,13 @@
-# The README's commands. Everything goes through service/provision.sh.
-.PHONY: run test lint bench stop
+# Shortcuts for the README's commands; everything goes through service/provision.sh.
+.PHONY: run test bench stop
 
-run:  ## install, start PostgreSQL+DaCHS, ingest the simulated demo, serve EPN-TAP on :8080
+run:
 	bash service/provision.sh run
 
-test:  ## the whole test suite against a real stack of its own (port 8098, database epnml_test)
-	bash service/provision.sh install
-	.venv/bin/python -m epnml.schemas.render --check
-	.venv/bin/ruff check .
-	.venv/bin/mypy service ingest ml schemas
-	.venv/bin/python -m pytest -q
+test:
+	bash service/provision.sh test
 
-bench:  ## benchmarks (results as JSON; see README)
+bench:
 	.venv/bin/epnml bench all -o bench-results.json
 
 stop:

@@ -5,7 +5,8 @@
 #   service/provision.sh install   Debian packages + the project virtualenv
 #   service/provision.sh stack     PostgreSQL, migrations, DaCHS config, RD import, server
 #   service/provision.sh demo      ingest the simulated demo inputs
-#   service/provision.sh run       install + stack + demo (README: make run)
+#   service/provision.sh run       install + stack + demo (the README's first command)
+#   service/provision.sh test      install + lint + the whole test suite (the README's second)
 #   service/provision.sh stop      stop this instance's DaCHS server
 #
 # Every step is idempotent: a second run keeps stored rows.
@@ -202,12 +203,22 @@ run_demo() {
     "$VENV/bin/epnml" ingest icme --keep-going "$demo"/*.csv "$demo"/*.cdf "$demo"/*.lst
 }
 
+run_tests() {
+    # The whole suite; the stack tests provision their own instance (tests/conftest.py).
+    cd "$REPO"
+    "$VENV/bin/python" -m epnml.schemas.render --check
+    "$VENV/bin/ruff" check .
+    "$VENV/bin/mypy" service ingest ml schemas
+    "$VENV/bin/python" -m pytest -q "$@"
+}
+
 case ${1:-} in
     install) install_packages; install_venv ;;
     stack) setup_stack ;;
     demo) run_demo ;;
     run) install_packages; install_venv; setup_stack; run_demo
          log "ready: pyvo.dal.TAPService('$SERVER_URL/tap')" ;;
+    test) shift; install_packages; install_venv; run_tests "$@" ;;
     stop) dachs_server stop ;;
-    *) echo "usage: $0 install|stack|demo|run|stop" >&2; exit 2 ;;
+    *) echo "usage: $0 install|stack|demo|run|test|stop" >&2; exit 2 ;;
 esac

@@ -90,37 +90,35 @@ class IcmeStage:
                 expanded.append(path)
         return [Granule(gid, tuple(files)) for gid, files in group_solarwind_files(expanded)]
 
-    def _params(self, ctx: RunContext) -> tuple[float, float]:
+    def _postprocess(self, ctx: RunContext) -> dict[str, Any]:
+        """extract_events arguments: the model's validated defaults, overridden by the user."""
         unknown = set(ctx.params) - {"threshold", "min_duration_h"}
         if unknown:
             raise ValueError(f"icme: unknown parameters {sorted(unknown)}")
-        threshold = float(ctx.params.get("threshold", self._default("threshold", 0.5)))
-        min_h = float(ctx.params.get("min_duration_h", self._default("min_duration_h", 4.0)))
-        if not 0.0 < threshold < 1.0:
-            raise ValueError(f"icme: threshold must be in (0, 1), got {threshold}")
-        if not 0.0 <= min_h <= 240.0:
-            raise ValueError(f"icme: min_duration_h must be in [0, 240], got {min_h}")
-        return threshold, min_h
-
-    def _default(self, key: str, fallback: float) -> float:
-        config = getattr(self._model, "config", None) or {}
-        value = config.get(key, fallback) if isinstance(config, dict) else fallback
-        return float(value)
+        kwargs: dict[str, Any] = dict(self._model.postprocess())
+        if "threshold" in ctx.params:
+            threshold = float(ctx.params["threshold"])
+            if not 0.0 < threshold < 1.0:
+                raise ValueError(f"icme: threshold must be in (0, 1), got {threshold}")
+            kwargs["threshold"] = threshold
+        if "min_duration_h" in ctx.params:
+            hours = float(ctx.params["min_duration_h"])
+            if not 0.0 <= hours <= 240.0:
+                raise ValueError(f"icme: min_duration_h must be in [0, 240], got {hours}")
+            kwargs["min_duration"] = pd.Timedelta(hours=hours)
+        return kwargs
 
     def process(self, granule: Granule, ctx: RunContext) -> StageOutput:
         from epnml.ingest.readers.solarwind import read_solarwind
         from epnml.ml.icme.events import extract_events
         from epnml.ml.icme.inference import predict_proba
 
-        threshold, min_h = self._params(ctx)
+        postprocess = self._postprocess(ctx)
         frame = read_solarwind(list(granule.paths))
         if frame.empty or frame[["bt", "vt"]].notna().sum().min() == 0:
             raise GranuleError(granule.label, "no valid magnetic field or plasma samples")
         proba = predict_proba(frame, self._model)
-        events = extract_events(
-            frame.index, proba, threshold=threshold,
-            min_duration=pd.Timedelta(hours=min_h),
-        )
+        events = extract_events(frame.index, proba, **postprocess)
         source = describe_source(granule)
         info = self.model_info()
         records = []
