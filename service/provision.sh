@@ -125,6 +125,7 @@ dachs_init_instance() {
         mkdir -p "$DACHS_ROOT/state" && touch "$DACHS_ROOT/state/.epnml-init"
     fi
     cp "$REPO/service/dachs/defaultmeta.txt" "$DACHS_ROOT/etc/defaultmeta.txt"
+    cp "$REPO/service/dachs/userconfig.rd" "$DACHS_ROOT/etc/userconfig.rd"
     # Offline, DaCHS cannot fetch the UAT: seed its cache with the terms we use
     # (never overwriting a real, complete copy).
     local uat="$DACHS_ROOT/cache/http:=2F=2Fwww.ivoa.net=2Frdf=2Fuat"
@@ -157,8 +158,9 @@ dachs_server() {
             dachs serve stop >/dev/null 2>&1 || true ;;
         start)
             if curl -sf "$SERVER_URL/tap/availability" >/dev/null 2>&1; then
-                # running: reload so re-imported RDs are seen
-                dachs serve reload >/dev/null 2>&1 || dachs serve restart >/dev/null 2>&1
+                # running: restart so re-imported RDs and the site config are seen
+                log "restarting DaCHS on port $PORT"
+                dachs serve restart >/dev/null 2>&1
             else
                 dachs serve stop >/dev/null 2>&1 || true
                 log "starting DaCHS on port $PORT"
@@ -178,7 +180,7 @@ setup_stack() {
     dachs_init_instance
     storage_schema
     mkdir -p "$EPNML_DATA_DIR" && chmod 755 "$EPNML_DATA_DIR"
-    if ! dachs val $(printf '%s/q ' $FAMILIES) >"$DACHS_ROOT/logs/epnml-val.log" 2>&1; then
+    if ! dachs val __system__/userconfig $(printf '%s/q ' $FAMILIES) >"$DACHS_ROOT/logs/epnml-val.log" 2>&1; then
         cat "$DACHS_ROOT/logs/epnml-val.log" >&2
         log "dachs val failed"; return 1
     fi
