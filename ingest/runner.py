@@ -110,7 +110,7 @@ def run_pipeline(
         from epnml.ingest.writer import register_model
 
         conn = connect(settings)
-        register_model(conn, model, getattr(stage, "model_card", lambda: {})())
+        register_model(conn, model, stage.model_card())
         conn.execute(
             "INSERT INTO epnml.runs (run_id, pipeline, model_name, model_version, started_at,"
             " params) VALUES (%s, %s, %s, %s, %s, %s::jsonb)",

@@ -85,6 +85,10 @@ class Stage(Protocol):
 
     def model_info(self) -> ModelInfo: ...
 
+    def model_card(self) -> dict[str, Any]:
+        """Model card (data, real vs simulated, metrics, command) recorded with the version."""
+        ...
+
     def process(self, granule: Granule, ctx: RunContext) -> StageOutput:
         """Read, infer and build rows; raise GranuleError for bad input."""
         ...

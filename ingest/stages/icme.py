@@ -75,8 +75,12 @@ class IcmeStage:
         return info
 
     def model_card(self) -> dict[str, Any]:
-        card = getattr(self._model, "card", None)
-        return dict(card) if isinstance(card, dict) else {}
+        """The JSON model card committed next to the weights (stored in epnml.model_versions)."""
+        from epnml.ml.icme.inference import WEIGHTS_DIR
+
+        path = WEIGHTS_DIR / f"icme-{self._model.info.version}.json"
+        card: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+        return card
 
     def granules(self, paths: Sequence[Path]) -> list[Granule]:
         from epnml.ingest.readers.solarwind import group_solarwind_files

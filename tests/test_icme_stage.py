@@ -1,0 +1,117 @@
+"""The icme stage and runner without a database: rows, records, executors."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from epnml.config import Settings
+from epnml.ingest.registry import make_stage
+from epnml.ingest.runner import run_pipeline
+from epnml.ingest.stage import Granule, RunContext
+from epnml.schemas import get_product
+
+
+@pytest.fixture(scope="module")
+def simulated_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from epnml.ingest.simulate.solarwind import simulate_solar_wind, write_csv
+
+    frame, _ = simulate_solar_wind("2023-02-01", days=21, seed=5, n_icmes=3)
+    path = tmp_path_factory.mktemp("icme") / "wind_simulated_20230201.csv"
+    write_csv(frame, path)
+    return path
+
+
+def _ctx(**params: float) -> RunContext:
+    return RunContext(run_id="t-run", files_base_url="http://example.org/static/epnml",
+                      started=datetime(2026, 1, 2, 3, 4, 5), params=dict(params))
+
+
+def test_rows_are_epn_tap_rows(simulated_csv: Path) -> None:
+    stage = make_stage("icme")
+    (granule,) = stage.granules([simulated_csv])
+    # a low threshold makes sure there is something to check
+    out = stage.process(granule, _ctx(threshold=0.2))
+    assert len(out.rows) == len(out.records) > 0
+    columns = {c.name for c in get_product("events").columns()}
+    for row in out.rows:
+        assert set(row) <= columns
+        assert row["obs_id"] == granule.granule_id
+        assert "#" not in row["granule_uid"] and row["granule_uid"] == row["granule_uid"].lower()
+        assert 2086000 < row["time_min"] < row["time_max"] < 2817000
+        assert row["service_title"] == "epnml_events"
+        assert row["target_class"] == "interplanetary_medium"
+        assert "SIMULATED" in row["processing_level_desc"]
+        assert row["thumbnail_url"].startswith("http://example.org/static/epnml/events/")
+    assert all(f.startswith("events/") and c[:4] == b"\x89PNG" for f, c in out.files.items())
+    start = pd.Timestamp(out.records["start"].iloc[0])
+    assert abs(start.tz_convert(None).to_julian_date() - out.rows[0]["time_min"]) < 1e-6
+
+
+def test_threshold_changes_the_result(simulated_csv: Path) -> None:
+    stage = make_stage("icme")
+    (granule,) = stage.granules([simulated_csv])
+    low = stage.process(granule, _ctx(threshold=0.05))
+    high = stage.process(granule, _ctx(threshold=0.95))
+
+    def covered_hours(records: pd.DataFrame) -> float:
+        return float(sum((pd.Timestamp(e) - pd.Timestamp(s)).total_seconds() / 3600
+                         for s, e in zip(records["start"], records["end"], strict=True)))
+
+    assert covered_hours(low.records) > covered_hours(high.records)
+
+
+def test_unknown_parameter_is_rejected(simulated_csv: Path) -> None:
+    stage = make_stage("icme")
+    (granule,) = stage.granules([simulated_csv])
+    with pytest.raises(ValueError, match="unknown parameters"):
+        stage.process(granule, _ctx(temperature=3.0))
+
+
+def test_granule_error_names_the_file(tmp_path: Path) -> None:
+    bad = tmp_path / "wind_bad_20200101.csv"
+    bad.write_text("time,bx\n2020-01-01 00:00:00,1\n")
+    stage = make_stage("icme")
+    with pytest.raises(ValueError, match="wind_bad_20200101.csv"):
+        for granule in stage.granules([bad]):
+            stage.process(granule, _ctx())
+
+
+def test_dask_executor_gives_the_same_records(simulated_csv: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    settings = Settings()
+    inline = run_pipeline("icme", [simulated_csv], mode="predict", settings=settings,
+                          workers=1, progress=False, params={"threshold": 0.2})
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        remote = run_pipeline("icme", [simulated_csv], mode="predict", settings=settings,
+                              executor="dask", scheduler=cluster.scheduler_address,
+                              progress=False, params={"threshold": 0.2})
+    cols = ["start", "end", "score"]
+    pd.testing.assert_frame_equal(inline.records[cols], remote.records[cols])
+
+
+def test_local_worker_processes(simulated_csv: Path, tmp_path: Path) -> None:
+    from epnml.ingest.simulate.solarwind import simulate_solar_wind, write_csv
+
+    frame, _ = simulate_solar_wind("2023-06-01", days=7, seed=9, n_icmes=1)
+    second = tmp_path / "wind_simulated_20230601.csv"
+    write_csv(frame, second)
+    summary = run_pipeline("icme", [simulated_csv, second], mode="predict",
+                           settings=Settings(), workers=2, progress=False)
+    assert [g.status for g in summary.granules] == ["ok", "ok"]
+    assert "2 granule(s) ok, 0 failed" in summary.text()
+
+
+def test_granules_group_a_cdf_pair(tmp_path: Path) -> None:
+    from epnml.ingest.simulate.solarwind import simulate_solar_wind, write_cdaweb_wind_pair
+
+    frame, _ = simulate_solar_wind("2023-06-01", days=3, seed=9, n_icmes=0)
+    mfi, swe = tmp_path / "simulated_wind_mfi_h0_x.cdf", tmp_path / "simulated_wind_swe_h1_x.cdf"
+    write_cdaweb_wind_pair(frame, mfi, swe)
+    granules = make_stage("icme").granules([tmp_path])
+    assert len(granules) == 1 and isinstance(granules[0], Granule)
+    assert set(granules[0].paths) == {mfi, swe}
