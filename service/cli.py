@@ -31,7 +31,7 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace, mode: str) -> int:
-    from epnml.ingest.runner import Mode, RunFailed, run_pipeline
+    from epnml.ingest.runner import RunFailed, run_pipeline
 
     settings = load_settings()
     try:
