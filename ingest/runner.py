@@ -65,8 +65,16 @@ class RunSummary:
             f"{ok} granule(s) ok, {self.n_failed} failed, {self.n_rows} row(s), "
             f"{sum(g.n_superseded for g in self.granules)} superseded, {self.seconds:.1f} s"
         ]
-        lines += [f"  FAILED {g.files}: {g.error}" for g in self.granules if g.status == "failed"]
+        lines += [f"  FAILED {_with_file(g)}" for g in self.granules if g.status == "failed"]
         return "\n".join(lines)
+
+
+def _with_file(report: GranuleReport) -> str:
+    """The error, prefixed with the granule's files unless it already names one of them."""
+    error = report.error or ""
+    if any(name in error for name in report.files.split(", ")):
+        return error
+    return f"{report.files}: {error}"
 
 
 def new_run_id(pipeline: str) -> str:
@@ -136,9 +144,9 @@ def run_pipeline(
                 )
             bar.update()
             if report.status == "failed":
-                tqdm.write(f"error: {report.files}: {report.error}", file=sys.stderr)
+                tqdm.write(f"error: {_with_file(report)}", file=sys.stderr)
                 if not keep_going:
-                    raise RunFailed(f"{report.files}: {report.error}")
+                    raise RunFailed(_with_file(report))
         bar.close()
     finally:
         pool.close()

@@ -202,7 +202,8 @@ run_demo() {
         touch "$demo/.generated"
     fi
     log "ingesting the demo inputs (simulated solar wind)"
-    "$VENV/bin/epnml" ingest icme --keep-going "$demo"/*.csv "$demo"/*.cdf "$demo"/*.lst
+    # truth.csv (the simulator's true ICME intervals) is for evaluation, not an input.
+    "$VENV/bin/epnml" ingest icme --no-progress "$demo"/simulated_*
 }
 
 run_tests() {
