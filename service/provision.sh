@@ -145,6 +145,10 @@ DO \$\$ BEGIN
   END IF;
 END \$\$;
 CREATE EXTENSION IF NOT EXISTS pg_sphere;
+CREATE EXTENSION IF NOT EXISTS btree_gist;
+-- SSD storage: random reads cost little more than sequential ones; with the default
+-- (4) the planner skips selective index scans on the product tables.
+ALTER DATABASE $DB SET random_page_cost = 1.1;
 CREATE SCHEMA IF NOT EXISTS epnml AUTHORIZATION epnml;
 GRANT CONNECT ON DATABASE $DB TO epnml;
 SQL
