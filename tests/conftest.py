@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from epnml.config import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_ROOT = Path(os.environ.get("EPNML_TEST_ROOT", "/var/tmp/epnml-test"))
@@ -24,7 +25,8 @@ PRODUCT_TABLES = ("events", "crossings", "landforms", "units")
 
 
 def shared_data_dir() -> Path:
-    return Path(os.environ.get("EPNML_SHARED_DATA", REPO.parent / "shared" / "data"))
+    """The one setting (EPNML_SHARED_DATA, default ../shared/data), as the code reads it."""
+    return load_settings().shared_data
 
 
 @pytest.fixture(scope="session")

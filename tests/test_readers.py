@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pandas as pd
 import pytest
+from epnml.config import load_settings
 from epnml.ingest.readers.solarwind import (
     FRAME_COLUMNS,
     GranuleError,
@@ -27,7 +27,7 @@ from epnml.ingest.readers.solarwind import (
 from epnml.ingest.simulate.solarwind import icme_label
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("EPNML_SHARED_DATA", REPO.parent / "shared" / "data"))
+SHARED = load_settings().shared_data
 SOLARWIND = SHARED / "solarwind"
 REAL_MFI = SOLARWIND / "wind_mfi_h0_20240510_20240512.cdf"
 REAL_SWE = SOLARWIND / "wind_swe_h1_20240510_20240512.cdf"

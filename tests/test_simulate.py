@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import time
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import cdflib
 import numpy as np
 import pandas as pd
 import pytest
+from epnml.config import load_settings
 from epnml.ingest.quicklook import solarwind_quicklook_png
 from epnml.ingest.readers.solarwind import (
     FRAME_COLUMNS,
@@ -28,8 +28,7 @@ from epnml.ingest.simulate.solarwind import (
 )
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED = Path(os.environ.get("EPNML_SHARED_DATA", REPO.parent / "shared" / "data"))
+SHARED = load_settings().shared_data
 ICMECAT = SHARED / "catalogues" / "helio4cast_icmecat_v23.csv"
 
 

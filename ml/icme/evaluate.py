@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +28,6 @@ from .events import extract_events
 from .features import FEATURES
 
 CADENCE = pd.Timedelta(minutes=10)
-REPO_ROOT = Path(__file__).resolve().parents[2]
 DATA_FILES = {
     "wind": "solarwind/wind_2019_10min.csv",
     "stereoa": "solarwind/stereoa_2019_10min.csv",
@@ -140,8 +138,9 @@ def true_events_from_labels(index: pd.DatetimeIndex, labels: np.ndarray) -> list
 # ----------------------------------------------------------------------------- data
 def shared_data_dir() -> Path:
     """``$EPNML_SHARED_DATA`` or ``<repo>/../shared/data`` (read-only real data)."""
-    env = os.environ.get("EPNML_SHARED_DATA")
-    return Path(env) if env else REPO_ROOT.parent / "shared" / "data"
+    from epnml.config import load_settings
+
+    return load_settings().shared_data
 
 
 @dataclass
