@@ -51,6 +51,43 @@ def _provision() -> None:
                    env=_bench_env(), check=True, capture_output=True)
 
 
+def bench_ingest_breakdown(rows: int) -> dict[str, float]:
+    """Where ingest time goes: COPY alone, the pgSphere GiST build, COPY with GiST kept."""
+    import psycopg
+    from epnml.ingest.writer import copy_rows
+    from epnml.schemas import get_product
+
+    product = get_product("landforms")
+    batches = list(synthetic_landform_rows(rows, seed=3))
+    out: dict[str, float] = {"rows": float(rows)}
+    with psycopg.connect(BENCH_DSN, autocommit=True) as conn:
+        _reset(conn)
+        indexes = conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'epnml'"
+            " AND tablename = 'landforms' AND indexname <> 'landforms_pk'").fetchall()
+        spatial = [d for n, d in indexes if n == "landforms_s_region_gist"][0]
+        with conn.transaction(), conn.cursor() as cur:
+            for name, _ in indexes:
+                cur.execute(f"DROP INDEX epnml.{name}")
+            t0 = time.perf_counter()
+            for batch in batches:
+                copy_rows(cur, product, batch)
+            out["copy_only_rows_per_s"] = rows / (time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            cur.execute(spatial)
+            out["spatial_gist_build_rows_per_s"] = rows / (time.perf_counter() - t0)
+            cur.execute("TRUNCATE epnml.landforms")
+            t0 = time.perf_counter()
+            for batch in batches:
+                copy_rows(cur, product, batch)
+            out["copy_with_spatial_gist_rows_per_s"] = rows / (time.perf_counter() - t0)
+            for name, definition in indexes:
+                if name != "landforms_s_region_gist":
+                    cur.execute(definition)
+        _reset(conn)
+    return out
+
+
 def bench_dachs_imp(rows: int) -> float:
     """Baseline: rows/s of `dachs imp` loading the same rows from CSV (rd/bench/q.rd)."""
     import csv
@@ -139,6 +176,7 @@ def bench_ingest(rows: int) -> dict[str, Any]:
         granule_s = time.perf_counter() - t0
         results["per_granule_rows_per_s"] = n / granule_s
         _reset(conn)
+    results["breakdown"] = bench_ingest_breakdown(min(rows, 100_000))
     baseline = bench_dachs_imp(rows)
     results["dachs_imp_rows_per_s"] = baseline
     results["issue_dachs_imp_rows_per_s"] = ISSUE_DACHS_IMP_ROWS_PER_S

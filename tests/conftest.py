@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,7 +57,7 @@ def _stack_env() -> dict[str, str]:
         "EPNML_DACHS_ROOT": str(TEST_ROOT / "gavo"),
         "EPNML_DB": TEST_DB,
         "EPNML_PORT": str(TEST_PORT),
-        "EPNML_VENV": str(Path(os.sys.prefix)),
+        "EPNML_VENV": str(Path(sys.prefix)),
         "GAVOSETTINGS": str(TEST_ROOT / "gavo" / "gavo.rc"),
         "EPNML_DSN": f"host=localhost dbname={TEST_DB} user=epnml password=epnml",
         "EPNML_DATA_DIR": str(TEST_ROOT / "gavo" / "web" / "nv_static" / "epnml"),
@@ -106,7 +107,7 @@ def ingested(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ingested
     frame, truth = simulate_solar_wind("2021-03-01", days=28, seed=7, n_icmes=3)
     write_csv(frame, inputs / "wind_simulated_20210301.csv")
     (inputs / "wind_broken_20210401.csv").write_text("time,bx,by\n2021-04-01 00:00:00,1,2\n")
-    result = stack.run(str(Path(os.sys.prefix) / "bin" / "epnml"), "ingest", "icme",
+    result = stack.run(str(Path(sys.prefix) / "bin" / "epnml"), "ingest", "icme",
                        "--keep-going", "--no-progress", "--workers", "1", str(inputs),
                        check=False)
     return Ingested(stack, inputs, list(truth), result)

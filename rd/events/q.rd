@@ -19,7 +19,7 @@
 	<meta name="creator">epnml team</meta>
 	<meta name="contentLevel">Research</meta>
 	<meta name="type">Catalog</meta>
-	<meta name="source">2022SpWea..2003149R</meta>
+	<meta name="source">10.1029/2022SW003149</meta>
 	<meta name="referenceURL">https://doi.org/10.1029/2022SW003149</meta>
 	<meta name="instrument">Wind MFI, Wind SWE</meta>
 	<meta name="facility">Wind</meta>
