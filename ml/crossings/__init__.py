@@ -1,0 +1,1 @@
+"""Boundary crossings at Mercury (MESSENGER MAG): region segmentation + crossing extraction."""

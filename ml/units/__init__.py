@@ -1,0 +1,1 @@
+"""Spectral units of Mercury (MASCS) and mineral abundances (RELAB)."""
