@@ -55,12 +55,13 @@ def region_labels(times: pd.DatetimeIndex, edges: Sequence[pd.Timestamp]) -> np.
     """
     if len(edges) != 8:
         raise ValueError(f"need 8 boundary times, got {len(edges)}")
-    stamps = pd.DatetimeIndex(edges)
+    # compare int64 nanoseconds: indexes parsed from text may carry other units (us, ms)
+    stamps = pd.DatetimeIndex(list(edges)).as_unit("ns")
     if stamps.hasnans:
         raise ValueError("an orbit with a missing boundary time cannot be labelled")
     if not stamps.is_monotonic_increasing:
         raise ValueError("boundary times must be in order 1..8")
-    t = times.asi8
+    t = pd.DatetimeIndex(times).as_unit("ns").asi8
     k = np.searchsorted(stamps.asi8, t, side="right")  # 0..8 edges passed
     out = np.full(len(t), SOLAR_WIND, dtype=np.int8)
     inside = (k >= 1) & (k <= 7)

@@ -1,0 +1,633 @@
+"""MESSENGER MAG 1-s readers (PDS3 MAGMSOSCIAVG-like tables and CSV) -> one standard frame.
+
+Why: the crossings stage must read what users download (PDS3 ASCII tables with detached
+labels) and the project's simulated products alike, so everything here is driven by the
+label -- column names, START_BYTE/BYTES, MISSING_CONSTANT, the ^TABLE pointer -- never by
+hard-coded byte offsets.
+
+Standard frame: tz-naive UTC DatetimeIndex ``time`` (sorted, duplicate times dropped),
+float64 ``x, y, z`` [km MSO], ``bx, by, bz`` [nT MSO], optional int8 ``region`` when the
+file carries the simulated truth (``REGION_TRUTH`` / ``region_truth``), and ``attrs``
+``simulated``, ``orbit_number``, ``source``.  Bad input raises GranuleError naming the file.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from epnml.ingest.stage import GranuleError
+
+FRAME_COLUMNS = ["x", "y", "z", "bx", "by", "bz"]
+#: PDS column name -> frame column (first match wins); aliases cover MSO variants.
+PDS_COLUMNS: dict[str, tuple[str, ...]] = {
+    "x": ("X_MSO", "MSO_X", "X"), "y": ("Y_MSO", "MSO_Y", "Y"), "z": ("Z_MSO", "MSO_Z", "Z"),
+    "bx": ("BX_MSO", "MSO_BX", "BX"), "by": ("BY_MSO", "MSO_BY", "BY"),
+    "bz": ("BZ_MSO", "MSO_BZ", "BZ"),
+}
+TIME_COLUMNS = ("YEAR", "DAY_OF_YEAR", "HOUR", "MINUTE", "SECOND")
+CSV_COLUMNS: dict[str, tuple[str, ...]] = {
+    "x": ("x_mso_km", "x_mso", "x"), "y": ("y_mso_km", "y_mso", "y"),
+    "z": ("z_mso_km", "z_mso", "z"), "bx": ("bx_mso_nt", "bx_mso", "bx"),
+    "by": ("by_mso_nt", "by_mso", "by"), "bz": ("bz_mso_nt", "bz_mso", "bz"),
+}
+#: any |value| at or above this is a fill (PDS products commonly use 1e31 / 1e32).
+FILL_THRESHOLD = 1e30
+LABEL_SUFFIXES = (".lbl",)
+TABLE_SUFFIXES = (".tab", ".dat")
+
+
+# ---------------------------------------------------------------------------
+# PDS3 label parsing (ODL subset: nested OBJECT/GROUP, quoted multi-line strings,
+# sequences, sets, units, comments)
+
+
+@dataclass
+class PdsObject:
+    """One ODL block: its keywords and nested OBJECT/GROUP blocks, in file order."""
+
+    kind: str  # "ROOT", "OBJECT" or "GROUP"
+    name: str
+    keywords: dict[str, Any] = field(default_factory=dict)
+    children: list[PdsObject] = field(default_factory=list)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.keywords.get(key.upper(), default)
+
+    def find(self, name: str) -> list[PdsObject]:
+        """Direct children named ``name`` (e.g. ``COLUMN``), case-insensitive."""
+        return [c for c in self.children if c.name.upper() == name.upper()]
+
+    def find_suffix(self, suffix: str) -> list[PdsObject]:
+        """Direct children whose name ends with ``suffix`` (``TABLE``, ``SCI_TABLE`` ...)."""
+        return [c for c in self.children if c.name.upper().endswith(suffix.upper())]
+
+
+_TOKEN_KEY = re.compile(r"\^?[A-Za-z_][A-Za-z0-9_:]*")
+
+
+class _LabelError(ValueError):
+    pass
+
+
+def parse_label(text: str) -> PdsObject:
+    """Parse PDS3 ODL text into a :class:`PdsObject` tree (raises ValueError with a reason)."""
+    pos, n = 0, len(text)
+    root = PdsObject("ROOT", "ROOT")
+    stack = [root]
+
+    def skip() -> None:
+        nonlocal pos
+        while pos < n:
+            if text[pos].isspace():
+                pos += 1
+            elif text.startswith("/*", pos):
+                end = text.find("*/", pos + 2)
+                if end < 0:
+                    raise _LabelError("unterminated /* comment")
+                pos = end + 2
+            else:
+                return
+
+    def value() -> str:
+        """Raw text of one value (balanced brackets, quotes kept)."""
+        nonlocal pos
+        start, depth = pos, 0
+        while pos < n:
+            ch = text[pos]
+            if ch == '"':
+                end = text.find('"', pos + 1)
+                if end < 0:
+                    raise _LabelError("unterminated quoted string")
+                pos = end + 1
+                if depth == 0:
+                    break
+                continue
+            if ch == "'":
+                end = text.find("'", pos + 1)
+                pos = (end + 1) if end >= 0 else n
+                continue
+            if ch in "({":
+                depth += 1
+            elif ch in ")}":
+                depth -= 1
+                if depth < 0:
+                    raise _LabelError("unbalanced ')' or '}'")
+                if depth == 0:
+                    pos += 1
+                    break
+            elif ch in "\r\n" and depth == 0:
+                break
+            elif text.startswith("/*", pos) and depth == 0:
+                break
+            pos += 1
+        if depth > 0:
+            raise _LabelError("unterminated sequence or set")
+        raw = text[start:pos].strip()
+        # a trailing unit after a quoted/bracketed value: 12 <BYTES> is read in one go above
+        rest = re.match(r"[ \t]*<[^>\r\n]*>", text[pos:])
+        if rest:
+            raw += " " + rest.group(0).strip()
+            pos += rest.end()
+        return raw
+
+    ended = False
+    while True:
+        skip()
+        if pos >= n:
+            break
+        m = _TOKEN_KEY.match(text, pos)
+        if not m:
+            raise _LabelError(f"unexpected text at offset {pos}: {text[pos:pos + 20]!r}")
+        key = m.group(0).upper()
+        pos = m.end()
+        if key == "END":
+            ended = True
+            break
+        skip()
+        if pos >= n or text[pos] != "=":
+            raise _LabelError(f"keyword {key} without '='")
+        pos += 1
+        while pos < n and text[pos] in " \t":
+            pos += 1
+        raw = value()
+        if key in ("OBJECT", "GROUP"):
+            child = PdsObject(key, _scalar(raw))
+            stack[-1].children.append(child)
+            stack.append(child)
+        elif key in ("END_OBJECT", "END_GROUP"):
+            if len(stack) == 1 or stack[-1].kind != key[4:]:
+                raise _LabelError(f"{key} without matching {key[4:]}")
+            if raw and _scalar(raw).upper() != stack[-1].name.upper():
+                raise _LabelError(f"{key} = {raw} closes {stack[-1].kind} {stack[-1].name}")
+            stack.pop()
+        else:
+            stack[-1].keywords[key] = _convert(raw)
+    if len(stack) != 1:
+        raise _LabelError(f"{stack[-1].kind} {stack[-1].name} is not closed")
+    if not ended:
+        raise _LabelError("no END statement (truncated label?)")
+    return root
+
+
+def _scalar(raw: str) -> str:
+    raw = raw.strip()
+    if len(raw) >= 2 and raw[0] == raw[-1] and raw[0] in "\"'":
+        return " ".join(raw[1:-1].split())
+    return raw
+
+
+def _convert(raw: str) -> Any:
+    """ODL value -> str / int / float / list; units ``<...>`` become a (value, unit) tuple."""
+    raw = raw.strip()
+    if raw.startswith(("(", "{")) and raw.endswith((")", "}")):
+        return [_convert(p) for p in _split_top(raw[1:-1])]
+    unit = None
+    m = re.match(r"^(.*?)\s*<([^>]*)>$", raw, re.S)
+    if m and not raw.startswith('"'):
+        raw, unit = m.group(1).strip(), m.group(2).strip().upper()
+    if raw.startswith('"') or raw.startswith("'"):
+        val: Any = _scalar(raw)
+    else:
+        try:
+            val = int(raw)
+        except ValueError:
+            try:
+                val = float(raw)
+            except ValueError:
+                val = raw
+    return (val, unit) if unit else val
+
+
+def _split_top(inner: str) -> list[str]:
+    parts, depth, cur, quote = [], 0, "", ""
+    for ch in inner:
+        if quote:
+            cur += ch
+            if ch == quote:
+                quote = ""
+            continue
+        if ch in "\"'":
+            quote = ch
+        elif ch in "({":
+            depth += 1
+        elif ch in ")}":
+            depth -= 1
+        if ch == "," and depth == 0:
+            parts.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        parts.append(cur.strip())
+    return parts
+
+
+def read_label(path: Path) -> PdsObject:
+    """Parse a PDS3 label file; GranuleError naming the file on failure."""
+    path = _require_file(path)
+    try:
+        text = path.read_bytes().decode("ascii")
+    except UnicodeDecodeError as exc:
+        raise GranuleError(path, "not an ASCII PDS3 label") from exc
+    if "PDS_VERSION_ID" not in text[:2000].upper():
+        raise GranuleError(path, "not a PDS3 label (no PDS_VERSION_ID)")
+    try:
+        return parse_label(text)
+    except _LabelError as exc:
+        raise GranuleError(path, f"malformed PDS3 label: {exc}") from exc
+
+
+# ---------------------------------------------------------------------------
+# PDS3 table
+
+
+def _require_file(path: Path | str) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise GranuleError(path, "file not found")
+    if not path.is_file():
+        raise GranuleError(path, "not a regular file")
+    if path.stat().st_size == 0:
+        raise GranuleError(path, "empty file")
+    return path
+
+
+def _int_kw(obj: PdsObject, key: str, path: Path, where: str) -> int:
+    val = obj.get(key)
+    if isinstance(val, tuple):
+        val = val[0]
+    if not isinstance(val, int) or isinstance(val, bool):
+        raise GranuleError(path, f"{where}: {key} missing or not an integer ({val!r})")
+    return val
+
+
+def _float_or_none(val: Any) -> float | None:
+    if isinstance(val, tuple):
+        val = val[0]
+    if isinstance(val, int | float) and not isinstance(val, bool):
+        return float(val)
+    if isinstance(val, str):
+        try:
+            return float(val)
+        except ValueError:
+            return None
+    return None
+
+
+def _table_location(label: PdsObject, lbl: Path) -> tuple[Path, int, PdsObject]:
+    """(table file, byte offset, TABLE object) from the ^...TABLE pointer."""
+    pointers = {k: v for k, v in label.keywords.items() if k.startswith("^")
+                and k.endswith("TABLE")}
+    if not pointers:
+        raise GranuleError(lbl, "label has no ^TABLE pointer")
+    key, ptr = next(iter(pointers.items()))
+    tables = label.find(key[1:]) or label.find_suffix("TABLE")
+    if not tables:
+        raise GranuleError(lbl, f"label has {key} but no OBJECT = {key[1:]}")
+    table = tables[0]
+    record_bytes = label.get("RECORD_BYTES")
+    fname: str | None = None
+    offset_val: Any = 1
+    if isinstance(ptr, list):
+        if not ptr:
+            raise GranuleError(lbl, f"empty {key} pointer")
+        fname = str(ptr[0])
+        offset_val = ptr[1] if len(ptr) > 1 else 1
+    elif isinstance(ptr, str):
+        fname = ptr
+    else:
+        offset_val = ptr  # attached label: record/byte offset into the label file itself
+    if isinstance(offset_val, tuple):
+        value, unit = offset_val
+        if unit != "BYTES" or not isinstance(value, int):
+            raise GranuleError(lbl, f"unsupported {key} offset {offset_val!r}")
+        offset = value - 1
+    elif isinstance(offset_val, int):
+        if offset_val > 1 and not isinstance(record_bytes, int):
+            raise GranuleError(lbl, f"{key} record offset needs RECORD_BYTES")
+        offset = (offset_val - 1) * (record_bytes if isinstance(record_bytes, int) else 0)
+    else:
+        raise GranuleError(lbl, f"unreadable {key} pointer {ptr!r}")
+    if fname is None:
+        return lbl, offset, table
+    return _find_sibling(lbl, fname), offset, table
+
+
+def _find_sibling(lbl: Path, fname: str) -> Path:
+    """The table file next to the label (PDS file names are case-insensitive)."""
+    cand = lbl.parent / fname
+    if cand.is_file():
+        return cand
+    low = fname.lower()
+    if lbl.parent.is_dir():
+        for p in lbl.parent.iterdir():
+            if p.name.lower() == low and p.is_file():
+                return p
+    raise GranuleError(lbl, f"label points to table file {fname!r}, which is missing")
+
+
+@dataclass(frozen=True)
+class _ColumnSpec:
+    name: str
+    start: int  # 0-based
+    width: int
+    data_type: str
+    missing: tuple[float, ...]
+
+
+def _columns(table: PdsObject, lbl: Path, row_bytes: int) -> dict[str, _ColumnSpec]:
+    cols: dict[str, _ColumnSpec] = {}
+    for c in table.find("COLUMN"):
+        name = str(c.get("NAME", "")).upper()
+        if not name:
+            raise GranuleError(lbl, "a COLUMN object has no NAME")
+        start = _int_kw(c, "START_BYTE", lbl, f"column {name}")
+        width = _int_kw(c, "BYTES", lbl, f"column {name}")
+        if start < 1 or start - 1 + width > row_bytes:
+            raise GranuleError(lbl, f"column {name} (bytes {start}..{start + width - 1}) "
+                               f"lies outside ROW_BYTES = {row_bytes}")
+        missing = tuple(v for v in (_float_or_none(c.get(k)) for k in
+                                    ("MISSING_CONSTANT", "INVALID_CONSTANT", "NULL_CONSTANT"))
+                        if v is not None)
+        cols[name] = _ColumnSpec(name, start - 1, width, str(c.get("DATA_TYPE", "")), missing)
+    if not cols:
+        raise GranuleError(lbl, "TABLE object has no COLUMN objects")
+    return cols
+
+
+def _pick(cols: dict[str, Any], names: tuple[str, ...]) -> str | None:
+    for n in names:
+        if n in cols:
+            return n
+    return None
+
+
+def read_pds3(lbl: Path) -> pd.DataFrame:
+    """Read one PDS3 MAG table through its detached (or attached) label."""
+    lbl = Path(lbl)
+    label = read_label(lbl)
+    tab, offset, table = _table_location(label, lbl)
+    tab = _require_file(tab)
+    rows = _int_kw(table, "ROWS", lbl, "TABLE")
+    row_bytes = _int_kw(table, "ROW_BYTES", lbl, "TABLE")
+    if str(table.get("INTERCHANGE_FORMAT", "ASCII")).upper() != "ASCII":
+        raise GranuleError(lbl, "only ASCII tables are supported")
+    cols = _columns(table, lbl, row_bytes)
+    missing = [c for c in TIME_COLUMNS if c not in cols]
+    picks = {k: _pick(cols, v) for k, v in PDS_COLUMNS.items()}
+    missing += [PDS_COLUMNS[k][0] for k, v in picks.items() if v is None]
+    if missing:
+        raise GranuleError(lbl, f"required column(s) missing from the label: "
+                           f"{', '.join(missing)}")
+    data = tab.read_bytes()
+    need = offset + rows * row_bytes
+    if len(data) < need:
+        have = max(0, len(data) - offset) // row_bytes if row_bytes else 0
+        raise GranuleError(tab, f"truncated table: label says {rows} rows of {row_bytes} bytes "
+                           f"from byte {offset + 1} ({need} bytes), file has {len(data)} bytes "
+                           f"({have} complete rows)")
+    if rows == 0:
+        raise GranuleError(tab, "table has no rows")
+    grid = np.frombuffer(data, dtype=np.uint8, count=rows * row_bytes,
+                         offset=offset).reshape(rows, row_bytes)
+
+    def column(name: str) -> np.ndarray:
+        spec = cols[name]
+        raw = np.ascontiguousarray(grid[:, spec.start:spec.start + spec.width])
+        text = raw.view(f"S{spec.width}").ravel()
+        try:
+            vals = np.char.strip(text).astype(np.float64)
+        except ValueError as exc:
+            bad = next((i for i, t in enumerate(text) if not _is_number(t)), 0)
+            raise GranuleError(tab, f"unparsable value {text[bad].decode(errors='replace')!r} "
+                               f"in column {name} at row {bad + 1}") from exc
+        for m in spec.missing:
+            vals = np.where(np.isclose(vals, m, rtol=1e-6, atol=0), np.nan, vals)
+        return np.where(np.abs(vals) >= FILL_THRESHOLD, np.nan, vals)
+
+    tparts = {c: column(c) for c in TIME_COLUMNS}
+    times = _pds_times(tparts, tab)
+    frame = pd.DataFrame({k: column(v) for k, v in picks.items() if v is not None},
+                         index=times)
+    if "REGION_TRUTH" in cols:
+        frame["region"] = column("REGION_TRUTH")
+    orbit = label.get("ORBIT_NUMBER")
+    if not isinstance(orbit, int) and "ORBIT_NUMBER" in cols:
+        o = column("ORBIT_NUMBER")
+        orbit = int(pd.Series(o).mode().iloc[0]) if np.isfinite(o).any() else None
+    text = " ".join(str(label.get(k, "")) for k in ("PRODUCT_ID", "PRODUCT_TYPE", "NOTE",
+                                                     "SIMULATED", "DATA_SET_ID"))
+    simulated = "SIMULATED" in text.upper() or "simulated" in lbl.name.lower()
+    pid = str(label.get("PRODUCT_ID") or lbl.stem)
+    return _finish(frame, tab, simulated, orbit if isinstance(orbit, int) else None,
+                   f"pds3:{pid}")
+
+
+def _is_number(token: bytes) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def _pds_times(parts: dict[str, np.ndarray], path: Path) -> pd.DatetimeIndex:
+    year, doy, hour, minute, sec = (parts[c] for c in TIME_COLUMNS)
+    stack = np.stack([year, doy, hour, minute, sec])
+    if not np.isfinite(stack).all():
+        row = int(np.flatnonzero(~np.isfinite(stack).all(axis=0))[0])
+        raise GranuleError(path, f"time columns contain fill values at row {row + 1}")
+    bad = ((year < 1900) | (year > 2100) | (doy < 1) | (doy > 366) | (hour < 0) | (hour > 23)
+           | (minute < 0) | (minute > 59) | (sec < 0) | (sec >= 61))
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
+        raise GranuleError(path, f"unparsable time at row {row + 1}: year {year[row]:g} "
+                           f"day {doy[row]:g} {hour[row]:g}:{minute[row]:g}:{sec[row]:g}")
+    base = pd.to_datetime(year.astype(int).astype(str), format="%Y")
+    ns = np.round(((doy - 1) * 86400 + hour * 3600 + minute * 60 + sec) * 1e9).astype(np.int64)
+    return pd.DatetimeIndex(base + pd.to_timedelta(ns, unit="ns"), name="time")
+
+
+def _finish(frame: pd.DataFrame, path: Path, simulated: bool, orbit: int | None,
+            source: str) -> pd.DataFrame:
+    """Checks shared by the formats: time order, fills, dtypes, attrs."""
+    index = pd.DatetimeIndex(frame.index).as_unit("ns")
+    d = np.diff(index.asi8)
+    if (d < 0).any():
+        i = int(np.flatnonzero(d < 0)[0])
+        raise GranuleError(path, f"non-monotonic times at row {i + 2}: {index[i + 1]} after "
+                           f"{index[i]}")
+    frame.index = pd.DatetimeIndex(index, name="time")
+    frame = frame[~frame.index.duplicated(keep="first")]
+    if frame[["bx", "by", "bz"]].isna().all().all():
+        raise GranuleError(path, "all magnetic-field values are fill values")
+    out = frame[FRAME_COLUMNS].astype("float64")
+    if "region" in frame:
+        reg = frame["region"]
+        if reg.isna().any() or not reg.isin(range(5)).all():
+            raise GranuleError(path, "region truth must be an integer 0..4")
+        out["region"] = reg.astype("int8")
+    out.attrs = {"simulated": bool(simulated), "orbit_number": orbit, "source": source}
+    return out
+
+
+# ---------------------------------------------------------------------------
+# CSV
+
+
+def read_csv(path: Path) -> pd.DataFrame:
+    """Read the simulator's CSV layout, also accepting the PDS column names."""
+    path = _require_file(path)
+    try:
+        with open(path, encoding="ascii") as fh:
+            first = fh.readline()
+        table = pd.read_csv(path, comment="#")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise GranuleError(path, f"not a readable CSV: {exc}") from exc
+    table.columns = [str(c).strip().lower() for c in table.columns]
+    picks = {k: _pick({c: c for c in table.columns}, v) for k, v in CSV_COLUMNS.items()}
+    missing = [CSV_COLUMNS[k][0] for k, v in picks.items() if v is None]
+    has_time = "time" in table.columns or all(c.lower() in table.columns for c in TIME_COLUMNS)
+    if not has_time:
+        missing.insert(0, "time")
+    if missing:
+        raise GranuleError(path, f"missing required column(s): {', '.join(missing)}")
+    if table.empty:
+        raise GranuleError(path, "no data rows")
+    if "time" in table.columns:
+        times = pd.to_datetime(table["time"], errors="coerce", utc=True, format="ISO8601")
+        if times.isna().any():
+            row = int(np.flatnonzero(times.isna().to_numpy())[0])
+            raise GranuleError(path, f"unparsable time {table['time'].iloc[row]!r} at row "
+                               f"{row + 2}")
+        index = pd.DatetimeIndex(times.dt.tz_convert("UTC").dt.tz_localize(None), name="time")
+    else:
+        parts = {c: pd.to_numeric(table[c.lower()], errors="coerce").to_numpy(float)
+                 for c in TIME_COLUMNS}
+        index = _pds_times(parts, path)
+    data = pd.DataFrame(index=index)
+    for k, col in picks.items():
+        if col is None:
+            continue
+        vals = pd.to_numeric(table[col], errors="coerce").to_numpy(float)
+        data[k] = np.where(np.abs(vals) >= FILL_THRESHOLD, np.nan, vals)
+    reg_col = _pick({c: c for c in table.columns}, ("region_truth", "region"))
+    if reg_col is not None:
+        data["region"] = pd.to_numeric(table[reg_col], errors="coerce").to_numpy()
+    orbit = None
+    m = re.search(r"orbit_number=(\d+)", first)
+    if m:
+        orbit = int(m.group(1))
+    elif "orbit_number" in table.columns:
+        orbit = int(pd.to_numeric(table["orbit_number"], errors="coerce").mode().iloc[0])
+    simulated = "simulated" in (first.lower() + path.name.lower())
+    return _finish(data, path, simulated, orbit, f"csv:{path.name}")
+
+
+# ---------------------------------------------------------------------------
+# entry points
+
+
+def _kind(path: Path) -> str:
+    suffix = path.suffix.lower()
+    if suffix in LABEL_SUFFIXES:
+        return "label"
+    if suffix in TABLE_SUFFIXES:
+        return "table"
+    if suffix == ".csv":
+        return "csv"
+    raise GranuleError(path, f"unknown file type {path.suffix or '(no suffix)'!r}: expected a "
+                       "PDS3 .LBL/.TAB pair or a .csv")
+
+
+def _label_for(tab: Path) -> Path:
+    for suffix in (".LBL", ".lbl"):
+        cand = tab.with_suffix(suffix)
+        if cand.is_file():
+            return cand
+    raise GranuleError(tab, "PDS3 table without its label (looked for "
+                       f"{tab.with_suffix('.LBL').name})")
+
+
+def read_mag(paths: Sequence[Path]) -> pd.DataFrame:
+    """Read MAG files (PDS3 label/table pairs, CSVs) into one sorted standard frame.
+
+    A table given without its label is read through the sibling ``.LBL``.  Overlapping
+    files are merged: sorted by time, duplicate times keep the first file's sample.
+    """
+    paths = [Path(p) for p in paths]
+    if not paths:
+        raise GranuleError("(no files)", "no input files")
+    labels: list[Path] = []
+    csvs: list[Path] = []
+    for p in paths:
+        kind = _kind(p)
+        if kind == "label":
+            labels.append(p)
+        elif kind == "table":
+            lbl = _label_for(_require_file(p))
+            if lbl not in labels and not any(q.resolve() == lbl.resolve() for q in paths):
+                labels.append(lbl)
+        else:
+            csvs.append(p)
+    frames = [read_pds3(p) for p in labels] + [read_csv(p) for p in csvs]
+    if len(frames) == 1:
+        return frames[0]
+    merged = pd.concat(frames).sort_index(kind="stable")
+    merged = merged[~merged.index.duplicated(keep="first")]
+    if "region" in merged:
+        if merged["region"].isna().any():
+            merged = merged.drop(columns="region")
+        else:
+            merged["region"] = merged["region"].astype("int8")
+    orbits = {f.attrs.get("orbit_number") for f in frames}
+    merged.attrs = {
+        "simulated": any(f.attrs.get("simulated") for f in frames),
+        "orbit_number": orbits.pop() if len(orbits) == 1 else None,
+        "source": "; ".join(str(f.attrs.get("source")) for f in frames),
+    }
+    return merged
+
+
+def group_mag_files(paths: Sequence[Path]) -> list[tuple[str, list[Path]]]:
+    """Granules: (product id, files).  A label pairs with the table its pointer names, a
+    table with its sibling label; a folder expands to the MAG files inside it."""
+    files: list[Path] = []
+    for p in (Path(x) for x in paths):
+        if p.is_dir():
+            files.extend(sorted(q for q in p.rglob("*") if q.is_file()
+                                and q.suffix.lower() in (*LABEL_SUFFIXES, *TABLE_SUFFIXES,
+                                                         ".csv")))
+        else:
+            files.append(p)
+    out: dict[str, list[Path]] = {}
+    used: set[Path] = set()
+    for p in files:
+        if _kind(p) == "label":
+            try:
+                label = read_label(p)
+                gid = str(label.get("PRODUCT_ID") or p.stem)
+                tab, _, _ = _table_location(label, p)
+            except GranuleError:
+                gid, tab = p.stem, None  # read_mag reports the reason
+            group = [p] + ([tab] if tab is not None and tab != p else [])
+            if gid in out:  # same product id twice (e.g. copies in two folders)
+                gid = f"{gid}@{p.parent.name}/{p.stem}"
+            out[gid] = group
+            used.update(q.resolve() for q in group)
+    for p in files:
+        kind = _kind(p)
+        if p.resolve() in used:
+            continue
+        if kind == "table":
+            lbl = _label_for(p)  # GranuleError: a table without its label
+            out.setdefault(lbl.stem, [lbl, p])
+        elif kind == "csv":
+            out[p.stem] = [p]
+    return sorted(out.items())
