@@ -13,8 +13,47 @@ def _icme(model_version: str | None) -> Stage:
     return IcmeStage(model_version)
 
 
+def _crossings(model_version: str | None) -> Stage:
+    from epnml.ingest.stages.crossings import CrossingsStage
+
+    return CrossingsStage(model_version)
+
+
+def _units(model_version: str | None) -> Stage:
+    from epnml.ingest.stages.units import UnitsStage
+
+    return UnitsStage(model_version)
+
+
+def _icme_versions() -> list[str]:
+    from epnml.ml.icme.inference import available_versions
+
+    return available_versions()
+
+
+def _crossings_versions() -> list[str]:
+    from epnml.ml.crossings.inference import available_versions
+
+    return available_versions()
+
+
+def _units_versions() -> list[str]:
+    from epnml.ml.units.pipeline import MODEL_VERSION
+
+    return [MODEL_VERSION]
+
+
 PIPELINES: dict[str, Callable[[str | None], Stage]] = {
     "icme": _icme,
+    "crossings": _crossings,
+    "units": _units,
+}
+
+#: committed model versions per pipeline (what ``epnml models`` lists).
+MODEL_VERSIONS: dict[str, Callable[[], list[str]]] = {
+    "icme": _icme_versions,
+    "crossings": _crossings_versions,
+    "units": _units_versions,
 }
 
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from epnml.schemas.columns import OPTIONAL, PROVENANCE, STORAGE, Column, _custom, core_columns
 
 STORAGE_SCHEMA = "epnml"
+#: mineral phases of the abundance model (epnml.ml.units.abundance.PHASES must match).
+MINERAL_PHASES = ("olivine", "orthopyroxene", "clinopyroxene", "plagioclase", "glass", "other")
 
 
 @dataclass(frozen=True)
@@ -16,6 +18,9 @@ class Product:
     spatial_frame_type: str
     optional: tuple[str, ...]
     extra: tuple[Column, ...] = field(default_factory=tuple)
+    #: columns added after the first release, by the migration that adds them
+    #: (``sql/<name>.sql``, generated): applied databases are altered, never rebuilt.
+    added: tuple[tuple[str, tuple[Column, ...]], ...] = field(default_factory=tuple)
 
     @property
     def schema(self) -> str:
@@ -32,6 +37,11 @@ class Product:
 
     def columns(self) -> list[Column]:
         """All columns of the storage table, in view order, then storage-only ones."""
+        return [*self.initial_columns()[:-len(STORAGE)],
+                *(c for _, cols in self.added for c in cols), *STORAGE]
+
+    def initial_columns(self) -> list[Column]:
+        """The columns ``sql/0002_products.sql`` creates (before any later migration)."""
         return [
             *core_columns(self.spatial_frame_type),
             *(OPTIONAL[name] for name in self.optional),
@@ -109,6 +119,21 @@ PRODUCTS: dict[str, Product] = {
             _custom("unit_id", "integer", "", "meta.id;src.class", "Spectral unit identifier"),
             _custom("cell_count", "integer", "", "meta.number", "Number of grid cells"),
         ),
+        added=(("0004_units_regions_abundances", (
+            _custom("unit_region", "integer", "", "meta.id;obs.field",
+                    "Connected region of the unit (0 = largest)"),
+            _custom("unit_tile", "integer", "", "meta.id;obs.field",
+                    "Tile of the region (regions are cut at 0/90/180/270 deg E)"),
+            _custom("region_cell_count", "integer", "", "meta.number",
+                    "Number of grid cells of the whole region (all tiles)"),
+            *(c for p in MINERAL_PHASES for c in (
+                _custom(f"abundance_{p}", "double precision", "%", "phys.abund",
+                        f"Estimated {p} abundance of the unit mean spectrum "
+                        "(percent, phases sum to 100)"),
+                _custom(f"abundance_sigma_{p}", "double precision", "%",
+                        "stat.stdev;phys.abund", f"Ensemble standard deviation of abundance_{p}"),
+            )),
+        )),),
     ),
 }
 

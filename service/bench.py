@@ -311,6 +311,10 @@ def run_bench(what: str, rows: int | None = None, output: Path | None = None) ->
         results["query"] = bench_query(rows or 1_000_000)
     if what in ("icme", "all"):
         results["icme"] = bench_icme()
+    if what in ("crossings", "all"):
+        from epnml.ml.crossings.bench import run as bench_crossings
+
+        results["crossings"] = bench_crossings()
     text = json.dumps(results, indent=2)
     print(text)
     if output is not None:

@@ -17,6 +17,8 @@ def _pipeline_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("files", nargs="+", type=Path, help="input files or folders")
     parser.add_argument("--model-version", help="model version (default: newest committed)")
     parser.add_argument("--threshold", type=float, help="detection threshold in (0, 1)")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="a pipeline parameter (repeatable), e.g. min_region_s=30")
     parser.add_argument("--keep-going", action="store_true",
                         help="report a failed granule and continue with the others")
     parser.add_argument("--workers", type=int, help="worker processes (default from config)")
@@ -27,7 +29,19 @@ def _pipeline_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
-    return {"threshold": args.threshold} if args.threshold is not None else {}
+    """--param NAME=VALUE pairs (numbers parsed) plus --threshold; stages validate them."""
+    params: dict[str, Any] = {}
+    for item in args.param:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip().isidentifier():
+            raise ValueError(f"--param wants NAME=VALUE, got {item!r}")
+        try:
+            params[name.strip()] = float(value)
+        except ValueError:
+            params[name.strip()] = value
+    if args.threshold is not None:
+        params["threshold"] = args.threshold
+    return params
 
 
 def _run(args: argparse.Namespace, mode: str) -> int:
@@ -72,10 +86,11 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from epnml.ml.icme.inference import available_versions
+    from epnml.ingest.registry import MODEL_VERSIONS
 
-    for version in available_versions():
-        print(f"icme {version}")
+    for pipeline, versions in MODEL_VERSIONS.items():
+        for version in versions():
+            print(f"{pipeline} {version}")
     return 0
 
 
@@ -109,8 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the committed model versions")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("bench", help="benchmarks (ingest, query, icme); results as JSON")
-    p.add_argument("what", choices=["ingest", "query", "icme", "all"])
+    p = sub.add_parser("bench", help="benchmarks (ingest, query, icme, crossings); results as JSON")
+    p.add_argument("what", choices=["ingest", "query", "icme", "crossings", "all"])
     p.add_argument("--rows", type=int, default=None, help="rows for ingest/query benchmarks")
     p.add_argument("-o", "--output", type=Path, help="also write the JSON results here")
     p.set_defaults(func=cmd_bench)

@@ -208,6 +208,25 @@ run_demo() {
     log "ingesting the demo inputs (simulated solar wind)"
     # truth.csv (the simulator's true ICME intervals) is for evaluation, not an input.
     "$VENV/bin/epnml" ingest icme --no-progress "$demo"/simulated_*
+    local mag=$DACHS_ROOT/epnml-demo-messenger
+    if [ ! -f "$mag/.generated" ]; then
+        log "generating simulated MESSENGER MAG orbits in $mag"
+        mkdir -p "$mag"
+        # Orbits of January 2012 at the real catalogue's boundary times when ../shared/data is
+        # there, otherwise synthetic orbits (the simulator says which).
+        "$VENV/bin/python" -m epnml.ingest.simulate.messenger "$mag" --orbits 600-611 --seed 2026
+        touch "$mag/.generated"
+    fi
+    log "ingesting the demo inputs (simulated MESSENGER magnetometer orbits)"
+    "$VENV/bin/epnml" ingest crossings --no-progress "$mag"
+    local mascs=$DACHS_ROOT/epnml-demo-mascs
+    if [ ! -f "$mascs/.generated" ]; then
+        log "generating a simulated MASCS-like observation grid in $mascs"
+        "$VENV/bin/python" -m epnml.ml.units.simulate --out "$mascs" --seed 2026
+        touch "$mascs/.generated"
+    fi
+    log "ingesting the demo inputs (simulated MASCS spectra -> spectral units)"
+    "$VENV/bin/epnml" ingest units --no-progress "$mascs"/simulated_* "$mascs"/*.fmt
 }
 
 run_tests() {

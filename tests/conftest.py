@@ -96,6 +96,16 @@ class Ingested:
     inputs: Path
     truth: list[tuple[object, object]]
     result: subprocess.CompletedProcess[str]
+    #: simulated MESSENGER orbits ingested by the crossings pipeline: attrs of each frame.
+    crossings_truth: list[dict[str, object]]
+    crossings_result: subprocess.CompletedProcess[str]
+    #: a simulated MASCS-like VIS observation ingested by the units pipeline.
+    units_inputs: Path
+    units_result: subprocess.CompletedProcess[str]
+
+
+#: synthetic orbits (orbit number, seed; no shared data needed) for the crossings pipeline.
+CROSSINGS_ORBITS = ((900, 31), (901, 32))
 
 
 @pytest.fixture(scope="session")
@@ -110,4 +120,36 @@ def ingested(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ingested
     result = stack.run(str(Path(sys.prefix) / "bin" / "epnml"), "ingest", "icme",
                        "--keep-going", "--no-progress", "--workers", "1", str(inputs),
                        check=False)
-    return Ingested(stack, inputs, list(truth), result)
+    crossings_truth, crossings_result = _ingest_crossings(stack, tmp_path_factory)
+    units_inputs, units_result = _ingest_units(stack, tmp_path_factory)
+    return Ingested(stack, inputs, list(truth), result, crossings_truth, crossings_result,
+                    units_inputs, units_result)
+
+
+def _ingest_units(stack: Stack, tmp_path_factory: pytest.TempPathFactory
+                  ) -> tuple[Path, subprocess.CompletedProcess[str]]:
+    """A simulated MASCS-like grid across 0 deg E (PDS3), through the real CLI (UMAP path)."""
+    from epnml.ml.units.simulate import write_simulated_mascs
+
+    inputs = tmp_path_factory.mktemp("units_inputs")
+    write_simulated_mascs(inputs, lon_range=(340.0, 20.0), lat_range=(-30.0, 10.0), seed=2026)
+    files = sorted(str(p) for p in inputs.iterdir() if p.is_file())
+    result = stack.run(str(Path(sys.prefix) / "bin" / "epnml"), "ingest", "units",
+                       "--no-progress", "--workers", "1", *files, check=False)
+    return inputs, result
+
+
+def _ingest_crossings(stack: Stack, tmp_path_factory: pytest.TempPathFactory
+                      ) -> tuple[list[dict[str, object]], subprocess.CompletedProcess[str]]:
+    """Two simulated (synthetic) MESSENGER orbits as PDS3 products, through the real CLI."""
+    from epnml.ingest.simulate.messenger import simulate_orbit, write_pds3
+
+    inputs = tmp_path_factory.mktemp("crossings_inputs")
+    truth = []
+    for orbit, seed in CROSSINGS_ORBITS:
+        frame = simulate_orbit(orbit, seed)  # no shared data given: a synthetic orbit
+        write_pds3(frame, inputs)
+        truth.append(dict(frame.attrs))
+    result = stack.run(str(Path(sys.prefix) / "bin" / "epnml"), "ingest", "crossings",
+                       "--no-progress", "--workers", "1", str(inputs), check=False)
+    return truth, result

@@ -62,3 +62,19 @@ def test_unknown_family_and_frame_are_rejected() -> None:
 def test_migrations_are_ordered() -> None:
     names = sorted(p.name for p in (REPO / "sql").glob("*.sql"))
     assert names[:2] == ["0001_init.sql", "0002_products.sql"]
+
+
+def test_abundance_columns_follow_the_model_phases() -> None:
+    from epnml.ml.units.abundance import PHASES
+    from epnml.schemas.products import MINERAL_PHASES, get_product
+
+    assert tuple(PHASES) == MINERAL_PHASES
+    names = {c.name for c in get_product("units").columns()}
+    assert {f"abundance_{p}" for p in PHASES} <= names
+
+
+def test_added_columns_have_their_migration() -> None:
+    from epnml.schemas.render import added_columns_sql
+
+    for path, text in added_columns_sql().items():
+        assert path.is_file() and path.read_text() == text, f"{path.name} is stale"

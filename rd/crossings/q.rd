@@ -5,8 +5,11 @@
 		outbound, outer and inner edges, after the boundary numbering of Philpott
 		et al. 2020) found by a sequence model classifying magnetometer data into
 		plasma regions, after the Europlanet Mercury boundaries science case
-		(Julka et al. 2022).  Positions in MSO (cartesian, km).  This service is
-		provisioned by the foundation and filled by the crossings pipeline.
+		(Julka et al. 2022).  One row per boundary edge with its time, MSO
+		position (cartesian, km), local time, radial distance, orbit number,
+		model score and the model version that wrote it; a quicklook of the
+		orbit's magnetic field with the crossings marked.  Rows derived from
+		simulated magnetometer data say "SIMULATED" in processing_level_desc.
 	</meta>
 	<meta name="creationDate">2026-11-22T00:00:00</meta>
 	<meta name="subject">planetary-science</meta>
@@ -66,6 +69,13 @@
 				>/tap/sync</url>
 			<code>
 				self.assertHasStrings("epnml_crossings")
+			</code>
+		</regTest>
+		<regTest title="bow shock crossings by local time">
+			<url parSet="TAP" QUERY="SELECT TOP 5 feature_name, local_time_min FROM epnml_crossings.epn_core WHERE feature_name = 'bow shock' AND local_time_min BETWEEN 0 AND 24"
+				>/tap/sync</url>
+			<code>
+				self.assertHasStrings("local_time_min")
 			</code>
 		</regTest>
 	</regSuite>

@@ -5,9 +5,13 @@
 		reflectance spectra gridded on the surface, separated by unsupervised
 		learning (ICA, UMAP, agglomerative clustering) after the DLR Mercury
 		surface composition science case, with mineral abundances estimated
-		from laboratory spectra.  Outlines as pgSphere polygons in body
-		coordinates.  This service is provisioned by the foundation and filled
-		by the spectral-units pipeline.
+		from laboratory (RELAB) spectra.  One row per unit, connected region
+		and tile (tiles at most 90 degrees of longitude wide): outline as a
+		pgSphere polygon in planetocentric east longitude / latitude, cell
+		counts, abundances with their ensemble spread, the unit's mean spectrum
+		(CSV, wavelength and I/F) as access_url and its plot as thumbnail_url.
+		Rows derived from simulated spectra say "SIMULATED" in
+		processing_level_desc.
 	</meta>
 	<meta name="creationDate">2026-11-22T00:00:00</meta>
 	<meta name="subject">planetary-science</meta>
@@ -24,7 +28,7 @@
 
 	<table id="epn_core" onDisk="True" adql="True">
 		<meta name="description">
-			Spectral units, one unit region per row (EPN-TAP 2.0, dataproduct_type ci).
+			Spectral units, one unit region tile per row (EPN-TAP 2.0, dataproduct_type ma).
 			The table is a view over the current rows of the store.
 		</meta>
 		<mixin spatial_frame_type="body"
@@ -49,6 +53,42 @@
 			description="Number of grid cells">
 			<values nullLiteral="-1"/>
 		</column>
+		<column name="unit_region" type="integer" ucd="meta.id;obs.field"
+			description="Connected region of the unit (0 = largest)">
+			<values nullLiteral="-1"/>
+		</column>
+		<column name="unit_tile" type="integer" ucd="meta.id;obs.field"
+			description="Tile of the region (regions are cut at 0/90/180/270 deg E)">
+			<values nullLiteral="-1"/>
+		</column>
+		<column name="region_cell_count" type="integer" ucd="meta.number"
+			description="Number of grid cells of the whole region (all tiles)">
+			<values nullLiteral="-1"/>
+		</column>
+		<column name="abundance_olivine" type="double precision" unit="%" ucd="phys.abund"
+			description="Estimated olivine abundance of the unit mean spectrum (percent, phases sum to 100)"/>
+		<column name="abundance_sigma_olivine" type="double precision" unit="%" ucd="stat.stdev;phys.abund"
+			description="Ensemble standard deviation of abundance_olivine"/>
+		<column name="abundance_orthopyroxene" type="double precision" unit="%" ucd="phys.abund"
+			description="Estimated orthopyroxene abundance of the unit mean spectrum (percent, phases sum to 100)"/>
+		<column name="abundance_sigma_orthopyroxene" type="double precision" unit="%" ucd="stat.stdev;phys.abund"
+			description="Ensemble standard deviation of abundance_orthopyroxene"/>
+		<column name="abundance_clinopyroxene" type="double precision" unit="%" ucd="phys.abund"
+			description="Estimated clinopyroxene abundance of the unit mean spectrum (percent, phases sum to 100)"/>
+		<column name="abundance_sigma_clinopyroxene" type="double precision" unit="%" ucd="stat.stdev;phys.abund"
+			description="Ensemble standard deviation of abundance_clinopyroxene"/>
+		<column name="abundance_plagioclase" type="double precision" unit="%" ucd="phys.abund"
+			description="Estimated plagioclase abundance of the unit mean spectrum (percent, phases sum to 100)"/>
+		<column name="abundance_sigma_plagioclase" type="double precision" unit="%" ucd="stat.stdev;phys.abund"
+			description="Ensemble standard deviation of abundance_plagioclase"/>
+		<column name="abundance_glass" type="double precision" unit="%" ucd="phys.abund"
+			description="Estimated glass abundance of the unit mean spectrum (percent, phases sum to 100)"/>
+		<column name="abundance_sigma_glass" type="double precision" unit="%" ucd="stat.stdev;phys.abund"
+			description="Ensemble standard deviation of abundance_glass"/>
+		<column name="abundance_other" type="double precision" unit="%" ucd="phys.abund"
+			description="Estimated other abundance of the unit mean spectrum (percent, phases sum to 100)"/>
+		<column name="abundance_sigma_other" type="double precision" unit="%" ucd="stat.stdev;phys.abund"
+			description="Ensemble standard deviation of abundance_other"/>
 		<!-- END generated columns -->
 		<viewStatement>
 			CREATE VIEW \curtable AS (

@@ -141,6 +141,35 @@
 			WHERE modification_date &gt; '2026-01-01T00:00:00'
 	</meta>
 
+	<meta name="_example" title="Dayside bow shock crossings at Mercury">
+		Bow shock edges MESSENGER crossed in 2012 between 10 and 14 h MSO
+		local time, with their MSO position (km) and the model's score:
+
+		.. tapquery::
+
+			SELECT granule_uid, time_min, crossing_direction, crossing_edge,
+			  c1min AS x_mso, c2min AS y_mso, c3min AS z_mso, local_time_min, ml_score
+			FROM epnml_crossings.epn_core
+			WHERE feature_name = 'bow shock'
+			AND local_time_min BETWEEN 10 AND 14
+			AND time_min &gt;= 2455927.5 AND time_max &lt; 2456293.5
+			ORDER BY time_min
+	</meta>
+
+	<meta name="_example" title="Spectral units of Mercury in a region">
+		Mercury spectral units whose outline intersects a 5 degree circle
+		around (10 E, 0 N), with the link to each unit's mean spectrum and
+		its estimated olivine abundance:
+
+		.. tapquery::
+
+			SELECT granule_uid, unit_id, cell_count, abundance_olivine,
+			  abundance_sigma_olivine, access_url, thumbnail_url
+			FROM epnml_units.epn_core
+			WHERE target_name = 'Mercury'
+			AND 1 = INTERSECTS(s_region, CIRCLE(10, 0, 5))
+	</meta>
+
 	<meta name="_example" title="Landforms near a point (spatial)">
 		Landforms whose outline intersects a 2 degree circle around
 		(77.5 E, 18.4 N) on Mars, using the pgSphere index on ``s_region``:
