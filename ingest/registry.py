@@ -25,6 +25,12 @@ def _units(model_version: str | None) -> Stage:
     return UnitsStage(model_version)
 
 
+def _minerals(model_version: str | None) -> Stage:
+    from epnml.ingest.stages.minerals import MineralsStage
+
+    return MineralsStage(model_version)
+
+
 def _icme_versions() -> list[str]:
     from epnml.ml.icme.inference import available_versions
 
@@ -43,10 +49,17 @@ def _units_versions() -> list[str]:
     return [MODEL_VERSION]
 
 
+def _minerals_versions() -> list[str]:
+    from epnml.ml.units.abundance import available_versions
+
+    return available_versions()
+
+
 PIPELINES: dict[str, Callable[[str | None], Stage]] = {
     "icme": _icme,
     "crossings": _crossings,
     "units": _units,
+    "minerals": _minerals,  # predict only: its results are columns of the units rows
 }
 
 #: committed model versions per pipeline (what ``epnml models`` lists).
@@ -54,6 +67,7 @@ MODEL_VERSIONS: dict[str, Callable[[], list[str]]] = {
     "icme": _icme_versions,
     "crossings": _crossings_versions,
     "units": _units_versions,
+    "minerals": _minerals_versions,
 }
 
 

@@ -97,6 +97,9 @@ def run_pipeline(
 ) -> RunSummary:
     """Run ``pipeline`` over ``paths``; stop (RunFailed) at a bad granule unless keep_going."""
     stage = get_stage(pipeline, model_version)
+    if mode == "ingest" and getattr(stage, "predict_only", False):
+        raise ValueError(f"{pipeline} is predict-only: its results are not a product table "
+                         f"(use `epnml predict {pipeline}`)")
     product = get_product(stage.product)
     model = stage.model_info()
     missing = [p for p in paths if not Path(p).exists()]

@@ -124,8 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list the committed model versions")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("bench", help="benchmarks (ingest, query, icme, crossings); results as JSON")
-    p.add_argument("what", choices=["ingest", "query", "icme", "crossings", "all"])
+    p = sub.add_parser("bench", help="benchmarks (ingest, query, icme, crossings, units); results as JSON")
+    p.add_argument("what", choices=["ingest", "query", "icme", "crossings", "units", "all"])
     p.add_argument("--rows", type=int, default=None, help="rows for ingest/query benchmarks")
     p.add_argument("-o", "--output", type=Path, help="also write the JSON results here")
     p.set_defaults(func=cmd_bench)

@@ -1,0 +1,115 @@
+"""Minerals stage (predict only): reflectance spectra -> phases present and abundances.
+
+INAF case (RELAB laboratory spectra): the ``minerals`` model of
+:mod:`epnml.ml.units.abundance` applied to any reflectance spectrum over
+350-1050 nm.  It has no product table of its own: its results become columns
+of the ``units`` rows, so ``epnml ingest minerals`` is refused.
+
+Inputs: RELAB/SLab JSON spectra, a CSV with ``wavelength_nm`` and a reflectance
+column (``reflectance``, ``iof_mean`` as the units' mean-spectrum files, or
+``iof``), or an ENVI spectral library (``.sli`` with its ``.hdr``: one granule,
+one record per spectrum).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
+
+REFLECTANCE_COLUMNS = ("reflectance", "iof_mean", "iof")
+SUFFIXES = {".json", ".csv", ".sli"}
+
+
+def _read(path: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """(spectrum id, wavelength nm, reflectance) of every spectrum in one file."""
+    from epnml.ingest.readers.spectra import read_envi_sli, read_relab_json
+
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        lab = read_relab_json(path)
+        return [(lab.spectrum_id, lab.wavelength_nm, lab.reflectance)]
+    if suffix == ".sli":
+        lib = read_envi_sli(path)
+        return [(name, lib.wavelength_nm, row) for name, row in zip(lib.names, lib.spectra,
+                                                                    strict=True)]
+    try:
+        table = pd.read_csv(path, comment="#")
+    except (OSError, ValueError) as exc:
+        raise GranuleError(path, f"not a readable CSV: {exc}") from None
+    column = next((c for c in REFLECTANCE_COLUMNS if c in table.columns), None)
+    if "wavelength_nm" not in table.columns or column is None:
+        raise GranuleError(path, "a spectrum CSV needs wavelength_nm and one of "
+                                 f"{', '.join(REFLECTANCE_COLUMNS)}")
+    wl = pd.to_numeric(table["wavelength_nm"], errors="coerce").to_numpy(float)
+    refl = pd.to_numeric(table[column], errors="coerce").to_numpy(float)
+    return [(path.stem, wl, refl)]
+
+
+class MineralsStage:
+    name = "minerals"
+    product = "units"
+    #: results are columns of ``units`` rows; nothing of its own to ingest.
+    predict_only = True
+
+    def __init__(self, model_version: str | None = None) -> None:
+        from epnml.ml.units.abundance import load_model
+
+        self._model = load_model(model_version)
+
+    def model_info(self) -> ModelInfo:
+        return self._model.info
+
+    def model_card(self) -> dict[str, Any]:
+        from epnml.ml.units.abundance import WEIGHTS_DIR
+
+        path = WEIGHTS_DIR / f"minerals-{self._model.info.version}.json"
+        card: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+        return card
+
+    def granules(self, paths: Sequence[Path]) -> list[Granule]:
+        files: list[Path] = []
+        for path in paths:
+            if path.is_dir():
+                files += sorted(p for p in path.iterdir() if p.suffix.lower() in SUFFIXES)
+            elif path.suffix.lower() == ".hdr":
+                continue  # read with its .sli
+            elif path.suffix.lower() in SUFFIXES:
+                files.append(path)
+            else:
+                raise GranuleError(path, "not a spectrum file (.json, .csv or ENVI .sli)")
+        if not files:
+            raise ValueError("no spectrum files (.json, .csv, .sli) given")
+        return [Granule(p.stem, (p,)) for p in files]
+
+    def process(self, granule: Granule, ctx: RunContext) -> StageOutput:
+        from epnml.ml.units.abundance import PHASES, predict_spectra
+
+        if ctx.params:
+            raise ValueError(f"minerals: unknown parameters {sorted(ctx.params)}")
+        path = granule.paths[0]
+        records = []
+        for spectrum_id, wl, refl in _read(path):
+            if wl.size < 2 or not np.isfinite(refl).any():
+                raise GranuleError(path, f"{spectrum_id}: no valid reflectance values")
+            result = predict_spectra(self._model, wl, refl[None, :])[0]
+            record: dict[str, Any] = {"file": str(path), "spectrum_id": spectrum_id,
+                                      "covered": result is not None}
+            for phase in PHASES:
+                record[f"present_{phase}"] = None if result is None else \
+                    phase in result["present"]
+                record[f"presence_prob_{phase}"] = None if result is None else \
+                    round(float(result["presence"][phase]), 4)
+                record[f"abundance_{phase}"] = None if result is None else \
+                    round(float(result["abundance"][phase]), 2)
+                record[f"abundance_sigma_{phase}"] = None if result is None else \
+                    round(float(result["abundance_sigma"][phase]), 2)
+            record["model"] = self._model.info.name
+            record["model_version"] = self._model.info.version
+            records.append(record)
+        return StageOutput(granule, pd.DataFrame.from_records(records), [])
