@@ -363,7 +363,8 @@ def run_bench(what: str, rows: int | None = None, output: Path | None = None) ->
     if what in ("crossings", "all"):
         from epnml.ml.crossings.bench import run as bench_crossings
 
-        results["crossings"] = bench_crossings()
+        # 1 thread = one orbit per core (how `epnml ingest` runs it); 2 = one orbit, 2 cores
+        results["crossings"] = {f"threads_{n}": bench_crossings(threads=n) for n in (1, 2)}
         results["crossings_ingest"] = bench_crossings_ingest()
     if what in ("units", "all"):
         from epnml.ml.units.bench import run as bench_units

@@ -102,8 +102,8 @@ class CrossingsStage:
             for index in sorted(set(int(i) for i in edges["orbit_index"])):
                 seg = frame.iloc[segments[index]]
                 orbit_edges = edges[edges["orbit_index"] == index]
-                label = f"orbit {orbit}" if orbit is not None and len(segments) == 1 \
-                    else f"{seg.index[0]:%Y-%m-%d %H:%M}"
+                label = f"{seg.index[0]:%Y-%m-%d}" + (f" orbit {orbit}" if orbit is not None
+                                                      else f" {seg.index[0]:%H:%M}")
                 title = f"MESSENGER MAG {label}" + (" (simulated)" if simulated else "")
                 name = f"crossings/{_safe(granule.granule_id)}_{index:03d}_v{info.version}.png"
                 files[name] = mag_orbit_quicklook_png(seg, orbit_edges, title)

@@ -151,3 +151,32 @@ def decode(out: dict[str, torch.Tensor], stride: int, threshold: float = 0.05,
                              cy + size[1] / 2, cls.float(), s], dim=1)
         result.append(boxes.detach().cpu().numpy().astype(np.float64))
     return result
+
+
+def normalize_image(image: np.ndarray) -> np.ndarray:
+    """Zero mean, unit variance over the whole image (NaN = no data -> 0 after scaling).
+
+    Whole-image statistics, not per tile, so a tile of plain terrain keeps its contrast
+    relative to the image it comes from (training normalises crops the same way).
+    """
+    arr = np.asarray(image, dtype=np.float32)
+    finite = np.isfinite(arr)
+    if not finite.any():
+        return np.zeros_like(arr)
+    vals = arr[finite]
+    mean, std = float(vals.mean()), float(vals.std())
+    out = (arr - mean) / max(std, 1e-6)
+    out[~finite] = 0.0
+    return out
+
+
+def resize_image(image: np.ndarray, scale: float) -> np.ndarray:
+    """Resample a float image by ``scale`` (Pillow, antialiased when shrinking)."""
+    from PIL import Image
+
+    if scale == 1.0:
+        return np.asarray(image, dtype=np.float32)
+    h, w = image.shape
+    size = (max(1, int(round(w * scale))), max(1, int(round(h * scale))))
+    img = Image.fromarray(np.ascontiguousarray(image, dtype=np.float32), mode="F")
+    return np.asarray(img.resize(size, Image.Resampling.BILINEAR), dtype=np.float32)
