@@ -212,9 +212,10 @@ run_demo() {
     if [ ! -f "$mag/.generated" ]; then
         log "generating simulated MESSENGER MAG orbits in $mag"
         mkdir -p "$mag"
-        # Orbits of January 2012 at the real catalogue's boundary times when ../shared/data is
-        # there, otherwise synthetic orbits (the simulator says which).
-        "$VENV/bin/python" -m epnml.ingest.simulate.messenger "$mag" --orbits 600-611 --seed 2026
+        # Orbits of March 2012 (inbound bow shock on the dayside) at the real catalogue's
+        # boundary times when ../shared/data is there, otherwise synthetic orbits (the
+        # simulator says which).
+        "$VENV/bin/python" -m epnml.ingest.simulate.messenger "$mag" --orbits 740-751 --seed 2026
         touch "$mag/.generated"
     fi
     log "ingesting the demo inputs (simulated MESSENGER magnetometer orbits)"

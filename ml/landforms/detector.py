@@ -107,7 +107,8 @@ class PitsDetector(nn.Module):
         self.hm = nn.Conv2d(cfg.head, cfg.n_classes, 1)
         self.wh = nn.Conv2d(cfg.head, 2, 1)
         self.off = nn.Conv2d(cfg.head, 2, 1)
-        nn.init.constant_(self.hm.bias, -math.log((1 - 0.01) / 0.01))  # prior 0.01
+        if self.hm.bias is not None:  # focal-loss prior: start at p = 0.01 everywhere
+            nn.init.constant_(self.hm.bias, -math.log((1 - 0.01) / 0.01))
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         c4 = self.stem(x)

@@ -164,9 +164,9 @@ def augment(crop: Crop, rng: np.random.Generator, size: int = CROP
         boxes = np.stack([boxes[:, 0], boxes[:, 2], size - boxes[:, 3], boxes[:, 4],
                           size - boxes[:, 1]], axis=1) if len(boxes) else boxes
     contrast = math.exp(rng.uniform(math.log(0.7), math.log(1.4)))
-    out = out * contrast + rng.uniform(-0.3, 0.3)
-    out = out + rng.normal(0.0, rng.uniform(0.0, 0.08), out.shape)
-    return np.ascontiguousarray(out, dtype=np.float32), boxes
+    noisy = out * contrast + rng.uniform(-0.3, 0.3) + \
+        rng.normal(0.0, rng.uniform(0.0, 0.08), out.shape)
+    return np.ascontiguousarray(noisy, dtype=np.float32), boxes
 
 
 def make_targets(boxes: np.ndarray, size: int, stride: int, n_classes: int
@@ -181,7 +181,7 @@ def make_targets(boxes: np.ndarray, size: int, stride: int, n_classes: int
     yy, xx = np.mgrid[0:s, 0:s].astype(np.float32)
     # large boxes first so a small one centred in the same cell wins the regression target
     order = np.argsort(-(boxes[:, 3] - boxes[:, 1]) * (boxes[:, 4] - boxes[:, 2])) \
-        if len(boxes) else []
+        if len(boxes) else np.zeros(0, dtype=int)
     for i in order:
         k, x0, y0, x1, y1 = boxes[i]
         cx, cy = (x0 + x1) / 2 / stride, (y0 + y1) / 2 / stride
@@ -261,9 +261,9 @@ def train(crops: Sequence[Crop], val: Sequence[Crop], steps: int, seed: int,
             module.eval()
             dets = [detect_array(c.pixels, module, scale=INPUT_SCALE) for c in val]
             m = evaluate(dets, [c.boxes for c in val])
-            history.append({"step": step, "loss": round(float(loss), 4),
+            history.append({"step": step, "loss": round(loss.item(), 4),
                             "val_mAP50": m["mAP50"], "val_mAP50-95": m["mAP50-95"]})
-            print(f"step {step} loss {float(loss):.3f} {parts} val mAP50 {m['mAP50']} "
+            print(f"step {step} loss {loss.item():.3f} {parts} val mAP50 {m['mAP50']} "
                   f"mAP50-95 {m['mAP50-95']} ({time.perf_counter() - t0:.0f} s)", file=log,
                   flush=True)
             if m["mAP50"] is not None and m["mAP50"] > best["mAP50"]:
