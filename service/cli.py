@@ -86,11 +86,25 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from epnml.ingest.registry import MODEL_VERSIONS
+    from epnml.ingest.registry import MODEL_VERSIONS, make_stage
 
-    for pipeline, versions in MODEL_VERSIONS.items():
-        for version in versions():
-            print(f"{pipeline} {version}")
+    conn = None
+    if args.register:
+        from epnml.db import connect
+
+        conn = connect(load_settings())
+    try:
+        for pipeline, versions in MODEL_VERSIONS.items():
+            for version in versions():
+                print(f"{pipeline} {version}")
+                if conn is not None:
+                    from epnml.ingest.writer import register_model
+
+                    stage = make_stage(pipeline, version)
+                    register_model(conn, stage.model_info(), stage.model_card())
+    finally:
+        if conn is not None:
+            conn.close()
     return 0
 
 
@@ -122,9 +136,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.set_defaults(func=cmd_db_migrate)
 
     p = sub.add_parser("models", help="list the committed model versions")
+    p.add_argument("--register", action="store_true",
+                   help="also record them in the model registry (epnml_models.versions)")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("bench", help="benchmarks (ingest, query, icme, crossings, units); results as JSON")
+    p = sub.add_parser("bench", help="benchmarks (ingest, query, icme, crossings, units), JSON")
     p.add_argument("what", choices=["ingest", "query", "icme", "crossings", "units", "all"])
     p.add_argument("--rows", type=int, default=None, help="rows for ingest/query benchmarks")
     p.add_argument("-o", "--output", type=Path, help="also write the JSON results here")

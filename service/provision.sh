@@ -38,6 +38,8 @@ export EPNML_DATA_DIR=$DACHS_ROOT/web/nv_static/epnml
 export EPNML_SERVER_URL=$SERVER_URL
 export EPNML_AUTHORITY=$AUTHORITY
 FAMILIES="events crossings landforms units"
+# RDs served beside the EPN-TAP families, not published as EPN-TAP services.
+EXTRA_RDS="models"
 
 log() { printf '[provision] %s\n' "$*" >&2; }
 
@@ -184,7 +186,8 @@ setup_stack() {
     dachs_init_instance
     storage_schema
     mkdir -p "$EPNML_DATA_DIR" && chmod 755 "$EPNML_DATA_DIR"
-    if ! dachs val __system__/userconfig $(printf '%s/q ' $FAMILIES) >"$DACHS_ROOT/logs/epnml-val.log" 2>&1; then
+    if ! dachs val __system__/userconfig $(printf '%s/q ' $FAMILIES $EXTRA_RDS) \
+            >"$DACHS_ROOT/logs/epnml-val.log" 2>&1; then
         cat "$DACHS_ROOT/logs/epnml-val.log" >&2
         log "dachs val failed"; return 1
     fi
@@ -193,6 +196,11 @@ setup_stack() {
         dachs imp "$family/q" >/dev/null
         dachs pub "$family/q" >/dev/null
     done
+    for rd in $EXTRA_RDS; do
+        dachs imp "$rd/q" >/dev/null
+    done
+    # every committed model version is in the registry before it writes a row
+    "$VENV/bin/epnml" models --register >/dev/null
     dachs_server start
     log "EPN-TAP served at $SERVER_URL/tap (schemas: $(printf 'epnml_%s ' $FAMILIES))"
 }
