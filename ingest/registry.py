@@ -31,6 +31,12 @@ def _minerals(model_version: str | None) -> Stage:
     return MineralsStage(model_version)
 
 
+def _pits(model_version: str | None) -> Stage:
+    from epnml.ingest.stages.landforms import PitsStage
+
+    return PitsStage(model_version)
+
+
 def _icme_versions() -> list[str]:
     from epnml.ml.icme.inference import available_versions
 
@@ -55,11 +61,18 @@ def _minerals_versions() -> list[str]:
     return available_versions()
 
 
+def _pits_versions() -> list[str]:
+    from epnml.ml.landforms.inference import available_versions
+
+    return available_versions()
+
+
 PIPELINES: dict[str, Callable[[str | None], Stage]] = {
     "icme": _icme,
     "crossings": _crossings,
     "units": _units,
     "minerals": _minerals,  # predict only: its results are columns of the units rows
+    "pits": _pits,
 }
 
 #: committed model versions per pipeline (what ``epnml models`` lists).
@@ -68,6 +81,7 @@ MODEL_VERSIONS: dict[str, Callable[[], list[str]]] = {
     "crossings": _crossings_versions,
     "units": _units_versions,
     "minerals": _minerals_versions,
+    "pits": _pits_versions,
 }
 
 

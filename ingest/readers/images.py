@@ -1,0 +1,341 @@
+"""Orbital image readers for the landforms pipeline: JPEG/PNG chips and Mars GeoTIFFs.
+
+Chips (JPEG/PNG, e.g. the HiRISE RED crops of DeepLandforms) carry no georeference, so
+``georef`` is None and the rows built from them get NULL geometry: it is never
+invented. A GeoTIFF must carry ModelPixelScale + ModelTiepoint tags and a GeoKey
+directory describing a Mars geographic CRS or an equirectangular projection of Mars
+(what MOLA/CTX/HiRISE mosaics use); pixels then map to planetocentric east
+longitude / latitude. Pillow reads both (no GDAL). Bad input raises GranuleError
+naming the file and the reason. YOLO label files are read here too.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from epnml.ingest.stage import GranuleError
+
+CHIP_SUFFIXES = (".jpg", ".jpeg", ".png")
+GEOTIFF_SUFFIXES = (".tif", ".tiff")
+IMAGE_SUFFIXES = CHIP_SUFFIXES + GEOTIFF_SUFFIXES
+#: IAU Mars 2000 sphere radius (m): the default when a GeoTIFF gives none.
+MARS_RADIUS_M = 3_396_190.0
+#: a CRS whose semi-major axis is outside this range (m) is not Mars.
+_MARS_AXIS_RANGE_M = (3_370_000.0, 3_400_000.0)
+#: the largest image we decode (pixels): a guard against decompression bombs.
+MAX_PIXELS = 40_000 * 40_000
+
+# GeoTIFF tags and GeoKeys (GeoTIFF 1.1, OGC 19-008r4).
+TAG_PIXEL_SCALE = 33550
+TAG_TIEPOINT = 33922
+TAG_TRANSFORMATION = 34264
+TAG_GEOKEYS = 34735
+TAG_GEO_DOUBLES = 34736
+TAG_GEO_ASCII = 34737
+KEY_MODEL_TYPE = 1024  # 1 projected, 2 geographic
+KEY_RASTER_TYPE = 1025  # 1 PixelIsArea, 2 PixelIsPoint
+KEY_GEOGRAPHIC_TYPE = 2048
+KEY_GEOG_CITATION = 2049
+KEY_SEMI_MAJOR = 2057
+KEY_SEMI_MINOR = 2058
+KEY_INV_FLATTENING = 2059
+KEY_GT_CITATION = 1026
+KEY_PROJ_CITATION = 3073
+KEY_COORD_TRANS = 3075  # 17 = equirectangular
+KEY_STD_PARALLEL1 = 3078
+KEY_NAT_ORIGIN_LONG = 3080
+KEY_FALSE_EASTING = 3082
+KEY_FALSE_NORTHING = 3083
+KEY_CENTER_LONG = 3088
+CT_EQUIRECTANGULAR = 17
+USER_DEFINED = 32767
+
+_HIRISE_RE = re.compile(r"^(?P<obs>(?:ESP|PSP|AEB)_\d{6}_\d{4})")
+
+
+@dataclass(frozen=True)
+class GeoRef:
+    """Affine pixel -> map transform plus the Mars CRS it is expressed in.
+
+    Pixel coordinates are continuous: (0, 0) is the top-left corner of the first pixel,
+    (col + 0.5, row + 0.5) its centre (the detector's box convention).
+    """
+
+    #: ``geographic`` (degrees) or ``equirectangular`` (metres).
+    kind: str
+    #: map coordinates of the top-left corner of pixel (0, 0).
+    x0: float
+    y0: float
+    #: map units per pixel (x to the right, y downwards as a positive number).
+    sx: float
+    sy: float
+    semi_major_m: float = MARS_RADIUS_M
+    semi_minor_m: float = MARS_RADIUS_M
+    lon0_deg: float = 0.0
+    lat_ts_deg: float = 0.0
+    false_easting: float = 0.0
+    false_northing: float = 0.0
+    crs_description: str = ""
+
+    def pixel_to_lonlat(self, col: Any, row: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Planetocentric east longitude [0, 360) and latitude (degrees) of pixel points."""
+        x = self.x0 + np.asarray(col, dtype=float) * self.sx
+        y = self.y0 - np.asarray(row, dtype=float) * self.sy
+        if self.kind == "geographic":
+            lon, lat = x, y
+        else:
+            r = self.semi_major_m
+            lat = np.degrees((y - self.false_northing) / r)
+            lon = self.lon0_deg + np.degrees(
+                (x - self.false_easting) / (r * math.cos(math.radians(self.lat_ts_deg))))
+        lat = np.clip(lat, -90.0, 90.0)
+        if self.semi_minor_m != self.semi_major_m:  # planetographic -> planetocentric
+            ratio = (self.semi_minor_m / self.semi_major_m) ** 2
+            lat = np.degrees(np.arctan(ratio * np.tan(np.radians(lat))))
+        return np.mod(lon, 360.0), lat
+
+    def pixel_size_km(self, row: float) -> tuple[float, float]:
+        """Ground size (km) of one pixel along x and y at image row ``row``."""
+        if self.kind == "geographic":
+            _, lat = self.pixel_to_lonlat(0.0, row)
+            r_km = self.semi_major_m / 1000.0
+            ky = math.radians(self.sy) * r_km
+            return math.radians(self.sx) * r_km * math.cos(math.radians(float(lat))), ky
+        return self.sx / 1000.0, self.sy / 1000.0
+
+
+@dataclass
+class ImageData:
+    """A grayscale image as float32 (NaN = no data) and where it is on Mars, if known."""
+
+    path: Path
+    pixels: np.ndarray
+    georef: GeoRef | None
+    #: HiRISE observation id when the file name starts with one (ESP_016213_1720).
+    observation_id: str | None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def georeferenced(self) -> bool:
+        return self.georef is not None
+
+
+def hirise_observation_id(name: str) -> str | None:
+    """``ESP_016213_1720`` from ``ESP_016213_1720_RED_print....jpg``; None otherwise."""
+    m = _HIRISE_RE.match(Path(name).name)
+    return m.group("obs") if m else None
+
+
+def read_image(path: Path | str) -> ImageData:
+    """Read a JPEG/PNG chip (no georeference) or a Mars GeoTIFF (with georeference)."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix not in IMAGE_SUFFIXES:
+        raise GranuleError(path, f"unsupported image type {suffix or '(none)'}; "
+                                 f"expected one of {', '.join(IMAGE_SUFFIXES)}")
+    img = _open(path)
+    georef = None
+    meta: dict[str, Any] = {"format": img.format, "mode": img.mode}
+    if suffix in GEOTIFF_SUFFIXES:
+        georef = parse_geotiff_tags(path, _tiff_tags(img))
+    pixels = _to_gray(path, img)
+    if suffix in GEOTIFF_SUFFIXES:
+        pixels = _mask_nodata(img, pixels)
+    if not np.isfinite(pixels).any():
+        raise GranuleError(path, "image holds no valid pixel")
+    return ImageData(path, pixels, georef, hirise_observation_id(path.name), meta)
+
+
+def _open(path: Path) -> Any:
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise GranuleError(path, "no such file")
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+            img.load()  # decode now so truncation is reported here
+    except UnidentifiedImageError:
+        raise GranuleError(path, "not an image file (unrecognised content)") from None
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
+            Image.DecompressionBombWarning) as exc:
+        raise GranuleError(path, f"cannot decode image: {exc}") from None
+    if img.width < 8 or img.height < 8:
+        raise GranuleError(path, f"image too small ({img.width}x{img.height} px)")
+    return img
+
+
+def _to_gray(path: Path, img: Any) -> np.ndarray:
+    """Float32 grayscale; colour images are averaged over their channels (HiRISE RED
+    print JPEGs are stored as three equal channels)."""
+    mode = img.mode
+    if mode in ("1", "L", "P", "LA", "PA"):
+        arr = np.asarray(img.convert("L"), dtype=np.float32)
+    elif mode in ("RGB", "RGBA", "CMYK", "YCbCr"):
+        arr = np.asarray(img.convert("RGB"), dtype=np.float32).mean(axis=2)
+    elif mode in ("I", "F") or mode.startswith("I;16"):
+        arr = np.asarray(img, dtype=np.float32)
+    else:
+        raise GranuleError(path, f"unsupported pixel mode {mode}")
+    if arr.ndim != 2:
+        raise GranuleError(path, f"expected one band, got array shape {arr.shape}")
+    return np.ascontiguousarray(arr)
+
+
+def _mask_nodata(img: Any, pixels: np.ndarray) -> np.ndarray:
+    """GDAL_NODATA (tag 42113) -> NaN."""
+    nodata = _tiff_tags(img).get(42113)
+    if nodata is None:
+        return pixels
+    try:
+        value = float(str(nodata).strip("\x00 "))
+    except ValueError:
+        return pixels
+    out = pixels.copy()
+    out[pixels == value] = np.nan
+    return out
+
+
+def _tiff_tags(img: Any) -> dict[int, Any]:
+    tags = getattr(img, "tag_v2", None)
+    return dict(tags) if tags is not None else {}
+
+
+def _as_floats(value: Any) -> list[float]:
+    if isinstance(value, (int, float)):
+        return [float(value)]
+    return [float(v) for v in value]
+
+
+def parse_geokeys(tags: dict[int, Any]) -> dict[int, Any]:
+    """GeoKey id -> value (short, double(s) or ASCII text) from the three GeoTIFF tags."""
+    raw = tags.get(TAG_GEOKEYS)
+    if raw is None:
+        return {}
+    directory = [int(v) for v in (raw if not isinstance(raw, int) else [raw])]
+    doubles = _as_floats(tags.get(TAG_GEO_DOUBLES, ()))
+    ascii_ = str(tags.get(TAG_GEO_ASCII, ""))
+    keys: dict[int, Any] = {}
+    n = directory[3] if len(directory) >= 4 else 0
+    for i in range(n):
+        entry = directory[4 + 4 * i: 8 + 4 * i]
+        if len(entry) < 4:
+            break
+        key, loc, count, value = entry
+        if loc == 0:
+            keys[key] = value
+        elif loc == TAG_GEO_DOUBLES:
+            vals = doubles[value: value + count]
+            keys[key] = vals[0] if count == 1 and vals else vals
+        elif loc == TAG_GEO_ASCII:
+            keys[key] = ascii_[value: value + count].rstrip("|\x00")
+    return keys
+
+
+def parse_geotiff_tags(path: Path, tags: dict[int, Any]) -> GeoRef:
+    """GeoRef from ModelPixelScale + ModelTiepoint + GeoKeys; GranuleError when not Mars."""
+    if TAG_TRANSFORMATION in tags and TAG_PIXEL_SCALE not in tags:
+        m = _as_floats(tags[TAG_TRANSFORMATION])
+        if len(m) < 8 or m[1] != 0.0 or m[4] != 0.0:
+            raise GranuleError(path, "rotated GeoTIFF (ModelTransformation with shear) "
+                                     "is not supported")
+        scale, tie = [m[0], -m[5], 0.0], [0.0, 0.0, 0.0, m[3], m[7], 0.0]
+    elif TAG_PIXEL_SCALE in tags and TAG_TIEPOINT in tags:
+        scale, tie = _as_floats(tags[TAG_PIXEL_SCALE]), _as_floats(tags[TAG_TIEPOINT])
+    else:
+        raise GranuleError(path, "GeoTIFF without georeference (no ModelPixelScale and "
+                                 "ModelTiepoint tags); give chips as JPEG/PNG instead")
+    if len(scale) < 2 or len(tie) < 6 or scale[0] <= 0 or scale[1] <= 0:
+        raise GranuleError(path, f"invalid GeoTIFF pixel scale {scale} or tiepoint {tie}")
+    keys = parse_geokeys(tags)
+    if not keys:
+        raise GranuleError(path, "GeoTIFF without GeoKey directory: the CRS is unknown")
+    sx, sy = scale[0], scale[1]
+    # PixelIsPoint: the tiepoint refers to the pixel centre, not its corner.
+    shift = 0.5 if keys.get(KEY_RASTER_TYPE) == 2 else 0.0
+    i, j, x, y = tie[0], tie[1], tie[3], tie[4]
+    x0 = x - (i + shift) * sx
+    y0 = y + (j + shift) * sy
+    a, b = _axes(path, keys)
+    text = " ".join(str(keys.get(k, "")) for k in
+                    (KEY_GT_CITATION, KEY_GEOG_CITATION, KEY_PROJ_CITATION)).strip()
+    model = keys.get(KEY_MODEL_TYPE)
+    if model == 2:
+        return GeoRef("geographic", x0, y0, sx, sy, a, b, crs_description=text)
+    if model == 1:
+        trans = keys.get(KEY_COORD_TRANS)
+        if trans != CT_EQUIRECTANGULAR:
+            raise GranuleError(path, f"projection (ProjCoordTransGeoKey={trans}) not supported; "
+                                     "only geographic or equirectangular Mars CRS")
+        lon0 = keys.get(KEY_CENTER_LONG, keys.get(KEY_NAT_ORIGIN_LONG, 0.0))
+        return GeoRef("equirectangular", x0, y0, sx, sy, a, b, float(lon0),
+                      float(keys.get(KEY_STD_PARALLEL1, 0.0)),
+                      float(keys.get(KEY_FALSE_EASTING, 0.0)),
+                      float(keys.get(KEY_FALSE_NORTHING, 0.0)), text)
+    raise GranuleError(path, f"GeoTIFF model type {model} not supported (need 1 or 2)")
+
+
+def _axes(path: Path, keys: dict[int, Any]) -> tuple[float, float]:
+    """Semi-major and semi-minor axes (m); refuses Earth or unknown bodies."""
+    gtype = keys.get(KEY_GEOGRAPHIC_TYPE)
+    text = " ".join(str(keys.get(k, "")) for k in
+                    (KEY_GT_CITATION, KEY_GEOG_CITATION, KEY_PROJ_CITATION)).lower()
+    if isinstance(gtype, int) and 4000 <= gtype < 5000:
+        raise GranuleError(path, f"CRS is the terrestrial EPSG:{gtype}, not Mars")
+    a = keys.get(KEY_SEMI_MAJOR)
+    if a is None:
+        if "mars" not in text:
+            raise GranuleError(path, "GeoTIFF CRS gives neither a Mars datum nor axes")
+        return MARS_RADIUS_M, MARS_RADIUS_M
+    a = float(a)
+    if not _MARS_AXIS_RANGE_M[0] <= a <= _MARS_AXIS_RANGE_M[1]:
+        raise GranuleError(path, f"semi-major axis {a:.0f} m is not Mars")
+    b = keys.get(KEY_SEMI_MINOR)
+    if b is None and keys.get(KEY_INV_FLATTENING):
+        b = a * (1.0 - 1.0 / float(keys[KEY_INV_FLATTENING]))
+    return a, float(b) if b is not None else a
+
+
+def read_yolo_labels(path: Path | str, width: int, height: int,
+                     n_classes: int = 5) -> pd.DataFrame:
+    """YOLO ``class cx cy w h`` (normalised) -> pixel boxes ``class, x_min .. y_max``.
+
+    ``class`` stays 0-based (index 0 = Type-1). Degenerate (zero-size) boxes are kept:
+    the caller decides (training drops them).
+    """
+    path = Path(path)
+    cols = ["class", "x_min", "y_min", "x_max", "y_max"]
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GranuleError(path, f"cannot read label file: {exc}") from None
+    out = []
+    for n, line in enumerate(lines, 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) != 5:
+            raise GranuleError(path, f"line {n}: expected 'class cx cy w h', got {line!r}")
+        try:
+            k = int(parts[0])
+            cx, cy, w, h = (float(p) for p in parts[1:])
+        except ValueError:
+            raise GranuleError(path, f"line {n}: not numbers: {line!r}") from None
+        if not 0 <= k < n_classes:
+            raise GranuleError(path, f"line {n}: class {k} outside 0..{n_classes - 1}")
+        if not all(-0.01 <= v <= 1.01 for v in (cx, cy, w, h)):
+            raise GranuleError(path, f"line {n}: coordinates not normalised to 0..1")
+        out.append((k, (cx - w / 2) * width, (cy - h / 2) * height,
+                    (cx + w / 2) * width, (cy + h / 2) * height))
+    frame = pd.DataFrame(out, columns=cols)
+    frame["class"] = frame["class"].astype(int)
+    return frame

@@ -1,0 +1,190 @@
+"""Load the committed pits weights (checksum-verified) and detect landforms in any image.
+
+``detect`` handles images of any size: whole-image normalisation, resampling to the
+scale the model was trained at, overlapping 512x512 tiles, box decoding, mapping back
+to input pixels and class-aware NMS across tiles.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from epnml.ingest.stage import ModelInfo
+
+from .detector import DetectorConfig, PitsDetector, decode, normalize_image, resize_image
+from .tiling import iter_tiles, nms, to_image
+
+MODEL_NAME = "pits"
+#: committed weights live next to the package so they ship with it.
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+MAX_THREADS = 2
+TILE = 512
+#: overlap of neighbouring tiles (px at model scale): larger than most landforms.
+OVERLAP = 128
+#: detections below this score are never kept (mAP is computed from here up).
+MIN_SCORE = 0.01
+BATCH = 4
+_FILE_RE = re.compile(rf"^{MODEL_NAME}-(?P<version>\d[0-9A-Za-z.+-]*)\.pt$")
+OUTPUT_COLUMNS = ["x_min", "y_min", "x_max", "y_max", "class", "score"]
+
+
+@dataclass
+class LoadedModel:
+    """A ready-to-run detector and the inference settings chosen with it."""
+
+    module: PitsDetector
+    info: ModelInfo
+    #: ``model`` (architecture), ``input_scale``, ``threshold``, ``nms_iou`` ...
+    config: dict[str, Any]
+
+    @property
+    def threshold(self) -> float:
+        """Score threshold chosen on validation (best F1 at IoU 0.5)."""
+        return float(self.config.get("threshold", 0.3))
+
+    @property
+    def input_scale(self) -> float:
+        """Factor images are resampled by before tiling (the training scale)."""
+        return float(self.config.get("input_scale", 0.5))
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Numeric-aware sort key so 1.10.0 is newer than 1.9.0."""
+    parts = re.split(r"[.+-]", version)
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
+
+
+def available_versions(weights_dir: Path = WEIGHTS_DIR) -> list[str]:
+    """Versions with both a weights file and its JSON card, oldest first."""
+    if not weights_dir.is_dir():
+        return []
+    found = []
+    for p in weights_dir.glob(f"{MODEL_NAME}-*.pt"):
+        m = _FILE_RE.match(p.name)
+        if m and p.with_suffix(".json").is_file():
+            found.append(m.group("version"))
+    return sorted(found, key=_version_key)
+
+
+def load_model(version: str | None = None, path: Path | None = None) -> LoadedModel:
+    """Load ``pits-<version>.pt`` (default: newest in ``ml/weights``) after its sha256 check.
+
+    ``path`` may be a weights directory or a ``.pt`` file. The JSON card next to the
+    weights must carry the file's sha256: a swapped or truncated file is refused
+    rather than silently writing different catalogue rows.
+    """
+    if path is not None and Path(path).is_file():
+        pt = Path(path)
+        if version is not None and pt.name != f"{MODEL_NAME}-{version}.pt":
+            raise ValueError(f"version {version!r} does not match weights file {pt.name}")
+    else:
+        wdir = Path(path) if path is not None else WEIGHTS_DIR
+        if path is not None and not wdir.exists():
+            raise FileNotFoundError(f"no such weights file or directory: {wdir}")
+        versions = available_versions(wdir)
+        if version is None:
+            if not versions:
+                raise FileNotFoundError(f"no {MODEL_NAME} weights (with JSON card) in {wdir}")
+            version = versions[-1]
+        elif version not in versions:
+            raise ValueError(
+                f"unknown {MODEL_NAME} model version {version!r}; available: "
+                f"{', '.join(versions) if versions else 'none'} (in {wdir})"
+            )
+        pt = wdir / f"{MODEL_NAME}-{version}.pt"
+    card_path = pt.with_suffix(".json")
+    if not card_path.is_file():
+        raise ValueError(f"{pt}: model card {card_path.name} is missing; "
+                         "refusing unverified weights")
+    card = json.loads(card_path.read_text())
+    digest = sha256_file(pt)
+    if card.get("sha256") != digest:
+        raise ValueError(
+            f"{pt}: sha256 {digest} does not match card {card_path.name} ({card.get('sha256')})"
+        )
+    ckpt = torch.load(pt, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or ckpt.get("name") != MODEL_NAME:
+        raise ValueError(f"{pt}: not a {MODEL_NAME} checkpoint")
+    module = PitsDetector(DetectorConfig.from_dict(ckpt["config"]["model"]))
+    module.load_state_dict({k: v.float() if v.is_floating_point() else v
+                            for k, v in ckpt["state_dict"].items()})
+    module.eval()
+    ver = str(ckpt.get("version"))
+    if card.get("version") != ver:
+        raise ValueError(f"{pt}: card version {card.get('version')} != weights version {ver}")
+    return LoadedModel(module, ModelInfo(MODEL_NAME, ver, digest), dict(ckpt["config"]))
+
+
+def save_checkpoint(path: Path, module: PitsDetector, version: str,
+                    config: dict[str, Any]) -> str:
+    """Write ``pits-<version>.pt`` (state_dict + config, tensors and plain types only, so
+    ``torch.load(weights_only=True)`` reads it); returns its sha256."""
+    if path.name != f"{MODEL_NAME}-{version}.pt":
+        raise ValueError(f"weights file must be named {MODEL_NAME}-{version}.pt, got {path.name}")
+    cfg = dict(config)
+    cfg["model"] = module.config.to_dict()
+    torch.save({"name": MODEL_NAME, "version": version, "config": cfg,
+                "state_dict": module.state_dict()}, path)
+    return sha256_file(path)
+
+
+def detect_array(image: np.ndarray, module: PitsDetector, *, scale: float,
+                 min_score: float = MIN_SCORE, nms_iou: float = 0.5, tile: int = TILE,
+                 overlap: int = OVERLAP) -> np.ndarray:
+    """``(n, 6)`` detections (x_min, y_min, x_max, y_max in input px, class 0..4, score)."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        image = image[..., :3].astype(np.float32).mean(axis=2)
+    if image.ndim != 2 or min(image.shape) < 8:
+        raise ValueError(f"expected a 2-D grayscale image of at least 8x8 px, got {image.shape}")
+    if torch.get_num_threads() > MAX_THREADS:
+        torch.set_num_threads(MAX_THREADS)
+    module.eval()
+    small = resize_image(normalize_image(image), scale)
+    stride = module.config.stride
+    side = min(tile, 32 * int(np.ceil(max(small.shape) / 32)))  # small images: one tile
+    tiles = list(iter_tiles(small, side, min(overlap, side // 2)))
+    found = []
+    with torch.inference_mode():
+        for s in range(0, len(tiles), BATCH):
+            chunk = tiles[s:s + BATCH]
+            x = torch.from_numpy(np.stack([t for _, _, t in chunk])[:, None])
+            for (y0, x0, _), dets in zip(chunk, decode(module(x), stride, min_score),
+                                         strict=True):
+                found.append(to_image(dets, x0, y0, scale, image.shape))
+    dets = np.concatenate(found) if found else np.zeros((0, 6))
+    keep = (dets[:, 2] - dets[:, 0] > 0) & (dets[:, 3] - dets[:, 1] > 0)
+    return nms(dets[keep], nms_iou)
+
+
+def detect(image: np.ndarray, model: LoadedModel, *, threshold: float | None = None
+           ) -> pd.DataFrame:
+    """Landforms in a grayscale image: columns x_min, y_min, x_max, y_max (input pixels),
+    class (1..5 = Type-1..Type-5), score; best first. ``threshold`` defaults to the
+    model's validation-chosen score threshold."""
+    thr = model.threshold if threshold is None else float(threshold)
+    if not 0.0 < thr < 1.0:
+        raise ValueError(f"threshold must be in (0, 1), got {thr}")
+    dets = detect_array(image, model.module, scale=model.input_scale,
+                        min_score=min(thr, MIN_SCORE),
+                        nms_iou=float(model.config.get("nms_iou", 0.5)))
+    dets = dets[dets[:, 5] >= thr]
+    frame = pd.DataFrame(dets, columns=OUTPUT_COLUMNS)
+    frame["class"] = frame["class"].astype(int) + 1
+    return frame.reset_index(drop=True)
