@@ -102,6 +102,8 @@ class Ingested:
     #: a simulated MASCS-like VIS observation ingested by the units pipeline.
     units_inputs: Path
     units_result: subprocess.CompletedProcess[str]
+    #: the seeded synthetic Mars GeoTIFFs ingested by the pits pipeline.
+    landforms_result: subprocess.CompletedProcess[str]
 
 
 #: synthetic orbits (orbit number, seed; no shared data needed) for the crossings pipeline.
@@ -122,8 +124,21 @@ def ingested(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ingested
                        check=False)
     crossings_truth, crossings_result = _ingest_crossings(stack, tmp_path_factory)
     units_inputs, units_result = _ingest_units(stack, tmp_path_factory)
+    landforms_result = _ingest_landforms(stack, tmp_path_factory)
     return Ingested(stack, inputs, list(truth), result, crossings_truth, crossings_result,
-                    units_inputs, units_result)
+                    units_inputs, units_result, landforms_result)
+
+
+def _ingest_landforms(stack: Stack, tmp_path_factory: pytest.TempPathFactory
+                      ) -> subprocess.CompletedProcess[str]:
+    """Two seeded synthetic georeferenced Mars GeoTIFFs with drawn pits, via the real CLI."""
+    sys.path.insert(0, str(REPO / "tests" / "fixtures"))
+    from make_landforms_fixtures import make_landforms_fixtures
+
+    files = make_landforms_fixtures(tmp_path_factory.mktemp("landforms_inputs"))
+    tiffs = [str(files[name]) for name in ("geotiff", "geotiff_geographic")]
+    return stack.run(str(Path(sys.prefix) / "bin" / "epnml"), "ingest", "pits",
+                     "--no-progress", "--workers", "1", *tiffs, check=False)
 
 
 def _ingest_units(stack: Stack, tmp_path_factory: pytest.TempPathFactory
