@@ -168,3 +168,10 @@ def _ingest_crossings(stack: Stack, tmp_path_factory: pytest.TempPathFactory
     result = stack.run(str(Path(sys.prefix) / "bin" / "epnml"), "ingest", "crossings",
                        "--no-progress", "--workers", "1", str(inputs), check=False)
     return truth, result
+
+
+@pytest.fixture(scope="session")
+def tap(ingested: Ingested) -> object:
+    """A pyvo TAP client on the test service, after every pipeline has ingested."""
+    pyvo = pytest.importorskip("pyvo")
+    return pyvo.dal.TAPService(ingested.stack.tap_url)

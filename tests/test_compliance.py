@@ -83,11 +83,6 @@ UAT_TERMS = {"planetary-science", "solar-system-astronomy", "solar-physics",
              "exoplanet-astronomy"}
 
 
-@pytest.fixture(scope="module")
-def tap(ingested: Any) -> Any:
-    return pyvo.dal.TAPService(ingested.stack.tap_url)
-
-
 def _columns(tap: Any, schema: str) -> dict[str, dict[str, str]]:
     table = tap.search(
         "SELECT column_name, datatype, xtype, unit, ucd FROM TAP_SCHEMA.columns "

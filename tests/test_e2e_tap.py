@@ -15,11 +15,6 @@ pyvo = pytest.importorskip("pyvo")
 pytestmark = pytest.mark.stack
 
 
-@pytest.fixture(scope="module")
-def tap(ingested: Any) -> Any:
-    return pyvo.dal.TAPService(ingested.stack.tap_url)
-
-
 def test_bad_granule_is_reported_and_the_batch_continues(ingested: Any) -> None:
     result = ingested.result
     assert result.returncode == 1, result.stderr  # one granule failed

@@ -12,11 +12,6 @@ pyvo = pytest.importorskip("pyvo")
 pytestmark = pytest.mark.stack
 
 
-@pytest.fixture(scope="module")
-def tap(ingested: Any) -> Any:
-    return pyvo.dal.TAPService(ingested.stack.tap_url)
-
-
 def test_ingested_models_are_registered_with_their_checksum(tap: Any) -> None:
     from epnml.ml.crossings.inference import load_model
 

@@ -15,11 +15,6 @@ pyvo = pytest.importorskip("pyvo")
 pytestmark = pytest.mark.stack
 
 
-@pytest.fixture(scope="module")
-def tap(ingested: Any) -> Any:
-    return pyvo.dal.TAPService(ingested.stack.tap_url)
-
-
 def test_ingest_succeeded(ingested: Any) -> None:
     result = ingested.units_result
     assert result.returncode == 0, result.stderr

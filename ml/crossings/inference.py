@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +11,8 @@ import numpy as np
 import pandas as pd
 import torch
 from epnml.ingest.stage import ModelInfo
+from epnml.ml.checkpoints import available_versions as _available_versions
+from epnml.ml.checkpoints import resolve_weights, sha256_file, verify_card
 
 from .features import Scaler, frame_to_features
 from .model import CrossingsTCN, ModelConfig
@@ -44,33 +44,12 @@ class LoadedModel:
         return PostprocessParams.from_dict(self.config.get("postprocess", {})).to_dict()
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def _version_key(version: str) -> tuple[tuple[int, int | str], ...]:
-    """Numeric-aware sort key so 1.10.0 is newer than 1.9.0."""
-    parts = re.split(r"[.+-]", version)
-    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
-
-
 def available_versions(weights_dir: Path = WEIGHTS_DIR) -> list[str]:
     """Versions with both a weights file and its JSON card, oldest first.
 
     ``crossings-baseline-*`` (the sliding-window comparison) is not a version of this model.
     """
-    if not weights_dir.is_dir():
-        return []
-    found = []
-    for p in weights_dir.glob(f"{MODEL_NAME}-*.pt"):
-        m = _FILE_RE.match(p.name)
-        if m and p.with_suffix(".json").is_file():
-            found.append(m.group("version"))
-    return sorted(found, key=_version_key)
+    return _available_versions(MODEL_NAME, weights_dir, _FILE_RE)
 
 
 def load_model(version: str | None = None, path: Path | None = None) -> LoadedModel:
@@ -80,37 +59,8 @@ def load_model(version: str | None = None, path: Path | None = None) -> LoadedMo
     weights must exist and carry the file's sha256, so a swapped or truncated file
     is refused rather than silently producing different catalogue rows.
     """
-    if path is not None and Path(path).is_file():
-        pt = Path(path)
-        if version is not None and pt.name != f"{MODEL_NAME}-{version}.pt":
-            raise ValueError(f"version {version!r} does not match weights file {pt.name}")
-    else:
-        wdir = Path(path) if path is not None else WEIGHTS_DIR
-        if path is not None and not wdir.exists():
-            raise FileNotFoundError(f"no such weights file or directory: {wdir}")
-        versions = available_versions(wdir)
-        if version is None:
-            if not versions:
-                raise FileNotFoundError(f"no {MODEL_NAME} weights (with JSON card) in {wdir}")
-            version = versions[-1]
-        elif version not in versions:
-            raise ValueError(
-                f"unknown {MODEL_NAME} model version {version!r}; available: "
-                f"{', '.join(versions) if versions else 'none'} (in {wdir})"
-            )
-        pt = wdir / f"{MODEL_NAME}-{version}.pt"
-
-    card_path = pt.with_suffix(".json")
-    if not card_path.is_file():
-        raise ValueError(
-            f"{pt}: model card {card_path.name} is missing; refusing unverified weights"
-        )
-    card = json.loads(card_path.read_text())
-    digest = sha256_file(pt)
-    if card.get("sha256") != digest:
-        raise ValueError(
-            f"{pt}: sha256 {digest} does not match card {card_path.name} ({card.get('sha256')})"
-        )
+    pt = resolve_weights(MODEL_NAME, version, path, WEIGHTS_DIR, _FILE_RE)
+    card, digest = verify_card(pt)
     ckpt = torch.load(pt, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or ckpt.get("name") != MODEL_NAME:
         raise ValueError(f"{pt}: not a {MODEL_NAME} checkpoint")

@@ -15,7 +15,6 @@ Mercury I/F (~0.05) and lab reflectance are not on the same scale.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass
@@ -25,6 +24,8 @@ from typing import Any
 import numpy as np
 import torch
 from epnml.ingest.stage import ModelInfo
+from epnml.ml.checkpoints import available_versions as _available_versions
+from epnml.ml.checkpoints import sha256_file
 from torch import nn
 
 MODEL_NAME = "minerals"
@@ -136,14 +137,6 @@ class MineralModel:
                 "abundance": aa.mean(0), "abundance_sigma": aa.std(0)}
 
 
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def save_model(path: Path, members: list[MineralNet], mean: np.ndarray, std: np.ndarray,
                version: str, config: dict[str, Any]) -> str:
     """Write ``minerals-<version>.pt`` (tensors and plain types only); returns sha256."""
@@ -158,13 +151,7 @@ def save_model(path: Path, members: list[MineralNet], mean: np.ndarray, std: np.
 
 
 def available_versions(weights_dir: Path = WEIGHTS_DIR) -> list[str]:
-    out = []
-    for p in weights_dir.glob(f"{MODEL_NAME}-*.pt"):
-        m = _FILE_RE.match(p.name)
-        if m and p.with_suffix(".json").is_file():
-            out.append(m.group("version"))
-    return sorted(out, key=lambda v: tuple(int(x) if x.isdigit() else 0
-                                           for x in re.split(r"[.+-]", v)))
+    return _available_versions(MODEL_NAME, weights_dir, _FILE_RE)
 
 
 def load_model(version: str | None = None, weights_dir: Path = WEIGHTS_DIR) -> MineralModel:

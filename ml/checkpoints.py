@@ -1,0 +1,89 @@
+"""Committed model weights: checksums, versions, and the checked way to pick a file.
+
+Every model keeps ``ml/weights/<name>-<version>.pt`` next to a JSON card carrying
+the file's sha256; loaders refuse weights whose card is missing or disagrees, so a
+swapped or truncated file never silently writes different catalogue rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Numeric-aware sort key so 1.10.0 is newer than 1.9.0."""
+    parts = re.split(r"[.+-]", version)
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
+
+
+def weights_pattern(name: str, *, digit_first: bool = True) -> re.Pattern[str]:
+    """``<name>-<version>.pt``; digit_first keeps e.g. ``crossings-baseline-*`` out."""
+    version = r"\d[0-9A-Za-z.+-]*" if digit_first else r"[0-9A-Za-z.+-]+"
+    return re.compile(rf"^{re.escape(name)}-(?P<version>{version})\.pt$")
+
+
+def available_versions(name: str, weights_dir: Path,
+                       pattern: re.Pattern[str] | None = None) -> list[str]:
+    """Versions with both a weights file and its JSON card, oldest first."""
+    if not weights_dir.is_dir():
+        return []
+    regex = pattern or weights_pattern(name)
+    found = []
+    for p in weights_dir.glob(f"{name}-*.pt"):
+        m = regex.match(p.name)
+        if m and p.with_suffix(".json").is_file():
+            found.append(m.group("version"))
+    return sorted(found, key=version_key)
+
+
+def resolve_weights(name: str, version: str | None, path: Path | None, default_dir: Path,
+                    pattern: re.Pattern[str] | None = None) -> Path:
+    """The ``.pt`` to load: ``path`` (a file or a directory) or ``default_dir``, newest
+    version unless ``version`` is given."""
+    if path is not None and Path(path).is_file():
+        pt = Path(path)
+        if version is not None and pt.name != f"{name}-{version}.pt":
+            raise ValueError(f"version {version!r} does not match weights file {pt.name}")
+        return pt
+    wdir = Path(path) if path is not None else default_dir
+    if path is not None and not wdir.exists():
+        raise FileNotFoundError(f"no such weights file or directory: {wdir}")
+    versions = available_versions(name, wdir, pattern)
+    if version is None:
+        if not versions:
+            raise FileNotFoundError(f"no {name} weights (with JSON card) in {wdir}")
+        version = versions[-1]
+    elif version not in versions:
+        raise ValueError(
+            f"unknown {name} model version {version!r}; available: "
+            f"{', '.join(versions) if versions else 'none'} (in {wdir})"
+        )
+    return wdir / f"{name}-{version}.pt"
+
+
+def verify_card(pt: Path) -> tuple[dict[str, Any], str]:
+    """The JSON card next to ``pt`` and the file's sha256, after checking they agree."""
+    card_path = pt.with_suffix(".json")
+    if not card_path.is_file():
+        raise ValueError(
+            f"{pt}: model card {card_path.name} is missing; refusing unverified weights"
+        )
+    card: dict[str, Any] = json.loads(card_path.read_text())
+    digest = sha256_file(pt)
+    if card.get("sha256") != digest:
+        raise ValueError(
+            f"{pt}: sha256 {digest} does not match card {card_path.name} ({card.get('sha256')})"
+        )
+    return card, digest
