@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import numpy as np
@@ -99,12 +98,10 @@ def test_gaps_are_nan_field_only() -> None:
     assert not f[["x", "y", "z", "region"]].isna().any().any()
 
 
-def test_simulation_is_fast() -> None:
-    sim.simulate_orbit(None, 0)  # imports, KT17 load
-    t0 = time.perf_counter()
+def test_a_12h_orbit_has_one_sample_per_second() -> None:
+    # speed is measured by `epnml bench crossings`, never in a timed test
     f = sim.simulate_orbit(100, 0)  # 12-h era
     assert len(f) > 40_000
-    assert time.perf_counter() - t0 < 2.0
 
 
 def test_kepler_fit_recovers_a_known_orbit() -> None:
