@@ -7,27 +7,64 @@ be handed to a Dask distributed cluster unchanged.
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 import multiprocessing
 import os
+import re
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from epnml.ingest.stage import Granule, RunContext, Stage, StageOutput
+from epnml.ingest.stage import Granule, ModelInfo, RunContext, Stage, StageOutput
 
-_STAGES: dict[tuple[str, str | None], Stage] = {}
+_STAGES: dict[tuple[str, str | None, str], Stage] = {}
 
 
-def get_stage(pipeline: str, model_version: str | None) -> Stage:
-    """Build a stage once per process: models load once, not once per granule."""
+def get_stage(pipeline: str, model_version: str | None,
+              params: dict[str, Any] | None = None) -> Stage:
+    """Build a stage once per process: models load once, not once per granule.
+
+    With parameters (e.g. another threshold) the stage reports a derived model
+    version (:func:`params_version`), so its rows form a version of their own:
+    committing them supersedes the default rows instead of replacing them.
+    """
     from epnml.ingest.registry import make_stage
 
-    key = (pipeline, model_version)
+    suffix = params_version_suffix(params or {})
+    key = (pipeline, model_version, suffix)
     if key not in _STAGES:
-        _STAGES[key] = make_stage(pipeline, model_version)
+        base_key = (pipeline, model_version, "")
+        if base_key not in _STAGES:
+            _STAGES[base_key] = make_stage(pipeline, model_version)
+        if suffix:
+            base = _STAGES[base_key]
+            info = base.model_info()
+            tagged = ModelInfo(info.name, info.version + suffix, info.sha256)
+            clone = copy.copy(base)  # shares the loaded model; only the version differs
+            # Stages build rows from self.model_info(); the instance attribute wins.
+            clone.model_info = lambda: tagged
+            _STAGES[key] = clone
     return _STAGES[key]
+
+
+def params_version_suffix(params: dict[str, Any]) -> str:
+    """``{"threshold": 0.7}`` -> ``"+threshold-0.7"``: a version-string-safe, readable tag."""
+    if not params:
+        return ""
+    parts = []
+    for name in sorted(params):
+        value = params[name]
+        text = f"{value:g}" if isinstance(value, float | int) else str(value)
+        if not re.fullmatch(r"[A-Za-z0-9_.-]{1,40}", name) or \
+                not re.fullmatch(r"[A-Za-z0-9.-]{1,40}", text):
+            digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
+            return "+p" + digest[:10]
+        parts.append(f"{name}-{text}")
+    return "+" + "_".join(parts)
 
 
 @dataclass
@@ -44,7 +81,7 @@ def process_granule(
     """Run one granule; errors are returned (with file and reason), never raised."""
     t0 = time.perf_counter()
     try:
-        output = get_stage(pipeline, model_version).process(granule, ctx)
+        output = get_stage(pipeline, model_version, ctx.params).process(granule, ctx)
     except (ValueError, OSError, RuntimeError) as exc:
         return GranuleResult(granule, None, str(exc), time.perf_counter() - t0)
     return GranuleResult(granule, output, None, time.perf_counter() - t0)

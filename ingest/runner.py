@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
-from epnml.config import Settings, files_url
+from epnml.config import Settings, datalink_url, files_url
 from epnml.ingest.executor import GranuleResult, get_stage, make_executor
 from epnml.ingest.stage import GranuleError, RunContext
 from epnml.schemas.products import get_product
@@ -48,6 +48,8 @@ class RunSummary:
     model_version: str
     granules: list[GranuleReport] = field(default_factory=list)
     records: pd.DataFrame = field(default_factory=pd.DataFrame)
+    #: the product-table rows (EPN-TAP columns), kept when asked (previews).
+    rows: list[dict[str, Any]] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
@@ -94,9 +96,14 @@ def run_pipeline(
     model_version: str | None = None,
     params: dict[str, Any] | None = None,
     progress: bool | None = None,
+    keep_rows: bool = False,
 ) -> RunSummary:
-    """Run ``pipeline`` over ``paths``; stop (RunFailed) at a bad granule unless keep_going."""
-    stage = get_stage(pipeline, model_version)
+    """Run ``pipeline`` over ``paths``; stop (RunFailed) at a bad granule unless keep_going.
+
+    Parameters other than the defaults make a derived model version
+    (e.g. ``1.0.0+threshold-0.7``), registered with its base card and the parameters.
+    """
+    stage = get_stage(pipeline, model_version, params)
     if mode == "ingest" and getattr(stage, "predict_only", False):
         raise ValueError(f"{pipeline} is predict-only: its results are not a product table "
                          f"(use `epnml predict {pipeline}`)")
@@ -121,7 +128,10 @@ def run_pipeline(
         from epnml.ingest.writer import register_model
 
         conn = connect(settings)
-        register_model(conn, model, stage.model_card())
+        card = stage.model_card()
+        if params:
+            card = {**card, "base_version": model.version.split("+")[0], "params": params}
+        register_model(conn, model, card)
         conn.execute(
             "INSERT INTO epnml.runs (run_id, pipeline, model_name, model_version, started_at,"
             " params) VALUES (%s, %s, %s, %s, %s, %s::jsonb)",
@@ -137,6 +147,8 @@ def run_pipeline(
         bar = tqdm(total=len(granules), unit="granule", disable=not show, desc=pipeline)
         for result in pool.map_granules(pipeline, model_version, granules, ctx):
             report = _handle(result, mode, conn, product, pipeline, model, settings, records)
+            if keep_rows and result.output is not None:
+                summary.rows.extend(result.output.rows)
             summary.granules.append(report)
             if conn is not None:
                 conn.execute(
@@ -177,6 +189,8 @@ def _handle(result: GranuleResult, mode: Mode, conn: Any, product: Any, pipeline
     if mode == "ingest":
         from epnml.ingest.writer import write_granule
 
+        for row in output.rows:
+            row.setdefault("datalink_url", datalink_url(settings, row["granule_uid"]))
         try:
             written = write_granule(conn, product, pipeline, output, model, settings.data_dir)
         except Exception as exc:  # the transaction rolled back: no rows of this granule

@@ -123,6 +123,8 @@ OPTIONAL: dict[str, Column] = {
         _opt("access_format", "text", "", "meta.code.mime", "MIME type of the data file"),
         _opt("access_estsize", "integer", "kbyte", "phys.size;meta.file", "Size of the file"),
         _opt("thumbnail_url", "text", "", "meta.ref.url;meta.preview", "URL of a quicklook"),
+        _opt("datalink_url", "text", "", "meta.ref.url",
+             "Link to a datalink document for this dataset"),
         _opt("processing_level_desc", "text", "", "meta.note",
              "How the row was produced"),
         _opt("target_region", "text", "", "meta.id;src;obs.field", "Region of interest"),

@@ -65,6 +65,9 @@ _COMMON_OPTIONAL = (
     "time_scale", "time_refposition",
 )
 
+#: every product gained DataLink (issue #6): the service's document for each row.
+_DATALINK = ("0006_datalink_url", (OPTIONAL["datalink_url"],))
+
 PRODUCTS: dict[str, Product] = {
     "events": Product(
         family="events",
@@ -81,6 +84,7 @@ PRODUCTS: dict[str, Product] = {
             _custom("event_v_mean", "double precision", "km/s", "phys.veloc;stat.mean",
                     "Mean solar-wind speed in the event"),
         ),
+        added=(_DATALINK,),
     ),
     "crossings": Product(
         family="crossings",
@@ -95,6 +99,7 @@ PRODUCTS: dict[str, Product] = {
             _custom("orbit_number", "integer", "", "meta.id;obs.sequence",
                     "Spacecraft orbit number"),
         ),
+        added=(_DATALINK,),
     ),
     "landforms": Product(
         family="landforms",
@@ -109,6 +114,7 @@ PRODUCTS: dict[str, Product] = {
             _custom("source_image", "text", "", "meta.id;obs.image",
                     "Identifier of the source image"),
         ),
+        added=(_DATALINK,),
     ),
     "units": Product(
         family="units",
@@ -133,7 +139,7 @@ PRODUCTS: dict[str, Product] = {
                 _custom(f"abundance_sigma_{p}", "double precision", "%",
                         "stat.stdev;phys.abund", f"Ensemble standard deviation of abundance_{p}"),
             )),
-        )),),
+        )), _DATALINK),
     ),
 }
 

@@ -10,6 +10,7 @@ import os
 import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
+from urllib.parse import quote
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,6 +28,8 @@ class Settings:
     server_url: str = "http://localhost:8080"
     #: public URL of ``data_dir``; empty = ``<server_url>/static/epnml``.
     files_url: str = ""
+    #: public base URL of the re-inference / DataLink HTTP service (``epnml serve``).
+    api_url: str = "http://localhost:8090"
     #: ivoa authority of the registry records.
     authority: str = "epnml.example.org"
     #: worker processes of the local executor.
@@ -35,6 +38,11 @@ class Settings:
 
 def files_url(settings: Settings) -> str:
     return settings.files_url or f"{settings.server_url.rstrip('/')}/static/epnml"
+
+
+def datalink_url(settings: Settings, granule_uid: str) -> str:
+    """The DataLink document of one served row (``datalink_url`` column)."""
+    return f"{settings.api_url.rstrip('/')}/datalink?ID={quote(granule_uid, safe='')}"
 
 
 def load_settings(path: Path | None = None) -> Settings:

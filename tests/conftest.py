@@ -22,6 +22,7 @@ REPO = Path(__file__).resolve().parent.parent
 TEST_ROOT = Path(os.environ.get("EPNML_TEST_ROOT", "/var/tmp/epnml-test"))
 TEST_DB = "epnml_test"
 TEST_PORT = int(os.environ.get("EPNML_TEST_PORT", "8098"))
+TEST_API_PORT = int(os.environ.get("EPNML_TEST_API_PORT", "8099"))
 PRODUCT_TABLES = ("events", "crossings", "landforms", "units")
 
 
@@ -62,6 +63,8 @@ def _stack_env() -> dict[str, str]:
         "EPNML_DSN": f"host=localhost dbname={TEST_DB} user=epnml password=epnml",
         "EPNML_DATA_DIR": str(TEST_ROOT / "gavo" / "web" / "nv_static" / "epnml"),
         "EPNML_SERVER_URL": f"http://localhost:{TEST_PORT}",
+        # the re-inference / DataLink service of the test instance (tests start it)
+        "EPNML_API_URL": f"http://localhost:{TEST_API_PORT}",
     })
     return env
 
@@ -82,7 +85,8 @@ def stack() -> Iterator[Stack]:
     with psycopg.connect(env["EPNML_DSN"]) as conn:
         tables = ", ".join(f"epnml.{t}" for t in PRODUCT_TABLES)
         conn.execute(f"TRUNCATE {tables}, epnml.granule_runs, epnml.runs, epnml.model_versions")
-    for key in ("EPNML_DSN", "EPNML_DATA_DIR", "EPNML_SERVER_URL", "GAVOSETTINGS"):
+    for key in ("EPNML_DSN", "EPNML_DATA_DIR", "EPNML_SERVER_URL", "EPNML_API_URL",
+                "GAVOSETTINGS"):
         os.environ[key] = env[key]
     yield Stack(f"http://localhost:{TEST_PORT}/tap", f"http://localhost:{TEST_PORT}", env,
                 TEST_ROOT / "gavo")

@@ -30,7 +30,7 @@
 			The table is a view over the current rows of the store.
 		</meta>
 		<mixin spatial_frame_type="cartesian"
-			optional_columns="thumbnail_url processing_level_desc publisher bib_reference time_scale time_refposition feature_name spatial_coordinate_description spatial_origin local_time_min local_time_max radial_distance_min radial_distance_max"
+			optional_columns="thumbnail_url processing_level_desc publisher bib_reference time_scale time_refposition feature_name spatial_coordinate_description spatial_origin local_time_min local_time_max radial_distance_min radial_distance_max datalink_url"
 			>//epntap2#table-2_0</mixin>
 		<!-- BEGIN generated columns: python -m epnml.schemas.render -->
 		<column name="ml_model_name" type="text" ucd="meta.id;meta.software" required="True"

@@ -30,7 +30,7 @@
 			The table is a view over the current rows of the store.
 		</meta>
 		<mixin spatial_frame_type="none"
-			optional_columns="thumbnail_url processing_level_desc publisher bib_reference time_scale time_refposition target_region sun_distance_min sun_distance_max event_type event_status"
+			optional_columns="thumbnail_url processing_level_desc publisher bib_reference time_scale time_refposition target_region sun_distance_min sun_distance_max event_type event_status datalink_url"
 			>//epntap2#table-2_0</mixin>
 		<!-- BEGIN generated columns: python -m epnml.schemas.render -->
 		<column name="ml_model_name" type="text" ucd="meta.id;meta.software" required="True"
