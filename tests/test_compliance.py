@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from epnml.config import datalink_url, load_settings
 
 pyvo = pytest.importorskip("pyvo")
 
@@ -137,6 +138,8 @@ def test_row_values(tap: Any, schema: str) -> None:
         assert 1 <= int(row["processing_level"]) <= 6
         uid = str(row["granule_uid"])
         assert "#" not in uid and uid == uid.strip()
+        # every row links to its DataLink document (issue #6), on the configured service
+        assert str(row["datalink_url"]) == datalink_url(load_settings(), uid)
         for name in ("creation_date", "modification_date", "release_date"):
             assert TIMESTAMP.match(str(row[name])), (name, row[name])
         for base in PAIRS:

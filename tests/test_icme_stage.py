@@ -114,3 +114,25 @@ def test_granules_group_a_cdf_pair(tmp_path: Path) -> None:
     granules = make_stage("icme").granules([tmp_path])
     assert len(granules) == 1 and isinstance(granules[0], Granule)
     assert set(granules[0].paths) == {mfi, swe}
+
+
+def test_parameters_make_a_derived_model_version(simulated_csv: Path) -> None:
+    """Another threshold is another version: its rows supersede, never replace, the default's."""
+    from epnml.ingest.executor import params_version_suffix
+
+    assert params_version_suffix({}) == ""
+    assert params_version_suffix({"threshold": 0.7}) == "+threshold-0.7"
+    assert params_version_suffix({"threshold": 0.7, "min_region_s": 30.0}) == \
+        "+min_region_s-30_threshold-0.7"
+    odd = params_version_suffix({"threshold": "0.7; DROP TABLE x"})
+    assert odd.startswith("+p") and ";" not in odd and " " not in odd
+    settings = Settings()
+    default = run_pipeline("icme", [simulated_csv], mode="predict", settings=settings,
+                           workers=1, progress=False, keep_rows=True)
+    tuned = run_pipeline("icme", [simulated_csv], mode="predict", settings=settings,
+                         workers=1, progress=False, keep_rows=True, params={"threshold": 0.2})
+    assert tuned.model_version == default.model_version + "+threshold-0.2"
+    assert tuned.rows and all(r["ml_model_version"] == tuned.model_version for r in tuned.rows)
+    assert all(r["granule_uid"].endswith(tuned.model_version) for r in tuned.rows)
+    assert set(tuned.records["model_version"]) == {tuned.model_version}
+    assert not {r["granule_uid"] for r in tuned.rows} & {r["granule_uid"] for r in default.rows}
