@@ -348,6 +348,22 @@ def bench_crossings_ingest(n_orbits: int = 24, workers: int = 2) -> dict[str, An
     }
 
 
+def bench_api() -> dict[str, Any]:
+    """Preview latency and 20 concurrent clients against ``epnml serve`` on the bench
+    instance (SIMULATED granules: a one-week solar-wind window, one MESSENGER orbit, one
+    1024 x 1024 Mars tile)."""
+    import dataclasses
+
+    from epnml.api.bench import run as run_api
+    from epnml.config import load_settings
+
+    _provision()
+    settings = dataclasses.replace(
+        load_settings(), dsn=BENCH_DSN,
+        data_dir=BENCH_ROOT / "gavo" / "web" / "nv_static" / "epnml")
+    return run_api(settings, workdir=BENCH_ROOT / "api", env=_bench_env())
+
+
 def run_bench(what: str, rows: int | None = None, output: Path | None = None) -> int:
     results: dict[str, Any] = {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
@@ -370,6 +386,16 @@ def run_bench(what: str, rows: int | None = None, output: Path | None = None) ->
         from epnml.ml.units.bench import run as bench_units
 
         results["units"] = bench_units()
+    if what in ("landforms", "all"):
+        from epnml.ml.landforms import bench as landforms
+
+        # 1 thread = one tile stream per core (as `epnml ingest` runs it); 2 = one stream
+        results["landforms"] = {
+            name: {f"threads_{n}": fn(threads=n) for n in (1, 2)}
+            for name, fn in (("pits", landforms.run), ("craters", landforms.run_craters),
+                             ("mounds", landforms.run_mounds), ("ice", landforms.run_ice))}
+    if what in ("api", "all"):
+        results["api"] = bench_api()
     text = json.dumps(results, indent=2)
     print(text)
     if output is not None:

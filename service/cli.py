@@ -10,10 +10,10 @@ from typing import Any
 from epnml.config import load_settings
 
 
-def _pipeline_args(parser: argparse.ArgumentParser) -> None:
+def _pipeline_args(parser: argparse.ArgumentParser, extra: tuple[str, ...] = ()) -> None:
     from epnml.ingest.registry import PIPELINES
 
-    parser.add_argument("pipeline", choices=sorted(PIPELINES), help="science case")
+    parser.add_argument("pipeline", choices=sorted([*PIPELINES, *extra]), help="science case")
     parser.add_argument("files", nargs="+", type=Path, help="input files or folders")
     parser.add_argument("--model-version", help="model version (default: newest committed)")
     parser.add_argument("--threshold", type=float, help="detection threshold in (0, 1)")
@@ -73,7 +73,34 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    if args.pipeline == "landforms":
+        return _ingest_landforms(args)
+    if args.models:
+        raise ValueError("--models goes with `epnml ingest landforms` only")
     return _run(args, "ingest")
+
+
+def _ingest_landforms(args: argparse.Namespace) -> int:
+    """Each file to the landform model(s) of ``epnml.ingest.routing`` (or ``--models``)."""
+    from epnml.ingest.routing import route_landforms
+    from epnml.ingest.stage import GranuleError
+
+    models = [m.strip() for m in args.models.split(",")] if args.models else None
+    errors: list[GranuleError] = []
+    routes = route_landforms(args.files, models, errors if args.keep_going else None)
+    for exc in errors:
+        print(f"epnml: FAILED {exc} (not routed to any landform model)", file=sys.stderr)
+    if args.model_version and len(routes) > 1:
+        raise ValueError(f"--model-version names one model's version, but the files go to "
+                         f"{', '.join(routes)}: give --models too")
+    status = 1 if errors else 0
+    for model, files in routes.items():
+        print(f"landforms: {model} <- {len(files)} file(s)", file=sys.stderr)
+        args.pipeline, args.files = model, files
+        status = max(status, _run(args, "ingest"))
+        if status and not args.keep_going:
+            break
+    return status
 
 
 def cmd_db_migrate(args: argparse.Namespace) -> int:
@@ -114,6 +141,51 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(args.what, rows=args.rows, output=args.output)
 
 
+def _start_dachs(server_url: str) -> None:
+    """Start DaCHS (``dachs serve start``, as service/provision.sh does) unless it answers."""
+    import shutil
+    import subprocess
+    import time
+    import urllib.request
+
+    probe = f"{server_url.rstrip('/')}/tap/availability"
+
+    def answers() -> bool:
+        try:
+            with urllib.request.urlopen(probe, timeout=3) as response:
+                return bool(response.status == 200)
+        except OSError:
+            return False
+
+    if answers():
+        print(f"epnml: DaCHS already answers at {server_url}", file=sys.stderr)
+        return
+    if shutil.which("dachs") is None:
+        raise RuntimeError("DaCHS is not installed (bash service/provision.sh install), "
+                           "or use --no-dachs")
+    print(f"epnml: starting DaCHS for {server_url}", file=sys.stderr)
+    subprocess.run(["dachs", "serve", "start"], check=False, capture_output=True)
+    for _ in range(60):
+        if answers():
+            return
+        time.sleep(1)
+    raise RuntimeError(f"DaCHS did not answer at {probe} within 60 s (see its logs)")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+    from epnml.api import create_app
+
+    settings = load_settings()
+    if not args.no_dachs:
+        _start_dachs(settings.server_url)
+    if not settings.api_url.rstrip("/").endswith(f":{args.port}"):
+        print(f"epnml: note: api_url is {settings.api_url} (EPNML_API_URL); DataLink links "
+              f"point there, this process listens on port {args.port}", file=sys.stderr)
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="epnml",
@@ -127,7 +199,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_predict)
 
     p = sub.add_parser("ingest", help="run a model on files and write rows to the service")
-    _pipeline_args(p)
+    _pipeline_args(p, extra=("landforms",))
+    p.add_argument("--models", metavar="M1,M2",
+                   help="landforms only: run these of pits,craters,mounds,ice on every file "
+                        "instead of routing each file by its content")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("db", help="database administration")
@@ -140,8 +215,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also record them in the model registry (epnml_models.versions)")
     p.set_defaults(func=cmd_models)
 
-    p = sub.add_parser("bench", help="benchmarks (ingest, query, icme, crossings, units), JSON")
-    p.add_argument("what", choices=["ingest", "query", "icme", "crossings", "units", "all"])
+    p = sub.add_parser("serve", help="start DaCHS and the re-inference/DataLink HTTP service")
+    p.add_argument("--host", default="0.0.0.0", help="listen address (default 0.0.0.0)")
+    p.add_argument("--port", type=int, default=8090, help="listen port (default 8090)")
+    p.add_argument("--no-dachs", action="store_true",
+                   help="do not start DaCHS (it runs elsewhere or is already up)")
+    p.add_argument("--log-level", default="info",
+                   choices=["critical", "error", "warning", "info", "debug"])
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("bench", help="benchmarks (ingest, query, icme, crossings, units, "
+                                     "landforms, api), JSON")
+    p.add_argument("what", choices=["ingest", "query", "icme", "crossings", "units",
+                                    "landforms", "api", "all"])
     p.add_argument("--rows", type=int, default=None, help="rows for ingest/query benchmarks")
     p.add_argument("-o", "--output", type=Path, help="also write the JSON results here")
     p.set_defaults(func=cmd_bench)

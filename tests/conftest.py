@@ -84,7 +84,8 @@ def stack() -> Iterator[Stack]:
     # The test instance is disposable: start every session from empty tables.
     with psycopg.connect(env["EPNML_DSN"]) as conn:
         tables = ", ".join(f"epnml.{t}" for t in PRODUCT_TABLES)
-        conn.execute(f"TRUNCATE {tables}, epnml.granule_runs, epnml.runs, epnml.model_versions")
+        conn.execute(f"TRUNCATE {tables}, epnml.granule_runs, epnml.runs, epnml.model_versions, "
+                     "epnml.jobs, epnml.inference_log")
     for key in ("EPNML_DSN", "EPNML_DATA_DIR", "EPNML_SERVER_URL", "EPNML_API_URL",
                 "GAVOSETTINGS"):
         os.environ[key] = env[key]

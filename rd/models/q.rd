@@ -44,8 +44,40 @@
 		</viewStatement>
 	</table>
 
+	<table id="score_drift" onDisk="True" adql="True">
+		<meta name="description">
+			Drift indicator per model version: the distribution of ml_score of the
+			rows it wrote, per month of creation_date, over current and superseded
+			rows of every epnml product table (a view over the store).
+		</meta>
+		<column name="model_name" type="text" ucd="meta.id;meta.software" required="True"
+			description="Model name"/>
+		<column name="model_version" type="text" ucd="meta.version;meta.software" required="True"
+			description="Model version (derived versions such as 1.0.0+threshold-0.7 included)"/>
+		<column name="month_start" type="timestamp" ucd="time.epoch" required="True"
+			description="First day of the month of the rows' creation_date (UTC)"/>
+		<column name="n_rows" type="bigint" ucd="meta.number" required="True"
+			description="Rows written that month, current and superseded"/>
+		<column name="n_scored" type="bigint" ucd="meta.number" required="True"
+			description="Rows with an ml_score"/>
+		<column name="n_current" type="bigint" ucd="meta.number" required="True"
+			description="Rows still served (not superseded)"/>
+		<column name="score_mean" type="double precision" ucd="stat.mean;stat.value"
+			description="Mean ml_score"/>
+		<column name="score_p10" type="double precision" ucd="stat.value"
+			description="10th percentile of ml_score"/>
+		<column name="score_p50" type="double precision" ucd="stat.median;stat.value"
+			description="Median ml_score"/>
+		<column name="score_p90" type="double precision" ucd="stat.value"
+			description="90th percentile of ml_score"/>
+		<viewStatement>
+			CREATE VIEW \curtable AS (SELECT \colNames FROM epnml.score_drift)
+		</viewStatement>
+	</table>
+
 	<data id="import">
 		<make table="versions"/>
+		<make table="score_drift"/>
 	</data>
 
 	<regSuite title="epnml model registry regression">
