@@ -37,6 +37,24 @@ def _pits(model_version: str | None) -> Stage:
     return PitsStage(model_version)
 
 
+def _craters(model_version: str | None) -> Stage:
+    from epnml.ingest.stages.craters import CratersStage
+
+    return CratersStage(model_version)
+
+
+def _mounds(model_version: str | None) -> Stage:
+    from epnml.ingest.stages.mounds import MoundsStage
+
+    return MoundsStage(model_version)
+
+
+def _ice(model_version: str | None) -> Stage:
+    from epnml.ingest.stages.ice import IceStage
+
+    return IceStage(model_version)
+
+
 def _icme_versions() -> list[str]:
     from epnml.ml.icme.inference import available_versions
 
@@ -67,12 +85,33 @@ def _pits_versions() -> list[str]:
     return available_versions()
 
 
+def _craters_versions() -> list[str]:
+    from epnml.ml.landforms.craters import available_versions
+
+    return available_versions()
+
+
+def _mounds_versions() -> list[str]:
+    from epnml.ml.landforms.segmodels import available_versions
+
+    return available_versions("mounds")
+
+
+def _ice_versions() -> list[str]:
+    from epnml.ml.landforms.segmodels import available_versions
+
+    return available_versions("ice")
+
+
 PIPELINES: dict[str, Callable[[str | None], Stage]] = {
     "icme": _icme,
     "crossings": _crossings,
     "units": _units,
     "minerals": _minerals,  # predict only: its results are columns of the units rows
     "pits": _pits,
+    "craters": _craters,
+    "mounds": _mounds,
+    "ice": _ice,
 }
 
 #: committed model versions per pipeline (what ``epnml models`` lists).
@@ -82,6 +121,9 @@ MODEL_VERSIONS: dict[str, Callable[[], list[str]]] = {
     "units": _units_versions,
     "minerals": _minerals_versions,
     "pits": _pits_versions,
+    "craters": _craters_versions,
+    "mounds": _mounds_versions,
+    "ice": _ice_versions,
 }
 
 

@@ -1,11 +1,13 @@
-"""Orbital image readers for the landforms pipeline: JPEG/PNG chips and Mars GeoTIFFs.
+"""Orbital image readers for the landforms pipelines: JPEG/PNG chips and planetary GeoTIFFs.
 
 Chips (JPEG/PNG, e.g. the HiRISE RED crops of DeepLandforms) carry no georeference, so
 ``georef`` is None and the rows built from them get NULL geometry: it is never
 invented. A GeoTIFF must carry ModelPixelScale + ModelTiepoint tags and a GeoKey
-directory describing a Mars geographic CRS or an equirectangular projection of Mars
-(what MOLA/CTX/HiRISE mosaics use); pixels then map to planetocentric east
-longitude / latitude. Pillow reads both (no GDAL). Bad input raises GranuleError
+directory describing a geographic CRS or an equirectangular projection of a body
+(what MOLA/CTX/HiRISE/LROC/MDIS mosaics use); pixels then map to planetocentric east
+longitude / latitude. The body is recognised from the CRS axes (and its citation):
+Mars by default (pits), Mars, the Moon or Mercury when the caller allows them
+(craters); no pyproj needed. Pillow reads both (no GDAL). Bad input raises GranuleError
 naming the file and the reason. YOLO label files are read here too.
 """
 
@@ -29,6 +31,13 @@ IMAGE_SUFFIXES = CHIP_SUFFIXES + GEOTIFF_SUFFIXES
 MARS_RADIUS_M = 3_396_190.0
 #: a CRS whose semi-major axis is outside this range (m) is not Mars.
 _MARS_AXIS_RANGE_M = (3_370_000.0, 3_400_000.0)
+#: bodies a GeoTIFF may describe: name -> (IAU mean radius m, accepted semi-major axis
+#: range m). The ranges do not overlap, so the axis alone names the body.
+BODY_AXES: dict[str, tuple[float, tuple[float, float]]] = {
+    "Mars": (MARS_RADIUS_M, _MARS_AXIS_RANGE_M),
+    "Moon": (1_737_400.0, (1_735_000.0, 1_740_000.0)),
+    "Mercury": (2_439_400.0, (2_438_000.0, 2_442_000.0)),
+}
 #: the largest image we decode (pixels): a guard against decompression bombs.
 MAX_PIXELS = 40_000 * 40_000
 
@@ -83,6 +92,8 @@ class GeoRef:
     false_easting: float = 0.0
     false_northing: float = 0.0
     crs_description: str = ""
+    #: the body the CRS describes (``Mars``, ``Moon`` or ``Mercury``).
+    target: str = "Mars"
 
     def pixel_to_lonlat(self, col: Any, row: Any) -> tuple[np.ndarray, np.ndarray]:
         """Planetocentric east longitude [0, 360) and latitude (degrees) of pixel points."""
@@ -133,8 +144,9 @@ def hirise_observation_id(name: str) -> str | None:
     return m.group("obs") if m else None
 
 
-def read_image(path: Path | str) -> ImageData:
-    """Read a JPEG/PNG chip (no georeference) or a Mars GeoTIFF (with georeference)."""
+def read_image(path: Path | str, bodies: tuple[str, ...] = ("Mars",)) -> ImageData:
+    """Read a JPEG/PNG chip (no georeference) or a GeoTIFF (with georeference) of one of
+    ``bodies`` (default Mars only: the pits rows say Mars)."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
@@ -144,13 +156,49 @@ def read_image(path: Path | str) -> ImageData:
     georef = None
     meta: dict[str, Any] = {"format": img.format, "mode": img.mode}
     if suffix in GEOTIFF_SUFFIXES:
-        georef = parse_geotiff_tags(path, _tiff_tags(img))
+        georef = parse_geotiff_tags(path, _tiff_tags(img), bodies)
     pixels = _to_gray(path, img)
     if suffix in GEOTIFF_SUFFIXES:
         pixels = _mask_nodata(img, pixels)
     if not np.isfinite(pixels).any():
         raise GranuleError(path, "image holds no valid pixel")
     return ImageData(path, pixels, georef, hirise_observation_id(path.name), meta)
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image's header says, without decoding its pixels."""
+
+    path: Path
+    mode: str
+    bands: int
+    width: int
+    height: int
+    georef: GeoRef | None
+
+
+def read_image_header(path: Path | str, bodies: tuple[str, ...] = ("Mars",),
+                      with_georef: bool = True) -> ImageHeader:
+    """Mode, size and (``with_georef``) georeference from the GeoTIFF tags of an image;
+    GranuleError naming the file when it is not a readable image."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        raise GranuleError(path, f"unsupported image type {path.suffix or '(none)'}; "
+                                 f"expected one of {', '.join(IMAGE_SUFFIXES)}")
+    if not path.is_file():
+        raise GranuleError(path, "no such file")
+    try:
+        with Image.open(path) as img:
+            georef = (parse_geotiff_tags(path, _tiff_tags(img), bodies)
+                      if with_georef and path.suffix.lower() in GEOTIFF_SUFFIXES else None)
+            return ImageHeader(path, img.mode, len(img.getbands()), img.width, img.height,
+                               georef)
+    except UnidentifiedImageError:
+        raise GranuleError(path, "not an image file (unrecognised content)") from None
+    except (OSError, SyntaxError) as exc:
+        raise GranuleError(path, f"cannot read image header: {exc}") from None
 
 
 def _open(path: Path) -> Any:
@@ -241,8 +289,10 @@ def parse_geokeys(tags: dict[int, Any]) -> dict[int, Any]:
     return keys
 
 
-def parse_geotiff_tags(path: Path, tags: dict[int, Any]) -> GeoRef:
-    """GeoRef from ModelPixelScale + ModelTiepoint + GeoKeys; GranuleError when not Mars."""
+def parse_geotiff_tags(path: Path, tags: dict[int, Any], bodies: tuple[str, ...] = ("Mars",)
+                       ) -> GeoRef:
+    """GeoRef from ModelPixelScale + ModelTiepoint + GeoKeys; GranuleError when the CRS
+    is not one of ``bodies``."""
     if TAG_TRANSFORMATION in tags and TAG_PIXEL_SCALE not in tags:
         m = _as_floats(tags[TAG_TRANSFORMATION])
         if len(m) < 8 or m[1] != 0.0 or m[4] != 0.0:
@@ -265,12 +315,12 @@ def parse_geotiff_tags(path: Path, tags: dict[int, Any]) -> GeoRef:
     i, j, x, y = tie[0], tie[1], tie[3], tie[4]
     x0 = x - (i + shift) * sx
     y0 = y + (j + shift) * sy
-    a, b = _axes(path, keys)
+    a, b, body = _axes(path, keys, bodies)
     text = " ".join(str(keys.get(k, "")) for k in
                     (KEY_GT_CITATION, KEY_GEOG_CITATION, KEY_PROJ_CITATION)).strip()
     model = keys.get(KEY_MODEL_TYPE)
     if model == 2:
-        return GeoRef("geographic", x0, y0, sx, sy, a, b, crs_description=text)
+        return GeoRef("geographic", x0, y0, sx, sy, a, b, crs_description=text, target=body)
     if model == 1:
         trans = keys.get(KEY_COORD_TRANS)
         if trans != CT_EQUIRECTANGULAR:
@@ -280,29 +330,42 @@ def parse_geotiff_tags(path: Path, tags: dict[int, Any]) -> GeoRef:
         return GeoRef("equirectangular", x0, y0, sx, sy, a, b, float(lon0),
                       float(keys.get(KEY_STD_PARALLEL1, 0.0)),
                       float(keys.get(KEY_FALSE_EASTING, 0.0)),
-                      float(keys.get(KEY_FALSE_NORTHING, 0.0)), text)
+                      float(keys.get(KEY_FALSE_NORTHING, 0.0)), text, body)
     raise GranuleError(path, f"GeoTIFF model type {model} not supported (need 1 or 2)")
 
 
-def _axes(path: Path, keys: dict[int, Any]) -> tuple[float, float]:
-    """Semi-major and semi-minor axes (m); refuses Earth or unknown bodies."""
+def _axes(path: Path, keys: dict[int, Any], bodies: tuple[str, ...] = ("Mars",)
+          ) -> tuple[float, float, str]:
+    """Semi-major and semi-minor axes (m) and the body; refuses Earth or other bodies."""
     gtype = keys.get(KEY_GEOGRAPHIC_TYPE)
     text = " ".join(str(keys.get(k, "")) for k in
                     (KEY_GT_CITATION, KEY_GEOG_CITATION, KEY_PROJ_CITATION)).lower()
+    allowed = _allowed_text(bodies)
     if isinstance(gtype, int) and 4000 <= gtype < 5000:
-        raise GranuleError(path, f"CRS is the terrestrial EPSG:{gtype}, not Mars")
+        raise GranuleError(path, f"CRS is the terrestrial EPSG:{gtype}, not {allowed}")
     a = keys.get(KEY_SEMI_MAJOR)
     if a is None:
-        if "mars" not in text:
-            raise GranuleError(path, "GeoTIFF CRS gives neither a Mars datum nor axes")
-        return MARS_RADIUS_M, MARS_RADIUS_M
+        named = [n for n in bodies if n.lower() in text]
+        if not named:
+            raise GranuleError(path, f"GeoTIFF CRS gives neither a datum of {allowed} nor axes")
+        radius = BODY_AXES[named[0]][0]
+        return radius, radius, named[0]
     a = float(a)
-    if not _MARS_AXIS_RANGE_M[0] <= a <= _MARS_AXIS_RANGE_M[1]:
-        raise GranuleError(path, f"semi-major axis {a:.0f} m is not Mars")
+    body = next((n for n in bodies if BODY_AXES[n][1][0] <= a <= BODY_AXES[n][1][1]), None)
+    if body is None:
+        raise GranuleError(path, f"semi-major axis {a:.0f} m is not {allowed}")
     b = keys.get(KEY_SEMI_MINOR)
     if b is None and keys.get(KEY_INV_FLATTENING):
         b = a * (1.0 - 1.0 / float(keys[KEY_INV_FLATTENING]))
-    return a, float(b) if b is not None else a
+    return a, float(b) if b is not None else a, body
+
+
+def _allowed_text(bodies: tuple[str, ...]) -> str:
+    unknown = [n for n in bodies if n not in BODY_AXES]
+    if unknown or not bodies:
+        raise ValueError(f"unknown bodies {unknown}; known: {sorted(BODY_AXES)}")
+    names = ["the Moon" if n == "Moon" else n for n in bodies]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
 def read_yolo_labels(path: Path | str, width: int, height: int,

@@ -164,7 +164,7 @@ class PitsStage:
             "release_date": now,
             "service_title": PRODUCT.schema,
             "thumbnail_url": f"{ctx.files_base_url}/{thumb}" if thumb else None,
-            "processing_level_desc": (
+            "processing_level_desc": simulated_note(image.path) + (
                 f"{class_name} found by model {info.name} v{info.version} (CenterNet-style "
                 f"detector trained on DeepLandforms HiRISE crops) in {source}; box "
                 f"x {box[0]:.0f}-{box[2]:.0f}, y {box[1]:.0f}-{box[3]:.0f} px; {where}"
@@ -230,6 +230,12 @@ def spoly_literal(vertices: list[tuple[float, float]], digits: int = 6) -> str:
     """pgSphere text ``{(lon1d,lat1d),...}`` (degrees; 6 digits ~ 6 cm on Mars)."""
     fmt = f"{{:.{digits}f}}"
     return "{" + ",".join(f"({fmt.format(lo)}d,{fmt.format(la)}d)" for lo, la in vertices) + "}"
+
+
+def simulated_note(path: Path) -> str:
+    """``"SIMULATED input; "`` when the file name says the image comes from a simulator
+    (epnml's simulators name their files ``simulated_*``), else empty."""
+    return "SIMULATED input; " if "simulated" in path.name.lower() else ""
 
 
 def chip_png(pixels: np.ndarray, box: tuple[float, float, float, float],

@@ -1,0 +1,260 @@
+"""Mounds stage: Mars DTMs (or plain images) -> segmented mounds -> ``landforms`` rows.
+
+Science case: GMAP mound fields (issue 4), U-Net segmentation on DTM-derived slope /
+aspect / hillshade. A granule is one file: a float32 GeoTIFF is a DTM in metres (Mars
+georeference required by the reader); any other image (a hillshade PNG, an 8-bit
+GeoTIFF) goes in as a plain image channel. DTMs whose pixel size differs from the
+training 20 m by more than x1.5 are resampled to it and the probabilities mapped back.
+
+One row per MOUND: a connected component (8-connectivity) of ``p >= threshold``;
+mounds that touch merge into one row (the row then outlines the group). Outline = convex
+hull of the component, <= 32 vertices, counter-clockwise (see ``outlines``); size =
+equivalent diameter (diameter of the disc of the same area) in km. Without
+georeference the coordinates, outline and size are NULL (never invented); the CSV
+keeps the pixel box and the size in pixels.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from epnml.ingest.readers.images import IMAGE_SUFFIXES, ImageData
+from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
+from epnml.ingest.stages.landforms import _safe, chip_png, simulated_note
+from epnml.ingest.stages.outlines import component_outline, outline_geometry
+from epnml.schemas.products import get_product
+
+PRODUCT = get_product("landforms")
+MODEL_NAME = "mounds"
+PARAMS = ("threshold", "min_area_px")
+RECORD_COLUMNS = [
+    "image", "class", "score", "x_min", "y_min", "x_max", "y_max", "centroid_x",
+    "centroid_y", "lon_min", "lon_max", "lat_min", "lat_max", "size_km", "size_px",
+    "area_px", "input", "observation_id", "granule_id", "granule_uid", "model",
+    "model_version",
+]
+LANDFORM_CLASS = "mound"
+#: resample DTMs whose pixel size is off the training one by more than this factor.
+RESAMPLE_FACTOR = 1.5
+
+
+class MoundsStage:
+    name = "mounds"
+    product = "landforms"
+
+    def __init__(self, model_version: str | None = None) -> None:
+        from epnml.ml.landforms.segmodels import load_net
+
+        self._model = load_net(MODEL_NAME, model_version)
+
+    def model_info(self) -> ModelInfo:
+        return self._model.info
+
+    def model_card(self) -> dict[str, Any]:
+        """The JSON model card committed next to the weights."""
+        from epnml.ml.landforms.segmodels import WEIGHTS_DIR
+
+        path = WEIGHTS_DIR / f"{MODEL_NAME}-{self._model.info.version}.json"
+        card: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+        return card
+
+    def granules(self, paths: Sequence[Path]) -> list[Granule]:
+        """One granule per DTM or image; a folder expands to the images inside it."""
+        return image_granules(paths, self.name)
+
+    def _params(self, ctx: RunContext) -> tuple[float, int]:
+        unknown = set(ctx.params) - set(PARAMS)
+        if unknown:
+            raise ValueError(f"mounds: unknown parameters {sorted(unknown)}; "
+                             f"known: {', '.join(PARAMS)}")
+        thr = float(ctx.params.get("threshold", self._model.threshold))
+        if not 0.0 < thr < 1.0:
+            raise ValueError(f"mounds: threshold must be in (0, 1), got {thr}")
+        min_area = float(ctx.params.get("min_area_px", self._model.config.get("min_area_px", 4)))
+        if not (min_area >= 1 and float(min_area).is_integer()):
+            raise ValueError(f"mounds: min_area_px must be an integer >= 1, got {min_area}")
+        return thr, int(min_area)
+
+    def probabilities(self, image: ImageData) -> tuple[np.ndarray, str]:
+        """Mound probability per input pixel (0 where there is no data), and which input
+        path was taken."""
+        prob, path_taken = self._probabilities(image)
+        prob[~np.isfinite(image.pixels)] = 0.0
+        return prob, path_taken
+
+    def _probabilities(self, image: ImageData) -> tuple[np.ndarray, str]:
+        from epnml.ml.landforms.detector import resize_image
+        from epnml.ml.landforms.segmodels import segment_mounds
+        from epnml.ml.landforms.unet import dtm_features, image_features
+        from PIL import Image
+
+        pix = image.pixels
+        georef = image.georef
+        try:
+            if image.meta.get("mode") != "F" or georef is None:
+                return segment_mounds(image_features(pix), self._model.module), "image"
+            kx, ky = georef.pixel_size_km(pix.shape[0] / 2)
+            pixel_m = float(np.sqrt(kx * ky)) * 1000.0
+            trained = float(self._model.config.get("pixel_m_trained", 20.0))
+            scale = pixel_m / trained
+            if 1 / RESAMPLE_FACTOR <= scale <= RESAMPLE_FACTOR:
+                return segment_mounds(dtm_features(pix, pixel_m), self._model.module), "dtm"
+            small = resize_image(np.where(np.isfinite(pix), pix, np.nanmedian(pix)), scale)
+            if min(small.shape) < 8:
+                raise GranuleError(image.path, f"DTM too small at the model's {trained:g} m "
+                                               f"scale ({small.shape[1]}x{small.shape[0]} px)")
+            prob = segment_mounds(dtm_features(small, trained), self._model.module)
+            back = np.array(Image.fromarray(prob, mode="F").resize(
+                (pix.shape[1], pix.shape[0]), Image.Resampling.BILINEAR), dtype=np.float32)
+            return back, f"dtm resampled x{scale:.3g}"
+        except ValueError as exc:
+            if isinstance(exc, GranuleError):
+                raise
+            raise GranuleError(image.path, str(exc)) from None
+
+    def process(self, granule: Granule, ctx: RunContext) -> StageOutput:
+        from epnml.ingest.readers.images import read_image
+        from scipy import ndimage
+
+        thr, min_area = self._params(ctx)
+        if len(granule.paths) != 1:
+            raise GranuleError(granule.label, "a mounds granule is exactly one DTM or image")
+        image = read_image(granule.paths[0])
+        prob, path_taken = self.probabilities(image)
+        labels, n = ndimage.label(prob >= thr, structure=np.ones((3, 3), bool))
+        info = self.model_info()
+        records: list[dict[str, Any]] = []
+        rows: list[dict[str, Any]] = []
+        files: dict[str, bytes] = {}
+        objects = ndimage.find_objects(labels)
+        for k in range(1, n + 1):
+            sl = objects[k - 1]
+            if sl is None:
+                continue
+            rr, cc = np.nonzero(labels[sl] == k)
+            if rr.size < min_area:
+                continue
+            rr, cc = rr + sl[0].start, cc + sl[1].start
+            score = float(prob[rr, cc].mean())
+            box = (float(cc.min()), float(rr.min()), float(cc.max() + 1), float(rr.max() + 1))
+            cx, cy = float(cc.mean()) + 0.5, float(rr.mean()) + 0.5
+            size_px = float(2.0 * np.sqrt(rr.size / np.pi))
+            geo = None
+            if image.georef is not None:
+                geo = outline_geometry(image.georef, component_outline(rr, cc), size_px, cy)
+            # the component's first pixel in raster order: unique (components are disjoint,
+            # while two of them, e.g. a ring and its core, may share a centroid)
+            uid = f"mounds_{granule.granule_id}_x{int(cc[0])}_y{int(rr[0])}_v{info.version}"
+            thumb = None
+            if ctx.make_quicklooks:
+                thumb = f"landforms/mounds_{granule.granule_id}_{len(rows):03d}_v{info.version}.png"
+                files[thumb] = chip_png(image.pixels, box)
+            records.append({
+                "image": image.path.name, "class": LANDFORM_CLASS, "score": round(score, 4),
+                **{c: round(v, 1) for c, v in zip(("x_min", "y_min", "x_max", "y_max"), box,
+                                                   strict=True)},
+                "centroid_x": round(cx, 2), "centroid_y": round(cy, 2),
+                "lon_min": geo["c1min"] if geo else None, "lon_max": geo["c1max"] if geo else None,
+                "lat_min": geo["c2min"] if geo else None, "lat_max": geo["c2max"] if geo else None,
+                "size_km": geo["size_km"] if geo else None, "size_px": round(size_px, 2),
+                "area_px": int(rr.size), "input": path_taken,
+                "observation_id": image.observation_id, "granule_id": granule.granule_id,
+                "granule_uid": uid, "model": info.name, "model_version": info.version,
+            })
+            rows.append(self._row(uid, granule, image, info, box, score, geo, ctx, thumb,
+                                  path_taken))
+        return StageOutput(granule, pd.DataFrame.from_records(records, columns=RECORD_COLUMNS),
+                           rows, files)
+
+    def _row(self, uid: str, granule: Granule, image: ImageData, info: ModelInfo,
+             box: tuple[float, float, float, float], score: float,
+             geo: dict[str, Any] | None, ctx: RunContext, thumb: str | None,
+             path_taken: str) -> dict[str, Any]:
+        where = "georeferenced (Mars planetocentric)" if geo else \
+            "no georeference: coordinates, footprint and size left NULL"
+        desc = (f"mound found by model {info.name} v{info.version} (U-Net trained on "
+                f"SIMULATED DTM scenes) in {path_taken} input {image.path.name}; box x "
+                f"{box[0]:.0f}-{box[2]:.0f}, y {box[1]:.0f}-{box[3]:.0f} px; {where}")
+        return landform_row(uid, "mounds", granule, image, info, score, geo, ctx, thumb,
+                            LANDFORM_CLASS, "mound", desc,
+                            "phys.height" if path_taken.startswith("dtm") else
+                            "phys.reflectance")
+
+
+def landform_row(uid: str, gid: str, granule: Granule, image: ImageData, info: ModelInfo,
+                 score: float, geo: dict[str, Any] | None, ctx: RunContext,
+                 thumb: str | None, landform_class: str, feature: str, desc: str,
+                 measurement_type: str) -> dict[str, Any]:
+    """A ``landforms`` row, field for field as the pits stage builds it."""
+    hirise = image.observation_id is not None
+    now = ctx.started
+    row: dict[str, Any] = {
+        "granule_uid": uid,
+        "granule_gid": gid,
+        "obs_id": granule.granule_id,
+        "dataproduct_type": "ci",
+        "target_name": "Mars",
+        "target_class": "planet",
+        "time_min": None,
+        "time_max": None,
+        "c1min": None, "c1max": None, "c2min": None, "c2max": None,
+        "c3min": None, "c3max": None, "s_region": None,
+        "spatial_frame_type": PRODUCT.spatial_frame_type,
+        "instrument_host_name": "MRO" if hirise else None,
+        "instrument_name": "HiRISE" if hirise else None,
+        "measurement_type": measurement_type,
+        "processing_level": 5,
+        "creation_date": now,
+        "modification_date": now,
+        "release_date": now,
+        "service_title": PRODUCT.schema,
+        "thumbnail_url": f"{ctx.files_base_url}/{thumb}" if thumb else None,
+        "processing_level_desc": simulated_note(image.path) + desc,
+        "publisher": "epnml",
+        "bib_reference": None,
+        "feature_name": feature,
+        "spatial_coordinate_description": None,
+        "ml_model_name": info.name,
+        "ml_model_version": info.version,
+        "ml_weights_sha256": info.sha256,
+        "ml_run_id": ctx.run_id,
+        "ml_score": min(1.0, max(0.0, score)),
+        "landform_class": landform_class,
+        "landform_size": None,
+        "source_image": image.path.name,
+    }
+    if geo is not None:
+        row.update({key: geo[key] for key in ("c1min", "c1max", "c2min", "c2max",
+                                              "s_region", "c1_resol_min", "c1_resol_max",
+                                              "c2_resol_min", "c2_resol_max")})
+        row["landform_size"] = geo["size_km"]
+        row["spatial_coordinate_description"] = "Mars planetocentric, east longitude"
+    return row
+
+
+def image_granules(paths: Sequence[Path], pipeline: str) -> list[Granule]:
+    """One granule per image file; folders expand to the images inside them."""
+    files: list[Path] = []
+    for p in (Path(x) for x in paths):
+        if p.is_dir():
+            files.extend(sorted(q for q in p.rglob("*")
+                                if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES))
+        elif p.suffix.lower() in IMAGE_SUFFIXES:
+            files.append(p)
+        else:
+            raise GranuleError(p, f"not an image for the {pipeline} pipeline (expected "
+                                  f"{', '.join(IMAGE_SUFFIXES)})")
+    out: list[Granule] = []
+    seen: set[str] = set()
+    for p in files:
+        gid = _safe(p.stem)
+        if gid in seen:
+            gid = _safe(f"{p.parent.name}_{p.stem}")
+        seen.add(gid)
+        out.append(Granule(gid, (p,)))
+    return out
