@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Container roles, all through service/provision.sh:
-#   stack  PostgreSQL+pgSphere and DaCHS (EPNML_PG_LISTEN=* lets ml containers connect)
-#   demo   stack + the simulated demo ingest
+#   stack  PostgreSQL+pgSphere, DaCHS and the re-inference/DataLink service (epnml serve)
+#          (EPNML_PG_LISTEN=* lets ml containers connect)
+#   demo   stack + the demo ingest
 #   ml     run an epnml command against the stack's database (EPNML_DSN)
 set -euo pipefail
 cd /opt/epnml
@@ -9,8 +10,10 @@ role=${1:-stack}; shift || true
 case $role in
     stack|demo)
         bash service/provision.sh stack
-        [ "$role" = demo ] && bash service/provision.sh demo
-        exec tail -F /var/gavo/logs/dcErrors /var/log/postgresql/postgresql-15-main.log ;;
+        if [ "$role" = demo ]; then bash service/provision.sh demo; fi
+        bash service/provision.sh api
+        exec tail -F /var/gavo/logs/dcErrors /var/gavo/logs/epnml-api.log \
+            /var/log/postgresql/postgresql-15-main.log ;;
     ml)
         exec .venv/bin/epnml "$@" ;;
     *)
