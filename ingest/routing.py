@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from epnml.ingest.readers.images import GEOTIFF_SUFFIXES, IMAGE_SUFFIXES, read_image_header
+from epnml.ingest.readers.images import GEOTIFF_SUFFIXES, image_files, read_image_header
 from epnml.ingest.stage import GranuleError
 
 LANDFORM_MODELS = ("pits", "craters", "mounds", "ice")
@@ -26,21 +26,6 @@ LANDFORM_MODELS = ("pits", "craters", "mounds", "ice")
 COARSE_PIXEL_KM = 0.1
 ICE_LAT_BAND = (-60.0, -40.0)
 _DTM_MODES = ("F", "I", "I;16", "I;16B", "I;16L", "I;16S")
-
-
-def landform_files(paths: Sequence[Path]) -> list[Path]:
-    """Image files of ``paths``; folders expand to the images inside them."""
-    files: list[Path] = []
-    for p in (Path(x) for x in paths):
-        if p.is_dir():
-            files.extend(sorted(q for q in p.rglob("*")
-                                if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES))
-        elif p.suffix.lower() in IMAGE_SUFFIXES:
-            files.append(p)
-        else:
-            raise GranuleError(p, f"not an image for the landform pipelines (expected "
-                                  f"{', '.join(IMAGE_SUFFIXES)})")
-    return files
 
 
 def models_for(path: Path) -> list[str]:
@@ -77,7 +62,7 @@ def route_landforms(paths: Sequence[Path], models: Sequence[str] | None = None,
             raise ValueError(f"unknown landform model(s) {unknown}; "
                              f"known: {', '.join(LANDFORM_MODELS)}")
     routes: dict[str, list[Path]] = {m: [] for m in LANDFORM_MODELS}
-    for path in landform_files(paths):
+    for path in image_files(paths, "the landform pipelines"):
         try:
             chosen = list(models) if models is not None else models_for(path)
         except GranuleError as exc:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import re
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,22 @@ def read_image(path: Path | str, bodies: tuple[str, ...] = ("Mars",)) -> ImageDa
     if not np.isfinite(pixels).any():
         raise GranuleError(path, "image holds no valid pixel")
     return ImageData(path, pixels, georef, hirise_observation_id(path.name), meta)
+
+
+def image_files(paths: Sequence[Path | str], what: str) -> list[Path]:
+    """The image files of ``paths``; folders expand to the images inside them (sorted).
+    Any other file is a GranuleError naming it (``what`` says which pipeline refuses it)."""
+    files: list[Path] = []
+    for p in (Path(x) for x in paths):
+        if p.is_dir():
+            files.extend(sorted(q for q in p.rglob("*")
+                                if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES))
+        elif p.suffix.lower() in IMAGE_SUFFIXES:
+            files.append(p)
+        else:
+            raise GranuleError(p, f"not an image for {what} (expected "
+                                  f"{', '.join(IMAGE_SUFFIXES)})")
+    return files
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from epnml.ingest.readers.images import IMAGE_SUFFIXES, GeoRef, ImageData
+from epnml.ingest.readers.images import GeoRef, ImageData
 from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
-from epnml.ingest.stages.landforms import chip_png, simulated_note, spoly_literal
+from epnml.ingest.stages.landforms import (
+    chip_png,
+    image_granules,
+    simulated_note,
+    spoly_literal,
+)
 from epnml.schemas.products import get_product
 
 PRODUCT = get_product("landforms")
@@ -67,25 +72,7 @@ class CratersStage:
 
     def granules(self, paths: Sequence[Path]) -> list[Granule]:
         """One granule per image; a folder expands to the images inside it."""
-        files: list[Path] = []
-        for p in (Path(x) for x in paths):
-            if p.is_dir():
-                files.extend(sorted(q for q in p.rglob("*")
-                                    if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES))
-            elif p.suffix.lower() in IMAGE_SUFFIXES:
-                files.append(p)
-            else:
-                raise GranuleError(p, f"not an image for the craters pipeline (expected "
-                                      f"{', '.join(IMAGE_SUFFIXES)})")
-        out: list[Granule] = []
-        seen: set[str] = set()
-        for p in files:
-            gid = _safe(p.stem)
-            if gid in seen:
-                gid = _safe(f"{p.parent.name}_{p.stem}")
-            seen.add(gid)
-            out.append(Granule(gid, (p,)))
-        return out
+        return image_granules(paths, self.name)
 
     def _params(self, ctx: RunContext) -> tuple[float | None, str | None]:
         unknown = set(ctx.params) - set(PARAMS)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from epnml.ingest.readers.images import IMAGE_SUFFIXES, GeoRef, ImageData
+from epnml.ingest.readers.images import GeoRef, ImageData, image_files
 from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
 from epnml.schemas.products import get_product
 
@@ -61,25 +61,7 @@ class PitsStage:
 
     def granules(self, paths: Sequence[Path]) -> list[Granule]:
         """One granule per image; a folder expands to the images inside it."""
-        files: list[Path] = []
-        for p in (Path(x) for x in paths):
-            if p.is_dir():
-                files.extend(sorted(q for q in p.rglob("*")
-                                    if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES))
-            elif p.suffix.lower() in IMAGE_SUFFIXES:
-                files.append(p)
-            else:
-                raise GranuleError(p, f"not an image for the pits pipeline (expected "
-                                      f"{', '.join(IMAGE_SUFFIXES)})")
-        out: list[Granule] = []
-        seen: set[str] = set()
-        for p in files:
-            gid = _safe(p.stem)
-            if gid in seen:  # same name in two folders
-                gid = _safe(f"{p.parent.name}_{p.stem}")
-            seen.add(gid)
-            out.append(Granule(gid, (p,)))
-        return out
+        return image_granules(paths, self.name)
 
     def _threshold(self, ctx: RunContext) -> float | None:
         unknown = set(ctx.params) - {"threshold"}
@@ -230,6 +212,20 @@ def spoly_literal(vertices: list[tuple[float, float]], digits: int = 6) -> str:
     """pgSphere text ``{(lon1d,lat1d),...}`` (degrees; 6 digits ~ 6 cm on Mars)."""
     fmt = f"{{:.{digits}f}}"
     return "{" + ",".join(f"({fmt.format(lo)}d,{fmt.format(la)}d)" for lo, la in vertices) + "}"
+
+
+def image_granules(paths: Sequence[Path], pipeline: str) -> list[Granule]:
+    """One granule per image file (folders expand to their images); the granule id is the
+    file stem, prefixed by its folder when two files share a name."""
+    out: list[Granule] = []
+    seen: set[str] = set()
+    for p in image_files(paths, f"the {pipeline} pipeline"):
+        gid = _safe(p.stem)
+        if gid in seen:
+            gid = _safe(f"{p.parent.name}_{p.stem}")
+        seen.add(gid)
+        out.append(Granule(gid, (p,)))
+    return out
 
 
 def simulated_note(path: Path) -> str:

@@ -23,9 +23,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from epnml.ingest.readers.images import IMAGE_SUFFIXES, ImageData
+from epnml.ingest.readers.images import ImageData
 from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
-from epnml.ingest.stages.landforms import _safe, chip_png, simulated_note
+from epnml.ingest.stages.landforms import chip_png, image_granules, simulated_note
 from epnml.ingest.stages.outlines import component_outline, outline_geometry
 from epnml.schemas.products import get_product
 
@@ -237,24 +237,3 @@ def landform_row(uid: str, gid: str, granule: Granule, image: ImageData, info: M
     return row
 
 
-def image_granules(paths: Sequence[Path], pipeline: str) -> list[Granule]:
-    """One granule per image file; folders expand to the images inside them."""
-    files: list[Path] = []
-    for p in (Path(x) for x in paths):
-        if p.is_dir():
-            files.extend(sorted(q for q in p.rglob("*")
-                                if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES))
-        elif p.suffix.lower() in IMAGE_SUFFIXES:
-            files.append(p)
-        else:
-            raise GranuleError(p, f"not an image for the {pipeline} pipeline (expected "
-                                  f"{', '.join(IMAGE_SUFFIXES)})")
-    out: list[Granule] = []
-    seen: set[str] = set()
-    for p in files:
-        gid = _safe(p.stem)
-        if gid in seen:
-            gid = _safe(f"{p.parent.name}_{p.stem}")
-        seen.add(gid)
-        out.append(Granule(gid, (p,)))
-    return out
