@@ -3,7 +3,8 @@
 The four landform pipelines all take images, so a file's content decides where it goes
 (read from its header and GeoTIFF tags only, never its pixels):
 
-* a single-band floating-point or 16/32-bit integer GeoTIFF is a DTM -> ``mounds``;
+* a single-band floating-point GeoTIFF or PDS3 image is a DTM (elevations) -> ``mounds``
+  (the mounds stage reads only floating-point rasters as DTMs);
 * a georeferenced image of the Moon or Mercury, or of Mars at >= ``COARSE_PIXEL_KM``
   per pixel (global mosaics, CTX-scale and coarser) -> ``craters``;
 * any other Mars image (HiRISE-scale GeoTIFFs, JPEG/PNG chips without georeference)
@@ -18,20 +19,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from epnml.ingest.readers.images import GEOTIFF_SUFFIXES, image_files, read_image_header
+from epnml.ingest.readers.images import (
+    GEOTIFF_SUFFIXES,
+    PDS3_SUFFIXES,
+    image_files,
+    read_image_header,
+)
 from epnml.ingest.stage import GranuleError
 
 LANDFORM_MODELS = ("pits", "craters", "mounds", "ice")
 #: pixel size (km) from which an image counts as a mosaic: craters, not pits.
 COARSE_PIXEL_KM = 0.1
 ICE_LAT_BAND = (-60.0, -40.0)
-_DTM_MODES = ("F", "I", "I;16", "I;16B", "I;16L", "I;16S")
 
 
 def models_for(path: Path) -> list[str]:
     """The landform models the rule above sends ``path`` to."""
     header = read_image_header(path, with_georef=False)
-    if (path.suffix.lower() in GEOTIFF_SUFFIXES and header.mode in _DTM_MODES
+    if (path.suffix.lower() in GEOTIFF_SUFFIXES + PDS3_SUFFIXES and header.mode == "F"
             and header.bands == 1):
         return ["mounds"]
     header = read_image_header(path, ("Moon", "Mars", "Mercury"))

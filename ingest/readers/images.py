@@ -7,7 +7,8 @@ directory describing a geographic CRS or an equirectangular projection of a body
 (what MOLA/CTX/HiRISE/LROC/MDIS mosaics use); pixels then map to planetocentric east
 longitude / latitude. The body is recognised from the CRS axes (and its citation):
 Mars by default (pits), Mars, the Moon or Mercury when the caller allows them
-(craters); no pyproj needed. Pillow reads both (no GDAL). Bad input raises GranuleError
+(craters); no pyproj needed. Pillow reads both (no GDAL). PDS3 image products
+(.img/.lbl) go through :mod:`epnml.ingest.readers.pds3_images`. Bad input raises GranuleError
 naming the file and the reason. YOLO label files are read here too.
 """
 
@@ -27,7 +28,9 @@ from epnml.ingest.stage import GranuleError
 
 CHIP_SUFFIXES = (".jpg", ".jpeg", ".png")
 GEOTIFF_SUFFIXES = (".tif", ".tiff")
-IMAGE_SUFFIXES = CHIP_SUFFIXES + GEOTIFF_SUFFIXES
+#: PDS3 image products: an attached label (.img) or a detached one (.lbl) naming its data.
+PDS3_SUFFIXES = (".img", ".lbl")
+IMAGE_SUFFIXES = CHIP_SUFFIXES + GEOTIFF_SUFFIXES + PDS3_SUFFIXES
 #: IAU Mars 2000 sphere radius (m): the default when a GeoTIFF gives none.
 MARS_RADIUS_M = 3_396_190.0
 #: a CRS whose semi-major axis is outside this range (m) is not Mars.
@@ -153,6 +156,8 @@ def read_image(path: Path | str, bodies: tuple[str, ...] = ("Mars",)) -> ImageDa
     if suffix not in IMAGE_SUFFIXES:
         raise GranuleError(path, f"unsupported image type {suffix or '(none)'}; "
                                  f"expected one of {', '.join(IMAGE_SUFFIXES)}")
+    if suffix in PDS3_SUFFIXES:
+        return _read_pds3(path, bodies)
     img = _open(path)
     georef = None
     meta: dict[str, Any] = {"format": img.format, "mode": img.mode}
@@ -166,8 +171,36 @@ def read_image(path: Path | str, bodies: tuple[str, ...] = ("Mars",)) -> ImageDa
     return ImageData(path, pixels, georef, hirise_observation_id(path.name), meta)
 
 
+def _pds3_header(path: Path, bodies: tuple[str, ...], with_georef: bool = True
+                 ) -> tuple[Any, GeoRef | None, str]:
+    """Label, GeoRef (None without a map projection) and the Pillow-like mode of a PDS3
+    image product."""
+    from epnml.ingest.readers.pds3_images import pds3_georef, read_pds3_image_label
+
+    info = read_pds3_image_label(path)
+    if info.lines * info.samples > MAX_PIXELS:
+        raise GranuleError(path, f"image too large ({info.samples}x{info.lines} px)")
+    georef = (pds3_georef(info, bodies) if with_georef
+              and info.label.find("IMAGE_MAP_PROJECTION") else None)
+    mode = "F" if info.floating else ("L" if info.dtype.itemsize == 1 else "I")
+    return info, georef, mode
+
+
+def _read_pds3(path: Path, bodies: tuple[str, ...]) -> ImageData:
+    from epnml.ingest.readers.pds3_images import read_pds3_samples
+
+    info, georef, mode = _pds3_header(path, bodies)
+    pixels = read_pds3_samples(info)
+    if not np.isfinite(pixels).any():
+        raise GranuleError(path, "image holds no valid pixel")
+    name = info.data_path.name
+    return ImageData(path, pixels, georef, hirise_observation_id(name),
+                     {"format": "PDS3", "mode": mode})
+
+
 def image_files(paths: Sequence[Path | str], what: str) -> list[Path]:
-    """The image files of ``paths``; folders expand to the images inside them (sorted).
+    """The image files of ``paths``; folders expand to the images inside them (sorted;
+    a PDS3 data file with a detached label next to it is given by its label only).
     Any other file is a GranuleError naming it (``what`` says which pipeline refuses it)."""
     files: list[Path] = []
     for p in (Path(x) for x in paths):
@@ -179,7 +212,9 @@ def image_files(paths: Sequence[Path | str], what: str) -> list[Path]:
         else:
             raise GranuleError(p, f"not an image for {what} (expected "
                                   f"{', '.join(IMAGE_SUFFIXES)})")
-    return files
+    labels = {(f.parent, f.stem.lower()) for f in files if f.suffix.lower() == ".lbl"}
+    return [f for f in files
+            if not (f.suffix.lower() == ".img" and (f.parent, f.stem.lower()) in labels)]
 
 
 @dataclass(frozen=True)
@@ -206,6 +241,9 @@ def read_image_header(path: Path | str, bodies: tuple[str, ...] = ("Mars",),
                                  f"expected one of {', '.join(IMAGE_SUFFIXES)}")
     if not path.is_file():
         raise GranuleError(path, "no such file")
+    if path.suffix.lower() in PDS3_SUFFIXES:
+        info, georef, mode = _pds3_header(path, bodies, with_georef)
+        return ImageHeader(path, mode, 1, info.samples, info.lines, georef)
     try:
         with Image.open(path) as img:
             georef = (parse_geotiff_tags(path, _tiff_tags(img), bodies)
