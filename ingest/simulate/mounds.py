@@ -205,13 +205,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--lon", type=float, default=20.0, help="east longitude of the first scene")
     p.add_argument("--lat", type=float, default=35.0, help="latitude of its top edge")
+    p.add_argument("--pds3", action="store_true",
+                   help="write PDS3 image products (.IMG, attached label) instead of GeoTIFFs")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     for i in range(args.n):
         scene = simulate_dtm(args.seed + i, args.size)
         lon = (args.lon + i * args.size * scene.pixel_m / MARS_KM_PER_DEG / 1000.0) % 360.0
         stem = f"simulated_mounds_dtm_{args.seed + i}"
-        write_dtm_geotiff(args.out / f"{stem}.tif", scene, lon, args.lat)
+        if args.pds3:
+            from .pds3_image import write_mars_pds3_image
+
+            write_mars_pds3_image(args.out / f"{stem.upper()}.IMG", scene.dtm, lon, args.lat,
+                                  scene.pixel_m)
+        else:
+            write_dtm_geotiff(args.out / f"{stem}.tif", scene, lon, args.lat)
         write_hillshade_png(args.out / f"{stem}_hillshade.png", scene)
         np.save(args.out / f"{stem}_mask.npy", scene.mask)
         print(f"{stem}: {len(scene.mounds)} mounds")
