@@ -13,6 +13,17 @@ import re
 from pathlib import Path
 from typing import Any
 
+#: where the committed weights and their JSON cards live (``<name>-<version>.pt/.json``).
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+
+def committed_card(name: str, version: str, weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
+    """The JSON model card committed next to the weights of ``name`` ``version``; ``{}``
+    for weights given by path without a card."""
+    path = weights_dir / f"{name}-{version}.json"
+    card: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    return card
+
 
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()

@@ -14,7 +14,6 @@ installed) say so; those lists carry no names, only diameter and position.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from functools import lru_cache
@@ -64,11 +63,9 @@ class CratersStage:
 
     def model_card(self) -> dict[str, Any]:
         """The JSON model card committed next to the weights."""
-        from epnml.ml.landforms.craters import WEIGHTS_DIR
+        from epnml.ml.checkpoints import committed_card
 
-        path = WEIGHTS_DIR / f"craters-{self._model.info.version}.json"
-        card: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
-        return card
+        return committed_card("craters", self._model.info.version)
 
     def granules(self, paths: Sequence[Path]) -> list[Granule]:
         """One granule per image; a folder expands to the images inside it."""

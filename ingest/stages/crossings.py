@@ -7,7 +7,6 @@ boundary edge; pure: reads the granule's files, runs the model, builds rows.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,11 +52,10 @@ class CrossingsStage:
         return info
 
     def model_card(self) -> dict[str, Any]:
-        from epnml.ml.crossings.inference import WEIGHTS_DIR
+        """The JSON model card committed next to the weights (stored in epnml.model_versions)."""
+        from epnml.ml.checkpoints import committed_card
 
-        path = WEIGHTS_DIR / f"crossings-{self._model.info.version}.json"
-        card: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
-        return card
+        return committed_card("crossings", self._model.info.version)
 
     def granules(self, paths: Sequence[Path]) -> list[Granule]:
         from epnml.ingest.readers.messenger import group_mag_files

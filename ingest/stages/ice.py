@@ -18,7 +18,6 @@ Without georeference the coordinates, outlines and sizes are NULL (never invente
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -55,11 +54,9 @@ class IceStage:
 
     def model_card(self) -> dict[str, Any]:
         """The JSON model card committed next to the weights."""
-        from epnml.ml.landforms.segmodels import WEIGHTS_DIR
+        from epnml.ml.checkpoints import committed_card
 
-        path = WEIGHTS_DIR / f"{MODEL_NAME}-{self._model.info.version}.json"
-        card: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
-        return card
+        return committed_card(MODEL_NAME, self._model.info.version)
 
     def granules(self, paths: Sequence[Path]) -> list[Granule]:
         """One granule per image; a folder expands to the images inside it."""

@@ -76,11 +76,9 @@ class IcmeStage:
 
     def model_card(self) -> dict[str, Any]:
         """The JSON model card committed next to the weights (stored in epnml.model_versions)."""
-        from epnml.ml.icme.inference import WEIGHTS_DIR
+        from epnml.ml.checkpoints import committed_card
 
-        path = WEIGHTS_DIR / f"icme-{self._model.info.version}.json"
-        card: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
-        return card
+        return committed_card("icme", self._model.info.version)
 
     def granules(self, paths: Sequence[Path]) -> list[Granule]:
         from epnml.ingest.readers.solarwind import group_solarwind_files

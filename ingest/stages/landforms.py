@@ -11,7 +11,6 @@ counter-clockwise pgSphere polygon of the box and the size in km.
 from __future__ import annotations
 
 import io
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -53,11 +52,9 @@ class PitsStage:
 
     def model_card(self) -> dict[str, Any]:
         """The JSON model card committed next to the weights."""
-        from epnml.ml.landforms.inference import WEIGHTS_DIR
+        from epnml.ml.checkpoints import committed_card
 
-        path = WEIGHTS_DIR / f"pits-{self._model.info.version}.json"
-        card: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
-        return card
+        return committed_card("pits", self._model.info.version)
 
     def granules(self, paths: Sequence[Path]) -> list[Granule]:
         """One granule per image; a folder expands to the images inside it."""

@@ -13,7 +13,6 @@ one record per spectrum).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -66,11 +65,10 @@ class MineralsStage:
         return self._model.info
 
     def model_card(self) -> dict[str, Any]:
-        from epnml.ml.units.abundance import WEIGHTS_DIR
+        """The JSON model card committed next to the weights (stored in epnml.model_versions)."""
+        from epnml.ml.checkpoints import committed_card
 
-        path = WEIGHTS_DIR / f"minerals-{self._model.info.version}.json"
-        card: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
-        return card
+        return committed_card("minerals", self._model.info.version)
 
     def granules(self, paths: Sequence[Path]) -> list[Granule]:
         files: list[Path] = []
