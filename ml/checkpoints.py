@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -98,3 +99,45 @@ def verify_card(pt: Path) -> tuple[dict[str, Any], str]:
             f"{pt}: sha256 {digest} does not match card {card_path.name} ({card.get('sha256')})"
         )
     return card, digest
+
+
+def load_checkpoint(name: str, version: str | None, path: Path | None,
+                    build: Callable[[dict[str, Any]], Any], weights_dir: Path = WEIGHTS_DIR
+                    ) -> tuple[Any, Any, dict[str, Any]]:
+    """Load ``<name>-<version>.pt`` (default newest) after its sha256 check: the module
+    built by ``build(config["model"])`` in eval mode with float32 weights, its ModelInfo
+    and the checkpoint's config. ValueError when the file is not that model's checkpoint
+    or its card names another version."""
+    import torch
+    from epnml.ingest.stage import ModelInfo
+
+    pt = resolve_weights(name, version, path, weights_dir, weights_pattern(name))
+    card, digest = verify_card(pt)
+    ckpt = torch.load(pt, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or ckpt.get("name") != name:
+        raise ValueError(f"{pt}: not a {name} checkpoint")
+    module = build(ckpt["config"]["model"])
+    module.load_state_dict({k: v.float() if v.is_floating_point() else v
+                            for k, v in ckpt["state_dict"].items()})
+    module.eval()
+    ver = str(ckpt.get("version"))
+    if card.get("version") != ver:
+        raise ValueError(f"{pt}: card version {card.get('version')} != weights version {ver}")
+    return module, ModelInfo(name, ver, digest), dict(ckpt["config"])
+
+
+def save_checkpoint(path: Path, name: str, version: str, module: Any, config: dict[str, Any],
+                    *, half: bool) -> str:
+    """Write ``<name>-<version>.pt`` (state_dict + config with ``module.config`` as
+    ``model``; plain types only, so ``torch.load(weights_only=True)`` reads it; ``half``
+    stores floats as float16 to keep committed files small); returns its sha256."""
+    import torch
+
+    if path.name != f"{name}-{version}.pt":
+        raise ValueError(f"weights file must be named {name}-{version}.pt, got {path.name}")
+    cfg = dict(config)
+    cfg["model"] = module.config.to_dict()
+    state = {k: v.half() if half and v.is_floating_point() else v
+             for k, v in module.state_dict().items()}
+    torch.save({"name": name, "version": version, "config": cfg, "state_dict": state}, path)
+    return sha256_file(path)

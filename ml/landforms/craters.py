@@ -14,17 +14,16 @@ map seam is seen whole.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-import torch
 from epnml.ingest.stage import ModelInfo
 from epnml.ml.checkpoints import available_versions as _available_versions
-from epnml.ml.checkpoints import resolve_weights, sha256_file, verify_card
+from epnml.ml.checkpoints import load_checkpoint
+from epnml.ml.checkpoints import save_checkpoint as _save
 
 from .detector import DetectorConfig, PitsDetector
 from .inference import MIN_SCORE, detect_array
@@ -33,7 +32,6 @@ from .tiling import nms
 MODEL_NAME = "craters"
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 CLASS_NAMES = ("crater",)
-_FILE_RE = re.compile(rf"^{MODEL_NAME}-(?P<version>\d[0-9A-Za-z.+-]*)\.pt$")
 #: matching rule (evaluation and IAU look-up): centre distance < MATCH_CENTRE x D of the
 #: catalogue crater and diameter ratio within MATCH_RATIO.
 MATCH_CENTRE = 0.5
@@ -61,38 +59,20 @@ class LoadedCraterModel:
 
 def available_versions(weights_dir: Path = WEIGHTS_DIR) -> list[str]:
     """Versions with both a weights file and its JSON card, oldest first."""
-    return _available_versions(MODEL_NAME, weights_dir, _FILE_RE)
+    return _available_versions(MODEL_NAME, weights_dir)
 
 
 def load_model(version: str | None = None, path: Path | None = None) -> LoadedCraterModel:
     """Load ``craters-<version>.pt`` (default newest) after its sha256 check."""
-    pt = resolve_weights(MODEL_NAME, version, path, WEIGHTS_DIR, _FILE_RE)
-    card, digest = verify_card(pt)
-    ckpt = torch.load(pt, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or ckpt.get("name") != MODEL_NAME:
-        raise ValueError(f"{pt}: not a {MODEL_NAME} checkpoint")
-    module = PitsDetector(DetectorConfig.from_dict(ckpt["config"]["model"]))
-    module.load_state_dict({k: v.float() if v.is_floating_point() else v
-                            for k, v in ckpt["state_dict"].items()})
-    module.eval()
-    ver = str(ckpt.get("version"))
-    if card.get("version") != ver:
-        raise ValueError(f"{pt}: card version {card.get('version')} != weights version {ver}")
-    return LoadedCraterModel(module, ModelInfo(MODEL_NAME, ver, digest), dict(ckpt["config"]))
-
+    module, info, config = load_checkpoint(
+        MODEL_NAME, version, path, lambda cfg: PitsDetector(DetectorConfig.from_dict(cfg)),
+        WEIGHTS_DIR)
+    return LoadedCraterModel(module, info, config)
 
 def save_checkpoint(path: Path, module: PitsDetector, version: str,
                     config: dict[str, Any]) -> str:
     """Write ``craters-<version>.pt`` (weights_only-loadable, float16 to stay small)."""
-    if path.name != f"{MODEL_NAME}-{version}.pt":
-        raise ValueError(f"weights file must be named {MODEL_NAME}-{version}.pt, got {path.name}")
-    cfg = dict(config)
-    cfg["model"] = module.config.to_dict()
-    state = {k: v.half() if v.is_floating_point() else v for k, v in module.state_dict().items()}
-    torch.save({"name": MODEL_NAME, "version": version, "config": cfg, "state_dict": state},
-               path)
-    return sha256_file(path)
-
+    return _save(path, MODEL_NAME, version, module, config, half=True)
 
 def detect_craters_array(image: np.ndarray, module: PitsDetector, *, scale: float,
                          wrap_px: int = 0, min_score: float = MIN_SCORE,

@@ -7,7 +7,6 @@ to input pixels and class-aware NMS across tiles.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,8 @@ import pandas as pd
 import torch
 from epnml.ingest.stage import ModelInfo
 from epnml.ml.checkpoints import available_versions as _available_versions
-from epnml.ml.checkpoints import resolve_weights, sha256_file, verify_card
+from epnml.ml.checkpoints import load_checkpoint
+from epnml.ml.checkpoints import save_checkpoint as _save
 
 from .detector import DetectorConfig, PitsDetector, decode, normalize_image, resize_image
 from .tiling import iter_tiles, nms, to_image
@@ -32,7 +32,6 @@ OVERLAP = 128
 #: detections below this score are never kept (mAP is computed from here up).
 MIN_SCORE = 0.01
 BATCH = 4
-_FILE_RE = re.compile(rf"^{MODEL_NAME}-(?P<version>\d[0-9A-Za-z.+-]*)\.pt$")
 OUTPUT_COLUMNS = ["x_min", "y_min", "x_max", "y_max", "class", "score"]
 
 
@@ -58,7 +57,7 @@ class LoadedModel:
 
 def available_versions(weights_dir: Path = WEIGHTS_DIR) -> list[str]:
     """Versions with both a weights file and its JSON card, oldest first."""
-    return _available_versions(MODEL_NAME, weights_dir, _FILE_RE)
+    return _available_versions(MODEL_NAME, weights_dir)
 
 
 def load_model(version: str | None = None, path: Path | None = None) -> LoadedModel:
@@ -68,33 +67,16 @@ def load_model(version: str | None = None, path: Path | None = None) -> LoadedMo
     weights must carry the file's sha256: a swapped or truncated file is refused
     rather than silently writing different catalogue rows.
     """
-    pt = resolve_weights(MODEL_NAME, version, path, WEIGHTS_DIR, _FILE_RE)
-    card, digest = verify_card(pt)
-    ckpt = torch.load(pt, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or ckpt.get("name") != MODEL_NAME:
-        raise ValueError(f"{pt}: not a {MODEL_NAME} checkpoint")
-    module = PitsDetector(DetectorConfig.from_dict(ckpt["config"]["model"]))
-    module.load_state_dict({k: v.float() if v.is_floating_point() else v
-                            for k, v in ckpt["state_dict"].items()})
-    module.eval()
-    ver = str(ckpt.get("version"))
-    if card.get("version") != ver:
-        raise ValueError(f"{pt}: card version {card.get('version')} != weights version {ver}")
-    return LoadedModel(module, ModelInfo(MODEL_NAME, ver, digest), dict(ckpt["config"]))
-
+    module, info, config = load_checkpoint(
+        MODEL_NAME, version, path, lambda cfg: PitsDetector(DetectorConfig.from_dict(cfg)),
+        WEIGHTS_DIR)
+    return LoadedModel(module, info, config)
 
 def save_checkpoint(path: Path, module: PitsDetector, version: str,
                     config: dict[str, Any]) -> str:
     """Write ``pits-<version>.pt`` (state_dict + config, tensors and plain types only, so
     ``torch.load(weights_only=True)`` reads it); returns its sha256."""
-    if path.name != f"{MODEL_NAME}-{version}.pt":
-        raise ValueError(f"weights file must be named {MODEL_NAME}-{version}.pt, got {path.name}")
-    cfg = dict(config)
-    cfg["model"] = module.config.to_dict()
-    torch.save({"name": MODEL_NAME, "version": version, "config": cfg,
-                "state_dict": module.state_dict()}, path)
-    return sha256_file(path)
-
+    return _save(path, MODEL_NAME, version, module, config, half=False)
 
 def detect_array(image: np.ndarray, module: PitsDetector, *, scale: float,
                  min_score: float = MIN_SCORE, nms_iou: float = 0.5, tile: int = TILE,

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from epnml.ingest.stage import ModelInfo
 from epnml.ml.checkpoints import available_versions as _available_versions
-from epnml.ml.checkpoints import resolve_weights, sha256_file, verify_card, weights_pattern
+from epnml.ml.checkpoints import load_checkpoint, weights_pattern
+from epnml.ml.checkpoints import save_checkpoint as _save
 from torch import nn
 
 from .icenet import Chunk, IceNet, IceNetConfig, chunk_inputs
@@ -64,33 +65,15 @@ def _build(name: str, model_cfg: dict[str, Any]) -> nn.Module:
 
 def load_net(name: str, version: str | None = None, path: Path | None = None) -> LoadedNet:
     """Load ``<name>-<version>.pt`` (default newest) after its sha256 check."""
-    pt = resolve_weights(name, version, path, WEIGHTS_DIR, weights_pattern(name))
-    card, digest = verify_card(pt)
-    ckpt = torch.load(pt, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or ckpt.get("name") != name:
-        raise ValueError(f"{pt}: not a {name} checkpoint")
-    module = _build(name, ckpt["config"]["model"])
-    module.load_state_dict({k: v.float() if v.is_floating_point() else v
-                            for k, v in ckpt["state_dict"].items()})
-    module.eval()
-    ver = str(ckpt.get("version"))
-    if card.get("version") != ver:
-        raise ValueError(f"{pt}: card version {card.get('version')} != weights version {ver}")
-    return LoadedNet(module, ModelInfo(name, ver, digest), dict(ckpt["config"]))
-
+    module, info, config = load_checkpoint(name, version, path,
+                                           lambda cfg: _build(name, cfg), WEIGHTS_DIR)
+    return LoadedNet(module, info, config)
 
 def save_net(path: Path, name: str, module: UNet | IceNet, version: str,
              config: dict[str, Any]) -> str:
     """Write ``<name>-<version>.pt`` (half-precision floats, plain types; loadable with
     ``weights_only=True``); returns its sha256."""
-    if path.name != f"{name}-{version}.pt":
-        raise ValueError(f"weights file must be named {name}-{version}.pt, got {path.name}")
-    cfg = dict(config)
-    cfg["model"] = module.config.to_dict()
-    state = {k: v.half() if v.is_floating_point() else v for k, v in module.state_dict().items()}
-    torch.save({"name": name, "version": version, "config": cfg, "state_dict": state}, path)
-    return sha256_file(path)
-
+    return _save(path, name, version, module, config, half=True)
 
 def _threads() -> None:
     if torch.get_num_threads() > MAX_THREADS:
