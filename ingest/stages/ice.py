@@ -25,8 +25,7 @@ from typing import Any
 import pandas as pd
 from epnml.ingest.readers.images import ImageData
 from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
-from epnml.ingest.stages.landforms import chip_png, image_granules
-from epnml.ingest.stages.mounds import landform_row
+from epnml.ingest.stages.landforms import chip_png, image_granules, landform_row
 from epnml.ingest.stages.outlines import box_outline, outline_geometry
 
 MODEL_NAME = "ice"

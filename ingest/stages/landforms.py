@@ -121,53 +121,12 @@ class PitsStage:
             else f"image {image.path.name}"
         where = "georeferenced (Mars planetocentric)" if geo else \
             "no georeference: coordinates, footprint and size left NULL"
-        now = ctx.started
-        row: dict[str, Any] = {
-            "granule_uid": uid,
-            "granule_gid": "pits",
-            "obs_id": granule.granule_id,
-            "dataproduct_type": "ci",
-            "target_name": "Mars",
-            "target_class": "planet",
-            "time_min": None,
-            "time_max": None,
-            "c1min": None, "c1max": None, "c2min": None, "c2max": None,
-            "c3min": None, "c3max": None, "s_region": None,
-            "spatial_frame_type": PRODUCT.spatial_frame_type,
-            "instrument_host_name": "MRO" if hirise else None,
-            "instrument_name": "HiRISE" if hirise else None,
-            "measurement_type": "phys.reflectance",
-            "processing_level": 5,
-            "creation_date": now,
-            "modification_date": now,
-            "release_date": now,
-            "service_title": PRODUCT.schema,
-            "thumbnail_url": f"{ctx.files_base_url}/{thumb}" if thumb else None,
-            "processing_level_desc": simulated_note(image.path) + (
-                f"{class_name} found by model {info.name} v{info.version} (CenterNet-style "
+        desc = (f"{class_name} found by model {info.name} v{info.version} (CenterNet-style "
                 f"detector trained on DeepLandforms HiRISE crops) in {source}; box "
-                f"x {box[0]:.0f}-{box[2]:.0f}, y {box[1]:.0f}-{box[3]:.0f} px; {where}"
-            ),
-            "publisher": "epnml",
-            "bib_reference": BIB_REFERENCE,
-            "feature_name": feature,
-            "spatial_coordinate_description": None,
-            "ml_model_name": info.name,
-            "ml_model_version": info.version,
-            "ml_weights_sha256": info.sha256,
-            "ml_run_id": ctx.run_id,
-            "ml_score": min(1.0, max(0.0, score)),
-            "landform_class": class_name,
-            "landform_size": None,
-            "source_image": image.path.name,
-        }
-        if geo is not None:
-            row.update({key: geo[key] for key in ("c1min", "c1max", "c2min", "c2max",
-                                                  "s_region", "c1_resol_min", "c1_resol_max",
-                                                  "c2_resol_min", "c2_resol_max")})
-            row["landform_size"] = geo["size_km"]
-            row["spatial_coordinate_description"] = "Mars planetocentric, east longitude"
-        return row
+                f"x {box[0]:.0f}-{box[2]:.0f}, y {box[1]:.0f}-{box[3]:.0f} px; {where}")
+        return landform_row(uid, "pits", granule, image, info, score, geo, ctx, thumb,
+                            class_name, feature, desc, "phys.reflectance",
+                            bib_reference=BIB_REFERENCE)
 
 
 def _geometry(georef: GeoRef, box: tuple[float, float, float, float]) -> dict[str, Any]:
@@ -209,6 +168,67 @@ def spoly_literal(vertices: list[tuple[float, float]], digits: int = 6) -> str:
     """pgSphere text ``{(lon1d,lat1d),...}`` (degrees; 6 digits ~ 6 cm on Mars)."""
     fmt = f"{{:.{digits}f}}"
     return "{" + ",".join(f"({fmt.format(lo)}d,{fmt.format(la)}d)" for lo, la in vertices) + "}"
+
+
+#: ``target_class`` of the bodies the landform pipelines map.
+TARGET_CLASS = {"Moon": "satellite", "Mars": "planet", "Mercury": "planet"}
+
+
+def landform_row(uid: str, gid: str, granule: Granule, image: ImageData, info: ModelInfo,
+                 score: float, geo: dict[str, Any] | None, ctx: RunContext,
+                 thumb: str | None, landform_class: str, feature: str, desc: str,
+                 measurement_type: str, *, target: str = "Mars",
+                 bib_reference: str | None = None, hirise: bool | None = None
+                 ) -> dict[str, Any]:
+    """A ``landforms`` row: the EPN-TAP columns, the model provenance and, with ``geo``,
+    the geometry. ``desc`` says how the landform was found (a SIMULATED input is said
+    first); ``hirise`` (default: the file name is a HiRISE observation id) names MRO /
+    HiRISE as the instrument."""
+    if hirise is None:
+        hirise = image.observation_id is not None
+    now = ctx.started
+    row: dict[str, Any] = {
+        "granule_uid": uid,
+        "granule_gid": gid,
+        "obs_id": granule.granule_id,
+        "dataproduct_type": "ci",
+        "target_name": target,
+        "target_class": TARGET_CLASS[target],
+        "time_min": None,
+        "time_max": None,
+        "c1min": None, "c1max": None, "c2min": None, "c2max": None,
+        "c3min": None, "c3max": None, "s_region": None,
+        "spatial_frame_type": PRODUCT.spatial_frame_type,
+        "instrument_host_name": "MRO" if hirise else None,
+        "instrument_name": "HiRISE" if hirise else None,
+        "measurement_type": measurement_type,
+        "processing_level": 5,
+        "creation_date": now,
+        "modification_date": now,
+        "release_date": now,
+        "service_title": PRODUCT.schema,
+        "thumbnail_url": f"{ctx.files_base_url}/{thumb}" if thumb else None,
+        "processing_level_desc": simulated_note(image.path) + desc,
+        "publisher": "epnml",
+        "bib_reference": bib_reference,
+        "feature_name": feature,
+        "spatial_coordinate_description": None,
+        "ml_model_name": info.name,
+        "ml_model_version": info.version,
+        "ml_weights_sha256": info.sha256,
+        "ml_run_id": ctx.run_id,
+        "ml_score": min(1.0, max(0.0, score)),
+        "landform_class": landform_class,
+        "landform_size": None,
+        "source_image": image.path.name,
+    }
+    if geo is not None:
+        row.update({key: geo[key] for key in ("c1min", "c1max", "c2min", "c2max",
+                                              "s_region", "c1_resol_min", "c1_resol_max",
+                                              "c2_resol_min", "c2_resol_max")})
+        row["landform_size"] = geo["size_km"]
+        row["spatial_coordinate_description"] = f"{target} planetocentric, east longitude"
+    return row
 
 
 def image_granules(paths: Sequence[Path], pipeline: str) -> list[Granule]:

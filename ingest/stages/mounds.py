@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from epnml.ingest.readers.images import ImageData
 from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
-from epnml.ingest.stages.landforms import chip_png, image_granules, simulated_note
+from epnml.ingest.stages.landforms import chip_png, image_granules, landform_row
 from epnml.ingest.stages.outlines import component_outline, outline_geometry
 from epnml.schemas.products import get_product
 
@@ -183,54 +183,5 @@ class MoundsStage:
                             "phys.reflectance")
 
 
-def landform_row(uid: str, gid: str, granule: Granule, image: ImageData, info: ModelInfo,
-                 score: float, geo: dict[str, Any] | None, ctx: RunContext,
-                 thumb: str | None, landform_class: str, feature: str, desc: str,
-                 measurement_type: str) -> dict[str, Any]:
-    """A ``landforms`` row, field for field as the pits stage builds it."""
-    hirise = image.observation_id is not None
-    now = ctx.started
-    row: dict[str, Any] = {
-        "granule_uid": uid,
-        "granule_gid": gid,
-        "obs_id": granule.granule_id,
-        "dataproduct_type": "ci",
-        "target_name": "Mars",
-        "target_class": "planet",
-        "time_min": None,
-        "time_max": None,
-        "c1min": None, "c1max": None, "c2min": None, "c2max": None,
-        "c3min": None, "c3max": None, "s_region": None,
-        "spatial_frame_type": PRODUCT.spatial_frame_type,
-        "instrument_host_name": "MRO" if hirise else None,
-        "instrument_name": "HiRISE" if hirise else None,
-        "measurement_type": measurement_type,
-        "processing_level": 5,
-        "creation_date": now,
-        "modification_date": now,
-        "release_date": now,
-        "service_title": PRODUCT.schema,
-        "thumbnail_url": f"{ctx.files_base_url}/{thumb}" if thumb else None,
-        "processing_level_desc": simulated_note(image.path) + desc,
-        "publisher": "epnml",
-        "bib_reference": None,
-        "feature_name": feature,
-        "spatial_coordinate_description": None,
-        "ml_model_name": info.name,
-        "ml_model_version": info.version,
-        "ml_weights_sha256": info.sha256,
-        "ml_run_id": ctx.run_id,
-        "ml_score": min(1.0, max(0.0, score)),
-        "landform_class": landform_class,
-        "landform_size": None,
-        "source_image": image.path.name,
-    }
-    if geo is not None:
-        row.update({key: geo[key] for key in ("c1min", "c1max", "c2min", "c2max",
-                                              "s_region", "c1_resol_min", "c1_resol_max",
-                                              "c2_resol_min", "c2_resol_max")})
-        row["landform_size"] = geo["size_km"]
-        row["spatial_coordinate_description"] = "Mars planetocentric, east longitude"
-    return row
 
 
