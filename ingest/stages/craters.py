@@ -29,6 +29,7 @@ from epnml.ingest.stages.landforms import (
     image_granules,
     landform_row,
     spoly_literal,
+    threshold_param,
 )
 from epnml.schemas.products import get_product
 
@@ -71,15 +72,7 @@ class CratersStage:
         return image_granules(paths, self.name)
 
     def _params(self, ctx: RunContext) -> tuple[float | None, str | None]:
-        unknown = set(ctx.params) - set(PARAMS)
-        if unknown:
-            raise ValueError(f"craters: unknown parameters {sorted(unknown)}; known: "
-                             f"{', '.join(PARAMS)}")
-        thr = None
-        if "threshold" in ctx.params:
-            thr = float(ctx.params["threshold"])
-            if not 0.0 < thr < 1.0:
-                raise ValueError(f"craters: threshold must be in (0, 1), got {thr}")
+        thr = threshold_param("craters", ctx.params, PARAMS, None)
         target = None
         if "target" in ctx.params:
             target = str(ctx.params["target"]).strip().capitalize()

@@ -25,7 +25,12 @@ from typing import Any
 import pandas as pd
 from epnml.ingest.readers.images import ImageData
 from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
-from epnml.ingest.stages.landforms import chip_png, image_granules, landform_row
+from epnml.ingest.stages.landforms import (
+    chip_png,
+    image_granules,
+    landform_row,
+    threshold_param,
+)
 from epnml.ingest.stages.outlines import box_outline, outline_geometry
 
 MODEL_NAME = "ice"
@@ -62,14 +67,7 @@ class IceStage:
         return image_granules(paths, self.name)
 
     def _threshold(self, ctx: RunContext) -> float:
-        unknown = set(ctx.params) - set(PARAMS)
-        if unknown:
-            raise ValueError(f"ice: unknown parameters {sorted(unknown)}; "
-                             f"known: {', '.join(PARAMS)}")
-        thr = float(ctx.params.get("threshold", self._model.threshold))
-        if not 0.0 < thr < 1.0:
-            raise ValueError(f"ice: threshold must be in (0, 1), got {thr}")
-        return thr
+        return float(threshold_param("ice", ctx.params, PARAMS, self._model.threshold))
 
     def process(self, granule: Granule, ctx: RunContext) -> StageOutput:
         from epnml.ingest.readers.images import read_image

@@ -24,7 +24,12 @@ import numpy as np
 import pandas as pd
 from epnml.ingest.readers.images import ImageData
 from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
-from epnml.ingest.stages.landforms import chip_png, image_granules, landform_row
+from epnml.ingest.stages.landforms import (
+    chip_png,
+    image_granules,
+    landform_row,
+    threshold_param,
+)
 from epnml.ingest.stages.outlines import component_outline, outline_geometry
 from epnml.schemas.products import get_product
 
@@ -65,13 +70,7 @@ class MoundsStage:
         return image_granules(paths, self.name)
 
     def _params(self, ctx: RunContext) -> tuple[float, int]:
-        unknown = set(ctx.params) - set(PARAMS)
-        if unknown:
-            raise ValueError(f"mounds: unknown parameters {sorted(unknown)}; "
-                             f"known: {', '.join(PARAMS)}")
-        thr = float(ctx.params.get("threshold", self._model.threshold))
-        if not 0.0 < thr < 1.0:
-            raise ValueError(f"mounds: threshold must be in (0, 1), got {thr}")
+        thr = float(threshold_param("mounds", ctx.params, PARAMS, self._model.threshold))
         min_area = float(ctx.params.get("min_area_px", self._model.config.get("min_area_px", 4)))
         if not (min_area >= 1 and float(min_area).is_integer()):
             raise ValueError(f"mounds: min_area_px must be an integer >= 1, got {min_area}")
