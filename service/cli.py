@@ -96,8 +96,8 @@ def _ingest_landforms(args: argparse.Namespace) -> int:
     status = 1 if errors else 0
     for model, files in routes.items():
         print(f"landforms: {model} <- {len(files)} file(s)", file=sys.stderr)
-        args.pipeline, args.files = model, files
-        status = max(status, _run(args, "ingest"))
+        one = argparse.Namespace(**{**vars(args), "pipeline": model, "files": files})
+        status = max(status, _run(one, "ingest"))
         if status and not args.keep_going:
             break
     return status

@@ -33,6 +33,7 @@ from epnml.api.inference import (
     Busy,
     InputError,
     NotFound,
+    RowRef,
     SourceGone,
     allowed_versions,
     available_sources,
@@ -366,6 +367,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             info["ID"] = uid
         return Response(rows_votable(summary_rows, family, info), media_type=VOTABLE_TYPE)
 
+    def _rerun_version(ref: RowRef, model_version: str | None) -> str | None:
+        """The asked (allow-listed) version, else the base version that wrote the row
+        while it is still committed, else the newest (None)."""
+        return check_model_version(ref.pipeline, model_version) or (
+            ref.base_version if ref.base_version in allowed_versions(ref.pipeline) else None)
+
     def _preview(request: Request, conn: psycopg.Connection, uid: str,
                  model_version: str | None, threshold: float | None, fmt: str) -> Response:
         t0 = time.perf_counter()
@@ -373,9 +380,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             fmt = _format(fmt)
             ref = find_row(conn, check_id(uid))
-            version = check_model_version(ref.pipeline, model_version) or (
-                ref.base_version if ref.base_version in allowed_versions(ref.pipeline)
-                else None)
+            version = _rerun_version(ref, model_version)
             thr = check_threshold(threshold, ref.pipeline)
             paths = available_sources(conn, ref)
             summary = run_one(settings, ref.pipeline, paths, mode="predict",
@@ -528,9 +533,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             require_token(request, settings)
             ref = find_row(conn, check_id(ID))
             check_pipeline(ref.pipeline, commit=True)
-            version = check_model_version(ref.pipeline, model_version) or (
-                ref.base_version if ref.base_version in allowed_versions(ref.pipeline)
-                else None)
+            version = _rerun_version(ref, model_version)
             thr = check_threshold(threshold, ref.pipeline)
             paths = available_sources(conn, ref)
             summary = run_one(settings, ref.pipeline, paths, mode="ingest",
