@@ -71,6 +71,9 @@ class StageOutput:
     rows: list[dict[str, Any]]
     #: files to publish, relative path -> content (quicklook PNGs).
     files: dict[str, bytes] = field(default_factory=dict)
+    #: values that were not physical (inf, NaN text, +-1e308, undeclared fill values,
+    #: negative densities...) and became missing data: quantity -> count in this granule.
+    invalid_values: dict[str, int] = field(default_factory=dict)
 
 
 class Stage(Protocol):

@@ -20,7 +20,7 @@ from epnml.config import load_settings
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_ROOT = Path(os.environ.get("EPNML_TEST_ROOT", "/var/tmp/epnml-test"))
-TEST_DB = "epnml_test"
+TEST_DB = os.environ.get("EPNML_TEST_DB", "epnml_test")
 TEST_PORT = int(os.environ.get("EPNML_TEST_PORT", "8098"))
 TEST_API_PORT = int(os.environ.get("EPNML_TEST_API_PORT", "8099"))
 PRODUCT_TABLES = ("events", "crossings", "landforms", "units")
