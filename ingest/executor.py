@@ -14,6 +14,7 @@ import json
 import multiprocessing
 import os
 import re
+import select
 import signal
 import sys
 import threading
@@ -147,11 +148,23 @@ def _limit_threads(threads: int) -> None:
 _PR_SET_PDEATHSIG = 1
 
 
-def die_with_parent(poll_s: float = 1.0) -> None:
-    """Make this worker process end when its parent does (even after kill -9 of it).
+def _proc_start(pid: int) -> str | None:
+    """The process's start time (/proc), None once it is gone or a zombie."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] in {"Z", "X"} else fields[19]
 
-    Linux: the kernel sends SIGKILL on the parent's death (prctl PR_SET_PDEATHSIG).
-    Everywhere: a daemon thread exits the process once it is re-parented.
+
+def die_with_parent(owner: int | None = None, poll_s: float = 0.5) -> None:
+    """End this worker process when its parent or ``owner`` ends (even by kill -9).
+
+    Linux: the kernel sends SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG). With
+    the forkserver the parent is the fork server, which itself waits for its workers, so
+    a daemon thread also watches ``owner`` (the process that made the pool: a pidfd when
+    the kernel has them, else /proc polling) and exits when it ends or the worker is
+    re-parented (getppid changes; the portable fallback).
     """
     parent = os.getppid()
     if sys.platform.startswith("linux"):
@@ -162,19 +175,34 @@ def die_with_parent(poll_s: float = 1.0) -> None:
             pass  # the watchdog below still applies
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
+    owner_start = _proc_start(owner) if owner is not None else None
+    pidfd = None
+    if owner is not None and hasattr(os, "pidfd_open"):
+        try:
+            pidfd = os.pidfd_open(owner)
+        except OSError:
+            os._exit(1)  # the owner is already gone
 
     def watch() -> None:
         while True:
-            time.sleep(poll_s)
+            if pidfd is not None:
+                ready, _, _ = select.select([pidfd], [], [], poll_s)
+                if ready:
+                    os._exit(1)
+            else:
+                time.sleep(poll_s)
             if os.getppid() != parent:
+                os._exit(1)
+            if owner is not None and pidfd is None and owner_start is not None \
+                    and _proc_start(owner) != owner_start:
                 os._exit(1)
 
     threading.Thread(target=watch, name="epnml-parent-watchdog", daemon=True).start()
 
 
-def _init_worker(threads: int) -> None:
-    """Worker initializer: die with the parent, then cap torch's threads."""
-    die_with_parent()
+def _init_worker(threads: int, owner: int) -> None:
+    """Worker initializer: die with the process that made the pool, cap torch's threads."""
+    die_with_parent(owner)
     _limit_threads(threads)
 
 
@@ -189,7 +217,7 @@ class LocalExecutor:
         threads = max(1, (os.cpu_count() or 1) // workers)
         self._pool = ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context("forkserver"),
-            initializer=_init_worker, initargs=(threads,),
+            initializer=_init_worker, initargs=(threads, os.getpid()),
         )
 
     def map_granules(self, pipeline: str, model_version: str | None,

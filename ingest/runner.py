@@ -250,7 +250,8 @@ def group_granules(stage: Stage, inputs: list[Path], keep_going: bool
         if stuck is None:
             return granules, failures
         if len(inputs) == 1:
-            return [], [*failures, (printable(inputs[0]), stuck)]
+            name = printable(inputs[0])
+            return [], [*failures, (name, stuck if name in stuck else f"{name}: {stuck}")]
         # an error naming no file: group each input alone, so only its input fails
         granules, failures = [], []
         for one in inputs:
@@ -372,7 +373,11 @@ def _identify(conn: Any, pipeline: str, granules: list[Granule], sources: dict[s
                 continue
             claimed[obs_id] = source.sha256
             if obs_id != granule.granule_id:
-                renamed[obs_id] = granule.granule_id
+                known = cur.execute(
+                    "SELECT 1 FROM epnml.granule_sources WHERE pipeline = %s AND obs_id = %s"
+                    " AND sha256 = %s", (pipeline, obs_id, source.sha256)).fetchone()
+                if known is None:  # said once: when the id is first given to this source
+                    renamed[obs_id] = granule.granule_id
                 granule = replace(granule, granule_id=obs_id)
             sources[obs_id] = source
             out.append(granule)
