@@ -358,6 +358,7 @@ def _identify(conn: Any, pipeline: str, granules: list[Granule], sources: dict[s
     out: list[Granule] = []
     failures: list[tuple[str, str]] = []
     claimed: dict[str, str] = {}
+    labels: dict[str, str] = {}
     with conn.cursor() as cur:
         for granule in granules:
             try:
@@ -371,7 +372,12 @@ def _identify(conn: Any, pipeline: str, granules: list[Granule], sources: dict[s
             except ValueError as exc:
                 failures.append((granule.label, printable(str(exc))))
                 continue
+            if obs_id in claimed:  # a copy of a file of this run: its rows are written once
+                failures.append((granule.label, f"{granule.label}: same content as "
+                                 f"{labels[obs_id]}, already in this run"))
+                continue
             claimed[obs_id] = source.sha256
+            labels[obs_id] = granule.label
             if obs_id != granule.granule_id:
                 known = cur.execute(
                     "SELECT 1 FROM epnml.granule_sources WHERE pipeline = %s AND obs_id = %s"

@@ -275,9 +275,10 @@ def write_granule(
             cur.execute(
                 "INSERT INTO epnml.granule_sources (pipeline, obs_id, sha256, paths, sizes,"
                 " first_run_id, last_run_id, first_seen, last_seen)"
-                " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s) ON CONFLICT (pipeline, obs_id, sha256)"
-                " DO UPDATE SET paths = EXCLUDED.paths, sizes = EXCLUDED.sizes,"
-                " last_run_id = EXCLUDED.last_run_id, last_seen = EXCLUDED.last_seen",
+                " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)"
+                " ON CONFLICT (pipeline, obs_id, sha256, paths) DO UPDATE SET"
+                " sizes = EXCLUDED.sizes, last_run_id = EXCLUDED.last_run_id,"
+                " last_seen = EXCLUDED.last_seen",
                 (*key, source.sha256, list(source.paths), list(source.sizes),
                  run_id or "", run_id or "", now, now))
         result = WriteResult(n_rows=n_rows, n_replaced=len(first_seen),

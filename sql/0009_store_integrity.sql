@@ -17,7 +17,8 @@ CREATE TABLE epnml.granule_sources (
     last_run_id text NOT NULL,
     first_seen timestamp NOT NULL,
     last_seen timestamp NOT NULL,
-    PRIMARY KEY (pipeline, obs_id, sha256)
+    -- one line per (content, location): the same content moved or copied adds a line
+    PRIMARY KEY (pipeline, obs_id, sha256, paths)
 );
 CREATE INDEX granule_sources_paths ON epnml.granule_sources (pipeline, paths);
 

@@ -142,6 +142,21 @@ def test_same_stem_in_two_folders_both_keep_their_rows(settings: Settings, tmp_p
     assert "NEW ID" not in again.text()
     assert _tally(conn) == (n_a + n_b, 0)
 
+    # A's content copied elsewhere is A's granule (same content): its own rows replaced
+    c = tmp_path / "C" / "simulated_wind.csv"
+    c.parent.mkdir()
+    shutil.copyfile(a, c)
+    copied = _ingest(settings, c)
+    assert [(g.granule_id, g.n_rows, g.n_superseded) for g in copied.granules] == \
+        [("simulated_wind", n_a, 0)]
+    assert _tally(conn) == (n_a + n_b, 0)
+    # in one run the icme grouping refuses a second file of the same name (kept going)
+    both = _ingest(settings, a, c, keep_going=True)
+    assert [(g.granule_id, g.status, g.error) for g in both.granules] == [
+        ("simulated_wind.csv", "failed", f"{a}: duplicate granule id 'simulated_wind'"),
+        ("simulated_wind", "ok", None)]
+    assert _tally(conn) == (n_a + n_b, 0)
+
     # a changed file at A's path is the same granule, reprocessed: new rows supersede
     _wind(a, seed=9, start="2021-07-01")
     changed = _ingest(settings, a)
@@ -513,3 +528,21 @@ def test_relative_paths_are_stored_absolute(settings: Settings, tmp_path: Path,
     assert conn.execute("SELECT files FROM epnml.granule_runs").fetchall() == [(absolute,)]
     assert conn.execute("SELECT paths FROM epnml.granule_sources").fetchall() == \
         [([str(Path(absolute).resolve())],)]
+
+
+def test_a_copy_within_one_run_is_written_once(settings: Settings, tmp_path: Path,
+                                               conn: psycopg.Connection) -> None:
+    """Two granules of one run with the same id and content (a stage that allows it)."""
+    from epnml.ingest.runner import _identify
+
+    a = _wind(tmp_path / "A" / "simulated_twin.csv", seed=51)
+    c = tmp_path / "C" / "simulated_twin.csv"
+    c.parent.mkdir()
+    shutil.copyfile(a, c)
+    sources: dict[str, Any] = {}
+    granules, failures = _identify(conn, "icme", [Granule("simulated_twin", (a,)),
+                                                  Granule("simulated_twin", (c,))],
+                                   sources, {})
+    assert granules == [Granule("simulated_twin", (a,))]
+    assert failures == [(str(c), f"{c}: same content as {a}, already in this run")]
+    assert list(sources) == ["simulated_twin"]
