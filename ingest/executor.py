@@ -8,18 +8,31 @@ be handed to a Dask distributed cluster unchanged.
 from __future__ import annotations
 
 import copy
+import ctypes
 import hashlib
 import json
 import multiprocessing
 import os
 import re
+import select
+import signal
+import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from epnml.ingest.stage import Granule, ModelInfo, RunContext, Stage, StageOutput
+from epnml.ingest.stage import (
+    Granule,
+    GranuleError,
+    ModelInfo,
+    RunContext,
+    Stage,
+    StageOutput,
+    printable,
+)
 
 _STAGES: dict[tuple[str, str | None, str], Stage] = {}
 
@@ -78,13 +91,30 @@ class GranuleResult:
 def process_granule(
     pipeline: str, model_version: str | None, granule: Granule, ctx: RunContext
 ) -> GranuleResult:
-    """Run one granule; errors are returned (with file and reason), never raised."""
+    """Run one granule; errors are returned (with file and reason), never raised.
+
+    Every exception fails the granule (a reader bug is a failed granule, not a stopped
+    run nor 0 rows); unexpected types are named so they can be told from bad input.
+    """
     t0 = time.perf_counter()
     try:
         output = get_stage(pipeline, model_version, ctx.params).process(granule, ctx)
-    except (ValueError, OSError, RuntimeError) as exc:
-        return GranuleResult(granule, None, str(exc), time.perf_counter() - t0)
+    except Exception as exc:  # noqa: BLE001 - the error is the granule's result
+        return GranuleResult(granule, None, granule_error_text(granule, exc),
+                             time.perf_counter() - t0)
+    if output is None:
+        return GranuleResult(granule, None, f"{granule.label}: the stage returned nothing",
+                             time.perf_counter() - t0)
     return GranuleResult(granule, output, None, time.perf_counter() - t0)
+
+
+def granule_error_text(granule: Granule, exc: BaseException) -> str:
+    """One printable line: the message of bad-input errors, the type of anything else."""
+    if isinstance(exc, GranuleError | ValueError | OSError | RuntimeError):
+        text = str(exc) or type(exc).__name__
+    else:
+        text = f"{granule.label}: unexpected {type(exc).__name__}: {exc}"
+    return printable(text)
 
 
 class Executor(Protocol):
@@ -109,10 +139,71 @@ class InlineExecutor:
 
 
 def _limit_threads(threads: int) -> None:
-    """Worker initializer: cap torch's intra-op threads (set before any model runs)."""
+    """Cap torch's intra-op threads (set before any model runs)."""
     import torch
 
     torch.set_num_threads(threads)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _proc_start(pid: int) -> str | None:
+    """The process's start time (/proc), None once it is gone or a zombie."""
+    try:
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] in {"Z", "X"} else fields[19]
+
+
+def die_with_parent(owner: int | None = None, poll_s: float = 0.5) -> None:
+    """End this worker process when its parent or ``owner`` ends (even by kill -9).
+
+    Linux: the kernel sends SIGKILL when the parent dies (prctl PR_SET_PDEATHSIG). With
+    the forkserver the parent is the fork server, which itself waits for its workers, so
+    a daemon thread also watches ``owner`` (the process that made the pool: a pidfd when
+    the kernel has them, else /proc polling) and exits when it ends or the worker is
+    re-parented (getppid changes; the portable fallback).
+    """
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # the watchdog below still applies
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+    owner_start = _proc_start(owner) if owner is not None else None
+    pidfd = None
+    if owner is not None and hasattr(os, "pidfd_open"):
+        try:
+            pidfd = os.pidfd_open(owner)
+        except OSError:
+            os._exit(1)  # the owner is already gone
+
+    def watch() -> None:
+        while True:
+            if pidfd is not None:
+                ready, _, _ = select.select([pidfd], [], [], poll_s)
+                if ready:
+                    os._exit(1)
+            else:
+                time.sleep(poll_s)
+            if os.getppid() != parent:
+                os._exit(1)
+            if owner is not None and pidfd is None and owner_start is not None \
+                    and _proc_start(owner) != owner_start:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="epnml-parent-watchdog", daemon=True).start()
+
+
+def _init_worker(threads: int, owner: int) -> None:
+    """Worker initializer: die with the process that made the pool, cap torch's threads."""
+    die_with_parent(owner)
+    _limit_threads(threads)
 
 
 class LocalExecutor:
@@ -126,19 +217,34 @@ class LocalExecutor:
         threads = max(1, (os.cpu_count() or 1) // workers)
         self._pool = ProcessPoolExecutor(
             max_workers=workers, mp_context=multiprocessing.get_context("forkserver"),
-            initializer=_limit_threads, initargs=(threads,),
+            initializer=_init_worker, initargs=(threads, os.getpid()),
         )
 
     def map_granules(self, pipeline: str, model_version: str | None,
                      granules: Sequence[Granule], ctx: RunContext) -> Iterator[GranuleResult]:
-        futures: list[Future[GranuleResult]] = [
-            self._pool.submit(process_granule, pipeline, model_version, g, ctx) for g in granules
-        ]
+        futures: dict[Future[GranuleResult], Granule] = {
+            self._pool.submit(process_granule, pipeline, model_version, g, ctx): g
+            for g in granules
+        }
         for future in as_completed(futures):
-            yield future.result()
+            yield _result(future, futures[future])
 
     def close(self) -> None:
         self._pool.shutdown(cancel_futures=True)
+
+
+def _result(future: Any, granule: Granule) -> GranuleResult:
+    """The future's result; a lost worker (killed, out of memory) fails only its granule."""
+    try:
+        result: GranuleResult = future.result()
+    except Exception as exc:  # noqa: BLE001 - BrokenProcessPool, a dask worker lost...
+        return GranuleResult(granule, None,
+                             printable(f"{granule.label}: worker failed: {_name(exc)}"), 0.0)
+    return result
+
+
+def _name(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 class DaskExecutor:
@@ -155,12 +261,13 @@ class DaskExecutor:
                      granules: Sequence[Granule], ctx: RunContext) -> Iterator[GranuleResult]:
         from distributed import as_completed as dask_as_completed
 
-        futures = [
-            self._client.submit(process_granule, pipeline, model_version, g, ctx, pure=False)
+        futures = {
+            self._client.submit(process_granule, pipeline, model_version, g, ctx,
+                                pure=False): g
             for g in granules
-        ]
-        for future in dask_as_completed(futures):
-            yield future.result()
+        }
+        for future in dask_as_completed(list(futures)):
+            yield _result(future, futures[future])
 
     def close(self) -> None:
         self._client.close()

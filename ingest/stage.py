@@ -8,6 +8,7 @@ separate so the same stage serves ``epnml predict`` (no database),
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,9 +27,27 @@ class GranuleError(ValueError):
         self.reason = reason
 
 
+def printable(text: str | os.PathLike[str]) -> str:
+    """``text`` with undecodable file-name bytes shown as ``\\xff``: storable as UTF-8.
+
+    ``os.fsdecode`` turns a non-UTF-8 byte of a file name into a lone surrogate, which
+    PostgreSQL (and any UTF-8 encoder) refuses; this gives the same name, printable.
+    """
+    text = os.fspath(text)
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a surrogate that is not an escaped byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 @dataclass(frozen=True)
 class Granule:
-    """One unit of work: the files of one source product (e.g. an MFI+SWE CDF pair)."""
+    """One unit of work: the files of one source product (e.g. an MFI+SWE CDF pair).
+
+    Stages group files and name the granule from the file names; the ingest runner may
+    then give it another ``granule_id`` (``dataclasses.replace``) when that id already
+    belongs to different source data (see :mod:`epnml.ingest.writer`).
+    """
 
     #: stable identifier of the source data; becomes ``obs_id`` of every row.
     granule_id: str
@@ -36,7 +55,8 @@ class Granule:
 
     @property
     def label(self) -> str:
-        return ", ".join(str(p) for p in self.paths)
+        """The files, printable (non-UTF-8 name bytes escaped): for messages and the store."""
+        return ", ".join(printable(p) for p in self.paths)
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ def _run(args: argparse.Namespace, mode: str) -> int:
             executor=args.executor, scheduler=args.scheduler,
             model_version=args.model_version, params=_params(args),
             progress=False if args.no_progress else None,
+            make_current=getattr(args, "make_current", False),
         )
     except RunFailed as exc:
         print(f"epnml: stopped: {exc} (use --keep-going to continue past bad granules)",
@@ -109,6 +110,23 @@ def cmd_db_migrate(args: argparse.Namespace) -> int:
     applied = migrate(load_settings())
     print("applied: " + (", ".join(applied) if applied else "nothing (up to date)"),
           file=sys.stderr)
+    return 0
+
+
+def cmd_db_sweep(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from epnml.db import connect, sweep_runs
+
+    if not args.stale_hours > 0:
+        raise ValueError(f"--stale-hours must be > 0, got {args.stale_hours}")
+    with connect(load_settings()) as conn:
+        closed = sweep_runs(conn, timedelta(hours=args.stale_hours))
+    for run_id, n_granules, n_failed, n_rows in closed:
+        print(f"aborted {run_id}: {n_granules} granule(s) committed ({n_failed} failed), "
+              f"{n_rows} row(s)", file=sys.stderr)
+    if not closed:
+        print("no run of a dead process is open", file=sys.stderr)
     return 0
 
 
@@ -203,12 +221,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", metavar="M1,M2",
                    help="landforms only: run these of pits,craters,mounds,ice on every file "
                         "instead of routing each file by its content")
+    p.add_argument("--make-current", action="store_true",
+                   help="serve these rows even when a newer model version's rows are current "
+                        "(without it an older version's rows are stored superseded)")
     p.set_defaults(func=cmd_ingest)
 
     p = sub.add_parser("db", help="database administration")
     dbsub = p.add_subparsers(dest="db_command", required=True)
     m = dbsub.add_parser("migrate", help="apply the sql/ migrations")
     m.set_defaults(func=cmd_db_migrate)
+    m = dbsub.add_parser("sweep", help="close the runs of ingest processes that are gone as "
+                                       "aborted, with their committed counts")
+    m.add_argument("--stale-hours", type=float, default=24.0,
+                   help="runs of another host: aborted when silent this long (default 24)")
+    m.set_defaults(func=cmd_db_sweep)
 
     p = sub.add_parser("models", help="list the committed model versions")
     p.add_argument("--register", action="store_true",
