@@ -292,7 +292,7 @@ def read_image_header(path: Path | str, bodies: tuple[str, ...] = ("Mars",),
         raise
     except Image.DecompressionBombError as exc:
         raise _bomb(path, exc, MAX_PIXELS) from None
-    except (OSError, SyntaxError, *_PIL_ERRORS) as exc:
+    except _PIL_ERRORS as exc:
         raise GranuleError(path, f"cannot read image header: {_pil_reason(exc)}") from None
 
 
@@ -303,10 +303,10 @@ def _bomb(path: Path, exc: BaseException, maximum: float) -> LimitExceeded:
                          float(maximum))
 
 
-#: what Pillow raises on damaged files besides OSError/SyntaxError.
+#: what Pillow raises on damaged files.
 _PIL_ERRORS: tuple[type[BaseException], ...] = (
-    ValueError, TypeError, IndexError, KeyError, OverflowError, ZeroDivisionError,
-    EOFError, MemoryError)
+    OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, OverflowError,
+    ZeroDivisionError, EOFError, MemoryError)
 
 
 def _pil_reason(exc: BaseException) -> str:
@@ -344,7 +344,7 @@ def _open(path: Path, limits: ResourceLimits = DEFAULT_LIMITS) -> Any:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise _bomb(path, exc, min(MAX_PIXELS, limits.max_pixels or MAX_PIXELS)) from None
-    except (OSError, SyntaxError, *_PIL_ERRORS) as exc:
+    except _PIL_ERRORS as exc:
         raise GranuleError(path, f"cannot decode image: {_pil_reason(exc)}") from None
     return img
 

@@ -249,20 +249,20 @@ def pds3_georef(info: Pds3Image, bodies: tuple[str, ...]) -> Any:
     target = str(label.get("TARGET_NAME", "")).strip().upper()
     body = _TARGETS.get(target)
     if body is None or body not in bodies:
-        raise GranuleError(path, f"TARGET_NAME {shown(target, '(none or unreadable)')} is not one of "
-                                 f"{', '.join(bodies)}")
+        raise GranuleError(path, f"TARGET_NAME {shown(target, '(none or unreadable)')} is not "
+                                 f"one of {', '.join(bodies)}")
     projections = label.find("IMAGE_MAP_PROJECTION")
     if not projections:
         raise GranuleError(path, "PDS3 image without IMAGE_MAP_PROJECTION: no georeference")
     proj = projections[0]
     kind = str(_value(proj, "MAP_PROJECTION_TYPE", path)).upper()
     if kind not in _PROJECTIONS:
-        raise GranuleError(path, f"map projection {shown(kind, '(this one)')} not supported (equirectangular or "
-                                 f"simple cylindrical only)")
+        raise GranuleError(path, f"map projection {shown(kind, '(this one)')} not supported "
+                                 "(equirectangular or simple cylindrical only)")
     direction = str(proj.get("POSITIVE_LONGITUDE_DIRECTION", "EAST")).upper()
     if direction != "EAST":
-        raise GranuleError(path, f"POSITIVE_LONGITUDE_DIRECTION = {shown(direction, '(this)')} not supported "
-                                 "(east-positive longitudes only)")
+        raise GranuleError(path, f"POSITIVE_LONGITUDE_DIRECTION = {shown(direction, '(this)')} "
+                                 "not supported (east-positive longitudes only)")
     a = _number(proj, "A_AXIS_RADIUS", path)
     c = _number(proj, "C_AXIS_RADIUS", path, a)
     if a <= 0 or c <= 0:
