@@ -213,12 +213,17 @@ def _columns(obj: OdlObject, source: Path | str) -> list[PdsColumn]:
             col = PdsColumn(name, str(c.get("DATA_TYPE")), int(c.get("START_BYTE")), nbytes,
                             items, int(c.get("ITEM_BYTES", 0) or (nbytes // items)),
                             str(c.get("UNIT", "") or ""), fills)
-            if min(col.bytes, col.items, col.item_bytes, col.start_byte) < 1:
-                raise ValueError("non-positive size")
-            col.dtype  # noqa: B018 - validates DATA_TYPE now, naming the column
         except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
             raise GranuleError(source, f"bad COLUMN {shown(c.get('NAME'), f'#{i}')} "
                                        f"({describe_exception(exc)})") from None
+        if min(col.bytes, col.items, col.item_bytes, col.start_byte) < 1:
+            raise GranuleError(source, f"bad COLUMN {shown(col.name, f'#{i}')} (BYTES, ITEMS, "
+                                       "ITEM_BYTES and START_BYTE must be >= 1)")
+        try:
+            col.dtype  # noqa: B018 - validates DATA_TYPE now, naming the column
+        except (TypeError, ValueError):
+            raise GranuleError(source, f"bad COLUMN {shown(col.name, f'#{i}')} (unsupported "
+                                       "DATA_TYPE for its BYTES)") from None
         cols.append(col)
     return cols
 

@@ -70,8 +70,8 @@ def read_relab_json(path: Path | str, limits: ResourceLimits = DEFAULT_LIMITS) -
 
 
 def _read_relab_json(path: Path, limits: ResourceLimits) -> LabSpectrum:
+    raw = read_head(require_file(path), MAX_JSON_BYTES, "JSON spectrum")
     try:
-        raw = read_head(require_file(path), MAX_JSON_BYTES, "JSON spectrum")
         doc = json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
         reason = f"{exc.msg} at line {exc.lineno}" if isinstance(exc, json.JSONDecodeError) \
