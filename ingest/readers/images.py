@@ -24,6 +24,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from epnml.ingest.limits import DEFAULT_LIMITS, LimitExceeded, ResourceLimits
+from epnml.ingest.readers.paths import describe_exception, guard, os_reason
 from epnml.ingest.stage import GranuleError
 
 CHIP_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -42,8 +44,16 @@ BODY_AXES: dict[str, tuple[float, tuple[float, float]]] = {
     "Moon": (1_737_400.0, (1_735_000.0, 1_740_000.0)),
     "Mercury": (2_439_400.0, (2_438_000.0, 2_442_000.0)),
 }
-#: the largest image we decode (pixels): a guard against decompression bombs.
+#: Pillow's own decompression-bomb threshold (pixels), a backstop only: the stage's
+#: ResourceLimits are checked from the header before any pixel is decoded.
 MAX_PIXELS = 40_000 * 40_000
+#: float32 copies of an image a stage works on (reader output, mask, normalised input,
+#: features) besides the decoded samples: the memory estimate's multiplier.
+FLOAT_COPIES = 4
+#: bytes per pixel of Pillow's decoded modes (others: 4).
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "RGB": 3, "YCbCr": 3, "RGBA": 4,
+               "CMYK": 4, "I": 4, "F": 4, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+_COLOUR_MODES = ("RGB", "RGBA", "CMYK", "YCbCr")
 
 # GeoTIFF tags and GeoKeys (GeoTIFF 1.1, OGC 19-008r4).
 TAG_PIXEL_SCALE = 33550
@@ -148,51 +158,72 @@ def hirise_observation_id(name: str) -> str | None:
     return m.group("obs") if m else None
 
 
-def read_image(path: Path | str, bodies: tuple[str, ...] = ("Mars",)) -> ImageData:
+def image_memory_mb(pixels: int, source_bytes: int, colour: bool = False) -> float:
+    """Estimated working memory (MB) of one image: the decoded samples (and their copy
+    while converting), the float32 copies a stage makes, float32 RGB when averaging
+    colour channels."""
+    per_pixel = 2 * source_bytes + 4 * FLOAT_COPIES + (12 if colour else 0)
+    return pixels * per_pixel / 2**20
+
+
+def check_image_size(path: Path, width: int, height: int, source_bytes: int,
+                     limits: ResourceLimits, colour: bool = False) -> None:
+    """LimitExceeded when an image's header declares more pixels or memory than
+    ``limits`` allow: called before any pixel is decoded."""
+    limits.check(path, "pixels", width * height)
+    limits.check(path, "memory_mb",
+                 round(image_memory_mb(width * height, source_bytes, colour), 1))
+
+
+def read_image(path: Path | str, bodies: tuple[str, ...] = ("Mars",),
+               limits: ResourceLimits = DEFAULT_LIMITS) -> ImageData:
     """Read a JPEG/PNG chip (no georeference) or a GeoTIFF (with georeference) of one of
-    ``bodies`` (default Mars only: the pits rows say Mars)."""
+    ``bodies`` (default Mars only: the pits rows say Mars). The header's size is checked
+    against ``limits`` before decoding (LimitExceeded); an image without one valid pixel
+    is a GranuleError ("no valid data")."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in IMAGE_SUFFIXES:
         raise GranuleError(path, f"unsupported image type {suffix or '(none)'}; "
                                  f"expected one of {', '.join(IMAGE_SUFFIXES)}")
     if suffix in PDS3_SUFFIXES:
-        return _read_pds3(path, bodies)
-    img = _open(path)
+        return _read_pds3(path, bodies, limits)
+    img = _open(path, limits)
     georef = None
     meta: dict[str, Any] = {"format": img.format, "mode": img.mode}
     if suffix in GEOTIFF_SUFFIXES:
         georef = parse_geotiff_tags(path, _tiff_tags(img), bodies)
-    pixels = _to_gray(path, img)
-    if suffix in GEOTIFF_SUFFIXES:
-        pixels = _mask_nodata(img, pixels)
+    with guard(path, "image"):
+        pixels = _to_gray(path, img)
+        if suffix in GEOTIFF_SUFFIXES:
+            pixels = _mask_nodata(img, pixels)
     if not np.isfinite(pixels).any():
-        raise GranuleError(path, "image holds no valid pixel")
+        raise GranuleError(path, "no valid data: the image holds no valid pixel")
     return ImageData(path, pixels, georef, hirise_observation_id(path.name), meta)
 
 
-def _pds3_header(path: Path, bodies: tuple[str, ...], with_georef: bool = True
-                 ) -> tuple[Any, GeoRef | None, str]:
+def _pds3_header(path: Path, bodies: tuple[str, ...], with_georef: bool = True,
+                 limits: ResourceLimits = DEFAULT_LIMITS) -> tuple[Any, GeoRef | None, str]:
     """Label, GeoRef (None without a map projection) and the Pillow-like mode of a PDS3
-    image product."""
+    image product; its LINES x LINE_SAMPLES checked against ``limits``."""
     from epnml.ingest.readers.pds3_images import pds3_georef, read_pds3_image_label
 
     info = read_pds3_image_label(path)
-    if info.lines * info.samples > MAX_PIXELS:
-        raise GranuleError(path, f"image too large ({info.samples}x{info.lines} px)")
-    georef = (pds3_georef(info, bodies) if with_georef
-              and info.label.find("IMAGE_MAP_PROJECTION") else None)
+    check_image_size(path, info.samples, info.lines, info.dtype.itemsize, limits)
+    with guard(path, "PDS3 map projection"):
+        georef = (pds3_georef(info, bodies) if with_georef
+                  and info.label.find("IMAGE_MAP_PROJECTION") else None)
     mode = "F" if info.floating else ("L" if info.dtype.itemsize == 1 else "I")
     return info, georef, mode
 
 
-def _read_pds3(path: Path, bodies: tuple[str, ...]) -> ImageData:
+def _read_pds3(path: Path, bodies: tuple[str, ...], limits: ResourceLimits) -> ImageData:
     from epnml.ingest.readers.pds3_images import read_pds3_samples
 
-    info, georef, mode = _pds3_header(path, bodies)
+    info, georef, mode = _pds3_header(path, bodies, limits=limits)
     pixels = read_pds3_samples(info)
     if not np.isfinite(pixels).any():
-        raise GranuleError(path, "image holds no valid pixel")
+        raise GranuleError(path, "no valid data: the image holds no valid pixel")
     name = info.data_path.name
     return ImageData(path, pixels, georef, hirise_observation_id(name),
                      {"format": "PDS3", "mode": mode})
@@ -232,7 +263,8 @@ class ImageHeader:
 def read_image_header(path: Path | str, bodies: tuple[str, ...] = ("Mars",),
                       with_georef: bool = True) -> ImageHeader:
     """Mode, size and (``with_georef``) georeference from the GeoTIFF tags of an image;
-    GranuleError naming the file when it is not a readable image."""
+    GranuleError naming the file when it is not a readable image. No pixel is decoded,
+    so no size limit applies here (the stage checks its own)."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
@@ -242,21 +274,56 @@ def read_image_header(path: Path | str, bodies: tuple[str, ...] = ("Mars",),
     if not path.is_file():
         raise GranuleError(path, "no such file")
     if path.suffix.lower() in PDS3_SUFFIXES:
-        info, georef, mode = _pds3_header(path, bodies, with_georef)
+        info, georef, mode = _pds3_header(path, bodies, with_georef,
+                                          ResourceLimits())  # header only: no limit here
         return ImageHeader(path, mode, 1, info.samples, info.lines, georef)
+    Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
-        with Image.open(path) as img:
-            georef = (parse_geotiff_tags(path, _tiff_tags(img), bodies)
-                      if with_georef and path.suffix.lower() in GEOTIFF_SUFFIXES else None)
-            return ImageHeader(path, img.mode, len(img.getbands()), img.width, img.height,
-                               georef)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # header only
+            with Image.open(path) as img:
+                georef = (parse_geotiff_tags(path, _tiff_tags(img), bodies)
+                          if with_georef and path.suffix.lower() in GEOTIFF_SUFFIXES else None)
+                return ImageHeader(path, img.mode, len(img.getbands()), img.width,
+                                   img.height, georef)
     except UnidentifiedImageError:
         raise GranuleError(path, "not an image file (unrecognised content)") from None
-    except (OSError, SyntaxError) as exc:
-        raise GranuleError(path, f"cannot read image header: {exc}") from None
+    except GranuleError:
+        raise
+    except Image.DecompressionBombError as exc:
+        raise _bomb(path, exc, MAX_PIXELS) from None
+    except _PIL_ERRORS as exc:
+        raise GranuleError(path, f"cannot read image header: {_pil_reason(exc)}") from None
 
 
-def _open(path: Path) -> Any:
+def _bomb(path: Path, exc: BaseException, maximum: float) -> LimitExceeded:
+    """Pillow's decompression-bomb refusal as a LimitExceeded on pixels."""
+    m = re.search(r"\((\d+) pixels\)", str(exc))
+    return LimitExceeded(path, "pixels", float(m.group(1)) if m else 2.0 * MAX_PIXELS,
+                         float(maximum))
+
+
+#: what Pillow raises on damaged files.
+_PIL_ERRORS: tuple[type[BaseException], ...] = (
+    OSError, SyntaxError, ValueError, TypeError, IndexError, KeyError, OverflowError,
+    ZeroDivisionError, EOFError, MemoryError)
+
+
+def _pil_reason(exc: BaseException) -> str:
+    """Pillow's complaint without content or server paths."""
+    text = str(exc)
+    if "truncated" in text.lower():
+        return "truncated image data"
+    if isinstance(exc, OSError) and exc.strerror:
+        return os_reason(exc)
+    if isinstance(exc, (OSError, SyntaxError)):
+        return "damaged image data"
+    return describe_exception(exc)
+
+
+def _open(path: Path, limits: ResourceLimits = DEFAULT_LIMITS) -> Any:
+    """Open an image, check its header size against ``limits`` (LimitExceeded) and
+    only then decode it (truncation is reported here)."""
     from PIL import Image, UnidentifiedImageError
 
     if not path.is_file():
@@ -266,14 +333,19 @@ def _open(path: Path) -> Any:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             img = Image.open(path)
+            if img.width < 8 or img.height < 8:
+                raise GranuleError(path, f"image too small ({img.width}x{img.height} px)")
+            check_image_size(path, img.width, img.height, _MODE_BYTES.get(img.mode, 4),
+                             limits, img.mode in _COLOUR_MODES)
             img.load()  # decode now so truncation is reported here
     except UnidentifiedImageError:
         raise GranuleError(path, "not an image file (unrecognised content)") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError,
-            Image.DecompressionBombWarning) as exc:
-        raise GranuleError(path, f"cannot decode image: {exc}") from None
-    if img.width < 8 or img.height < 8:
-        raise GranuleError(path, f"image too small ({img.width}x{img.height} px)")
+    except GranuleError:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise _bomb(path, exc, min(MAX_PIXELS, limits.max_pixels or MAX_PIXELS)) from None
+    except _PIL_ERRORS as exc:
+        raise GranuleError(path, f"cannot decode image: {_pil_reason(exc)}") from None
     return img
 
 
@@ -310,7 +382,10 @@ def _mask_nodata(img: Any, pixels: np.ndarray) -> np.ndarray:
 
 def _tiff_tags(img: Any) -> dict[int, Any]:
     tags = getattr(img, "tag_v2", None)
-    return dict(tags) if tags is not None else {}
+    if tags is None:
+        return {}
+    with guard(getattr(img, "filename", "") or "image", "TIFF tags"):
+        return dict(tags)
 
 
 def _as_floats(value: Any) -> list[float]:
@@ -319,8 +394,15 @@ def _as_floats(value: Any) -> list[float]:
     return [float(v) for v in value]
 
 
+class GeoKeyError(ValueError):
+    """The GeoKey directory is inconsistent (a count or index past its data)."""
+
+
 def parse_geokeys(tags: dict[int, Any]) -> dict[int, Any]:
-    """GeoKey id -> value (short, double(s) or ASCII text) from the three GeoTIFF tags."""
+    """GeoKey id -> value (short, double(s) or ASCII text) from the three GeoTIFF tags.
+
+    Raises GeoKeyError when an entry points past GeoDoubleParams or GeoAsciiParams or
+    the directory is shorter than its declared number of keys."""
     raw = tags.get(TAG_GEOKEYS)
     if raw is None:
         return {}
@@ -329,25 +411,52 @@ def parse_geokeys(tags: dict[int, Any]) -> dict[int, Any]:
     ascii_ = str(tags.get(TAG_GEO_ASCII, ""))
     keys: dict[int, Any] = {}
     n = directory[3] if len(directory) >= 4 else 0
+    if len(directory) < 4 + 4 * n:
+        raise GeoKeyError(f"the GeoKey directory declares {n} keys but holds "
+                          f"{max(0, len(directory) - 4) // 4}")
     for i in range(n):
-        entry = directory[4 + 4 * i: 8 + 4 * i]
-        if len(entry) < 4:
-            break
-        key, loc, count, value = entry
+        key, loc, count, value = directory[4 + 4 * i: 8 + 4 * i]
         if loc == 0:
             keys[key] = value
         elif loc == TAG_GEO_DOUBLES:
+            if count < 1 or value < 0 or value + count > len(doubles):
+                raise GeoKeyError(f"GeoKey {key} points past GeoDoubleParams "
+                                  f"({len(doubles)} values)")
             vals = doubles[value: value + count]
-            keys[key] = vals[0] if count == 1 and vals else vals
+            keys[key] = vals[0] if count == 1 else vals
         elif loc == TAG_GEO_ASCII:
+            if count < 0 or value < 0 or value + count > len(ascii_):
+                raise GeoKeyError(f"GeoKey {key} points past GeoAsciiParams")
             keys[key] = ascii_[value: value + count].rstrip("|\x00")
     return keys
+
+
+def _finite_number(keys: dict[int, Any], key: int, default: float) -> float:
+    """A GeoKey that must be one finite number (GeoKeyError otherwise)."""
+    value = keys.get(key, default)
+    if isinstance(value, list) or not math.isfinite(float(value)):
+        raise GeoKeyError(f"GeoKey {key} is not one finite number")
+    return float(value)
 
 
 def parse_geotiff_tags(path: Path, tags: dict[int, Any], bodies: tuple[str, ...] = ("Mars",)
                        ) -> GeoRef:
     """GeoRef from ModelPixelScale + ModelTiepoint + GeoKeys; GranuleError when the CRS
-    is not one of ``bodies``."""
+    is not one of ``bodies`` or the tags are inconsistent (NaN/zero/inf pixel scale, a
+    GeoKey pointing past its data...)."""
+    try:
+        return _parse_geotiff_tags(path, tags, bodies)
+    except GeoKeyError as exc:
+        raise GranuleError(path, f"invalid GeoTIFF GeoKeys: {exc}") from None
+    except GranuleError:
+        raise
+    except (TypeError, ValueError, IndexError, KeyError, OverflowError,
+            ZeroDivisionError) as exc:
+        raise GranuleError(path, f"malformed GeoTIFF georeference tags "
+                                 f"({describe_exception(exc)})") from None
+
+
+def _parse_geotiff_tags(path: Path, tags: dict[int, Any], bodies: tuple[str, ...]) -> GeoRef:
     if TAG_TRANSFORMATION in tags and TAG_PIXEL_SCALE not in tags:
         m = _as_floats(tags[TAG_TRANSFORMATION])
         if len(m) < 8 or m[1] != 0.0 or m[4] != 0.0:
@@ -359,8 +468,14 @@ def parse_geotiff_tags(path: Path, tags: dict[int, Any], bodies: tuple[str, ...]
     else:
         raise GranuleError(path, "GeoTIFF without georeference (no ModelPixelScale and "
                                  "ModelTiepoint tags); give chips as JPEG/PNG instead")
-    if len(scale) < 2 or len(tie) < 6 or scale[0] <= 0 or scale[1] <= 0:
-        raise GranuleError(path, f"invalid GeoTIFF pixel scale {scale} or tiepoint {tie}")
+    if len(scale) < 2 or len(tie) < 6:
+        raise GranuleError(path, "invalid GeoTIFF georeference: ModelPixelScale needs 2 "
+                                 "values and ModelTiepoint 6")
+    if not all(math.isfinite(v) and v > 0 for v in scale[:2]):
+        raise GranuleError(path, "invalid GeoTIFF pixel scale: it must be finite and > 0 "
+                                 "(NaN, zero or infinite given)")
+    if not all(math.isfinite(v) for v in tie[:6]):
+        raise GranuleError(path, "invalid GeoTIFF tiepoint: not finite")
     keys = parse_geokeys(tags)
     if not keys:
         raise GranuleError(path, "GeoTIFF without GeoKey directory: the CRS is unknown")
@@ -381,11 +496,14 @@ def parse_geotiff_tags(path: Path, tags: dict[int, Any], bodies: tuple[str, ...]
         if trans != CT_EQUIRECTANGULAR:
             raise GranuleError(path, f"projection (ProjCoordTransGeoKey={trans}) not supported; "
                                      "only geographic or equirectangular Mars CRS")
-        lon0 = keys.get(KEY_CENTER_LONG, keys.get(KEY_NAT_ORIGIN_LONG, 0.0))
-        return GeoRef("equirectangular", x0, y0, sx, sy, a, b, float(lon0),
-                      float(keys.get(KEY_STD_PARALLEL1, 0.0)),
-                      float(keys.get(KEY_FALSE_EASTING, 0.0)),
-                      float(keys.get(KEY_FALSE_NORTHING, 0.0)), text, body)
+        lon0 = _finite_number(keys, KEY_CENTER_LONG,
+                              _finite_number(keys, KEY_NAT_ORIGIN_LONG, 0.0))
+        lat_ts = _finite_number(keys, KEY_STD_PARALLEL1, 0.0)
+        if not -90.0 < lat_ts < 90.0:
+            raise GeoKeyError("the standard parallel must be between -90 and 90")
+        return GeoRef("equirectangular", x0, y0, sx, sy, a, b, lon0, lat_ts,
+                      _finite_number(keys, KEY_FALSE_EASTING, 0.0),
+                      _finite_number(keys, KEY_FALSE_NORTHING, 0.0), text, body)
     raise GranuleError(path, f"GeoTIFF model type {model} not supported (need 1 or 2)")
 
 
@@ -405,14 +523,16 @@ def _axes(path: Path, keys: dict[int, Any], bodies: tuple[str, ...] = ("Mars",)
             raise GranuleError(path, f"GeoTIFF CRS gives neither a datum of {allowed} nor axes")
         radius = BODY_AXES[named[0]][0]
         return radius, radius, named[0]
-    a = float(a)
+    a = _finite_number(keys, KEY_SEMI_MAJOR, math.nan)
     body = next((n for n in bodies if BODY_AXES[n][1][0] <= a <= BODY_AXES[n][1][1]), None)
     if body is None:
         raise GranuleError(path, f"semi-major axis {a:.0f} m is not {allowed}")
-    b = keys.get(KEY_SEMI_MINOR)
+    b = _finite_number(keys, KEY_SEMI_MINOR, math.nan) if KEY_SEMI_MINOR in keys else None
     if b is None and keys.get(KEY_INV_FLATTENING):
-        b = a * (1.0 - 1.0 / float(keys[KEY_INV_FLATTENING]))
-    return a, float(b) if b is not None else a, body
+        b = a * (1.0 - 1.0 / _finite_number(keys, KEY_INV_FLATTENING, math.nan))
+    if b is not None and not 0.0 < b <= a:
+        raise GeoKeyError("the semi-minor axis must be > 0 and at most the semi-major one")
+    return a, b if b is not None else a, body
 
 
 def _allowed_text(bodies: tuple[str, ...]) -> str:
@@ -435,19 +555,21 @@ def read_yolo_labels(path: Path | str, width: int, height: int,
     try:
         lines = path.read_text().splitlines()
     except (OSError, UnicodeDecodeError) as exc:
-        raise GranuleError(path, f"cannot read label file: {exc}") from None
+        raise GranuleError(path, f"cannot read label file: {describe_exception(exc)}") \
+            from None
     out = []
     for n, line in enumerate(lines, 1):
         parts = line.split()
         if not parts:
             continue
         if len(parts) != 5:
-            raise GranuleError(path, f"line {n}: expected 'class cx cy w h', got {line!r}")
+            raise GranuleError(path, f"line {n}: expected 'class cx cy w h', got "
+                                     f"{len(parts)} fields")
         try:
             k = int(parts[0])
             cx, cy, w, h = (float(p) for p in parts[1:])
         except ValueError:
-            raise GranuleError(path, f"line {n}: not numbers: {line!r}") from None
+            raise GranuleError(path, f"line {n}: not numbers") from None
         if not 0 <= k < n_classes:
             raise GranuleError(path, f"line {n}: class {k} outside 0..{n_classes - 1}")
         if not all(-0.01 <= v <= 1.01 for v in (cx, cy, w, h)):

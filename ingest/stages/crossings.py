@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from epnml.ingest.epn import iso_utc, to_jd
+from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
 from epnml.schemas.products import get_product
 
@@ -41,6 +43,11 @@ def local_time_h(x: float, y: float) -> float:
 class CrossingsStage:
     name = "crossings"
     product = "crossings"
+    #: 1-s MAG samples of one granule: an orbit is 8-12 h (43,200 rows), a PDS daily
+    #: product 86,400; 2 M samples is 23 days at 1 s. A granule spans at most two months
+    #: (the simulated products: one orbit each).
+    limits: ResourceLimits = replace(DEFAULT_LIMITS, max_samples=2_000_000, max_span_days=62,
+                     max_memory_mb=2000)
 
     def __init__(self, model_version: str | None = None) -> None:
         from epnml.ml.crossings.inference import load_model
@@ -77,7 +84,7 @@ class CrossingsStage:
         from epnml.ml.crossings.postprocess import extract_crossings
 
         threshold, extra = self._params(ctx)
-        frame = read_mag(list(granule.paths))
+        frame = read_mag(list(granule.paths), self.limits)
         valid = frame[["bx", "by", "bz", "x", "y", "z"]].notna().all(axis=1)
         if len(frame) == 0 or not valid.any():
             raise GranuleError(granule.label, "no valid magnetic field samples with positions")

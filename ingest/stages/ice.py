@@ -19,10 +19,12 @@ Without georeference the coordinates, outlines and sizes are NULL (never invente
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.readers.images import ImageData
 from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
 from epnml.ingest.stages.landforms import (
@@ -47,6 +49,9 @@ RECORD_COLUMNS = [
 class IceStage:
     name = "ice"
     product = "landforms"
+    #: one image, classified chunk by chunk: the simulated HiRISE chunks are a few hundred
+    #: px; 25 Mpx (5000 x 5000) admits a large HiRISE cut-out.
+    limits: ResourceLimits = replace(DEFAULT_LIMITS, max_pixels=25_000_000, max_memory_mb=2000)
 
     def __init__(self, model_version: str | None = None) -> None:
         from epnml.ml.landforms.segmodels import load_net
@@ -77,7 +82,7 @@ class IceStage:
         thr = self._threshold(ctx)
         if len(granule.paths) != 1:
             raise GranuleError(granule.label, "an ice granule is exactly one image")
-        image = read_image(granule.paths[0])
+        image = read_image(granule.paths[0], limits=self.limits)
         try:
             probs, chunks = classify_chunks(image.pixels, self._model.module,
                                             saturation_level(image.meta.get("mode")))

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import io
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.readers.images import GeoRef, ImageData, image_files
 from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
 from epnml.schemas.products import get_product
@@ -40,6 +42,9 @@ def _class_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
 class PitsStage:
     name = "pits"
     product = "landforms"
+    #: one image: the real HiRISE crops are about 900 x 900 px, the bench tile 1024 x 1024;
+    #: 25 Mpx (5000 x 5000) leaves room for whole CTX/HiRISE cut-outs.
+    limits: ResourceLimits = replace(DEFAULT_LIMITS, max_pixels=25_000_000, max_memory_mb=2000)
 
     def __init__(self, model_version: str | None = None) -> None:
         from epnml.ml.landforms.inference import load_model
@@ -70,7 +75,7 @@ class PitsStage:
         threshold = self._threshold(ctx)
         if len(granule.paths) != 1:
             raise GranuleError(granule.label, "a pits granule is exactly one image")
-        image = read_image(granule.paths[0])
+        image = read_image(granule.paths[0], limits=self.limits)
         found = detect(image.pixels, self._model, threshold=threshold)
         info = self.model_info()
         class_names, feature_names = _class_names()

@@ -14,33 +14,45 @@ one record per spectrum).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
 
 REFLECTANCE_COLUMNS = ("reflectance", "iof_mean", "iof")
 SUFFIXES = {".json", ".csv", ".sli"}
+#: spectra per granule (the USGS library: 3,139), wavelengths per spectrum (RELAB: at
+#: most 2,151; USGS AVIRIS: 224) and the decoded library's memory (USGS: about 10 MB).
+LIMITS = replace(DEFAULT_LIMITS, max_samples=100_000, max_bands=8192, max_memory_mb=1000)
 
 
-def _read(path: Path) -> list[tuple[str, np.ndarray, np.ndarray]]:
+def _read(path: Path, limits: ResourceLimits = LIMITS
+          ) -> list[tuple[str, np.ndarray, np.ndarray]]:
     """(spectrum id, wavelength nm, reflectance) of every spectrum in one file."""
+    from epnml.ingest.readers.paths import describe_exception, require_file
     from epnml.ingest.readers.spectra import read_envi_sli, read_relab_json
 
     suffix = path.suffix.lower()
     if suffix == ".json":
-        lab = read_relab_json(path)
+        lab = read_relab_json(path, limits)
         return [(lab.spectrum_id, lab.wavelength_nm, lab.reflectance)]
     if suffix == ".sli":
-        lib = read_envi_sli(path)
+        lib = read_envi_sli(path, limits)
         return [(name, lib.wavelength_nm, row) for name, row in zip(lib.names, lib.spectra,
                                                                     strict=True)]
+    with require_file(path).open("rb") as fh:  # one wavelength a line: bands
+        limits.check(path, "bands", sum(1 for _ in fh))
     try:
         table = pd.read_csv(path, comment="#")
+    except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+        raise GranuleError(path, f"not a readable CSV: {reason}") from None
     except (OSError, ValueError) as exc:
-        raise GranuleError(path, f"not a readable CSV: {exc}") from None
+        raise GranuleError(path, f"not a readable CSV: {describe_exception(exc)}") from None
     column = next((c for c in REFLECTANCE_COLUMNS if c in table.columns), None)
     if "wavelength_nm" not in table.columns or column is None:
         raise GranuleError(path, "a spectrum CSV needs wavelength_nm and one of "
@@ -55,6 +67,7 @@ class MineralsStage:
     product = "units"
     #: results are columns of ``units`` rows; nothing of its own to ingest.
     predict_only = True
+    limits: ResourceLimits = LIMITS
 
     def __init__(self, model_version: str | None = None) -> None:
         from epnml.ml.units.abundance import load_model
@@ -92,9 +105,10 @@ class MineralsStage:
             raise ValueError(f"minerals: unknown parameters {sorted(ctx.params)}")
         path = granule.paths[0]
         records = []
-        for spectrum_id, wl, refl in _read(path):
+        for i, (spectrum_id, wl, refl) in enumerate(_read(path, self.limits), 1):
             if wl.size < 2 or not np.isfinite(refl).any():
-                raise GranuleError(path, f"{spectrum_id}: no valid reflectance values")
+                raise GranuleError(path, f"no valid data: spectrum #{i} has no valid "
+                                         "reflectance value")
             result = predict_spectra(self._model, wl, refl[None, :])[0]
             record: dict[str, Any] = {"file": str(path), "spectrum_id": spectrum_id,
                                       "covered": result is not None}

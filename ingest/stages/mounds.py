@@ -17,11 +17,13 @@ keeps the pixel box and the size in pixels.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.readers.images import ImageData
 from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
 from epnml.ingest.stages.landforms import (
@@ -45,11 +47,18 @@ RECORD_COLUMNS = [
 LANDFORM_CLASS = "mound"
 #: resample DTMs whose pixel size is off the training one by more than this factor.
 RESAMPLE_FACTOR = 1.5
+#: working memory of the U-Net path per pixel at the model's scale (features, tiles,
+#: probabilities; measured: 227 B/px at 1 Mpx, 108 B/px at 4 Mpx).
+UNET_BYTES_PER_PIXEL = 120
 
 
 class MoundsStage:
     name = "mounds"
     product = "landforms"
+    #: one DTM or image, and the same bound once resampled to the model's pixel size (a
+    #: coarse DTM is upsampled: 400 m/px to 20 m/px multiplies its pixels by 400). The
+    #: simulated DTMs are 192-512 px a side; 16 Mpx is a 4000 x 4000 px scene.
+    limits: ResourceLimits = replace(DEFAULT_LIMITS, max_pixels=16_000_000, max_memory_mb=2000)
 
     def __init__(self, model_version: str | None = None) -> None:
         from epnml.ml.landforms.segmodels import load_net
@@ -76,6 +85,12 @@ class MoundsStage:
             raise ValueError(f"mounds: min_area_px must be an integer >= 1, got {min_area}")
         return thr, int(min_area)
 
+    def _check_model_size(self, image: ImageData, height: int, width: int) -> None:
+        """LimitExceeded before the U-Net runs on ``height x width`` px (after resampling)."""
+        self.limits.check(image.path, "pixels", height * width)
+        self.limits.check(image.path, "memory_mb",
+                          round(height * width * UNET_BYTES_PER_PIXEL / 2**20, 1))
+
     def probabilities(self, image: ImageData) -> tuple[np.ndarray, str]:
         """Mound probability per input pixel (0 where there is no data), and which input
         path was taken."""
@@ -93,13 +108,19 @@ class MoundsStage:
         georef = image.georef
         try:
             if image.meta.get("mode") != "F" or georef is None:
+                self._check_model_size(image, *pix.shape)
                 return segment_mounds(image_features(pix), self._model.module), "image"
             kx, ky = georef.pixel_size_km(pix.shape[0] / 2)
             pixel_m = float(np.sqrt(kx * ky)) * 1000.0
+            if not np.isfinite(pixel_m) or pixel_m <= 0:
+                raise GranuleError(image.path, "the georeference gives no finite pixel size")
             trained = float(self._model.config.get("pixel_m_trained", 20.0))
             scale = pixel_m / trained
             if 1 / RESAMPLE_FACTOR <= scale <= RESAMPLE_FACTOR:
+                self._check_model_size(image, *pix.shape)
                 return segment_mounds(dtm_features(pix, pixel_m), self._model.module), "dtm"
+            self._check_model_size(image, int(round(pix.shape[0] * scale)),
+                                   int(round(pix.shape[1] * scale)))
             small = resize_image(np.where(np.isfinite(pix), pix, np.nanmedian(pix)), scale)
             if min(small.shape) < 8:
                 raise GranuleError(image.path, f"DTM too small at the model's {trained:g} m "
@@ -120,7 +141,7 @@ class MoundsStage:
         thr, min_area = self._params(ctx)
         if len(granule.paths) != 1:
             raise GranuleError(granule.label, "a mounds granule is exactly one DTM or image")
-        image = read_image(granule.paths[0])
+        image = read_image(granule.paths[0], limits=self.limits)
         prob, path_taken = self.probabilities(image)
         labels, n = ndimage.label(prob >= thr, structure=np.ones((3, 3), bool))
         info = self.model_info()

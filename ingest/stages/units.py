@@ -23,12 +23,14 @@ import hashlib
 import io
 import json
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from epnml.ingest.epn import to_jd
+from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
 from epnml.schemas.columns import Column
 from epnml.schemas.products import get_product
@@ -51,6 +53,11 @@ UNITS_EXTRA_COLUMNS: tuple[Column, ...] = tuple(c for _, cols in PRODUCT.added f
 class UnitsStage:
     name = "units"
     product = "units"
+    #: spectra of all products of the granule (real VIRS: 1,823 in four NIR products, at
+    #: most 598 in one), channels per spectrum (VIS 512 items, NIR 256), and the decoded
+    #: tables' memory (a real product: about 6 MB).
+    limits: ResourceLimits = replace(DEFAULT_LIMITS, max_samples=200_000, max_bands=1024,
+                                     max_memory_mb=1000)
 
     def __init__(self, model_version: str | None = None) -> None:
         from epnml.ml.units.pipeline import MODEL_VERSION, UnitsConfig
@@ -131,7 +138,7 @@ class UnitsStage:
 
         p = self._params(ctx)
         labels = [q for q in granule.paths if q.suffix.lower() == ".lbl"]
-        obs = read_mascs_files(labels)
+        obs = read_mascs_files(labels, limits=self.limits)
         if not obs:
             raise GranuleError(granule.label, "no product with its data file (labels only)")
         detector = p["detector"]
