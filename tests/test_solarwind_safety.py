@@ -273,6 +273,14 @@ def test_century_csv_is_refused_before_resampling(tmp_path: Path) -> None:
     assert isinstance(error, LimitExceeded) and peak < 50
 
 
+def test_five_centuries_do_not_overflow(tmp_path: Path) -> None:
+    """1700..2200 is more than a 64-bit nanosecond Timedelta holds (292 years)."""
+    path = _csv(tmp_path / "wide.csv", [f"1700-01-01 00:00:00,{GOOD}",
+                                        f"2200-01-01 00:00:00,{GOOD}"])
+    with pytest.raises(LimitExceeded, match=r"wide.csv: time span 182621 days exceeds"):
+        read_solarwind([path])
+
+
 def test_century_csv_is_refused_by_the_stage(stage: Any, tmp_path: Path) -> None:
     rows = [f"1900-01-01 00:00:00,{GOOD}", f"2020-01-01 00:00:00,{GOOD}"]
     (granule,) = stage.granules([_csv(tmp_path / "century.csv", rows)])
@@ -310,6 +318,10 @@ def test_bad_files_give_one_line_errors(tmp_path: Path) -> None:
     t = _times(2)
     dup = _csv(tmp_path / "dup.csv", [f"{t[0]},{GOOD}", f"{t[1]},{GOOD}", f"{t[1]},{GOOD}"])
     back = _csv(tmp_path / "back.csv", [f"{t[1]},{GOOD}", f"{t[0]},{GOOD}"])
+    year1000 = _csv(tmp_path / "year1000.csv", [f"1000-01-01,{GOOD}", f"{t[0]},{GOOD}"])
+    numeric = _csv(tmp_path / "numeric.csv", [f"1,{GOOD}", f"2,{GOOD}"])
+    extra = _csv(tmp_path / "extra.csv", [f"{t[0]},{GOOD},{secret}", f"{t[1]},{GOOD}"])
+    ragged = _csv(tmp_path / "ragged.csv", [f"{t[0]},{GOOD}", f"{t[1]},{GOOD},{secret}"])
     binary = tmp_path / "binary.csv"
     binary.write_bytes(b"time,bx\n\xff\xfe\x00\x81" + secret.encode() + b"\n")
     comments = tmp_path / "comments.csv"
@@ -318,8 +330,14 @@ def test_bad_files_give_one_line_errors(tmp_path: Path) -> None:
         (empty, "empty file"),
         (header_only, "no data rows (header only)"),
         (missing, "missing required column(s): np"),
-        (badtime, "unparseable time (or none) at data row 2 (expected ISO 8601, e.g. "
-                  "2024-05-10 00:00:00)"),
+        (badtime, "unparseable time (or none) at data row 2 (expected ISO 8601 in 1678-2261, "
+                  "e.g. 2024-05-10 00:00:00)"),
+        (year1000, "unparseable time (or none) at data row 1 (expected ISO 8601 in 1678-2261, "
+                   "e.g. 2024-05-10 00:00:00)"),
+        (numeric, "the time column holds numbers, expected ISO 8601 times (e.g. 2024-05-10 "
+                  "00:00:00)"),
+        (extra, "not a readable CSV (rows with more fields than the header)"),
+        (ragged, "not a readable CSV (rows with a different number of fields)"),
         (dup, "duplicate times at record 2: 2024-01-01 00:10:00 after 2024-01-01 00:10:00 "
               "(times must increase; rejected rather than sorted)"),
         (back, "non-increasing times at record 1: 2024-01-01 00:00:00 after "
@@ -370,14 +388,25 @@ def test_cdf_pair_without_physical_field_fails(tmp_path: Path) -> None:
 
 
 def test_cdf_pair_spanning_a_century_is_refused(tmp_path: Path) -> None:
-    frame = _day(days=1)[:3].copy()
-    frame.index = pd.DatetimeIndex(["1901-01-01", "1960-01-01", "2021-01-01"], name="time")
+    frame = _day(days=1)[:4].copy()
+    # three 10-min records and one 120 years later (the writer's cadence is the median step)
+    frame.index = pd.DatetimeIndex(["1951-01-01 00:00", "1951-01-01 00:10", "1951-01-01 00:20",
+                                    "2071-01-01 00:00"], name="time")
     mfi, swe = write_cdaweb_wind_pair(frame, tmp_path / "simulated_wind_mfi_h0_c.cdf",
                                       tmp_path / "simulated_wind_swe_h1_c.cdf")
     error, peak = _peak_mb(lambda: read_cdaweb_wind(mfi, swe))
     assert isinstance(error, LimitExceeded) and error.quantity == "time span"
     assert str(error) == f"{mfi}: time span 43830 days exceeds the limit of 8052 days"
     assert peak < 50, f"peak {peak:.1f} MB"
+    # epochs no spacecraft can have (decoded garbage gives any year) are refused outright
+    frame.index = pd.DatetimeIndex(["1901-01-01 00:00", "1901-01-01 00:10", "1901-01-01 00:20",
+                                    "2021-01-01 00:00"], name="time")
+    mfi, swe = write_cdaweb_wind_pair(frame, tmp_path / "simulated_wind_mfi_h0_e.cdf",
+                                      tmp_path / "simulated_wind_swe_h1_e.cdf")
+    with pytest.raises(GranuleError) as err:
+        read_cdaweb_wind(mfi, swe)
+    assert str(err.value) == f"{mfi}: Epoch has times outside 1950-2099: not the epochs of " \
+                             "spacecraft data"
 
 
 def test_cdf_record_count_checked_before_reading(tmp_path: Path) -> None:

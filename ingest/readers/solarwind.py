@@ -47,6 +47,7 @@ raising :class:`~epnml.ingest.limits.LimitExceeded`.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,9 @@ SOLARWIND_LIMITS = ResourceLimits(
 #: 10-min bin and ~25 B per parsed field of the file, rounded up).
 _BYTES_PER_BIN = 500
 _BYTES_PER_FIELD = 30
+#: times a CSV may hold: what a nanosecond time index can represent.
+_FIRST_TIME = pd.Timestamp("1678-01-01", tz="UTC")
+_LAST_TIME = pd.Timestamp("2262-01-01", tz="UTC")
 #: fewest valid field and plasma samples a granule must have.
 MIN_VALID_SAMPLES = 2
 
@@ -274,13 +278,12 @@ def check_extent(source: Path | str, times: pd.DatetimeIndex, limits: ResourceLi
     """
     samples = len(times) if samples is None else samples
     _limit(limits.max_samples, source, "samples in the file", samples)
-    valid = times[times.notna()] if len(times) else times
-    if len(valid) == 0:
+    ns = pd.DatetimeIndex(times).dropna().as_unit("ns").asi8
+    if len(ns) == 0:
         return
-    span = valid.max() - valid.min()
-    _limit(limits.max_span_days, source, "time span", round(span / pd.Timedelta(days=1), 2),
-           "days")
-    bins = int(span // CADENCE) + 1
+    span_ns = int(ns.max()) - int(ns.min())  # Python ints: 584 years do not overflow
+    _limit(limits.max_span_days, source, "time span", round(span_ns / 86_400e9, 2), "days")
+    bins = span_ns // int(CADENCE.value) + 1
     _limit(limits.max_samples, source, "10-min samples after resampling", bins)
     mb = (bins * _BYTES_PER_BIN + samples * fields_per_sample * _BYTES_PER_FIELD) / 2**20
     _limit(limits.max_memory_mb, source, "estimated working memory", round(mb, 1), "MB")
@@ -341,11 +344,11 @@ def _check_monotonic(times: pd.Index | pd.Series, source: Path | str) -> None:
     t = pd.DatetimeIndex(times)
     if len(t) < 2:
         return
-    d = np.diff(t.as_unit("ns").asi8)
-    bad = np.flatnonzero(d <= 0)
+    ns = t.as_unit("ns").asi8
+    bad = np.flatnonzero(ns[1:] <= ns[:-1])  # compared, not subtracted: no int64 overflow
     if bad.size:
         i = int(bad[0])
-        kind = "duplicate" if d[i] == 0 else "non-increasing"
+        kind = "duplicate" if ns[i + 1] == ns[i] else "non-increasing"
         raise GranuleError(
             source,
             f"{kind} times at record {i + 1}: {t[i + 1]} after {t[i]} "
@@ -379,12 +382,20 @@ def _read_csv_table(path: Path, limits: ResourceLimits = SOLARWIND_LIMITS) -> pd
     """
     path = _require_file(path)
     try:
-        table = pd.read_csv(path, comment="#", keep_default_na=False, na_values=[""])
+        with warnings.catch_warnings():
+            # more fields than the header: pandas would drop them with only a warning
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            table = pd.read_csv(path, comment="#", keep_default_na=False, na_values=[""],
+                                index_col=False)
     except UnicodeDecodeError as exc:
         raise GranuleError(path, "not a readable CSV: not UTF-8 text") from exc
+    except pd.errors.ParserWarning as exc:
+        raise GranuleError(path, "not a readable CSV (rows with more fields than the "
+                           "header)") from exc
     except (ValueError, OverflowError) as exc:  # ParserError, EmptyDataError, ...
         kind = "no header line" if isinstance(exc, pd.errors.EmptyDataError) else \
-            type(exc).__name__
+            "rows with a different number of fields" if isinstance(
+                exc, pd.errors.ParserError) else type(exc).__name__
         raise GranuleError(path, f"not a readable CSV ({kind})") from exc
     table.columns = [str(c).strip().lower() for c in table.columns]
     missing = [c for c in CSV_REQUIRED if c not in table.columns]
@@ -392,12 +403,19 @@ def _read_csv_table(path: Path, limits: ResourceLimits = SOLARWIND_LIMITS) -> pd
         raise GranuleError(path, f"missing required column(s): {', '.join(missing)}")
     if table.empty:
         raise GranuleError(path, "no data rows (header only)")
-    times = pd.to_datetime(table["time"], errors="coerce", utc=True)
-    if times.isna().any():
-        row = int(np.flatnonzero(times.isna().to_numpy())[0])
+    if pd.api.types.is_numeric_dtype(table["time"]) or pd.api.types.is_bool_dtype(table["time"]):
+        raise GranuleError(path, "the time column holds numbers, expected ISO 8601 times "
+                           "(e.g. 2024-05-10 00:00:00)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "could not infer format": rows become NaT below
+        times = pd.to_datetime(table["time"], errors="coerce", utc=True)
+    bad = times.isna().to_numpy() | ~((times >= _FIRST_TIME) & (times < _LAST_TIME)).to_numpy()
+    if bad.any():
+        row = int(np.flatnonzero(bad)[0])
         raise GranuleError(path, f"unparseable time (or none) at data row {row + 1} "
-                           "(expected ISO 8601, e.g. 2024-05-10 00:00:00)")
-    table.index = pd.DatetimeIndex(times.dt.tz_convert("UTC").dt.tz_localize(None), name="time")
+                           "(expected ISO 8601 in 1678-2261, e.g. 2024-05-10 00:00:00)")
+    naive = times.dt.tz_convert("UTC").dt.tz_localize(None)
+    table.index = pd.DatetimeIndex(naive, name="time").as_unit("ns")
     _check_monotonic(table.index, path)
     check_extent(path, table.index, limits, fields_per_sample=len(table.columns))
     return table
@@ -711,6 +729,11 @@ def _is_cdf(path: Path) -> bool:
         return False
 
 
+#: spacecraft epochs a CDF may hold (decoding garbage epochs gives any year).
+_FIRST_CDF_TIME = np.datetime64("1950-01-01", "ns")
+_LAST_CDF_TIME = np.datetime64("2100-01-01", "ns")
+
+
 @dataclass
 class _CdfFile:
     """An opened CDF with the facts needed to classify and pair it."""
@@ -856,11 +879,15 @@ def _cdf_times(f: _CdfFile, data_var: str) -> pd.DatetimeIndex:
     times = np.full(raw.shape[0], np.datetime64("NaT"), dtype="datetime64[ns]")
     if valid.any():
         try:
-            times[valid] = np.asarray(cdflib.cdfepoch.to_datetime(raw[valid]),
-                                      dtype="datetime64[ns]")
+            with np.errstate(all="ignore"):
+                times[valid] = np.asarray(cdflib.cdfepoch.to_datetime(raw[valid]),
+                                          dtype="datetime64[ns]")
         except Exception as exc:
-            raise GranuleError(f.path, f"cannot decode {epoch_name} (times outside "
-                               "1678-2261 or not CDF epochs)") from exc
+            raise GranuleError(f.path, f"cannot decode {epoch_name} (not CDF epochs)") from exc
+        decoded = times[valid]
+        if ((decoded < _FIRST_CDF_TIME) | (decoded >= _LAST_CDF_TIME)).any():
+            raise GranuleError(f.path, f"{epoch_name} has times outside 1950-2099: not the "
+                               "epochs of spacecraft data")
     return pd.DatetimeIndex(times, name="time")
 
 
