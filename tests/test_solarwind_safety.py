@@ -352,6 +352,21 @@ def test_bad_files_give_one_line_errors(tmp_path: Path) -> None:
         assert "\n" not in str(err.value) and secret not in str(err.value)
 
 
+def test_an_empty_file_is_one_failed_granule_not_a_failed_batch(stage: Any,
+                                                                 tmp_path: Path) -> None:
+    good = _csv(tmp_path / "good.csv", [f"{t},{GOOD}" for t in _times(3)])
+    empties = [tmp_path / name for name in ("zero.csv", "zero_mfi.cdf", "blank.dat")]
+    for path in empties:
+        path.write_bytes(b"")
+    granules = stage.granules([good, *empties])
+    assert [g.granule_id for g in granules] == ["good", "zero", "zero_mfi", "blank"]
+    assert [g.paths for g in granules] == [(good,), *[(p,) for p in empties]]
+    for granule, path in zip(granules[1:], empties, strict=True):
+        with pytest.raises(GranuleError) as err:
+            stage.process(granule, _ctx())
+        assert str(err.value) == f"{path}: empty file"
+
+
 # --------------------------------------------------------------------------- CDF pairs
 
 

@@ -389,6 +389,8 @@ def _read_csv_table(path: Path, limits: ResourceLimits = SOLARWIND_LIMITS) -> pd
                                 index_col=False)
     except UnicodeDecodeError as exc:
         raise GranuleError(path, "not a readable CSV: not UTF-8 text") from exc
+    except OSError as exc:  # the OS message would carry the server path
+        raise GranuleError(path, f"unreadable file ({type(exc).__name__})") from exc
     except pd.errors.ParserWarning as exc:
         raise GranuleError(path, "not a readable CSV (rows with more fields than the "
                            "header)") from exc
@@ -517,6 +519,8 @@ def _parse_fmt(fmt: Path) -> list[_FmtItem]:
         text = fmt.read_text(errors="strict")
     except UnicodeDecodeError as exc:
         raise GranuleError(fmt, "not a text OMNIWeb .fmt file") from exc
+    except OSError as exc:
+        raise GranuleError(fmt, f"unreadable file ({type(exc).__name__})") from exc
     items = []
     for line in text.splitlines():
         m = _FMT_LINE.match(line)
@@ -612,6 +616,8 @@ def read_omniweb(lst: Path, fmt: Path | None = None,
         raw_lines = lst.read_text(errors="strict").splitlines()
     except UnicodeDecodeError as exc:
         raise GranuleError(lst, "not a text OMNIWeb listing") from exc
+    except OSError as exc:
+        raise GranuleError(lst, f"unreadable file ({type(exc).__name__})") from exc
     lines = [ln for ln in raw_lines if ln.strip()]
     if not lines:
         raise GranuleError(lst, "no data lines")
@@ -1055,8 +1061,10 @@ def _sniff(path: Path) -> str:
     try:
         with open(path, encoding="utf-8") as fh:
             head = fh.read(4096)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise GranuleError(path, f"unknown solar-wind file type ({exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise GranuleError(path, "unknown solar-wind file type (binary, not a CDF)") from exc
+    except OSError as exc:  # the OS message would carry the server path
+        raise GranuleError(path, f"unreadable file ({type(exc).__name__})") from exc
     first = head.lstrip().splitlines()[0].lower() if head.strip() else ""
     if first.startswith("time,") or ",time," in first:
         return "csv"
@@ -1122,25 +1130,31 @@ def group_solarwind_files(paths: Iterable[Path], limits: ResourceLimits = SOLARW
     SWE CDFs paired by overlapping time range (else by a date in the file name).
     ``granule_id`` is lower case, without spaces or '#', derived from the file
     name(s) so re-ingesting the same files gives the same id.  Raises GranuleError
-    on unknown, missing or unpairable files.
+    on unknown, missing or unpairable files.  An empty (0-byte) file becomes a
+    granule of its own whose reading fails, so one empty upload in a batch is one
+    failed granule (``--keep-going``), not a failed grouping.
     """
     files = [Path(p) for p in paths]
     seen: set[Path] = set()
     unique = []
     for p in files:
-        _require_file(p)
+        if not p.exists():
+            raise GranuleError(p, "file not found")
+        if not p.is_file():
+            raise GranuleError(p, "not a regular file")
         key = p.resolve()
         if key not in seen:
             seen.add(key)
             unique.append(p)
-    kinds = {p: _sniff(p) for p in unique}
+    kinds = {p: "empty" if p.stat().st_size == 0 and p.suffix.lower() not in (
+        ".csv", ".lst", ".fmt") else _sniff(p) for p in unique}
     fmts = {p.with_suffix("").resolve(): p for p, k in kinds.items() if k == "fmt"}
     out: list[tuple[str, tuple[Path, ...]]] = []
     used_fmt: set[Path] = set()
     cdfs: list[_CdfFile] = []
     for p in unique:
         kind = kinds[p]
-        if kind == "csv":
+        if kind in ("csv", "empty"):
             out.append((_slug(p.stem), (p,)))
         elif kind == "lst":
             fmt = fmts.get(p.with_suffix("").resolve()) or _find_fmt(p)
