@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from epnml.ingest.epn import earth_sun_distance_au, finite_or_none, iso_utc, to_jd
+from epnml.ingest.limits import ResourceLimits
+from epnml.ingest.readers.solarwind import SOLARWIND_LIMITS
 from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
 from epnml.schemas.products import get_product
 
@@ -64,6 +66,10 @@ def _cdf_says_simulated(path: Path) -> bool:
 class IcmeStage:
     name = "icme"
     product = "events"
+    #: per-granule limits, checked by the readers before resampling (see
+    #: :data:`epnml.ingest.readers.solarwind.SOLARWIND_LIMITS` for the choice):
+    #: 22 years of time span, 1.2 M samples in the file(s) and 10-min bins, 1 GB.
+    limits: ResourceLimits = SOLARWIND_LIMITS
 
     def __init__(self, model_version: str | None = None) -> None:
         from epnml.ml.icme.inference import load_model
@@ -90,7 +96,8 @@ class IcmeStage:
                                    if p.suffix.lower() in {".csv", ".cdf", ".lst", ".fmt"})
             else:
                 expanded.append(path)
-        return [Granule(gid, tuple(files)) for gid, files in group_solarwind_files(expanded)]
+        return [Granule(gid, tuple(files))
+                for gid, files in group_solarwind_files(expanded, self.limits)]
 
     def _postprocess(self, ctx: RunContext) -> dict[str, Any]:
         """extract_events arguments: the model's validated defaults, overridden by the user."""
@@ -116,9 +123,10 @@ class IcmeStage:
         from epnml.ml.icme.inference import predict_proba
 
         postprocess = self._postprocess(ctx)
-        frame = read_solarwind(list(granule.paths))
+        frame = read_solarwind(list(granule.paths), self.limits)
         if frame.empty or frame[["bt", "vt"]].notna().sum().min() == 0:
             raise GranuleError(granule.label, "no valid magnetic field or plasma samples")
+        invalid: dict[str, int] = dict(frame.attrs.get("invalid_values", {}))
         proba = predict_proba(frame, self._model)
         events = extract_events(frame.index, proba, **postprocess)
         source = describe_source(granule)
@@ -152,13 +160,14 @@ class IcmeStage:
                                                                  if source.simulated else "")
                 files[thumb] = solarwind_quicklook_png(frame, start, end, title)
             rows.append(self._row(uid, granule, source, info, start, end, float(event.score),
-                                  stats, ctx, thumb if ctx.make_quicklooks else None))
+                                  stats, ctx, thumb if ctx.make_quicklooks else None, invalid))
         return StageOutput(granule, pd.DataFrame.from_records(records, columns=RECORD_COLUMNS),
-                           rows, files)
+                           rows, files, invalid_values=invalid)
 
     def _row(self, uid: str, granule: Granule, source: Source, info: ModelInfo,
              start: pd.Timestamp, end: pd.Timestamp, score: float, stats: dict[str, float],
-             ctx: RunContext, thumb: str | None) -> dict[str, Any]:
+             ctx: RunContext, thumb: str | None,
+             invalid: dict[str, int] | None = None) -> dict[str, Any]:
         what = "SIMULATED solar wind (demo inputs, not spacecraft data)" if source.simulated \
             else f"{source.host} {source.instrument.replace('#', '/')} data"
         sun = None
@@ -190,7 +199,7 @@ class IcmeStage:
             "thumbnail_url": f"{ctx.files_base_url}/{thumb}" if thumb else None,
             "processing_level_desc": (
                 f"ICME detected by model {info.name} v{info.version} (1-D ResUNet++-style "
-                f"segmentation, 10-min cadence) in {what}"
+                f"segmentation, 10-min cadence) in {what}" + invalid_note(invalid or {})
             ),
             "publisher": "epnml",
             "bib_reference": BIB_REFERENCE,
@@ -217,6 +226,15 @@ RECORD_COLUMNS = [
     "start", "end", "score", "peak", "duration_h", "b_max", "b_mean", "v_mean", "spacecraft",
     "granule_id", "granule_uid", "model", "model_version", "simulated",
 ]
+
+
+def invalid_note(invalid: dict[str, int]) -> str:
+    """Sentence appended to processing_level_desc when input values were not physical."""
+    total = sum(invalid.values())
+    if not total:
+        return ""
+    parts = ", ".join(f"{q} {n}" for q, n in sorted(invalid.items()))
+    return f"; {total} non-physical input value(s) treated as missing ({parts})"
 
 
 def _safe(uid: str) -> str:
