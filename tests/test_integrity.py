@@ -150,12 +150,23 @@ def test_same_stem_in_two_folders_both_keep_their_rows(settings: Settings, tmp_p
     assert [(g.granule_id, g.n_rows, g.n_superseded) for g in copied.granules] == \
         [("simulated_wind", n_a, 0)]
     assert _tally(conn) == (n_a + n_b, 0)
-    # in one run the icme grouping refuses a second file of the same name (kept going)
+    # in one run, a copy of a file already in the run is written once (kept going)
     both = _ingest(settings, a, c, keep_going=True)
-    assert [(g.granule_id, g.status, g.error) for g in both.granules] == [
-        ("simulated_wind.csv", "failed", f"{a}: duplicate granule id 'simulated_wind'"),
-        ("simulated_wind", "ok", None)]
+    assert [(g.granule_id, g.status) for g in both.granules] == [
+        ("simulated_wind.csv", "failed"), ("simulated_wind", "ok")]
+    assert both.granules[0].error == f"{c}: same content as {a}, already in this run"
     assert _tally(conn) == (n_a + n_b, 0)
+    # two different files of the same name in one run: both kept, under two ids
+    d = tmp_path / "D" / "simulated_wind.csv"
+    d.parent.mkdir()
+    _wind(d, seed=11, start="2021-09-01")
+    pair = _ingest(settings, a, d)
+    assert [g.status for g in pair.granules] == ["ok", "ok"]
+    ids = {g.granule_id for g in pair.granules}
+    assert len(ids) == 2 and "simulated_wind" in ids
+    n_d = _count(conn, "obs_id = %s AND superseded_at IS NULL", (ids - {"simulated_wind"}).pop())
+    assert n_d == [g.n_rows for g in pair.granules if g.granule_id != "simulated_wind"][0]
+    assert _tally(conn) == (n_a + n_b + n_d, 0)
 
     # a changed file at A's path is the same granule, reprocessed: new rows supersede
     _wind(a, seed=9, start="2021-07-01")
@@ -165,7 +176,7 @@ def test_same_stem_in_two_folders_both_keep_their_rows(settings: Settings, tmp_p
     assert _count(conn, "obs_id = 'simulated_wind' AND superseded_at IS NOT NULL") == n_a
     assert _count(conn, "obs_id = 'simulated_wind' AND superseded_at IS NULL") == \
         changed.n_rows
-    assert _tally(conn) == (n_a + n_b + changed.n_rows, n_a)
+    assert _tally(conn) == (n_a + n_b + n_d + changed.n_rows, n_a)
 
 
 # --- versions (direct writer calls) ---------------------------------------------------
