@@ -193,7 +193,6 @@ def _start_dachs(server_url: str) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
     from epnml.api import create_app
-
     from epnml.api.safety import log_config, redirect_output
 
     settings = load_settings()
