@@ -184,7 +184,8 @@ def ids_of_pipeline(conn: psycopg.Connection, pipeline: str) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-#: the key of ``params`` holding the creating client's address (not a UWS parameter).
+#: the key of ``params`` holding the address of a client that sent no owner token (its
+#: jobs are counted per address; not a UWS parameter).
 CLIENT_KEY = "_client"
 
 
@@ -226,7 +227,8 @@ def create_job(conn: psycopg.Connection, settings: Settings, *, owner: str, pipe
             "INSERT INTO epnml.jobs (job_id, phase, owner, pipeline, params, granule_ids,"
             " commit, destruction_time) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
             (job_id, "QUEUED" if run else "PENDING", owner, pipeline,
-             Jsonb({**params, CLIENT_KEY: address}), ids, commit, destruction))
+             Jsonb({**params, CLIENT_KEY: address} if limit_by_address else params), ids,
+             commit, destruction))
     return job_id
 
 
