@@ -89,11 +89,6 @@ def new_owner_token() -> str:
     return secrets.token_urlsafe(32)
 
 
-def owner_of(request: Request) -> str:
-    token = _bearer(request)
-    return token_tag(token) if token else "anonymous"
-
-
 def require_token(request: Request, settings: Settings) -> None:
     """401 without a token, 403 with a wrong one or when the service has none configured."""
     if not settings.api_token:
