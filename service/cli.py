@@ -193,14 +193,20 @@ def _start_dachs(server_url: str) -> None:
 def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
     from epnml.api import create_app
+    from epnml.api.safety import log_config, redirect_output
 
     settings = load_settings()
+    log_file = args.log_file or settings.api_log
+    if log_file:  # created mode 600: it may hold error details
+        redirect_output(log_file)
     if not args.no_dachs:
         _start_dachs(settings.server_url)
     if not settings.api_url.rstrip("/").endswith(f":{args.port}"):
         print(f"epnml: note: api_url is {settings.api_url} (EPNML_API_URL); DataLink links "
               f"point there, this process listens on port {args.port}", file=sys.stderr)
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level)
+    # the service's own access log (epnml.api.access) has no query strings; uvicorn's is off
+    uvicorn.run(create_app(settings), host=args.host, port=args.port, log_level=args.log_level,
+                access_log=False, log_config=log_config(args.log_level))
     return 0
 
 
@@ -242,12 +248,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_models)
 
     p = sub.add_parser("serve", help="start DaCHS and the re-inference/DataLink HTTP service")
-    p.add_argument("--host", default="0.0.0.0", help="listen address (default 0.0.0.0)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="listen address (default 127.0.0.1: loopback only; to expose the "
+                        "service put a reverse proxy with TLS in front of it)")
     p.add_argument("--port", type=int, default=8090, help="listen port (default 8090)")
     p.add_argument("--no-dachs", action="store_true",
                    help="do not start DaCHS (it runs elsewhere or is already up)")
     p.add_argument("--log-level", default="info",
                    choices=["critical", "error", "warning", "info", "debug"])
+    p.add_argument("--log-file", default=None,
+                   help="append the log here (created mode 600; default: api_log setting, "
+                        "else stderr)")
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("bench", help="benchmarks (ingest, query, icme, crossings, units, "

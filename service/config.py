@@ -46,6 +46,23 @@ class Settings:
     jobs_dir: Path = Path("/var/tmp/epnml-jobs")
     #: 1 = the HTTP service runs queued UWS jobs; 0 = jobs stay QUEUED (paused worker).
     job_worker: int = 1
+    #: seconds one preview (and one granule of a preview job) may run; its worker process
+    #: is killed at the deadline (HTTP 504).
+    preview_timeout_s: int = 120
+    #: worker processes running previews at once (each loads the models it needs).
+    preview_workers: int = 1
+    #: previews that may wait for a worker; beyond, HTTP 503 with Retry-After at once.
+    preview_queue: int = 4
+    #: address-space cap (MB, RLIMIT_AS) of a preview worker process; 0 = none.
+    preview_memory_mb: int = 4096
+    #: UWS jobs one client (owner token, else client address) may hold PENDING or QUEUED
+    #: (more: HTTP 429).
+    max_pending_per_client: int = 10
+    #: minutes a job may stay PENDING (never run) before the reaper destroys it.
+    pending_lifetime_min: int = 60
+    #: log file of ``epnml serve`` (created mode 600; stdout/stderr go there too); empty =
+    #: the terminal.
+    api_log: str = ""
 
 
 def files_url(settings: Settings) -> str:

@@ -82,8 +82,11 @@ def _post(path: str, data: dict[str, Any], token: str | None = None) -> tuple[in
         return exc.code, json.loads(exc.read() or b"null")
 
 
-def _get(url: str) -> bytes:
-    with urllib.request.urlopen(url, timeout=120) as response:
+def _get(url: str, token: str | None = None) -> bytes:
+    request = urllib.request.Request(url)
+    if token:  # jobs are their owner's: the commit token (administrator) sees every job
+        request.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(request, timeout=120) as response:
         data: bytes = response.read()
     return data
 
@@ -189,8 +192,8 @@ def test_datalink_reinference_and_commit(ingested: Any, tap: Any, own_granule: P
         deadline = time.monotonic() + 120
         while _phase(job_id) not in ("COMPLETED", "ERROR") and time.monotonic() < deadline:
             time.sleep(0.3)
-        assert _phase(job_id) == "COMPLETED", _get(f"{BASE}/jobs/{job_id}")
-        summary = json.loads(_get(f"{BASE}/jobs/{job_id}/results/summary"))
+        assert _phase(job_id) == "COMPLETED", _get(f"{BASE}/jobs/{job_id}", TOKEN)
+        summary = json.loads(_get(f"{BASE}/jobs/{job_id}/results/summary", TOKEN))
         assert summary["model_versions"] == ["1.0.0+threshold-0.25"]
         assert summary["n_superseded"] == len(served)
         now = tap.search("SELECT ml_model_version FROM epnml_events.epn_core"
@@ -232,7 +235,7 @@ def _dead_pid() -> int:
 
 
 def _phase(job_id: str) -> str:
-    return _get(f"{BASE}/jobs/{job_id}/phase").decode()
+    return _get(f"{BASE}/jobs/{job_id}/phase", TOKEN).decode()
 
 
 def test_restart_resumes_queued_jobs_and_fails_orphans_cleanly(ingested: Any,
@@ -271,10 +274,10 @@ def test_restart_resumes_queued_jobs_and_fails_orphans_cleanly(ingested: Any,
             time.sleep(0.5)
         assert _phase(queued) == "COMPLETED"
         assert _phase("orphanonce0001") == "COMPLETED"
-        failed = parse_job(io.BytesIO(_get(f"{BASE}/jobs/orphantwice001")))
+        failed = parse_job(io.BytesIO(_get(f"{BASE}/jobs/orphantwice001", TOKEN)))
         assert failed.phase == "ERROR"
         assert "not retried" in failed.errorsummary.message.content
-        assert "not retried" in _get(f"{BASE}/jobs/orphantwice001/error").decode()
+        assert "not retried" in _get(f"{BASE}/jobs/orphantwice001/error", TOKEN).decode()
     with _db(ingested) as conn:
         conn.execute("DELETE FROM epnml.jobs")
 

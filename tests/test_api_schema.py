@@ -40,7 +40,8 @@ def _app() -> object:
     return create_app(replace(
         load_settings(), dsn=env["EPNML_DSN"], server_url=env["EPNML_SERVER_URL"],
         api_url=env["EPNML_API_URL"], data_dir=Path(env["EPNML_DATA_DIR"]),
-        api_token="schema-token", job_worker=0, max_queued_jobs=100000, jobs_dir=_JOBS))
+        api_token="schema-token", job_worker=0, max_queued_jobs=100000, jobs_dir=_JOBS,
+        max_pending_per_client=100000))
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+from epnml.api.auth import owner_tag
 from epnml.config import Settings, load_settings
 
 pyvo = pytest.importorskip("pyvo")
@@ -346,8 +347,12 @@ def test_uws_lifecycle(settings: Settings) -> None:
                               follow_redirects=False)
         assert created.status_code == 303
         path = _path(created.headers["location"], settings)
+        assert client.get(path).status_code == 404  # jobs are their owner's
+        owner_token = created.headers["x-job-owner-token"]
+        client.headers["X-Job-Owner-Token"] = owner_token
         job = parse_job(io.BytesIO(client.get(path).content))
-        assert job.phase == "PENDING" and job.ownerid == "anonymous"
+        owner = owner_tag(owner_token)
+        assert job.phase == "PENDING" and job.ownerid == owner
         params = {p.id_: p.content for p in job.parameters}
         assert params["PIPELINE"] == "crossings" and params["THRESHOLD"] == "0.5"
         # UWS 1.1 sub-resources of a PENDING job
@@ -359,7 +364,7 @@ def test_uws_lifecycle(settings: Settings) -> None:
         assert client.post(f"{path}/destruction", data={"DESTRUCTION": "2099-01-01T00:00:00Z"},
                            follow_redirects=False).status_code == 422  # > 30 days ahead
         assert client.get(f"{path}/quote").status_code == 200
-        assert client.get(f"{path}/owner").text == "anonymous"
+        assert client.get(f"{path}/owner").text == owner
         # run it
         assert client.post(f"{path}/phase", data={"PHASE": "RUN"},
                            follow_redirects=False).status_code == 303
@@ -396,19 +401,21 @@ def test_uws_lifecycle(settings: Settings) -> None:
 def test_bounded_queue(client: TestClient, settings: Settings) -> None:
     uid = _uid(settings, "events")
     made = []
+    owner = {"X-Job-Owner-Token": "bounded-queue-owner-0001"}
     for _ in range(settings.max_queued_jobs):
-        response = client.post("/jobs", data={"ID": uid, "PHASE": "RUN"},
+        response = client.post("/jobs", data={"ID": uid, "PHASE": "RUN"}, headers=owner,
                                follow_redirects=False)
         assert response.status_code == 303
         made.append(_path(response.headers["location"], settings))
-    full = client.post("/jobs", data={"ID": uid, "PHASE": "RUN"}, follow_redirects=False)
+    full = client.post("/jobs", data={"ID": uid, "PHASE": "RUN"}, headers=owner,
+                       follow_redirects=False)
     assert full.status_code == 503 and "queue is full" in full.json()["detail"]
     assert full.headers["retry-after"]
-    pending = client.post("/jobs", data={"ID": uid}, follow_redirects=False)
+    pending = client.post("/jobs", data={"ID": uid}, headers=owner, follow_redirects=False)
     assert pending.status_code == 303
     made.append(_path(pending.headers["location"], settings))
-    assert client.post(f"{made[-1]}/phase", data={"PHASE": "RUN"},
+    assert client.post(f"{made[-1]}/phase", data={"PHASE": "RUN"}, headers=owner,
                        follow_redirects=False).status_code == 503
     for path in made:
-        assert client.delete(path, follow_redirects=False).status_code == 303
+        assert client.delete(path, headers=owner, follow_redirects=False).status_code == 303
     assert _one(settings, "SELECT count(*) FROM epnml.jobs") == 0

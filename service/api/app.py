@@ -3,8 +3,11 @@
 A thin shell: every inference is one ``run_pipeline`` call (``epnml.api.inference``).
 Reading needs no token; writing rows (``/commit``, jobs with COMMIT=true) needs the
 bearer token of the service. Errors are JSON ``{"detail": ...}`` with 4xx codes:
-422 bad input, 404 unknown ID/model/job, 410 source data gone, 413 upload too large,
-401/403 token, 409 wrong job phase, 503 busy or queue full.
+422 bad input, 404 unknown ID/model/job (or a job that is not the caller's), 410 source
+data gone, 413 upload or declared work too large, 401/403 token, 409 wrong job phase,
+429 too many pending jobs, 503 busy or queue full (Retry-After), 504 preview deadline.
+Anything unexpected is a 500 with an ``error_id``; its details go to the log only.
+Error texts never carry server paths (see :mod:`epnml.api.safety`).
 """
 
 
@@ -25,16 +28,27 @@ from urllib.parse import quote
 
 import psycopg
 from epnml.api import jobs as uws
-from epnml.api.auth import client_id, owner_of, require_token
+from epnml.api.auth import (
+    OWNER_HEADER,
+    Caller,
+    caller,
+    client_id,
+    new_owner_token,
+    owner_tag,
+    require_token,
+)
 from epnml.api.datalink import DATALINK_TYPE, Link, ProcService, document
 from epnml.api.inference import (
     MAX_IDS,
     NO_THRESHOLD,
     Busy,
     InputError,
+    Internal,
     NotFound,
     RowRef,
     SourceGone,
+    Timeout,
+    TooLarge,
     allowed_versions,
     available_sources,
     check_id,
@@ -59,7 +73,15 @@ from epnml.api.models import (
     RegisteredVersion,
 )
 from epnml.api.params import CaseInsensitiveParams
+from epnml.api.safety import (
+    AccessLog,
+    clean_message,
+    install_query_filter,
+    internal_detail,
+    log_internal,
+)
 from epnml.api.votable import VOTABLE_TYPE, json_rows, rows_votable
+from epnml.api.workers import WorkerPool, run_preview
 from epnml.config import Settings, load_settings
 from epnml.db import connect
 from fastapi import Depends, FastAPI, Form, HTTPException, Query, Request
@@ -75,6 +97,7 @@ from fastapi.responses import (
 )
 from psycopg.rows import dict_row
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException, MultiPartParser
 
 XML = "application/xml"
@@ -87,7 +110,7 @@ _FORMATS = {"votable": "votable", "application/x-votable+xml": "votable", "text/
 _ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"description": "error", "content": {"application/json": {
         "schema": Problem.model_json_schema()}}}
-    for code in (400, 401, 403, 404, 409, 410, 413, 422, 503)}
+    for code in (400, 401, 403, 404, 409, 410, 413, 422, 429, 500, 503, 504)}
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,120}$")
 _SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]{1,10}$")
 
@@ -109,24 +132,29 @@ def _format(value: str) -> str:
 
 
 def _problem(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
+    """Every error body: the message without server paths or control characters, capped."""
+    return JSONResponse({"detail": clean_message(detail)}, status_code=status, headers=headers)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """The service for these settings (default: ``load_settings()``)."""
     settings = settings or load_settings()
 
+    pool = WorkerPool.from_settings(settings)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncGenerator[None, None]:
         settings.jobs_dir.mkdir(parents=True, exist_ok=True)
         worker = None
+        await run_in_threadpool(pool.start)  # workers import the runner before the 1st call
         if settings.job_worker:
-            worker = uws.JobWorker(settings)
+            worker = uws.JobWorker(settings, pool=pool)
             worker.start()
         app.state.worker = worker
         yield
         if worker is not None:
             await run_in_threadpool(worker.stop)
+        pool.close()
 
     app = FastAPI(
         title="epnml re-inference and DataLink service",
@@ -140,7 +168,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.worker = None
+    app.state.pool = pool
     app.add_middleware(CaseInsensitiveParams)
+    app.add_middleware(AccessLog)
+    install_query_filter()
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -155,6 +186,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _input_error(request: Request, exc: InputError) -> JSONResponse:
         return _problem(422, str(exc))
 
+    @app.exception_handler(TooLarge)
+    async def _too_large(request: Request, exc: TooLarge) -> JSONResponse:
+        return _problem(413, str(exc))
+
+    @app.exception_handler(Timeout)
+    async def _timeout(request: Request, exc: Timeout) -> JSONResponse:
+        return _problem(504, str(exc))
+
+    @app.exception_handler(Internal)
+    async def _internal(request: Request, exc: Internal) -> JSONResponse:
+        return JSONResponse({"detail": internal_detail(exc.error_id), "error_id": exc.error_id},
+                            status_code=500)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        """Never a traceback to the client: a generic body, the details in the log."""
+        import traceback
+
+        error_id = log_internal(f"{request.method} {request.url.path}", "".join(
+            traceback.format_exception(type(exc), exc, exc.__traceback__)))
+        return JSONResponse({"detail": internal_detail(error_id), "error_id": error_id},
+                            status_code=500)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return _problem(exc.status_code, str(exc.detail), getattr(exc, "headers", None))
+
+    @app.exception_handler(uws.TooManyPending)
+    async def _pending(request: Request, exc: uws.TooManyPending) -> JSONResponse:
+        return _problem(429, str(exc), {"Retry-After": str(exc.retry_after)})
+
     @app.exception_handler(NotFound)
     async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
         return _problem(404, str(exc))
@@ -165,7 +227,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.exception_handler(Busy)
     async def _busy(request: Request, exc: Busy) -> JSONResponse:
-        return _problem(503, str(exc), {"Retry-After": "10"})
+        return _problem(503, str(exc), {"Retry-After": str(exc.retry_after)})
 
     @app.exception_handler(uws.QueueFull)
     async def _full(request: Request, exc: uws.QueueFull) -> JSONResponse:
@@ -383,16 +445,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             version = _rerun_version(ref, model_version)
             thr = check_threshold(threshold, ref.pipeline)
             paths = available_sources(conn, ref)
-            summary = run_one(settings, ref.pipeline, paths, mode="predict",
-                              model_version=version, threshold=thr)
-            version = summary.model_version
+            out = run_preview(pool, settings, ref.pipeline, paths, model_version=version,
+                              threshold=thr)
+            version = out["model_version"]
             status = 200
-            return _respond(summary.rows, fmt, uid=uid, pipeline=ref.pipeline,
-                            family=ref.family, model_version=summary.model_version,
-                            seconds=summary.seconds)
-        except (InputError, NotFound, SourceGone, Busy) as exc:
+            return _respond(out["rows"], fmt, uid=uid, pipeline=ref.pipeline,
+                            family=ref.family, model_version=out["model_version"],
+                            seconds=out["seconds"])
+        except (InputError, NotFound, SourceGone, Busy, Timeout, Internal) as exc:
             status = _status(exc)
-            error = str(exc)
+            error = clean_message(str(exc))
             raise
         finally:
             log_request(conn, settings, client=client_id(request), endpoint="preview",
@@ -449,20 +511,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             thr = check_threshold(threshold, pipeline)
             fmt = _format(RESPONSEFORMAT)
             paths = await _receive_upload(request, upload_dir)
-            summary = await run_in_threadpool(run_one, settings, pipeline, paths,
-                                              mode="predict", model_version=version,
-                                              threshold=thr)
+            out = await run_in_threadpool(run_preview, pool, settings, pipeline, paths,
+                                          model_version=version, threshold=thr)
             from epnml.ingest.executor import get_stage
 
             family = get_stage(pipeline, version).product
             status = 200
-            return _respond(summary.rows, fmt, uid=None, pipeline=pipeline, family=family,
-                            model_version=summary.model_version, seconds=summary.seconds)
+            return _respond(out["rows"], fmt, uid=None, pipeline=pipeline, family=family,
+                            model_version=out["model_version"], seconds=out["seconds"])
         except HTTPException as exc:
-            status, error = exc.status_code, str(exc.detail)
+            status, error = exc.status_code, clean_message(str(exc.detail))
             raise
-        except (InputError, Busy) as exc:
-            status, error = _status(exc), str(exc)
+        except (InputError, Busy, Timeout, Internal) as exc:
+            status, error = _status(exc), clean_message(str(exc))
             raise
         finally:
             shutil.rmtree(upload_dir, ignore_errors=True)
@@ -548,10 +609,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                 n_superseded=data["n_superseded"], seconds=data["seconds"],
                                 granules=data["granules"])
         except HTTPException as exc:
-            status, error = exc.status_code, str(exc.detail)
+            status, error = exc.status_code, clean_message(str(exc.detail))
             raise
-        except (InputError, NotFound, SourceGone, Busy) as exc:
-            status, error = _status(exc), str(exc)
+        except (InputError, NotFound, SourceGone, Busy, Internal) as exc:
+            status, error = _status(exc), clean_message(str(exc))
             raise
         finally:
             log_request(conn, settings, client=client_id(request), endpoint="commit",
@@ -562,14 +623,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         error=error)
 
     # --- UWS 1.1 ---------------------------------------------------------------------
+    # Every job route is the owner's (or the administrator's): see epnml.api.auth.
 
     JobId = Annotated[str, PathParam(pattern=JOB_ID)]
 
     def _xml(text: str, status: int = 200) -> Response:
         return Response(text, media_type=XML, status_code=status)
 
-    def _see(path: str) -> RedirectResponse:
-        return RedirectResponse(f"{base}{path}", status_code=303)
+    def _see(path: str, headers: dict[str, str] | None = None) -> RedirectResponse:
+        return RedirectResponse(f"{base}{path}", status_code=303, headers=headers)
+
+    def _who(request: Request) -> Caller:
+        return caller(request, settings)
+
+    Who = Annotated[Caller, Depends(_who)]
 
     def _guard(request: Request, job: uws.Job) -> None:
         """Jobs that write rows are changed only with the token."""
@@ -578,20 +645,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/jobs", tags=["uws"], response_class=Response,
              responses={200: {"content": {XML: {}}}, 422: _ERRORS[422]})
-    def jobs_list(conn: Conn,
+    def jobs_list(conn: Conn, who: Who,
                   PHASE: Annotated[list[str] | None, Query(max_length=10)] = None,
                   LAST: Annotated[int | None, Query(ge=1, le=10000)] = None) -> Response:
-        """UWS job list (filter PHASE repeatable, LAST most recent)."""
+        """UWS job list of the caller (filter PHASE repeatable, LAST most recent): the jobs
+        of the owner token sent (all jobs for the commit token; none without a token)."""
         phases = [p.upper() for p in PHASE or []]
         bad = [p for p in phases if p not in (*uws.ACTIVE, *uws.FINAL, "UNKNOWN")]
         if bad:
             raise InputError(f"unknown PHASE; use {', '.join((*uws.ACTIVE, *uws.FINAL))}")
-        return _xml(uws.jobs_xml(uws.list_jobs(conn, phases or None, LAST), base))
+        return _xml(uws.jobs_xml(uws.list_jobs(conn, phases or None, LAST, who), base))
 
     @app.post("/jobs", tags=["uws"], status_code=303, response_class=Response,
               responses=_ERRORS)
     def jobs_create(
-            request: Request, conn: Conn,
+            request: Request, conn: Conn, who: Who,
             PIPELINE: Annotated[str | None, Form(max_length=80)] = None,
             ID: Annotated[list[str] | None, Form(max_length=MAX_IDS)] = None,
             MODEL_VERSION: Annotated[str | None, Form(max_length=80)] = None,
@@ -600,7 +668,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             PHASE: Annotated[str | None, Form(max_length=10)] = None) -> Response:
         """Create a job: re-run the granules of the IDs (or, PIPELINE alone, of every current
         row of that pipeline). COMMIT=true writes rows and needs the token. PHASE=RUN queues
-        it at once (503 when max_queued_jobs are queued)."""
+        it at once (503 when max_queued_jobs are queued). The answer's ``X-Job-Owner-Token``
+        header is the token every later request on the job must send (the one the client
+        sent, else a new one); 429 beyond max_pending_per_client PENDING/QUEUED jobs."""
         if PHASE is not None and PHASE.upper() != "RUN":
             raise InputError("PHASE at creation can only be RUN")
         ids = [check_id(i) for i in ID or []]
@@ -629,47 +699,51 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 raise InputError(f"pipeline {pipeline} has no current rows to re-run")
         params = {"MODEL_VERSION": check_model_version(pipeline, MODEL_VERSION),
                   "THRESHOLD": check_threshold(THRESHOLD, pipeline)}
-        job_id = uws.create_job(conn, settings, owner=owner_of(request), pipeline=pipeline,
+        token = who.token or new_owner_token()
+        job_id = uws.create_job(conn, settings, owner=owner_tag(token), pipeline=pipeline,
                                 ids=ids, params=params, commit=COMMIT,
-                                run=PHASE is not None)
-        return _see(f"/jobs/{job_id}")
+                                run=PHASE is not None, address=who.address,
+                                limit_by_address=who.token is None, limited=not who.admin)
+        return _see(f"/jobs/{job_id}", {OWNER_HEADER: token, "Cache-Control": "no-store"})
 
     @app.get("/jobs/{job_id}", tags=["uws"], response_class=Response, responses=_ERRORS)
-    def job_get(conn: Conn, job_id: JobId) -> Response:
-        return _xml(uws.job_xml(uws.get_job(conn, job_id), base))
+    def job_get(conn: Conn, who: Who, job_id: JobId) -> Response:
+        return _xml(uws.job_xml(uws.get_job(conn, job_id, who), base))
 
     @app.post("/jobs/{job_id}", tags=["uws"], status_code=303, response_class=Response,
               responses=_ERRORS)
-    def job_post(request: Request, conn: Conn, job_id: JobId,
+    def job_post(request: Request, conn: Conn, who: Who, job_id: JobId,
                  ACTION: Annotated[str, Form(max_length=10)]) -> Response:
         """ACTION=DELETE: destroy the job (its record and results; never product rows)."""
+        job = uws.get_job(conn, job_id, who)
         if ACTION.upper() != "DELETE":
             raise InputError("ACTION must be DELETE")
-        _guard(request, uws.get_job(conn, job_id))
+        _guard(request, job)
         uws.delete_job(conn, settings, job_id)
         return _see("/jobs")
 
     @app.delete("/jobs/{job_id}", tags=["uws"], status_code=303, response_class=Response,
                 responses=_ERRORS)
-    def job_delete(request: Request, conn: Conn, job_id: JobId) -> Response:
-        _guard(request, uws.get_job(conn, job_id))
+    def job_delete(request: Request, conn: Conn, who: Who, job_id: JobId) -> Response:
+        _guard(request, uws.get_job(conn, job_id, who))
         uws.delete_job(conn, settings, job_id)
         return _see("/jobs")
 
     @app.get("/jobs/{job_id}/phase", tags=["uws"], response_class=PlainTextResponse,
              responses=_ERRORS)
-    def job_phase(conn: Conn, job_id: JobId) -> str:
-        return uws.get_job(conn, job_id).phase
+    def job_phase(conn: Conn, who: Who, job_id: JobId) -> str:
+        return uws.get_job(conn, job_id, who).phase
 
     @app.post("/jobs/{job_id}/phase", tags=["uws"], status_code=303, response_class=Response,
               responses=_ERRORS)
-    def job_phase_post(request: Request, conn: Conn, job_id: JobId,
+    def job_phase_post(request: Request, conn: Conn, who: Who, job_id: JobId,
                        PHASE: Annotated[str, Form(max_length=10)]) -> Response:
         """PHASE=RUN queues a PENDING job; PHASE=ABORT stops it (before its next granule)."""
+        job = uws.get_job(conn, job_id, who)
         action = PHASE.upper()
         if action not in ("RUN", "ABORT"):
             raise InputError("PHASE must be RUN or ABORT")
-        _guard(request, uws.get_job(conn, job_id))
+        _guard(request, job)
         if action == "RUN":
             uws.run_job(conn, settings, job_id)
         else:
@@ -678,17 +752,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/jobs/{job_id}/parameters", tags=["uws"], response_class=Response,
              responses=_ERRORS)
-    def job_parameters(conn: Conn, job_id: JobId) -> Response:
-        return _xml(uws.parameters_xml(uws.get_job(conn, job_id)))
+    def job_parameters(conn: Conn, who: Who, job_id: JobId) -> Response:
+        return _xml(uws.parameters_xml(uws.get_job(conn, job_id, who)))
 
     @app.post("/jobs/{job_id}/parameters", tags=["uws"], status_code=303,
               response_class=Response, responses=_ERRORS)
     def job_parameters_post(
-            request: Request, conn: Conn, job_id: JobId,
+            request: Request, conn: Conn, who: Who, job_id: JobId,
             MODEL_VERSION: Annotated[str | None, Form(max_length=80)] = None,
             THRESHOLD: Annotated[float | None, Form()] = None) -> Response:
         """Change MODEL_VERSION / THRESHOLD of a PENDING job."""
-        job = uws.get_job(conn, job_id)
+        job = uws.get_job(conn, job_id, who)
         _guard(request, job)
         params: dict[str, Any] = {}
         if MODEL_VERSION is not None:
@@ -700,41 +774,42 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @app.get("/jobs/{job_id}/results", tags=["uws"], response_class=Response,
              responses=_ERRORS)
-    def job_results(conn: Conn, job_id: JobId) -> Response:
-        return _xml(uws.results_xml(uws.get_job(conn, job_id), base))
+    def job_results(conn: Conn, who: Who, job_id: JobId) -> Response:
+        return _xml(uws.results_xml(uws.get_job(conn, job_id, who), base))
 
     @app.get("/jobs/{job_id}/results/rows", tags=["uws"], response_class=Response,
              responses=_ERRORS)
-    def job_result_rows(conn: Conn, job_id: JobId) -> Response:
+    def job_result_rows(conn: Conn, who: Who, job_id: JobId) -> Response:
         """The rows the job produced (previewed or written), as a VOTable."""
-        job = uws.get_job(conn, job_id)
+        job = uws.get_job(conn, job_id, who)
         path = uws.job_dir(settings, job_id) / "rows.xml"
         if job.phase != "COMPLETED" or not path.is_file():
             raise NotFound(f"job {job_id} has no result rows (phase {job.phase})")
         return FileResponse(path, media_type=VOTABLE_TYPE)
 
     @app.get("/jobs/{job_id}/results/summary", tags=["uws"], responses=_ERRORS)
-    def job_result_summary(conn: Conn, job_id: JobId) -> dict[str, Any]:
+    def job_result_summary(conn: Conn, who: Who, job_id: JobId) -> dict[str, Any]:
         """Per granule: status, rows, superseded rows, model version, run id, error."""
-        job = uws.get_job(conn, job_id)
+        job = uws.get_job(conn, job_id, who)
         data: dict[str, Any] = json.loads(uws.result_summary(job))
         return data
 
     @app.get("/jobs/{job_id}/error", tags=["uws"], response_class=PlainTextResponse,
              responses=_ERRORS)
-    def job_error(conn: Conn, job_id: JobId) -> str:
-        return uws.error_text(uws.get_job(conn, job_id))
+    def job_error(conn: Conn, who: Who, job_id: JobId) -> str:
+        return uws.error_text(uws.get_job(conn, job_id, who))
 
     @app.get("/jobs/{job_id}/destruction", tags=["uws"], response_class=PlainTextResponse,
              responses=_ERRORS)
-    def job_destruction(conn: Conn, job_id: JobId) -> str:
-        return uws.iso(uws.get_job(conn, job_id).destruction_time)
+    def job_destruction(conn: Conn, who: Who, job_id: JobId) -> str:
+        return uws.iso(uws.get_job(conn, job_id, who).destruction_time)
 
     @app.post("/jobs/{job_id}/destruction", tags=["uws"], status_code=303,
               response_class=Response, responses=_ERRORS)
-    def job_destruction_post(request: Request, conn: Conn, job_id: JobId,
+    def job_destruction_post(request: Request, conn: Conn, who: Who, job_id: JobId,
                              DESTRUCTION: Annotated[str, Form(max_length=40)]) -> Response:
         """A new destruction time (ISO 8601, UTC), at most 30 days ahead."""
+        job = uws.get_job(conn, job_id, who)
         try:
             when = datetime.fromisoformat(DESTRUCTION.strip().replace("Z", "+00:00"))
         except ValueError as exc:
@@ -743,47 +818,46 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         when = when if when.tzinfo else when.replace(tzinfo=UTC)
         if when > datetime.now(UTC) + timedelta(days=30):
             raise InputError("DESTRUCTION at most 30 days ahead")
-        _guard(request, uws.get_job(conn, job_id))
+        _guard(request, job)
         uws.set_destruction(conn, job_id, when)
         return _see(f"/jobs/{job_id}")
 
     @app.get("/jobs/{job_id}/executionduration", tags=["uws"],
              response_class=PlainTextResponse, responses=_ERRORS)
-    def job_duration(conn: Conn, job_id: JobId) -> str:
-        return str(uws.get_job(conn, job_id).execution_duration)
+    def job_duration(conn: Conn, who: Who, job_id: JobId) -> str:
+        return str(uws.get_job(conn, job_id, who).execution_duration)
 
     @app.post("/jobs/{job_id}/executionduration", tags=["uws"], status_code=303,
               response_class=Response, responses=_ERRORS)
-    def job_duration_post(request: Request, conn: Conn, job_id: JobId,
+    def job_duration_post(request: Request, conn: Conn, who: Who, job_id: JobId,
                           EXECUTIONDURATION: Annotated[int, Form(ge=0, le=86400)]) -> Response:
         """Seconds the job may run (0 = unlimited); checked between granules."""
-        _guard(request, uws.get_job(conn, job_id))
+        _guard(request, uws.get_job(conn, job_id, who))
         uws.set_execution_duration(conn, job_id, EXECUTIONDURATION)
         return _see(f"/jobs/{job_id}")
 
     @app.get("/jobs/{job_id}/quote", tags=["uws"], response_class=PlainTextResponse,
              responses=_ERRORS)
-    def job_quote(conn: Conn, job_id: JobId) -> str:
+    def job_quote(conn: Conn, who: Who, job_id: JobId) -> str:
         """No estimate is made (empty)."""
-        uws.get_job(conn, job_id)
+        uws.get_job(conn, job_id, who)
         return ""
 
     @app.get("/jobs/{job_id}/owner", tags=["uws"], response_class=PlainTextResponse,
              responses=_ERRORS)
-    def job_owner(conn: Conn, job_id: JobId) -> str:
-        return uws.get_job(conn, job_id).owner
+    def job_owner(conn: Conn, who: Who, job_id: JobId) -> str:
+        """The owner's tag (a hash of the owner token, never the token)."""
+        return uws.get_job(conn, job_id, who).owner
 
     return app
 
 
 def _status(exc: Exception) -> int:
-    if isinstance(exc, NotFound):
-        return 404
-    if isinstance(exc, SourceGone):
-        return 410
-    if isinstance(exc, Busy):
-        return 503
-    return 422
+    for kind, code in ((TooLarge, 413), (InputError, 422), (NotFound, 404), (SourceGone, 410),
+                       (Busy, 503), (Timeout, 504), (Internal, 500)):
+        if isinstance(exc, kind):
+            return code
+    return 500
 
 
 def _mime(path: Path) -> str:

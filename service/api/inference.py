@@ -8,6 +8,8 @@ the client.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import re
@@ -18,6 +20,7 @@ from typing import Any
 
 import psycopg
 from epnml.config import Settings
+from epnml.ingest.limits import LimitExceeded
 from epnml.ingest.runner import RunFailed, RunSummary, run_pipeline
 
 #: granule_uid syntax accepted from clients (the product tables allow no '#' or spaces).
@@ -48,7 +51,27 @@ class SourceGone(RuntimeError):
 
 
 class Busy(RuntimeError):
-    """No inference slot became free in time (HTTP 503)."""
+    """No inference slot became free in time, or the queue is full (HTTP 503)."""
+
+    def __init__(self, message: str, retry_after: int = 10) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class TooLarge(InputError):
+    """The input declares more work or needs more memory than allowed (HTTP 413)."""
+
+
+class Timeout(RuntimeError):
+    """The preview passed its deadline; its worker process was killed (HTTP 504)."""
+
+
+class Internal(RuntimeError):
+    """An unexpected failure (HTTP 500); the details are logged under ``error_id`` only."""
+
+    def __init__(self, error_id: str) -> None:
+        super().__init__(f"internal error (error id {error_id})")
+        self.error_id = error_id
 
 
 @dataclass(frozen=True)
@@ -196,24 +219,39 @@ def available_sources(conn: psycopg.Connection, ref: RowRef) -> list[Path]:
 
 def scrub(message: str, paths: list[Path]) -> str:
     """Error text without server directories: clients see file names only."""
-    for path in sorted(paths, key=lambda p: -len(str(p))):
-        message = message.replace(str(path), path.name)
-        message = message.replace(str(path.parent) + "/", "")
-    return message
+    from epnml.api.safety import clean_message
+
+    return clean_message(message, paths)
 
 
 def run_one(settings: Settings, pipeline: str, paths: list[Path], *, mode: str,
             model_version: str | None, threshold: float | None) -> RunSummary:
-    """One run_pipeline call on one granule's files (inline, the cached stage)."""
+    """One run_pipeline call on one granule's files, inline with the cached stage.
+
+    Used for commits (mode ingest, token holders only); previews run in worker processes
+    (:mod:`epnml.api.workers`). The runner's error lines on stderr (they name server
+    files) are not let into the service's log.
+    """
+    from epnml.api.safety import log_internal
+    from epnml.api.workers import classify
+
     params: dict[str, Any] = {} if threshold is None else {"threshold": threshold}
     if not _INFER_SLOTS.acquire(timeout=INFER_WAIT_S):
         raise Busy("the service is busy with other inferences; retry later")
     try:
-        return run_pipeline(pipeline, paths, mode="ingest" if mode == "ingest" else "predict",
-                            settings=settings, workers=1, model_version=model_version,
-                            params=params, progress=False, keep_rows=True)
+        with contextlib.redirect_stderr(io.StringIO()):
+            return run_pipeline(pipeline, paths,
+                                mode="ingest" if mode == "ingest" else "predict",
+                                settings=settings, workers=1, model_version=model_version,
+                                params=params, progress=False, keep_rows=True)
     except RunFailed as exc:
-        raise InputError(f"{pipeline} failed on this granule: {scrub(str(exc), paths)}") from exc
+        kind = classify(str(exc))
+        if kind == "internal":
+            raise Internal(log_internal(f"{mode} of {pipeline}", str(exc))) from exc
+        error = TooLarge if kind in ("limit", "memory") else InputError
+        raise error(f"{pipeline} failed on this granule: {scrub(str(exc), paths)}") from exc
+    except LimitExceeded as exc:
+        raise TooLarge(scrub(str(exc), paths)) from exc
     except (ValueError, OSError) as exc:  # GranuleError, unknown version, bad parameter
         raise InputError(scrub(str(exc), paths)) from exc
     finally:

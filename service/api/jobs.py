@@ -23,20 +23,26 @@ from typing import Any
 from xml.sax.saxutils import escape, quoteattr
 
 import psycopg
+from epnml.api.auth import Caller
 from epnml.api.inference import (
     FAMILIES,
     MAX_IDS,
     Busy,
     InputError,
+    Internal,
     NotFound,
     SourceGone,
+    Timeout,
+    TooLarge,
     available_sources,
     find_row,
     log_request,
     run_one,
     summary_json,
 )
+from epnml.api.safety import clean_message, log_internal
 from epnml.api.votable import rows_votable
+from epnml.api.workers import WorkerPool, run_preview
 from epnml.config import Settings
 from epnml.db import connect
 from psycopg.rows import dict_row
@@ -61,6 +67,12 @@ class QueueFull(RuntimeError):
 
 class PhaseConflict(RuntimeError):
     """The request does not apply to the job's phase (HTTP 409)."""
+
+
+class TooManyPending(RuntimeError):
+    """The client holds max_pending_per_client PENDING/QUEUED jobs already (HTTP 429)."""
+
+    retry_after = 60
 
 
 @dataclass
@@ -108,21 +120,37 @@ def _job(row: dict[str, Any]) -> Job:
     return Job(**{k: row[k] for k in row})
 
 
-def get_job(conn: psycopg.Connection, job_id: str) -> Job:
+def _missing(job_id: str) -> NotFound:
+    return NotFound(f"no job {job_id} (never created, deleted or destroyed, or not yours: "
+                    "send the job's owner token)")
+
+
+def get_job(conn: psycopg.Connection, job_id: str, caller: Caller | None = None) -> Job:
+    """The job; with ``caller``: NotFound unless theirs (a job of another is not shown
+    to exist)."""
     with conn.cursor(row_factory=dict_row) as cur:
         row = cur.execute(f"SELECT {_COLUMNS} FROM epnml.jobs WHERE job_id = %s",
                           (job_id,)).fetchone()
     if row is None:
-        raise NotFound(f"no job {job_id} (never created, deleted or destroyed)")
-    return _job(row)
+        raise _missing(job_id)
+    job = _job(row)
+    if caller is not None and not caller.may_see(job.owner):
+        raise _missing(job_id)
+    return job
 
 
 def list_jobs(conn: psycopg.Connection, phases: list[str] | None = None,
-              last: int | None = None) -> list[Job]:
-    query = f"SELECT {_COLUMNS} FROM epnml.jobs"
+              last: int | None = None, caller: Caller | None = None) -> list[Job]:
+    """Jobs, newest first; with ``caller``: only theirs (all for the administrator)."""
+    query = f"SELECT {_COLUMNS} FROM epnml.jobs WHERE true"
     args: list[Any] = []
+    if caller is not None and not caller.admin:
+        if caller.owner is None:
+            return []
+        query += " AND owner = %s"
+        args.append(caller.owner)
     if phases:
-        query += " WHERE phase = ANY(%s)"
+        query += " AND phase = ANY(%s)"
         args.append(phases)
     query += " ORDER BY creation_time DESC"
     if last is not None:
@@ -156,17 +184,50 @@ def ids_of_pipeline(conn: psycopg.Connection, pipeline: str) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
+#: the key of ``params`` holding the address of a client that sent no owner token (its
+#: jobs are counted per address; not a UWS parameter).
+CLIENT_KEY = "_client"
+
+
+def _check_pending(cur: psycopg.Cursor[Any], settings: Settings, owner: str,
+                   address: str | None) -> None:
+    """Inside the transaction: at most max_pending_per_client PENDING+QUEUED jobs per
+    client: per owner token when the client sent one, else per client address."""
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", ("epnml.jobs.pending",))
+    if address is None:
+        row = cur.execute("SELECT count(*) FROM epnml.jobs WHERE owner = %s"
+                          " AND phase IN ('PENDING', 'QUEUED')", (owner,)).fetchone()
+    else:
+        row = cur.execute("SELECT count(*) FROM epnml.jobs WHERE params->>%s = %s"
+                          " AND phase IN ('PENDING', 'QUEUED')", (CLIENT_KEY, address)
+                          ).fetchone()
+    n = int(row[0]) if row else 0
+    if n >= settings.max_pending_per_client:
+        raise TooManyPending(
+            f"you have {n} jobs PENDING or QUEUED (limit {settings.max_pending_per_client},"
+            " max_pending_per_client); run, wait for or delete some first")
+
+
 def create_job(conn: psycopg.Connection, settings: Settings, *, owner: str, pipeline: str,
-               ids: list[str], params: dict[str, Any], commit: bool, run: bool) -> str:
+               ids: list[str], params: dict[str, Any], commit: bool, run: bool,
+               address: str = "unknown", limit_by_address: bool = False,
+               limited: bool = True) -> str:
+    """A new job of ``owner`` (an owner tag). The pending limit counts the owner's jobs,
+    or the address's (``limit_by_address``: the client sent no token); ``limited`` False
+    for the administrator."""
+    reap(conn, settings)  # expired and long-PENDING jobs do not count
     job_id = new_job_id()
     destruction = datetime.now(UTC) + timedelta(hours=settings.job_lifetime_h)
     with conn.transaction(), conn.cursor() as cur:
+        if limited:
+            _check_pending(cur, settings, owner, address if limit_by_address else None)
         if run:
             _check_queue(cur, settings)
         cur.execute(
             "INSERT INTO epnml.jobs (job_id, phase, owner, pipeline, params, granule_ids,"
             " commit, destruction_time) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)",
-            (job_id, "QUEUED" if run else "PENDING", owner, pipeline, Jsonb(params), ids,
+            (job_id, "QUEUED" if run else "PENDING", owner, pipeline,
+             Jsonb({**params, CLIENT_KEY: address} if limit_by_address else params), ids,
              commit, destruction))
     return job_id
 
@@ -232,9 +293,12 @@ def update_params(conn: psycopg.Connection, job_id: str, params: dict[str, Any])
 
 
 def reap(conn: psycopg.Connection, settings: Settings) -> list[str]:
-    """Destroy jobs past their destruction time: records and result files, never rows."""
+    """Destroy jobs past their destruction time, and jobs left PENDING longer than
+    pending_lifetime_min: records and result files, never rows."""
     gone = [str(r[0]) for r in conn.execute(
-        "DELETE FROM epnml.jobs WHERE destruction_time < now() RETURNING job_id").fetchall()]
+        "DELETE FROM epnml.jobs WHERE destruction_time < now() OR (phase = 'PENDING'"
+        " AND creation_time < now() - make_interval(mins => %s)) RETURNING job_id",
+        (settings.pending_lifetime_min,)).fetchall()]
     for job_id in gone:
         shutil.rmtree(job_dir(settings, job_id), ignore_errors=True)
     return gone
@@ -293,9 +357,11 @@ def claim(conn: psycopg.Connection, worker_id: str) -> Job | None:
 class JobWorker(threading.Thread):
     """The one background thread of a service process that runs queued jobs."""
 
-    def __init__(self, settings: Settings, poll_s: float = 0.5) -> None:
+    def __init__(self, settings: Settings, poll_s: float = 0.5,
+                 pool: WorkerPool | None = None) -> None:
         super().__init__(name="epnml-jobs", daemon=True)
         self.settings = settings
+        self.pool = pool
         self.poll_s = poll_s
         self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.stopping = threading.Event()
@@ -346,9 +412,11 @@ class JobWorker(threading.Thread):
         beat.start()
         self.current = job.job_id
         try:
-            phase, error, result, n_rows = execute_job(conn, self.settings, job)
+            phase, error, result, n_rows = execute_job(conn, self.settings, job, self.pool)
         except Exception as exc:  # noqa: BLE001 - a job must end in ERROR, never hang EXECUTING
-            phase, error, result, n_rows = "ERROR", f"internal error: {exc}", None, None
+            error_id = log_internal(f"job {job.job_id}", f"{type(exc).__name__}: {exc}")
+            phase, error, result, n_rows = "ERROR", f"internal error (error id {error_id})", \
+                None, None
         finally:
             done.set()
             self.current = None
@@ -363,14 +431,26 @@ class JobWorker(threading.Thread):
             shutil.rmtree(job_dir(self.settings, job.job_id), ignore_errors=True)
 
 
+def _http_status(exc: Exception) -> int:
+    for kind, code in ((TooLarge, 413), (InputError, 422), (NotFound, 404), (SourceGone, 410),
+                       (Busy, 503), (Timeout, 504), (Internal, 500)):
+        if isinstance(exc, kind):
+            return code
+    return 500
+
+
 def _still_running(conn: psycopg.Connection, job_id: str) -> bool:
     row = conn.execute("SELECT phase FROM epnml.jobs WHERE job_id = %s", (job_id,)).fetchone()
     return row is not None and row[0] == "EXECUTING"
 
 
-def execute_job(conn: psycopg.Connection, settings: Settings, job: Job
-                ) -> tuple[str, str | None, dict[str, Any], int]:
-    """Run each distinct source granule of the job's IDs; one log row per granule."""
+def execute_job(conn: psycopg.Connection, settings: Settings, job: Job,
+                pool: WorkerPool | None = None) -> tuple[str, str | None, dict[str, Any], int]:
+    """Run each distinct source granule of the job's IDs; one log row per granule.
+
+    Preview jobs run each granule in ``pool`` (deadline preview_timeout_s, memory cap);
+    commit jobs (token holders) run inline.
+    """
     model_version = job.params.get("MODEL_VERSION")
     threshold = job.params.get("THRESHOLD")
     mode = "ingest" if job.commit else "predict"
@@ -399,16 +479,27 @@ def execute_job(conn: psycopg.Connection, settings: Settings, job: Job
                 raise InputError(f"{uid} belongs to pipeline {ref.pipeline}, not {job.pipeline}")
             family = family or ref.family
             paths = available_sources(conn, ref)
-            summary = run_one(settings, job.pipeline, paths, mode=mode,
-                              model_version=model_version, threshold=threshold)
-            rows += summary.rows
-            data = summary_json(summary)
-            data.pop("granules")  # one granule per run: its figures are the run's
-            report.update(data, status="ok")
+            if mode == "predict" and pool is not None:
+                out = run_preview(pool, settings, job.pipeline, paths,
+                                  model_version=model_version, threshold=threshold,
+                                  queue=False, wait_s=600.0)
+                rows += out["rows"]
+                report.update(run_id=out["run_id"], pipeline=job.pipeline, mode=mode,
+                              model_version=out["model_version"], n_rows=out["n_rows"],
+                              n_superseded=0, n_failed=0, seconds=round(out["seconds"], 4),
+                              status="ok")
+            else:
+                summary = run_one(settings, job.pipeline, paths, mode=mode,
+                                  model_version=model_version, threshold=threshold)
+                rows += summary.rows
+                data = summary_json(summary)
+                data.pop("granules")  # one granule per run: its figures are the run's
+                report.update(data, status="ok")
             outcome, status, err = "ok", 200, None
-        except (InputError, NotFound, SourceGone, Busy) as exc:
-            report.update(status="failed", error=str(exc))
-            outcome, status, err = "failed", 422, str(exc)
+        except (InputError, NotFound, SourceGone, Busy, Timeout, Internal) as exc:
+            err = clean_message(str(exc))
+            report.update(status="failed", error=err)
+            outcome, status = "failed", _http_status(exc)
         reports.append(report)
         log_request(conn, settings, client=f"job:{job.job_id} {job.owner}", endpoint="job",
                     pipeline=job.pipeline, granule_id=report.get("granule_id", uid),

@@ -18,6 +18,9 @@ UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 
 class Problem(BaseModel):
     detail: str = Field(description="What was wrong and how to fix it")
+    error_id: str | None = Field(
+        default=None, description="HTTP 500 only: quote it to the operator (the details are "
+                                  "in the service's log, never in the answer)")
 
 
 class Health(BaseModel):
