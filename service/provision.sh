@@ -6,6 +6,7 @@
 #   service/provision.sh stack     PostgreSQL, migrations, DaCHS config, RD import, server
 #   service/provision.sh demo      ingest the simulated demo inputs
 #   service/provision.sh api       (re)start the re-inference/DataLink HTTP service (epnml serve)
+#   service/provision.sh api stop  stop it (SIGTERM, SIGKILL after EPNML_STOP_GRACE seconds)
 #   service/provision.sh run       install + stack + demo + api (the README's first command)
 #   service/provision.sh test      install + lint + the whole test suite (the README's second)
 #   service/provision.sh stop      stop this instance's DaCHS server, HTTP service and TAP watchdog
@@ -307,12 +308,12 @@ dachs_server() {
 }
 
 stop_process() {  # pidfile what cmdline-pattern: SIGTERM its process group, SIGKILL after a grace
-    local pidfile=$1 what=$2 pattern=$3 pid
+    local pidfile=$1 what=$2 pattern=$3 pid cmdline
     [ -f "$pidfile" ] || return 0
     pid=$(cat "$pidfile")
     # a recycled pid is not ours: only a process whose command line matches
-    if [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null \
-            && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$pattern"; then
+    [[ $pid =~ ^[0-9]+$ ]] && cmdline=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null) || cmdline=
+    if [[ $cmdline == *"$pattern"* ]]; then
         log "stopping the $what (pid $pid)"
         # it leads its own process group (setsid): workers go with it
         kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
@@ -367,10 +368,12 @@ tapwatch_once() {
     #    job is gone; PostgreSQL then aborts their query (client_connection_check_interval).
     # 2. Clients may raise a job's executionDuration without bound: cancel any query of
     #    DaCHS' query roles running longer than EPNML_TAP_MAX_S (+ 30 s grace).
-    local pid jobid
+    local pid jobid environ
     for pid in $(pgrep -f -- ' taprun -- ' || true); do
-        tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null | grep -qxF "GAVOSETTINGS=$GAVORC" || continue
-        jobid=$(tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | tail -n 1)
+        # (no `tr | grep -q`: with pipefail, grep's early exit would fail the test)
+        environ=$(tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null) || continue
+        [[ $'\n'$environ$'\n' == *$'\n'"GAVOSETTINGS=$GAVORC"$'\n'* ]] || continue
+        jobid=$(tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | tail -n 1) || continue
         [[ $jobid =~ ^[A-Za-z0-9_.-]+$ ]] || continue
         if [ -z "$(as_postgres psql -d "$DB" -Atqc \
                 "SELECT 1 FROM tap_schema.tapjobs WHERE jobid = '$jobid'" 2>/dev/null)" ]; then
@@ -385,6 +388,7 @@ tapwatch_once() {
 }
 
 tapwatch_loop() {
+    set +e  # a failed poll must not end the watchdog
     while true; do
         tapwatch_once
         sleep "${EPNML_TAPWATCH_INTERVAL:-5}"
@@ -493,7 +497,7 @@ case ${1:-} in
     install) install_packages; install_venv ;;
     stack) setup_stack ;;
     demo) run_demo ;;
-    api) api_server start ;;
+    api) api_server "${2:-start}" ;;  # api stop: the HTTP service only
     run) install_packages; install_venv; setup_stack; run_demo; api_server start
          log "ready: pyvo.dal.TAPService('$SERVER_URL/tap'); re-inference and DataLink at" \
              "http://$API_HOST:$API_PORT (token for commits: $DACHS_ROOT/epnml-api-token)" ;;
