@@ -96,8 +96,8 @@ def stack() -> Iterator[Stack]:
         tables = ", ".join(f"epnml.{t}" for t in PRODUCT_TABLES)
         conn.execute(f"TRUNCATE {tables}, epnml.granule_runs, epnml.runs, epnml.model_versions, "
                      "epnml.jobs, epnml.inference_log")
-    for key in ("EPNML_DSN", "EPNML_DSN_FILE", "EPNML_DATA_DIR", "EPNML_SERVER_URL", "EPNML_API_URL",
-                "GAVOSETTINGS"):
+    for key in ("EPNML_DSN", "EPNML_DSN_FILE", "EPNML_DATA_DIR", "EPNML_SERVER_URL",
+                "EPNML_API_URL", "GAVOSETTINGS"):
         os.environ[key] = env[key]
     yield Stack(f"http://localhost:{TEST_PORT}/tap", f"http://localhost:{TEST_PORT}", env,
                 TEST_ROOT / "gavo", owner_dsn)

@@ -22,9 +22,8 @@ from typing import Any
 import psycopg
 import pytest
 import pyvo
-from epnml.config import read_dsn_file
-
 from conftest import REPO, TEST_API_PORT, TEST_DB, Stack
+from epnml.config import read_dsn_file
 
 pytestmark = pytest.mark.stack
 
@@ -36,7 +35,8 @@ PRODUCTS = ("events", "crossings", "landforms", "units")
 
 def _mode(path: Path) -> tuple[int, str, str]:
     st = path.stat()
-    return stat.S_IMODE(st.st_mode), pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name
+    owner, group = pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name
+    return stat.S_IMODE(st.st_mode), owner, group
 
 
 def _dsn_fields(dsn: str) -> dict[str, str]:
