@@ -20,6 +20,7 @@
 #   EPNML_PORT        DaCHS HTTP port          (8080)
 #   EPNML_API_PORT    epnml serve HTTP port    (8090)
 #   EPNML_API_HOST    epnml serve bind address (127.0.0.1; expose it behind a proxy)
+#   EPNML_DACHS_BIND  DaCHS bind address       (127.0.0.1; containers: 0.0.0.0)
 #   EPNML_DB_OWNER    role owning schema epnml, runs migrations   (epnml)
 #   EPNML_DB_INGEST   role writing rows (epnml ingest, epnml serve) (epnml_ingest)
 #   EPNML_DB_HOST     host in the ingest role's DSN (localhost; containers: the stack)
@@ -133,6 +134,7 @@ render_gavorc() {
     sed -e "s|@ROOT_DIR@|$DACHS_ROOT|" -e "s|@INPUTS_DIR@|$REPO/rd|" \
         -e "s|@SERVER_URL@|$SERVER_URL|" -e "s|@PORT@|$PORT|" \
         -e "s|@AUTHORITY@|$AUTHORITY|" -e "s|@TAP_MAX_S@|$TAP_MAX_S|" \
+        -e "s|@BIND_ADDRESS@|${EPNML_DACHS_BIND:-127.0.0.1}|" \
         "$REPO/service/dachs/gavo.rc.in" > "$GAVORC"
 }
 
