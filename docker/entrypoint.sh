@@ -3,7 +3,8 @@
 #   stack  PostgreSQL+pgSphere, DaCHS and the re-inference/DataLink service (epnml serve)
 #          (EPNML_PG_LISTEN=* lets ml containers connect)
 #   demo   stack + the demo ingest
-#   ml     run an epnml command against the stack's database (EPNML_DSN)
+#   ml     run an epnml command against the stack's database (the ingest role's DSN file
+#          in the shared gavo volume, EPNML_DSN_FILE)
 set -euo pipefail
 cd /opt/epnml
 role=${1:-stack}; shift || true

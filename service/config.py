@@ -17,8 +17,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 @dataclass(frozen=True)
 class Settings:
-    #: libpq connection string of the storage database (the DaCHS database).
-    dsn: str = "host=localhost dbname=gavo user=epnml password=epnml"
+    #: libpq connection string of the storage database (the DaCHS database); empty = the
+    #: first line of ``dsn_file``. Never put a password in epnml.toml: use ``dsn_file``.
+    dsn: str = ""
+    #: root-only (mode 600) file holding the DSN of the ingest role, written by
+    #: ``service/provision.sh stack`` with a generated password (docs/security.md).
+    dsn_file: Path = Path("/var/gavo/etc/epnml-dsn-ingest")
     #: where quicklooks and other served files are written: DaCHS serves
     #: ``<rootDir>/web/nv_static`` at ``/static``, so no extra web server is needed.
     data_dir: Path = Path("/var/gavo/web/nv_static/epnml")
@@ -104,4 +108,21 @@ def load_settings(path: Path | None = None) -> Settings:
                 raise ValueError(f"setting {field.name}: not an integer: {raw!r}") from exc
         else:
             typed[field.name] = str(raw)
-    return replace(settings, **typed)  # type: ignore[arg-type]
+    settings = replace(settings, **typed)  # type: ignore[arg-type]
+    if not settings.dsn:
+        settings = replace(settings, dsn=read_dsn_file(settings.dsn_file))
+    return settings
+
+
+def read_dsn_file(path: Path) -> str:
+    """The DSN in a secrets file (first non-comment line); "" when it is absent or unreadable,
+    so commands that never touch the database still run (``epnml.db.connect`` says why)."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return ""
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            return line
+    return ""

@@ -17,6 +17,9 @@ MIGRATIONS_DIR = REPO_ROOT / "sql"
 def connect(settings: Settings) -> psycopg.Connection:
     """Autocommit connection: each ``conn.transaction()`` block is then a real transaction
     (not a savepoint of an implicit one), which the one-transaction-per-granule rule needs."""
+    if not settings.dsn:
+        raise RuntimeError(f"no storage database: EPNML_DSN is not set and {settings.dsn_file} is "
+                           "missing or unreadable (provision the stack: make run)")
     try:
         return psycopg.connect(settings.dsn, autocommit=True)
     except psycopg.OperationalError as exc:

@@ -6,9 +6,11 @@
 #   service/provision.sh stack     PostgreSQL, migrations, DaCHS config, RD import, server
 #   service/provision.sh demo      ingest the simulated demo inputs
 #   service/provision.sh api       (re)start the re-inference/DataLink HTTP service (epnml serve)
+#   service/provision.sh api stop  stop it (SIGTERM, SIGKILL after EPNML_STOP_GRACE seconds)
 #   service/provision.sh run       install + stack + demo + api (the README's first command)
 #   service/provision.sh test      install + lint + the whole test suite (the README's second)
-#   service/provision.sh stop      stop this instance's DaCHS server and HTTP service
+#   service/provision.sh stop      stop this instance's DaCHS server, HTTP service and TAP watchdog
+#   service/provision.sh rotate    new generated database passwords (docs/security.md)
 #
 # Every step is idempotent: a second run keeps stored rows.
 #
@@ -17,6 +19,16 @@
 #   EPNML_DB          PostgreSQL database      (gavo, DaCHS' own)
 #   EPNML_PORT        DaCHS HTTP port          (8080)
 #   EPNML_API_PORT    epnml serve HTTP port    (8090)
+#   EPNML_API_HOST    epnml serve bind address (127.0.0.1; expose it behind a proxy)
+#   EPNML_DACHS_BIND  DaCHS bind address       (127.0.0.1; containers: 0.0.0.0)
+#   EPNML_DB_OWNER    role owning schema epnml, runs migrations   (epnml)
+#   EPNML_DB_INGEST   role writing rows (epnml ingest, epnml serve) (epnml_ingest)
+#   EPNML_DB_HOST     host in the ingest role's DSN (localhost; containers: the stack)
+#   EPNML_TAP_MAX_S   longest TAP query (s): DaCHS' defaultExecTime, the watchdog's cap (600)
+#   EPNML_STOP_GRACE  seconds between SIGTERM and SIGKILL on stop  (10)
+# Database roles are cluster-wide: every instance on one PostgreSQL cluster needs its
+# own EPNML_DB_OWNER/EPNML_DB_INGEST. Their generated passwords are in
+# $EPNML_DACHS_ROOT/etc/epnml-dsn-{owner,ingest} (root, mode 600).
 # The test suite uses its own instance (tests/conftest.py) so tests never
 # touch the service's rows.
 set -euo pipefail
@@ -28,15 +40,23 @@ DB=${EPNML_DB:-gavo}
 PORT=${EPNML_PORT:-8080}
 SERVER_URL=http://localhost:$PORT
 API_PORT=${EPNML_API_PORT:-8090}
+API_HOST=${EPNML_API_HOST:-127.0.0.1}
 AUTHORITY=${EPNML_AUTHORITY:-epnml.example.org}
-DB_PASSWORD=${EPNML_DB_PASSWORD:-epnml}
+DB_OWNER=${EPNML_DB_OWNER:-epnml}
+DB_INGEST=${EPNML_DB_INGEST:-epnml_ingest}
+DB_HOST=${EPNML_DB_HOST:-localhost}
+TAP_MAX_S=${EPNML_TAP_MAX_S:-600}
+STOP_GRACE=${EPNML_STOP_GRACE:-10}
+OWNER_DSN_FILE=$DACHS_ROOT/etc/epnml-dsn-owner
+INGEST_DSN_FILE=$DACHS_ROOT/etc/epnml-dsn-ingest
 if [ "$DACHS_ROOT" = /var/gavo ]; then
     GAVORC=/etc/gavo.rc
 else
     GAVORC=$DACHS_ROOT/gavo.rc
 fi
 export GAVOSETTINGS=$GAVORC
-export EPNML_DSN="host=localhost dbname=$DB user=epnml password=$DB_PASSWORD"
+# epnml reads the ingest role's DSN from this file (EPNML_DSN, if set, still wins).
+export EPNML_DSN_FILE=$INGEST_DSN_FILE
 export EPNML_DATA_DIR=$DACHS_ROOT/web/nv_static/epnml
 export EPNML_SERVER_URL=$SERVER_URL
 export EPNML_AUTHORITY=$AUTHORITY
@@ -53,8 +73,9 @@ start_postgres() {
     if [ -n "${EPNML_PG_LISTEN:-}" ]; then
         # containers: let the ML workers reach the store over the network (password auth)
         echo "listen_addresses = '$EPNML_PG_LISTEN'" > /etc/postgresql/15/main/conf.d/epnml.conf
-        grep -q '^host all epnml 0.0.0.0/0' /etc/postgresql/15/main/pg_hba.conf \
-            || echo 'host all epnml 0.0.0.0/0 scram-sha-256' >> /etc/postgresql/15/main/pg_hba.conf
+        # only the ingest role over the network; the owner connects locally
+        grep -q "^host all $DB_INGEST 0.0.0.0/0" /etc/postgresql/15/main/pg_hba.conf \
+            || echo "host all $DB_INGEST 0.0.0.0/0 scram-sha-256" >> /etc/postgresql/15/main/pg_hba.conf
     fi
     if ! pg_lsclusters -h 2>/dev/null | grep -q '^15 *main .*online'; then
         log "starting PostgreSQL 15"
@@ -112,7 +133,8 @@ render_gavorc() {
     mkdir -p "$(dirname "$GAVORC")"
     sed -e "s|@ROOT_DIR@|$DACHS_ROOT|" -e "s|@INPUTS_DIR@|$REPO/rd|" \
         -e "s|@SERVER_URL@|$SERVER_URL|" -e "s|@PORT@|$PORT|" \
-        -e "s|@AUTHORITY@|$AUTHORITY|" \
+        -e "s|@AUTHORITY@|$AUTHORITY|" -e "s|@TAP_MAX_S@|$TAP_MAX_S|" \
+        -e "s|@BIND_ADDRESS@|${EPNML_DACHS_BIND:-127.0.0.1}|" \
         "$REPO/service/dachs/gavo.rc.in" > "$GAVORC"
 }
 
@@ -146,24 +168,122 @@ dachs_init_instance() {
     fi
 }
 
-storage_schema() {
-    # Role and schema need a superuser; everything else is a migration run as epnml.
+secure_dachs_files() {
+    # DaCHS' DB profiles hold passwords (feed: gavoadmin, a CREATEROLE role). `dachs serve`
+    # starts as root and drops to [web]user (gavo) before it reads them; dachs imp/pub run
+    # as root: owner gavo, mode 600. Its logs carry users' queries: no access for others.
+    local p
+    for p in feed trustedquery untrustedquery; do
+        if [ -f "$DACHS_ROOT/etc/$p" ]; then
+            chown gavo:gavo "$DACHS_ROOT/etc/$p" && chmod 600 "$DACHS_ROOT/etc/$p"
+        fi
+    done
+    mkdir -p "$DACHS_ROOT/logs" && chmod o-rwx "$DACHS_ROOT/logs"
+}
+
+new_password() { python3 -c 'import secrets; print(secrets.token_urlsafe(32))'; }
+
+dsn_password() {  # the password stored in a DSN file, or nothing
+    [ -f "$1" ] && sed -n 's/^.* password=\([^ ]*\).*$/\1/p' "$1" | head -n 1 || true
+}
+
+write_dsn_file() {  # file role host password
+    local tmp
+    tmp=$(mktemp "$1.XXXXXX")  # mode 600
+    printf '# epnml database role %s: generated by service/provision.sh (docs/security.md)\n' \
+        "$2" > "$tmp"
+    printf 'host=%s port=5432 dbname=%s user=%s password=%s\n' "$3" "$DB" "$2" "$4" >> "$tmp"
+    chown root:root "$tmp" && chmod 600 "$tmp" && mv "$tmp" "$1"
+}
+
+db_role() {  # role dsn-file dsn-host [rotate]: create the login role, its password from the file
+    local role=$1 file=$2 host=$3 password
+    password=$(dsn_password "$file")
+    if [ -z "$password" ] || [ "${4:-}" = rotate ]; then
+        password=$(new_password)
+        log "new generated password for database role $role ($file)"
+    fi
+    # the password goes through stdin (never a command line) and the file is written
+    # only once the role has it
     as_postgres psql -q -d "$DB" -v ON_ERROR_STOP=1 <<SQL
 SET client_min_messages = warning;
-DO \$\$ BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'epnml') THEN
-    CREATE ROLE epnml LOGIN PASSWORD '$DB_PASSWORD';
-  END IF;
-END \$\$;
+SELECT format('CREATE ROLE %I', '$role') WHERE NOT EXISTS (
+    SELECT 1 FROM pg_roles WHERE rolname = '$role') \gexec
+ALTER ROLE "$role" WITH LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '$password';
+GRANT CONNECT ON DATABASE "$DB" TO "$role";
+SQL
+    write_dsn_file "$file" "$role" "$host" "$password"
+}
+
+db_roles() {
+    local role
+    for role in "$DB_OWNER" "$DB_INGEST"; do
+        [[ $role =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || { log "bad role name: $role"; return 1; }
+    done
+    [ "$DB_OWNER" != "$DB_INGEST" ] || { log "EPNML_DB_OWNER and EPNML_DB_INGEST must differ"; return 1; }
+    mkdir -p "$DACHS_ROOT/etc"
+    db_role "$DB_OWNER" "$OWNER_DSN_FILE" localhost "${1:-}"
+    db_role "$DB_INGEST" "$INGEST_DSN_FILE" "$DB_HOST" "${1:-}"
+}
+
+storage_schema() {
+    # Roles, extensions and the schema need a superuser; everything else is a
+    # migration run as the owner role.
+    db_roles
+    as_postgres psql -q -d "$DB" -v ON_ERROR_STOP=1 <<SQL
+SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pg_sphere;
 CREATE EXTENSION IF NOT EXISTS btree_gist;
 -- SSD storage: random reads cost little more than sequential ones; with the default
 -- (4) the planner skips selective index scans on the product tables.
-ALTER DATABASE $DB SET random_page_cost = 1.1;
-CREATE SCHEMA IF NOT EXISTS epnml AUTHORIZATION epnml;
-GRANT CONNECT ON DATABASE $DB TO epnml;
+ALTER DATABASE "$DB" SET random_page_cost = 1.1;
+-- read by migration 0008 (grants to the ingest role)
+ALTER DATABASE "$DB" SET epnml.ingest_role = '$DB_INGEST';
+CREATE SCHEMA IF NOT EXISTS epnml AUTHORIZATION "$DB_OWNER";
+-- An install whose schema another role owns (e.g. the former shared role epnml): the
+-- configured owner takes over the schema and everything in it.
+DO \$\$
+DECLARE
+    obj record;
+BEGIN
+    IF (SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'epnml')
+            <> quote_ident('$DB_OWNER') THEN
+        RAISE NOTICE 'schema epnml: new owner $DB_OWNER';
+        EXECUTE format('ALTER SCHEMA epnml OWNER TO %I', '$DB_OWNER');
+        FOR obj IN SELECT c.relname, c.relkind FROM pg_class c
+                WHERE c.relnamespace = 'epnml'::regnamespace AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+                AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass
+                                AND d.objid = c.oid AND d.deptype IN ('a', 'i')) LOOP
+            EXECUTE format('ALTER %s epnml.%I OWNER TO %I',
+                CASE obj.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
+                    WHEN 'S' THEN 'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END,
+                obj.relname, '$DB_OWNER');
+        END LOOP;
+        FOR obj IN SELECT p.oid::regprocedure AS sig FROM pg_proc p
+                WHERE p.pronamespace = 'epnml'::regnamespace LOOP
+            EXECUTE format('ALTER ROUTINE %s OWNER TO %I', obj.sig, '$DB_OWNER');
+        END LOOP;
+    END IF;
+END \$\$;
 SQL
-    "$VENV/bin/epnml" db migrate
+    # DaCHS' query roles: TAP queries are bounded (DaCHS sets statement_timeout from the
+    # job's executionDuration, which clients may raise: this default is only a backstop,
+    # the watchdog is the cap); a query whose client died (a deleted TAP job's runner,
+    # killed by the watchdog) is aborted within seconds.
+    as_postgres psql -q -d "$DB" -v ON_ERROR_STOP=1 <<SQL
+SET client_min_messages = warning;
+ALTER ROLE untrusted IN DATABASE "$DB" SET statement_timeout = '${TAP_MAX_S}s';
+ALTER ROLE untrusted IN DATABASE "$DB" SET client_connection_check_interval = '2s';
+ALTER ROLE gavo IN DATABASE "$DB" SET client_connection_check_interval = '2s';
+SQL
+    EPNML_DSN=$(grep -v '^#' "$OWNER_DSN_FILE") "$VENV/bin/epnml" db migrate
+}
+
+rotate_passwords() {
+    # New passwords for both roles; running services re-read the file on restart.
+    start_postgres
+    db_roles rotate
+    log "restart the HTTP service (provision.sh api) and ingest jobs to use the new passwords"
 }
 
 dachs_server() {
@@ -189,41 +309,112 @@ dachs_server() {
     esac
 }
 
-api_server() {
-    # The HTTP service (service/api) beside DaCHS; commits need the token kept in
-    # $DACHS_ROOT/epnml-api-token (readable by root only).
-    local action=$1 pidfile=$DACHS_ROOT/epnml-api.pid api_url=http://localhost:$API_PORT
-    if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-        log "stopping the epnml HTTP service"
-        kill "$(cat "$pidfile")" || true
-        for _ in $(seq 20); do kill -0 "$(cat "$pidfile")" 2>/dev/null || break; sleep 0.5; done
+stop_process() {  # pidfile what cmdline-pattern: SIGTERM its process group, SIGKILL after a grace
+    local pidfile=$1 what=$2 pattern=$3 pid cmdline
+    [ -f "$pidfile" ] || return 0
+    pid=$(cat "$pidfile")
+    # a recycled pid is not ours: only a process whose command line matches
+    [[ $pid =~ ^[0-9]+$ ]] && cmdline=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null) || cmdline=
+    if [[ $cmdline == *"$pattern"* ]]; then
+        log "stopping the $what (pid $pid)"
+        # it leads its own process group (setsid): workers go with it
+        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+        local waited=0
+        while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt $((STOP_GRACE * 10)) ]; do
+            sleep 0.1; waited=$((waited + 1))
+        done
+        if kill -0 -- "-$pid" 2>/dev/null || kill -0 "$pid" 2>/dev/null; then
+            log "the $what did not stop within ${STOP_GRACE}s: SIGKILL"
+            kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+        fi
     fi
     rm -f "$pidfile"
+}
+
+private_log() {  # a log that may carry user data: root only, mode 600 (also an older one)
+    mkdir -p "$(dirname "$1")"
+    [ -e "$1" ] || (umask 077 && : > "$1")
+    chown root:root "$1" && chmod 600 "$1"
+}
+
+api_server() {
+    # The HTTP service (service/api) beside DaCHS; commits need the token kept in
+    # $DACHS_ROOT/epnml-api-token (readable by root only). It binds to loopback
+    # (EPNML_API_HOST): expose it through a reverse proxy (docs/security.md).
+    local action=$1 pidfile=$DACHS_ROOT/epnml-api.pid api_url=http://localhost:$API_PORT
+    local logfile=$DACHS_ROOT/logs/epnml-api.log
+    stop_process "$pidfile" "epnml HTTP service" "epnml serve"
     [ "$action" = start ] || return 0
     local tokenfile=$DACHS_ROOT/epnml-api-token
     if [ ! -s "$tokenfile" ]; then
-        (umask 077 && "$VENV/bin/python" -c 'import secrets; print(secrets.token_urlsafe(32))' \
+        (umask 077 && python3 -c 'import secrets; print(secrets.token_urlsafe(32))' \
             > "$tokenfile")
     fi
-    mkdir -p "$DACHS_ROOT/logs"
-    log "starting the epnml HTTP service on port $API_PORT"
-    EPNML_API_TOKEN=$(cat "$tokenfile") nohup "$VENV/bin/epnml" serve --no-dachs \
-        --host 0.0.0.0 --port "$API_PORT" >>"$DACHS_ROOT/logs/epnml-api.log" 2>&1 &
+    chmod 600 "$tokenfile"
+    private_log "$logfile"
+    log "starting the epnml HTTP service on $API_HOST:$API_PORT"
+    EPNML_API_TOKEN=$(cat "$tokenfile") setsid nohup "$VENV/bin/epnml" serve --no-dachs \
+        --host "$API_HOST" --port "$API_PORT" >>"$logfile" 2>&1 < /dev/null &
     echo $! > "$pidfile"
     for _ in $(seq 60); do
         curl -sf "$api_url/health" >/dev/null 2>&1 && return 0
         sleep 1
     done
-    log "the epnml HTTP service did not answer on $api_url (see $DACHS_ROOT/logs/epnml-api.log)"
+    log "the epnml HTTP service did not answer on $api_url (see $logfile)"
     return 1
+}
+
+tapwatch_once() {
+    # 1. DaCHS 2.7 deletes an EXECUTING async TAP job without stopping its runner
+    #    (`gavo taprun -- <jobid>`, its own session): kill runners of this instance whose
+    #    job is gone; PostgreSQL then aborts their query (client_connection_check_interval).
+    # 2. Clients may raise a job's executionDuration without bound: cancel any query of
+    #    DaCHS' query roles running longer than EPNML_TAP_MAX_S (+ 30 s grace).
+    local pid jobid environ
+    for pid in $(pgrep -f -- ' taprun -- ' || true); do
+        # (no `tr | grep -q`: with pipefail, grep's early exit would fail the test)
+        environ=$(tr '\0' '\n' < "/proc/$pid/environ" 2>/dev/null) || continue
+        [[ $'\n'$environ$'\n' == *$'\n'"GAVOSETTINGS=$GAVORC"$'\n'* ]] || continue
+        jobid=$(tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | tail -n 1) || continue
+        [[ $jobid =~ ^[A-Za-z0-9_.-]+$ ]] || continue
+        if [ -z "$(as_postgres psql -d "$DB" -Atqc \
+                "SELECT 1 FROM tap_schema.tapjobs WHERE jobid = '$jobid'" 2>/dev/null)" ]; then
+            log "TAP job $jobid was deleted while executing: killing its runner (pid $pid)"
+            kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
+    as_postgres psql -d "$DB" -Atqc "SELECT pg_cancel_backend(pid) FROM pg_stat_activity
+        WHERE datname = current_database() AND usename IN ('untrusted', 'gavo')
+        AND state = 'active' AND backend_type = 'client backend'
+        AND now() - query_start > interval '$((TAP_MAX_S + 30)) seconds'" >/dev/null 2>&1 || true
+}
+
+tapwatch_loop() {
+    set +e  # a failed poll must not end the watchdog
+    while true; do
+        tapwatch_once
+        sleep "${EPNML_TAPWATCH_INTERVAL:-5}"
+    done
+}
+
+tapwatch() {
+    local action=$1 pidfile=$DACHS_ROOT/epnml-tapwatch.pid
+    stop_process "$pidfile" "TAP watchdog" "provision.sh tapwatch-loop"
+    [ "$action" = start ] || return 0
+    private_log "$DACHS_ROOT/logs/epnml-tapwatch.log"
+    setsid nohup bash "$REPO/service/provision.sh" tapwatch-loop \
+        >>"$DACHS_ROOT/logs/epnml-tapwatch.log" 2>&1 < /dev/null &
+    echo $! > "$pidfile"
 }
 
 setup_stack() {
     start_postgres
     render_gavorc
     dachs_init_instance
+    secure_dachs_files
     storage_schema
     mkdir -p "$EPNML_DATA_DIR" && chmod 755 "$EPNML_DATA_DIR"
+    private_log "$DACHS_ROOT/logs/epnml-val.log"
     if ! dachs val __system__/userconfig $(printf '%s/q ' $FAMILIES $EXTRA_RDS) \
             >"$DACHS_ROOT/logs/epnml-val.log" 2>&1; then
         cat "$DACHS_ROOT/logs/epnml-val.log" >&2
@@ -240,6 +431,7 @@ setup_stack() {
     # every committed model version is in the registry before it writes a row
     "$VENV/bin/epnml" models --register >/dev/null
     dachs_server start
+    tapwatch start
     log "EPN-TAP served at $SERVER_URL/tap (schemas: $(printf 'epnml_%s ' $FAMILIES))"
 }
 
@@ -307,11 +499,13 @@ case ${1:-} in
     install) install_packages; install_venv ;;
     stack) setup_stack ;;
     demo) run_demo ;;
-    api) api_server start ;;
+    api) api_server "${2:-start}" ;;  # api stop: the HTTP service only
     run) install_packages; install_venv; setup_stack; run_demo; api_server start
          log "ready: pyvo.dal.TAPService('$SERVER_URL/tap'); re-inference and DataLink at" \
-             "http://localhost:$API_PORT (token for commits: $DACHS_ROOT/epnml-api-token)" ;;
+             "http://$API_HOST:$API_PORT (token for commits: $DACHS_ROOT/epnml-api-token)" ;;
     test) shift; install_packages; install_venv; run_tests "$@" ;;
-    stop) api_server stop; dachs_server stop ;;
-    *) echo "usage: $0 install|stack|demo|api|run|test|stop" >&2; exit 2 ;;
+    stop) api_server stop; tapwatch stop; dachs_server stop ;;
+    rotate) rotate_passwords ;;
+    tapwatch-loop) tapwatch_loop ;;
+    *) echo "usage: $0 install|stack|demo|api|run|test|stop|rotate" >&2; exit 2 ;;
 esac

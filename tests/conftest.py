@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from epnml.config import load_settings
+from epnml.config import load_settings, read_dsn_file
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_ROOT = Path(os.environ.get("EPNML_TEST_ROOT", "/var/tmp/epnml-test"))
@@ -45,6 +45,8 @@ class Stack:
     server_url: str
     env: dict[str, str]
     dachs_root: Path
+    #: the owner role's DSN (schema changes, TRUNCATE); tests write as the ingest role
+    owner_dsn: str = ""
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run a command with the test instance's environment (EPNML_*, GAVOSETTINGS)."""
@@ -60,12 +62,17 @@ def _stack_env() -> dict[str, str]:
         "EPNML_PORT": str(TEST_PORT),
         "EPNML_VENV": str(Path(sys.prefix)),
         "GAVOSETTINGS": str(TEST_ROOT / "gavo" / "gavo.rc"),
-        "EPNML_DSN": f"host=localhost dbname={TEST_DB} user=epnml password=epnml",
+        # roles of this instance only (roles are cluster-wide); provisioning generates
+        # their passwords into <root>/etc/epnml-dsn-{owner,ingest} (read in `stack`)
+        "EPNML_DB_OWNER": f"{TEST_DB}_owner",
+        "EPNML_DB_INGEST": f"{TEST_DB}_ingest",
+        "EPNML_DSN_FILE": str(TEST_ROOT / "gavo" / "etc" / "epnml-dsn-ingest"),
         "EPNML_DATA_DIR": str(TEST_ROOT / "gavo" / "web" / "nv_static" / "epnml"),
         "EPNML_SERVER_URL": f"http://localhost:{TEST_PORT}",
         # the re-inference / DataLink service of the test instance (tests start it)
         "EPNML_API_URL": f"http://localhost:{TEST_API_PORT}",
     })
+    env.pop("EPNML_DSN", None)  # provisioning migrates as the owner, never as a given DSN
     return env
 
 
@@ -81,16 +88,19 @@ def stack() -> Iterator[Stack]:
         raise RuntimeError(f"provisioning the test stack failed:\n{proc.stdout}\n{proc.stderr}")
     import psycopg
 
-    # The test instance is disposable: start every session from empty tables.
-    with psycopg.connect(env["EPNML_DSN"]) as conn:
+    etc = TEST_ROOT / "gavo" / "etc"
+    env["EPNML_DSN"] = read_dsn_file(etc / "epnml-dsn-ingest")
+    owner_dsn = read_dsn_file(etc / "epnml-dsn-owner")
+    # The test instance is disposable: start every session from empty tables (the owner may).
+    with psycopg.connect(owner_dsn) as conn:
         tables = ", ".join(f"epnml.{t}" for t in PRODUCT_TABLES)
         conn.execute(f"TRUNCATE {tables}, epnml.granule_runs, epnml.runs, epnml.model_versions, "
                      "epnml.jobs, epnml.inference_log")
-    for key in ("EPNML_DSN", "EPNML_DATA_DIR", "EPNML_SERVER_URL", "EPNML_API_URL",
-                "GAVOSETTINGS"):
+    for key in ("EPNML_DSN", "EPNML_DSN_FILE", "EPNML_DATA_DIR", "EPNML_SERVER_URL",
+                "EPNML_API_URL", "GAVOSETTINGS"):
         os.environ[key] = env[key]
     yield Stack(f"http://localhost:{TEST_PORT}/tap", f"http://localhost:{TEST_PORT}", env,
-                TEST_ROOT / "gavo")
+                TEST_ROOT / "gavo", owner_dsn)
     subprocess.run(["bash", str(REPO / "service" / "provision.sh"), "stop"], env=env,
                    capture_output=True, cwd=REPO)
 
