@@ -80,6 +80,9 @@ def _worker_main(conn: Connection, memory_mb: int, owner: int) -> None:
         import resource
 
         limit = memory_mb * 1024 * 1024
+        _, hard = resource.getrlimit(resource.RLIMIT_AS)
+        if hard != resource.RLIM_INFINITY:  # never above what the service itself may use
+            limit = min(limit, hard)
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     try:  # load the runner (torch, pandas) now rather than within the first deadline
         import epnml.ingest.runner  # noqa: F401
