@@ -86,6 +86,22 @@ class GranuleResult:
     output: StageOutput | None
     error: str | None
     seconds: float
+    #: what failed: ``input`` (bad file), ``limit`` (LimitExceeded), ``memory`` or
+    #: ``internal`` (a bug); the CLI exits 2 on a limit, the HTTP service answers 413.
+    kind: str | None = None
+
+
+def error_kind(exc: BaseException) -> str:
+    """The failure class of a granule's exception (see GranuleResult.kind)."""
+    from epnml.ingest.limits import LimitExceeded
+
+    if isinstance(exc, LimitExceeded):
+        return "limit"
+    if isinstance(exc, MemoryError):
+        return "memory"
+    if isinstance(exc, GranuleError | ValueError | OSError | RuntimeError):
+        return "input"
+    return "internal"
 
 
 def process_granule(
@@ -101,10 +117,10 @@ def process_granule(
         output = get_stage(pipeline, model_version, ctx.params).process(granule, ctx)
     except Exception as exc:  # noqa: BLE001 - the error is the granule's result
         return GranuleResult(granule, None, granule_error_text(granule, exc),
-                             time.perf_counter() - t0)
+                             time.perf_counter() - t0, error_kind(exc))
     if output is None:
         return GranuleResult(granule, None, f"{granule.label}: the stage returned nothing",
-                             time.perf_counter() - t0)
+                             time.perf_counter() - t0, "internal")
     return GranuleResult(granule, output, None, time.perf_counter() - t0)
 
 
@@ -239,7 +255,8 @@ def _result(future: Any, granule: Granule) -> GranuleResult:
         result: GranuleResult = future.result()
     except Exception as exc:  # noqa: BLE001 - BrokenProcessPool, a dask worker lost...
         return GranuleResult(granule, None,
-                             printable(f"{granule.label}: worker failed: {_name(exc)}"), 0.0)
+                             printable(f"{granule.label}: worker failed: {_name(exc)}"), 0.0,
+                             "internal")
     return result
 
 

@@ -39,6 +39,11 @@ Mode = Literal["predict", "ingest"]
 class RunFailed(RuntimeError):
     """A granule failed and the run was not asked to keep going."""
 
+    def __init__(self, message: str, kind: str | None = None) -> None:
+        super().__init__(message)
+        #: the granule's failure class (GranuleResult.kind): ``limit`` -> CLI exit 2.
+        self.kind = kind
+
 
 @dataclass
 class GranuleReport:
@@ -53,6 +58,8 @@ class GranuleReport:
     renamed_from: str | None = None
     #: False: an older model version, its rows stored already superseded.
     current: bool = True
+    #: failure class of a failed granule (GranuleResult.kind).
+    kind: str | None = None
 
 
 @dataclass
@@ -207,7 +214,7 @@ def run_pipeline(
                 if report.status == "failed":
                     tqdm.write(f"error: {_with_file(report)}", file=sys.stderr)
                     if not keep_going:
-                        raise RunFailed(_with_file(report))
+                        raise RunFailed(_with_file(report), report.kind)
         bar.close()
         summary.records = pd.concat(records, ignore_index=True) if records else pd.DataFrame()
         status = "finished"
@@ -432,6 +439,7 @@ def _handle(result: GranuleResult, mode: Mode, conn: Any, product: Any, pipeline
                            seconds=result.seconds)
     if result.error is not None or result.output is None:
         report.status = "failed"
+        report.kind = result.kind
         report.error = printable(result.error or "no output (the stage returned nothing)")
         return _record_failed(report, conn, run_id)
     output = result.output

@@ -60,13 +60,21 @@ def _run(args: argparse.Namespace, mode: str) -> int:
     except RunFailed as exc:
         print(f"epnml: stopped: {exc} (use --keep-going to continue past bad granules)",
               file=sys.stderr)
-        return 1
+        return 2 if exc.kind == "limit" else 1
     if mode == "predict":
         out: Path = args.output
         summary.records.to_csv(out, index=False)
         print(f"wrote {len(summary.records)} row(s) to {out}", file=sys.stderr)
     print(summary.text(), file=sys.stderr)
-    return 1 if summary.n_failed else 0
+    return _exit_code(summary)
+
+
+def _exit_code(summary: Any) -> int:
+    """0 all granules ok, 2 an input declared more work than the limits allow, else 1."""
+    kinds = {g.kind for g in summary.granules if g.status == "failed"}
+    if "limit" in kinds:
+        return 2
+    return 1 if kinds else 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -94,7 +102,9 @@ def _ingest_landforms(args: argparse.Namespace) -> int:
     if args.model_version and len(routes) > 1:
         raise ValueError(f"--model-version names one model's version, but the files go to "
                          f"{', '.join(routes)}: give --models too")
-    status = 1 if errors else 0
+    from epnml.ingest.limits import LimitExceeded
+
+    status = (2 if any(isinstance(e, LimitExceeded) for e in errors) else 1) if errors else 0
     for model, files in routes.items():
         print(f"landforms: {model} <- {len(files)} file(s)", file=sys.stderr)
         one = argparse.Namespace(**{**vars(args), "pipeline": model, "files": files})
