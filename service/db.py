@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-from epnml.config import REPO_ROOT, Settings
+from epnml.config import REPO_ROOT, Settings, read_dsn_file
 
 MIGRATIONS_DIR = REPO_ROOT / "sql"
 
@@ -17,14 +17,17 @@ MIGRATIONS_DIR = REPO_ROOT / "sql"
 def connect(settings: Settings) -> psycopg.Connection:
     """Autocommit connection: each ``conn.transaction()`` block is then a real transaction
     (not a savepoint of an implicit one), which the one-transaction-per-granule rule needs."""
-    if not settings.dsn:
+    # The secrets file is read again here when the settings were made before it existed
+    # (a service started before provisioning, or a rotated password).
+    dsn = settings.dsn or read_dsn_file(settings.dsn_file)
+    if not dsn:
         raise RuntimeError(f"no storage database: EPNML_DSN is not set and {settings.dsn_file} is "
                            "missing or unreadable (provision the stack: make run)")
     try:
-        return psycopg.connect(settings.dsn, autocommit=True)
+        return psycopg.connect(dsn, autocommit=True)
     except psycopg.OperationalError as exc:
         raise RuntimeError(
-            f"cannot connect to the storage database ({settings.dsn.split('password')[0]}...): "
+            f"cannot connect to the storage database ({dsn.split('password')[0]}...): "
             f"{exc}. Is the stack provisioned (make run)?"
         ) from exc
 

@@ -38,7 +38,9 @@ def _app() -> object:
 
     env = _stack_env()
     return create_app(replace(
-        load_settings(), dsn=env["EPNML_DSN"], server_url=env["EPNML_SERVER_URL"],
+        # the DSN file is written when the stack fixture provisions: read at connect time
+        load_settings(), dsn="", dsn_file=Path(env["EPNML_DSN_FILE"]),
+        server_url=env["EPNML_SERVER_URL"],
         api_url=env["EPNML_API_URL"], data_dir=Path(env["EPNML_DATA_DIR"]),
         api_token="schema-token", job_worker=0, max_queued_jobs=100000, jobs_dir=_JOBS,
         max_pending_per_client=100000))
