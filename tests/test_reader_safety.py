@@ -545,3 +545,103 @@ def test_yolo_label_errors_do_not_echo_lines(tmp_path: Path) -> None:
         read_yolo_labels(path, 100, 100)
     assert err.value.reason == "line 1: expected 'class cx cy w h', got 1 fields"
 
+
+
+# --------------------------------------------------------------------------- footprints
+
+def test_geotiff_footprint_leaving_the_body_is_refused(tmp_path: Path) -> None:
+    """A huge pixel scale used to give rows clipped to the pole; now the file is refused."""
+    from epnml.ingest.readers.images import read_image_header
+
+    where = "georeference puts the image outside the body"
+    huge = _geotiff(tmp_path / "huge.tif", (1e30, 1e30, 0.0), GEOGRAPHIC_KEYS, (3396190.0,))
+    for read in (read_image, read_image_header):
+        with pytest.raises(GranuleError) as err:
+            read(huge)
+        assert str(err.value) == f"{huge}: {where} (latitude -6.4e+31 to 45 deg, beyond -90..90)"
+    south = _geotiff(tmp_path / "south.tif", (0.01, 2.25, 0.0), GEOGRAPHIC_KEYS, (3396190.0,))
+    with pytest.raises(GranuleError) as err:
+        read_image(south)
+    assert err.value.reason == f"{where} (latitude -99 to 45 deg, beyond -90..90)"
+    wide = _geotiff(tmp_path / "wide.tif", (6.0, 0.01, 0.0), GEOGRAPHIC_KEYS, (3396190.0,))
+    with pytest.raises(GranuleError) as err:
+        read_image(wide)
+    assert err.value.reason == f"{where} (longitude extent 384 deg, more than 360)"
+
+
+def test_global_footprint_touching_the_poles_is_accepted(tmp_path: Path) -> None:
+    d, s = TiffTags.DOUBLE, TiffTags.SHORT
+    ifd = TiffImagePlugin.ImageFileDirectory_v2()
+    for tag, kind, value in ((33550, d, (5.625, 2.8125, 0.0)),
+                             (33922, d, (0, 0, 0, -180.0, 90.0, 0.0)),
+                             (34735, s, GEOGRAPHIC_KEYS), (34736, d, (3396190.0,))):
+        ifd[tag] = value
+        ifd.tagtype[tag] = kind
+    path = tmp_path / "global.tif"
+    pixels = (np.arange(64 * 64) % 251).astype(np.uint8).reshape(64, 64)
+    Image.fromarray(pixels, mode="L").save(path, format="TIFF", tiffinfo=ifd)
+    georef = read_image(path).georef
+    assert georef is not None
+    assert georef.footprint_deg(64, 64) == (-180.0, 180.0, -90.0, 90.0)
+
+
+def test_pds3_projection_offset_leaving_the_body_is_refused(mounds: dict[str, Path],
+                                                            tmp_path: Path) -> None:
+    from epnml.ingest.readers.images import read_image_header
+
+    text = mounds["pds3_dtm_cross0"].read_text(encoding="latin-1")
+    line = re.search(r"LINE_PROJECTION_OFFSET = [^\n]*", text)
+    assert line is not None
+    label = _pds3_label(mounds, tmp_path / "offset", line.group(0),
+                        "LINE_PROJECTION_OFFSET = 1e300 <PIXEL>")
+    for read in (read_image, read_image_header):
+        with pytest.raises(GranuleError) as err:
+            read(label)
+        assert str(err.value).startswith(f"{label}: ")
+        assert re.fullmatch(r"georeference puts the image outside the body \(latitude "
+                            r"3\.37\d*e\+296 to 3\.37\d*e\+296 deg, beyond -90\.\.90\)",
+                            err.value.reason), err.value.reason
+        assert "PROJECTION" not in err.value.reason
+
+
+# --------------------------------------------------------------------------- routing sizes
+
+def test_routing_checks_declared_sizes_against_each_stage(
+        mounds: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI routes before it connects to the database: routing must refuse the sizes."""
+    from epnml.ingest.routing import route_landforms
+    from PIL import ImageFile
+
+    def no_decoding(self: object) -> None:
+        raise AssertionError("pixels were decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", no_decoding)
+    bomb = _png_header(tmp_path / "bomb.png", 30000, 30000)
+    with pytest.raises(LimitExceeded) as err:
+        route_landforms([bomb])
+    assert str(err.value) == f"{bomb}: pixels 9e+08 exceeds the limit of 2.5e+07"
+    dtm = _pds3_label(mounds, tmp_path / "huge", "LINES = 192\n  LINE_SAMPLES = 192",
+                      "LINES = 200000\n  LINE_SAMPLES = 200000")
+    with pytest.raises(LimitExceeded) as err:
+        route_landforms([dtm])
+    assert str(err.value) == f"{dtm}: pixels 4e+10 exceeds the limit of 1.6e+07"
+    # keep-going: collected like any other routing error, the good file still routed
+    good = mounds["pds3_dtm_cross0"]
+    errors: list[GranuleError] = []
+    assert route_landforms([bomb, dtm, good], errors=errors) == {"mounds": [good]}
+    assert [(type(e), e.path) for e in errors] == [(LimitExceeded, str(bomb)),
+                                                   (LimitExceeded, str(dtm))]
+    # each model's own limits: 30.25 Mpx is too much for pits (25) but not for craters (36)
+    mid = _png_header(tmp_path / "mid.png", 5500, 5500)
+    assert route_landforms([mid], models=["craters"]) == {"craters": [mid]}
+    with pytest.raises(LimitExceeded, match="pixels 3.025e\\+07 exceeds the limit of 2.5e\\+07"):
+        route_landforms([mid], models=["craters", "pits"])
+
+
+def test_decompression_bomb_at_routing_is_a_limit(tmp_path: Path) -> None:
+    from epnml.ingest.routing import route_landforms
+
+    bomb = _png_header(tmp_path / "bomb60k.png", 60000, 60000)
+    with pytest.raises(LimitExceeded) as err:
+        route_landforms([bomb])
+    assert str(err.value) == f"{bomb}: pixels 3.6e+09 exceeds the limit of 1.6e+09"

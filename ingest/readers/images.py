@@ -54,6 +54,8 @@ FLOAT_COPIES = 4
 _MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "PA": 2, "RGB": 3, "YCbCr": 3, "RGBA": 4,
                "CMYK": 4, "I": 4, "F": 4, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
 _COLOUR_MODES = ("RGB", "RGBA", "CMYK", "YCbCr")
+#: rounding slack (deg) when checking that a footprint stays on the body.
+FOOTPRINT_TOLERANCE_DEG = 1e-6
 
 # GeoTIFF tags and GeoKeys (GeoTIFF 1.1, OGC 19-008r4).
 TAG_PIXEL_SCALE = 33550
@@ -126,6 +128,20 @@ class GeoRef:
             lat = np.degrees(np.arctan(ratio * np.tan(np.radians(lat))))
         return np.mod(lon, 360.0), lat
 
+    def footprint_deg(self, width: int, height: int) -> tuple[float, float, float, float]:
+        """(west, east, south, north) of a ``width`` x ``height`` image in degrees, neither
+        wrapped nor clipped (so a broken georeference shows), before any planetographic
+        conversion. Plain floats: an overflow gives inf, never an exception."""
+        lons = [self.x0, self.x0 + width * self.sx]
+        lats = [self.y0 - height * self.sy, self.y0]
+        if self.kind != "geographic":
+            r = self.semi_major_m
+            r_lon = r * math.cos(math.radians(self.lat_ts_deg))
+            lats = [math.degrees((y - self.false_northing) / r) for y in lats]
+            lons = [self.lon0_deg + math.degrees((x - self.false_easting) / r_lon)
+                    for x in lons]
+        return min(lons), max(lons), min(lats), max(lats)
+
     def pixel_size_km(self, row: float) -> tuple[float, float]:
         """Ground size (km) of one pixel along x and y at image row ``row``."""
         if self.kind == "geographic":
@@ -150,6 +166,25 @@ class ImageData:
     @property
     def georeferenced(self) -> bool:
         return self.georef is not None
+
+
+def check_footprint(path: Path, georef: GeoRef, width: int, height: int) -> GeoRef:
+    """``georef`` when the image it places lies on its body: corner latitudes within
+    [-90, 90], a longitude extent of at most 360 deg, all finite. Otherwise GranuleError
+    (a huge pixel scale or projection offset would give rows outside the body, which
+    pixel_to_lonlat would silently clip to the poles)."""
+    west, east, south, north = georef.footprint_deg(width, height)
+    tol = FOOTPRINT_TOLERANCE_DEG
+    where = "georeference puts the image outside the body"
+    if not all(math.isfinite(v) for v in (west, east, south, north)):
+        raise GranuleError(path, f"{where} (its corner coordinates are not finite)")
+    if south < -90.0 - tol or north > 90.0 + tol:
+        raise GranuleError(path, f"{where} (latitude {south:.6g} to {north:.6g} deg, "
+                                 "beyond -90..90)")
+    if east - west > 360.0 + tol:
+        raise GranuleError(path, f"{where} (longitude extent {east - west:.6g} deg, "
+                                 "more than 360)")
+    return georef
 
 
 def hirise_observation_id(name: str) -> str | None:
@@ -192,7 +227,7 @@ def read_image(path: Path | str, bodies: tuple[str, ...] = ("Mars",),
     georef = None
     meta: dict[str, Any] = {"format": img.format, "mode": img.mode}
     if suffix in GEOTIFF_SUFFIXES:
-        georef = parse_geotiff_tags(path, _tiff_tags(img), bodies)
+        georef = parse_geotiff_tags(path, _tiff_tags(img), bodies, (img.width, img.height))
     with guard(path, "image"):
         pixels = _to_gray(path, img)
         if suffix in GEOTIFF_SUFFIXES:
@@ -258,13 +293,23 @@ class ImageHeader:
     width: int
     height: int
     georef: GeoRef | None
+    #: bytes per decoded sample (what the readers' memory estimate uses).
+    sample_bytes: int = 4
+
+    def check_size(self, limits: ResourceLimits) -> None:
+        """LimitExceeded when the reader would refuse this image under ``limits`` (the
+        same pixel and memory estimate as :func:`read_image`)."""
+        check_image_size(self.path, self.width, self.height, self.sample_bytes, limits,
+                         self.mode in _COLOUR_MODES)
 
 
 def read_image_header(path: Path | str, bodies: tuple[str, ...] = ("Mars",),
                       with_georef: bool = True) -> ImageHeader:
-    """Mode, size and (``with_georef``) georeference from the GeoTIFF tags of an image;
-    GranuleError naming the file when it is not a readable image. No pixel is decoded,
-    so no size limit applies here (the stage checks its own)."""
+    """Mode, size and (``with_georef``) georeference from the GeoTIFF tags or PDS3 label
+    of an image; GranuleError naming the file when it is not a readable image (or its
+    georeference leaves the body). No pixel is decoded, so no size limit applies here:
+    callers check :meth:`ImageHeader.check_size` against their stage's limits; an image
+    past Pillow's own bomb threshold is LimitExceeded."""
     from PIL import Image, UnidentifiedImageError
 
     path = Path(path)
@@ -276,16 +321,18 @@ def read_image_header(path: Path | str, bodies: tuple[str, ...] = ("Mars",),
     if path.suffix.lower() in PDS3_SUFFIXES:
         info, georef, mode = _pds3_header(path, bodies, with_georef,
                                           ResourceLimits())  # header only: no limit here
-        return ImageHeader(path, mode, 1, info.samples, info.lines, georef)
+        return ImageHeader(path, mode, 1, info.samples, info.lines, georef,
+                           info.dtype.itemsize)
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # header only
             with Image.open(path) as img:
-                georef = (parse_geotiff_tags(path, _tiff_tags(img), bodies)
+                georef = (parse_geotiff_tags(path, _tiff_tags(img), bodies,
+                                             (img.width, img.height))
                           if with_georef and path.suffix.lower() in GEOTIFF_SUFFIXES else None)
                 return ImageHeader(path, img.mode, len(img.getbands()), img.width,
-                                   img.height, georef)
+                                   img.height, georef, _MODE_BYTES.get(img.mode, 4))
     except UnidentifiedImageError:
         raise GranuleError(path, "not an image file (unrecognised content)") from None
     except GranuleError:
@@ -439,13 +486,14 @@ def _finite_number(keys: dict[int, Any], key: int, default: float) -> float:
     return float(value)
 
 
-def parse_geotiff_tags(path: Path, tags: dict[int, Any], bodies: tuple[str, ...] = ("Mars",)
-                       ) -> GeoRef:
-    """GeoRef from ModelPixelScale + ModelTiepoint + GeoKeys; GranuleError when the CRS
-    is not one of ``bodies`` or the tags are inconsistent (NaN/zero/inf pixel scale, a
-    GeoKey pointing past its data...)."""
+def parse_geotiff_tags(path: Path, tags: dict[int, Any], bodies: tuple[str, ...],
+                       size: tuple[int, int]) -> GeoRef:
+    """GeoRef from ModelPixelScale + ModelTiepoint + GeoKeys of a ``size`` = (width,
+    height) image; GranuleError when the CRS is not one of ``bodies``, the tags are
+    inconsistent (NaN/zero/inf pixel scale, a GeoKey pointing past its data...) or the
+    footprint leaves the body (:func:`check_footprint`)."""
     try:
-        return _parse_geotiff_tags(path, tags, bodies)
+        return check_footprint(path, _parse_geotiff_tags(path, tags, bodies), *size)
     except GeoKeyError as exc:
         raise GranuleError(path, f"invalid GeoTIFF GeoKeys: {exc}") from None
     except GranuleError:

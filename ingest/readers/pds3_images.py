@@ -242,8 +242,9 @@ def _read_pds3_samples(info: Pds3Image) -> np.ndarray:
 
 
 def pds3_georef(info: Pds3Image, bodies: tuple[str, ...]) -> Any:
-    """The GeoRef of an equirectangular PDS3 image of one of ``bodies``."""
-    from epnml.ingest.readers.images import GeoRef
+    """The GeoRef of an equirectangular PDS3 image of one of ``bodies``; GranuleError when
+    its footprint leaves the body (images.check_footprint)."""
+    from epnml.ingest.readers.images import GeoRef, check_footprint
 
     path, label = info.label_path, info.label
     target = str(label.get("TARGET_NAME", "")).strip().upper()
@@ -280,6 +281,7 @@ def pds3_georef(info: Pds3Image, bodies: tuple[str, ...]) -> Any:
     # GeoRef converts planetographic latitudes when the axes differ; planetocentric
     # labels must not be converted, so they get a sphere.
     semi_minor = c if system == "PLANETOGRAPHIC" else a
-    return GeoRef("equirectangular", -(sample0 + 0.5) * scale, (line0 + 0.5) * scale,
-                  scale, scale, a, semi_minor, _number(proj, "CENTER_LONGITUDE", path, 0.0),
-                  lat_ts, 0.0, 0.0, f"PDS3 {kind} {body} ({system.lower()})", body)
+    georef = GeoRef("equirectangular", -(sample0 + 0.5) * scale, (line0 + 0.5) * scale,
+                    scale, scale, a, semi_minor, _number(proj, "CENTER_LONGITUDE", path, 0.0),
+                    lat_ts, 0.0, 0.0, f"PDS3 {kind} {body} ({system.lower()})", body)
+    return check_footprint(path, georef, info.samples, info.lines)
