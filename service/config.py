@@ -59,6 +59,8 @@ class Settings:
     preview_queue: int = 4
     #: address-space cap (MB, RLIMIT_AS) of a preview worker process; 0 = none.
     preview_memory_mb: int = 4096
+    #: how preview workers start: forkserver (default, clean processes) or fork.
+    preview_start_method: str = "forkserver"
     #: UWS jobs one client (owner token, else client address) may hold PENDING or QUEUED
     #: (more: HTTP 429).
     max_pending_per_client: int = 10

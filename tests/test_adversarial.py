@@ -204,8 +204,10 @@ def _run_http(case: Case, work: Path) -> dict[str, Any]:
     from epnml.config import load_settings
     from fastapi.testclient import TestClient
 
+    # fork: the preview worker starts from this child, whose pipeline is already loaded
+    # (forkserver would import torch again for each of the ~200 cases)
     settings = replace(load_settings(), dsn=BAD_DSN, jobs_dir=work / "jobs", job_worker=0,
-                       api_token="adversarial-token")
+                       api_token="adversarial-token", preview_start_method="fork")
     client = TestClient(create_app(settings), raise_server_exceptions=False)
     files = [("file", (os.fsencode(p.name).decode("latin-1"), p.read_bytes(),
                        "application/octet-stream")) for p in case.files]

@@ -108,10 +108,12 @@ def _worker_main(conn: Connection, memory_mb: int, owner: int) -> None:
 
 
 class _Worker:
-    def __init__(self, memory_mb: int) -> None:
-        ctx = multiprocessing.get_context("forkserver")
+    def __init__(self, memory_mb: int, start_method: str = "forkserver") -> None:
+        # forkserver: a clean process, safe beside the service's threads; "fork" (tests
+        # that start many short-lived apps) reuses the caller's loaded modules.
+        ctx = multiprocessing.get_context(start_method)
         self.conn, child = ctx.Pipe()
-        self.process: BaseProcess = ctx.Process(
+        self.process: BaseProcess = ctx.Process(  # type: ignore[attr-defined]
             target=_worker_main, args=(child, memory_mb, os.getpid()),
             name="epnml-preview", daemon=True)
         self.process.start()
@@ -149,9 +151,13 @@ class WorkerPool:
     """``workers`` worker processes, ``queue`` waiting calls; see the module docstring."""
 
     def __init__(self, workers: int, queue: int, memory_mb: int,
-                 wait_s: float = QUEUE_WAIT_S) -> None:
+                 wait_s: float = QUEUE_WAIT_S, start_method: str = "forkserver") -> None:
         if workers < 1:
             raise ValueError(f"preview_workers must be >= 1, got {workers}")
+        if start_method not in ("forkserver", "fork", "spawn"):
+            raise ValueError(f"preview_start_method must be forkserver, fork or spawn, "
+                             f"got {start_method!r}")
+        self.start_method = start_method
         self.workers, self.queue, self.memory_mb, self.wait_s = workers, queue, memory_mb, wait_s
         self._slots = threading.Semaphore(workers)
         self._admitted = threading.BoundedSemaphore(workers + max(0, queue))
@@ -163,13 +169,13 @@ class WorkerPool:
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerPool:
         return cls(settings.preview_workers, settings.preview_queue,
-                   settings.preview_memory_mb)
+                   settings.preview_memory_mb, start_method=settings.preview_start_method)
 
     def start(self) -> None:
         """Start the worker processes now (they import the runner while nobody waits)."""
         with self._lock:
             while len(self._idle) + len(self._busy) < self.workers:
-                self._idle.append(_Worker(self.memory_mb))
+                self._idle.append(_Worker(self.memory_mb, self.start_method))
 
     def close(self) -> None:
         with self._lock:
@@ -186,7 +192,7 @@ class WorkerPool:
                     self._busy.add(worker)
                     return worker
                 worker.kill()
-            worker = _Worker(self.memory_mb)
+            worker = _Worker(self.memory_mb, self.start_method)
             self._busy.add(worker)
             return worker
 
