@@ -645,3 +645,130 @@ def test_decompression_bomb_at_routing_is_a_limit(tmp_path: Path) -> None:
     with pytest.raises(LimitExceeded) as err:
         route_landforms([bomb])
     assert str(err.value) == f"{bomb}: pixels 3.6e+09 exceeds the limit of 1.6e+09"
+
+
+# --------------------------------------------------------------------------- MAG value checks
+
+def _mag_csv_lines(mag: dict[str, Path]) -> list[str]:
+    """The fixture CSV's lines: [0] the '# SIMULATED ...' comment, [1] the header."""
+    lines = mag["csv"].read_text().splitlines()
+    assert lines[1].split(",")[1:7] == ["x_mso_km", "y_mso_km", "z_mso_km", "bx_mso_nt",
+                                        "by_mso_nt", "bz_mso_nt"]
+    return lines
+
+
+def _set_field(line: str, k: int, value: str) -> str:
+    fields = line.split(",")
+    fields[k] = value
+    return ",".join(fields)
+
+
+def test_mag_unknown_data_type_is_refused(mag: dict[str, Path], tmp_path: Path) -> None:
+    old = "DATA_TYPE                = ASCII_INTEGER"
+    assert mag["pds3_lbl"].read_text().index(old) < mag["pds3_lbl"].read_text().index(
+        "NAME                     = DAY_OF_YEAR")  # the first DATA_TYPE is YEAR's
+    label = _variant(mag["pds3_lbl"], [mag["pds3_tab"]], tmp_path / "dtype", old,
+                     "DATA_TYPE = COMPLEX_QUATERNION")
+    with pytest.raises(GranuleError) as err:
+        read_mag([label])
+    assert err.value.path == str(label)
+    assert err.value.reason == ("unsupported DATA_TYPE of column YEAR (DATA_TYPE "
+                                "COMPLEX_QUATERNION; an ASCII numeric type expected)")
+
+
+def test_mag_duplicate_and_backward_times_are_refused(mag: dict[str, Path],
+                                                      tmp_path: Path) -> None:
+    lines = _mag_csv_lines(mag)
+    dup = list(lines)
+    dup[101] = dup[100]  # data row 100 repeats data row 99
+    path = tmp_path / "dup.csv"
+    path.write_text("\n".join(dup) + "\n")
+    with pytest.raises(GranuleError) as err:
+        read_mag([path])
+    assert str(err.value) == f"{path}: duplicate time at data row 100 (same as data row 99)"
+    stamp = lines[100].split(",")[0]
+    assert stamp[:10] not in str(err.value)  # no timestamp text echoed
+    back = list(lines)
+    back[100], back[101] = back[101], back[100]
+    path = tmp_path / "back.csv"
+    path.write_text("\n".join(back) + "\n")
+    with pytest.raises(GranuleError) as err:
+        read_mag([path])
+    assert err.value.reason == "non-monotonic times at data row 100 (earlier than data row 99)"
+
+
+def test_mag_csv_nonphysical_values_are_counted(mag: dict[str, Path], tmp_path: Path) -> None:
+    assert read_mag([mag["csv"]]).attrs["invalid_values"] == {}
+    lines = _mag_csv_lines(mag)
+    bad = {1000: (4, "inf"), 1100: (4, "-inf"), 1200: (4, "1e308"), 1300: (4, "-1e308"),
+           1400: (4, "NaN"), 1500: (4, "100001"), 1600: (1, "2e7"), 1700: (5, "")}
+    for r, (k, v) in bad.items():
+        lines[r] = _set_field(lines[r], k, v)
+    path = tmp_path / "bad.csv"
+    path.write_text("\n".join(lines) + "\n")
+    frame = read_mag([path])
+    # the empty by cell is missing data, not a non-physical value
+    assert frame.attrs["invalid_values"] == {"bx": 6, "x": 1}
+    assert int(frame["bx"].isna().sum()) == 6 + int(read_mag([mag["csv"]])["bx"].isna().sum())
+    assert not np.isinf(frame[["bx", "by", "bz", "x", "y", "z"]].to_numpy()).any()
+    assert float(frame[["bx", "by", "bz"]].abs().max().max()) < 1e5
+
+
+def test_mag_pds3_nonphysical_values_are_counted(mag: dict[str, Path], tmp_path: Path) -> None:
+    from epnml.ingest.readers.messenger import parse_label
+
+    label = parse_label(mag["pds3_lbl"].read_text())
+    (table,) = label.find("TABLE")
+    col = next(c for c in table.find("COLUMN") if c.get("NAME") == "BZ_MSO")
+    start, width = int(col.get("START_BYTE")) - 1, int(col.get("BYTES"))
+    assert col.get("MISSING_CONSTANT") is None and width >= 6
+    rows = mag["pds3_tab"].read_bytes().splitlines(keepends=True)
+    for r, v in zip((10, 20, 30), (b"inf", b"-1e308", b"1.0E31"), strict=True):
+        rows[r] = rows[r][:start] + v.rjust(width) + rows[r][start + width:]
+    folder = tmp_path / "pds3_bad"
+    lbl = _variant(mag["pds3_lbl"], [], folder, "ORBIT_NUMBER", "ORBIT_NUMBER")
+    (folder / mag["pds3_tab"].name).write_bytes(b"".join(rows))
+    assert read_mag([mag["pds3_lbl"]]).attrs["invalid_values"] == {}
+    frame = read_mag([lbl])
+    assert frame.attrs["invalid_values"] == {"bz": 3}
+    assert frame["bz"].iloc[[10, 20, 30]].isna().all()
+
+
+def test_mag_without_valid_samples_is_refused(mag: dict[str, Path], tmp_path: Path) -> None:
+    lines = _mag_csv_lines(mag)[:12]
+    for r in range(2, 12):
+        lines[r] = _set_field(_set_field(lines[r], 4, "inf"), 5, "nan")
+    path = tmp_path / "all_bad.csv"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(GranuleError) as err:
+        read_mag([path])
+    assert err.value.reason == ("no valid magnetometer samples (20 of 60 values were not "
+                                "physical: bx 10, by 10)")
+    with pytest.raises(GranuleError) as err:
+        read_mag([mag["bad_all_fill"]])
+    assert err.value.reason == ("no valid magnetometer samples (no sample has a complete "
+                                "field vector and position; all other values are fill values)")
+
+
+def test_crossings_stage_reports_nonphysical_values(mag: dict[str, Path],
+                                                    tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from epnml.ingest.registry import make_stage
+    from epnml.ingest.stage import RunContext
+
+    lines = _mag_csv_lines(mag)
+    for r, v in zip(range(1000, 1400, 100), ("inf", "-inf", "1e308", "-1e308"), strict=True):
+        lines[r] = _set_field(lines[r], 4, v)
+    path = tmp_path / "simulated_bad_bx.csv"
+    path.write_text("\n".join(lines) + "\n")
+    stage = make_stage("crossings")
+    ctx = RunContext(run_id="t", files_base_url="http://localhost/files",
+                     started=datetime.now(UTC).replace(tzinfo=None), make_quicklooks=False)
+    (granule,) = stage.granules([path])
+    out = stage.process(granule, ctx)
+    assert out.invalid_values == {"bx": 4}
+    assert out.rows, "the cleaned orbit must still give crossings"
+    for row in out.rows:
+        assert row["processing_level_desc"].endswith(
+            "; 4 non-physical input value(s) treated as missing (bx 4)")

@@ -5,10 +5,17 @@ labels) and the project's simulated products alike, so everything here is driven
 label -- column names, START_BYTE/BYTES, MISSING_CONSTANT, the ^TABLE pointer -- never by
 hard-coded byte offsets.
 
-Standard frame: tz-naive UTC DatetimeIndex ``time`` (sorted, duplicate times dropped),
-float64 ``x, y, z`` [km MSO], ``bx, by, bz`` [nT MSO], optional int8 ``region`` when the
-file carries the simulated truth (``REGION_TRUTH`` / ``region_truth``), and ``attrs``
-``simulated``, ``orbit_number``, ``source``.  Bad input raises GranuleError naming the file.
+Standard frame: tz-naive UTC DatetimeIndex ``time`` (strictly increasing within a file;
+overlapping files are merged keeping the first file's sample), float64 ``x, y, z`` [km MSO],
+``bx, by, bz`` [nT MSO], optional int8 ``region`` when the file carries the simulated truth
+(``REGION_TRUTH`` / ``region_truth``), and ``attrs`` ``simulated``, ``orbit_number``,
+``source``, ``invalid_values``.  Bad input raises GranuleError naming the file.
+
+Declared fill values (a column's MISSING_CONSTANT, empty CSV cells) are missing data.  Any
+other value outside :data:`PHYSICAL_BOUNDS` (inf, NaN text, 1e308, undeclared 1e31 ...)
+is non-physical: it becomes missing data too, but is counted per quantity in
+``attrs["invalid_values"]`` so the stage can report it.  A file without one sample with a
+complete field vector and position is refused ("no valid magnetometer samples").
 """
 
 from __future__ import annotations
@@ -46,8 +53,23 @@ CSV_COLUMNS: dict[str, tuple[str, ...]] = {
     "z": ("z_mso_km", "z_mso", "z"), "bx": ("bx_mso_nt", "bx_mso", "bx"),
     "by": ("by_mso_nt", "by_mso", "by"), "bz": ("bz_mso_nt", "bz_mso", "bz"),
 }
-#: any |value| at or above this is a fill (PDS products commonly use 1e31 / 1e32).
+#: any |value| at or above this is a fill in the time, region and orbit columns.
 FILL_THRESHOLD = 1e30
+#: largest physical |value| of each frame quantity: 1e5 nT is 100 times Mercury's surface
+#: field (and ten times the MAG range); 1e7 km is 4,000 Mercury radii, beyond any orbit.
+PHYSICAL_BOUNDS: dict[str, float] = {
+    "bx": 1e5, "by": 1e5, "bz": 1e5, "x": 1e7, "y": 1e7, "z": 1e7,
+}
+#: DATA_TYPEs of an ASCII table column read as numbers (PDS3 standard + common legacy).
+NUMERIC_TYPES = frozenset({
+    "ASCII_REAL", "ASCII_INTEGER", "ASCII_UNSIGNED_INTEGER", "REAL", "INTEGER",
+    "UNSIGNED_INTEGER", "FLOAT", "DOUBLE",
+})
+#: other DATA_TYPEs an ASCII table may hold in columns this reader does not use.
+OTHER_ASCII_TYPES = frozenset({
+    "CHARACTER", "TIME", "DATE", "BOOLEAN", "ASCII_COMPLEX", "ASCII_NUMERIC_BASE2",
+    "ASCII_NUMERIC_BASE8", "ASCII_NUMERIC_BASE16", "N/A",
+})
 LABEL_SUFFIXES = (".lbl",)
 TABLE_SUFFIXES = (".tab", ".dat")
 #: largest detached label we parse (MAG labels are a few kB).
@@ -371,6 +393,38 @@ def _pick(cols: dict[str, Any], names: tuple[str, ...]) -> str | None:
     return None
 
 
+class _Screen:
+    """Turns non-physical values into NaN and counts them per quantity for one file."""
+
+    def __init__(self) -> None:
+        self.invalid: dict[str, int] = {}
+        #: values present (not a declared fill or an empty cell) that were checked.
+        self.checked = 0
+
+    def __call__(self, quantity: str, values: np.ndarray) -> np.ndarray:
+        """``values`` with NaN for missing data; +-inf, NaN text (passed as inf) and
+        anything beyond the quantity's bound are counted and become NaN."""
+        x = np.array(values, dtype="float64", copy=True)
+        present = ~np.isnan(x)
+        with np.errstate(invalid="ignore"):
+            bad = present & ~(np.abs(x) <= PHYSICAL_BOUNDS[quantity])
+        self.checked += int(present.sum())
+        n = int(bad.sum())
+        if n:
+            self.invalid[quantity] = self.invalid.get(quantity, 0) + n
+            x[bad] = np.nan
+        return x
+
+    def no_valid_reason(self) -> str:
+        total = sum(self.invalid.values())
+        if total == 0:
+            return ("no valid magnetometer samples (no sample has a complete field vector "
+                    "and position; all other values are fill values)")
+        parts = ", ".join(f"{q} {n}" for q, n in sorted(self.invalid.items()))
+        return (f"no valid magnetometer samples ({total} of {self.checked} values were not "
+                f"physical: {parts})")
+
+
 def read_pds3(lbl: Path, limits: ResourceLimits = DEFAULT_LIMITS) -> pd.DataFrame:
     """Read one PDS3 MAG table through its detached (or attached) label.
 
@@ -399,6 +453,9 @@ def _read_pds3(lbl: Path, limits: ResourceLimits) -> pd.DataFrame:
     if missing:
         raise GranuleError(lbl, f"required column(s) missing from the label: "
                            f"{', '.join(missing)}")
+    used = {*TIME_COLUMNS, *(v for v in picks.values() if v is not None), "REGION_TRUTH",
+            "ORBIT_NUMBER"}
+    _check_types(cols, used, lbl)
     limits.check(lbl, "samples", rows)
     limits.check(lbl, "memory_mb", round(rows * (row_bytes + BYTES_PER_SAMPLE) / 2**20, 1))
     need = offset + rows * row_bytes
@@ -426,26 +483,45 @@ def _read_pds3(lbl: Path, limits: ResourceLimits) -> pd.DataFrame:
             bad = next((i for i, t in enumerate(text) if not _is_number(t)), 0)
             raise GranuleError(tab, f"unparsable value in column {shown(name, 'of the label')} "
                                f"at row {bad + 1}") from None
-        for m in spec.missing:
+        for m in spec.missing:  # declared fills: missing data, not counted
             vals = np.where(np.isclose(vals, m, rtol=1e-6, atol=0), np.nan, vals)
-        return np.where(np.abs(vals) >= FILL_THRESHOLD, np.nan, vals)
+        return vals
 
-    tparts = {c: column(c) for c in TIME_COLUMNS}
+    def fill_column(name: str) -> np.ndarray:
+        vals = column(name)
+        with np.errstate(invalid="ignore"):
+            return np.where(~(np.abs(vals) < FILL_THRESHOLD), np.nan, vals)
+
+    tparts = {c: fill_column(c) for c in TIME_COLUMNS}
     times = _pds_times(tparts, tab)
-    frame = pd.DataFrame({k: column(v) for k, v in picks.items() if v is not None},
+    screen = _Screen()
+    frame = pd.DataFrame({k: screen(k, column(v)) for k, v in picks.items() if v is not None},
                          index=times)
     if "REGION_TRUTH" in cols:
-        frame["region"] = column("REGION_TRUTH")
+        frame["region"] = fill_column("REGION_TRUTH")
     orbit = label.get("ORBIT_NUMBER")
     if not isinstance(orbit, int) and "ORBIT_NUMBER" in cols:
-        o = column("ORBIT_NUMBER")
+        o = fill_column("ORBIT_NUMBER")
         orbit = int(pd.Series(o).mode().iloc[0]) if np.isfinite(o).any() else None
     text = " ".join(str(label.get(k, "")) for k in ("PRODUCT_ID", "PRODUCT_TYPE", "NOTE",
                                                      "SIMULATED", "DATA_SET_ID"))
     simulated = "SIMULATED" in text.upper() or "simulated" in lbl.name.lower()
     pid = str(label.get("PRODUCT_ID") or lbl.stem)
     return _finish(frame, tab, simulated, orbit if isinstance(orbit, int) else None,
-                   f"pds3:{pid}")
+                   f"pds3:{pid}", screen)
+
+
+def _check_types(cols: dict[str, _ColumnSpec], used: set[str], lbl: Path) -> None:
+    """Columns read as numbers need a numeric DATA_TYPE; the others a known ASCII one."""
+    for name, spec in cols.items():
+        dtype = spec.data_type.strip().upper()
+        known = NUMERIC_TYPES if name in used else NUMERIC_TYPES | OTHER_ASCII_TYPES
+        if dtype not in known:
+            what = f"DATA_TYPE {shown(dtype, '(unreadable)')}" if dtype else "no DATA_TYPE"
+            need = ("an ASCII numeric type expected" if name in used
+                    else "not a PDS3 ASCII table type")
+            raise GranuleError(lbl, f"unsupported DATA_TYPE of column "
+                               f"{shown(name, '(unnamed)')} ({what}; {need})")
 
 
 def _is_number(token: bytes) -> bool:
@@ -474,25 +550,26 @@ def _pds_times(parts: dict[str, np.ndarray], path: Path) -> pd.DatetimeIndex:
 
 
 def _finish(frame: pd.DataFrame, path: Path, simulated: bool, orbit: int | None,
-            source: str) -> pd.DataFrame:
-    """Checks shared by the formats: time order, fills, dtypes, attrs."""
+            source: str, screen: _Screen) -> pd.DataFrame:
+    """Checks shared by the formats: time order, valid samples, dtypes, attrs."""
     index = pd.DatetimeIndex(frame.index).as_unit("ns")
     d = np.diff(index.asi8)
-    if (d < 0).any():
-        i = int(np.flatnonzero(d < 0)[0])
-        raise GranuleError(path, f"non-monotonic times at row {i + 2} (earlier than row "
-                           f"{i + 1})")
+    if (d <= 0).any():  # a repeated time is two samples claiming one instant: refused too
+        i = int(np.flatnonzero(d <= 0)[0])
+        what = "duplicate time" if d[i] == 0 else "non-monotonic times"
+        relation = "same as" if d[i] == 0 else "earlier than"
+        raise GranuleError(path, f"{what} at data row {i + 2} ({relation} data row {i + 1})")
     frame.index = pd.DatetimeIndex(index, name="time")
-    frame = frame[~frame.index.duplicated(keep="first")]
-    if frame[["bx", "by", "bz"]].isna().all().all():
-        raise GranuleError(path, "all magnetic-field values are fill values")
+    if not frame[FRAME_COLUMNS].notna().all(axis=1).any():
+        raise GranuleError(path, screen.no_valid_reason())
     out = frame[FRAME_COLUMNS].astype("float64")
     if "region" in frame:
         reg = frame["region"]
         if reg.isna().any() or not reg.isin(range(5)).all():
             raise GranuleError(path, "region truth must be an integer 0..4")
         out["region"] = reg.astype("int8")
-    out.attrs = {"simulated": bool(simulated), "orbit_number": orbit, "source": source}
+    out.attrs = {"simulated": bool(simulated), "orbit_number": orbit, "source": source,
+                 "invalid_values": dict(sorted(screen.invalid.items()))}
     return out
 
 
@@ -527,7 +604,8 @@ def _read_csv(path: Path) -> pd.DataFrame:
     try:
         with open(path, encoding="ascii") as fh:
             first = fh.readline()
-        table = pd.read_csv(path, comment="#")
+        # only empty cells are missing data: "nan" text stays visible and is counted
+        table = pd.read_csv(path, comment="#", keep_default_na=False, na_values=[""])
     except UnicodeDecodeError as exc:
         raise GranuleError(path, f"not a readable CSV: {describe_exception(exc)}") from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
@@ -554,11 +632,10 @@ def _read_csv(path: Path) -> pd.DataFrame:
                  for c in TIME_COLUMNS}
         index = _pds_times(parts, path)
     data = pd.DataFrame(index=index)
+    screen = _Screen()
     for k, col in picks.items():
-        if col is None:
-            continue
-        vals = pd.to_numeric(table[col], errors="coerce").to_numpy(float)
-        data[k] = np.where(np.abs(vals) >= FILL_THRESHOLD, np.nan, vals)
+        if col is not None:
+            data[k] = screen(k, _csv_numbers(table[col]))
     reg_col = _pick({c: c for c in table.columns}, ("region_truth", "region"))
     if reg_col is not None:
         data["region"] = pd.to_numeric(table[reg_col], errors="coerce").to_numpy()
@@ -570,7 +647,15 @@ def _read_csv(path: Path) -> pd.DataFrame:
         modes = pd.to_numeric(table["orbit_number"], errors="coerce").mode()
         orbit = int(modes.iloc[0]) if len(modes) else None
     simulated = "simulated" in (first.lower() + path.name.lower())
-    return _finish(data, path, simulated, orbit, f"csv:{path.name}")
+    return _finish(data, path, simulated, orbit, f"csv:{path.name}", screen)
+
+
+def _csv_numbers(column: pd.Series) -> np.ndarray:
+    """Numbers of a CSV column: empty cells NaN (missing); text that is not a number
+    ("nan", "n/a", "x") +inf, so that it is counted as not physical."""
+    numbers = np.array(pd.to_numeric(column, errors="coerce"), dtype="float64")
+    numbers[column.notna().to_numpy() & np.isnan(numbers)] = np.inf
+    return numbers
 
 
 # ---------------------------------------------------------------------------
@@ -634,10 +719,15 @@ def read_mag(paths: Sequence[Path], limits: ResourceLimits = DEFAULT_LIMITS) -> 
         else:
             merged["region"] = merged["region"].astype("int8")
     orbits = {f.attrs.get("orbit_number") for f in frames}
+    invalid: dict[str, int] = {}
+    for f in frames:
+        for q, n in f.attrs.get("invalid_values", {}).items():
+            invalid[q] = invalid.get(q, 0) + int(n)
     merged.attrs = {
         "simulated": any(f.attrs.get("simulated") for f in frames),
         "orbit_number": orbits.pop() if len(orbits) == 1 else None,
         "source": "; ".join(str(f.attrs.get("source")) for f in frames),
+        "invalid_values": dict(sorted(invalid.items())),
     }
     return merged
 

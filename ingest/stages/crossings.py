@@ -87,7 +87,10 @@ class CrossingsStage:
         frame = read_mag(list(granule.paths), self.limits)
         valid = frame[["bx", "by", "bz", "x", "y", "z"]].notna().all(axis=1)
         if len(frame) == 0 or not valid.any():
-            raise GranuleError(granule.label, "no valid magnetic field samples with positions")
+            raise GranuleError(granule.label, "no valid magnetometer samples (none with a "
+                               "complete field vector and position)")
+        invalid: dict[str, int] = dict(frame.attrs.get("invalid_values", {}))
+        note = invalid_note(invalid)
         proba = predict_proba(frame, self._model)
         edges = extract_crossings(frame, proba, **{**self._model.postprocess(), **extra})
         if threshold > 0.0 and len(edges):
@@ -133,13 +136,14 @@ class CrossingsStage:
             })
             thumb = thumbs.get(int(edge.orbit_index))
             rows.append(self._row(uid, granule, info, edge, t, (x, y, z), r, lt, orbit,
-                                  simulated, ctx, thumb))
+                                  simulated, ctx, thumb, note))
         return StageOutput(granule, pd.DataFrame.from_records(records, columns=RECORD_COLUMNS),
-                           rows, files)
+                           rows, files, invalid_values=invalid)
 
     def _row(self, uid: str, granule: Granule, info: ModelInfo, edge: Any, t: pd.Timestamp,
              xyz: tuple[float, float, float], r: float, lt: float, orbit: int | None,
-             simulated: bool, ctx: RunContext, thumb: str | None) -> dict[str, Any]:
+             simulated: bool, ctx: RunContext, thumb: str | None,
+             note: str = "") -> dict[str, Any]:
         what = "SIMULATED MESSENGER MAG data (catalogue-timed simulation, not spacecraft " \
             "data)" if simulated else "MESSENGER MAG 1-s MSO data"
         jd = to_jd(t)
@@ -171,6 +175,7 @@ class CrossingsStage:
                 f"{edge.boundary} {edge.direction} {edge.edge} edge (Philpott boundary "
                 f"{int(edge.boundary_number)}) found by model {info.name} v{info.version} "
                 f"(temporal-convolution region segmenter + ordered decoding) in {what}"
+                f"{note}"
             ),
             "publisher": "epnml",
             "bib_reference": BIB_REFERENCE,
@@ -192,6 +197,16 @@ class CrossingsStage:
             "crossing_edge": edge.edge,
             "orbit_number": orbit,
         }
+
+
+def invalid_note(invalid: dict[str, int]) -> str:
+    """Sentence appended to processing_level_desc when input values were not physical
+    (the icme stage's wording)."""
+    total = sum(invalid.values())
+    if not total:
+        return ""
+    parts = ", ".join(f"{q} {n}" for q, n in sorted(invalid.items()))
+    return f"; {total} non-physical input value(s) treated as missing ({parts})"
 
 
 def _safe(name: str) -> str:
