@@ -41,13 +41,17 @@ def get_stage(pipeline: str, model_version: str | None,
               params: dict[str, Any] | None = None) -> Stage:
     """Build a stage once per process: models load once, not once per granule.
 
-    With parameters (e.g. another threshold) the stage reports a derived model
-    version (:func:`params_version`), so its rows form a version of their own:
-    committing them supersedes the default rows instead of replacing them.
+    ``params`` are validated ones (:func:`epnml.ingest.spec.validate_params`); its model
+    parameters that differ from the default make the stage report a derived model version
+    (:func:`params_version_suffix`), so its rows form a version of their own: committing
+    them supersedes the default rows instead of replacing them. Operational parameters
+    and explicit defaults derive nothing.
     """
     from epnml.ingest.registry import make_stage
+    from epnml.ingest.spec import version_params
 
-    suffix = params_version_suffix(params or {})
+    suffix = params_version_suffix(version_params(pipeline, params, model_version)) \
+        if params else ""
     key = (pipeline, model_version, suffix)
     if key not in _STAGES:
         base_key = (pipeline, model_version, "")

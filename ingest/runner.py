@@ -131,10 +131,14 @@ def run_pipeline(
 ) -> RunSummary:
     """Run ``pipeline`` over ``paths``; stop (RunFailed) at a bad granule unless keep_going.
 
-    Parameters other than the defaults make a derived model version
-    (e.g. ``1.0.0+threshold-0.7``), registered with its base card and the parameters.
-    ``make_current``: the rows become current even when a newer model version is.
+    ``params`` are validated first (:func:`epnml.ingest.spec.validate_params`: ValueError,
+    nothing registered or read); model parameters other than the defaults make a derived
+    model version (e.g. ``1.0.0+threshold-0.7``), registered with its base card and those
+    parameters. ``make_current``: the rows become current even when a newer model version is.
     """
+    from epnml.ingest.spec import validate_params
+
+    params, derived = validate_params(pipeline, params, model_version)
     stage = get_stage(pipeline, model_version, params)
     if mode == "ingest" and getattr(stage, "predict_only", False):
         raise ValueError(f"{pipeline} is predict-only: its results are not a product table "
@@ -171,8 +175,8 @@ def run_pipeline(
         conn = connect(settings)
         summary.swept = [r[0] for r in sweep_runs(conn)]
         card = stage.model_card()
-        if params:
-            card = {**card, "base_version": model.version.split("+")[0], "params": params}
+        if derived:
+            card = {**card, "base_version": model.version.split("+")[0], "params": derived}
         register_model(conn, model, card)
         hostname, boot_id, pid, proc_start = process_identity()
         conn.execute(

@@ -29,16 +29,14 @@ def _pipeline_args(parser: argparse.ArgumentParser, extra: tuple[str, ...] = ())
 
 
 def _params(args: argparse.Namespace) -> dict[str, Any]:
-    """--param NAME=VALUE pairs (numbers parsed) plus --threshold; stages validate them."""
+    """--param NAME=VALUE pairs plus --threshold, as given: run_pipeline validates and
+    types them against the pipeline's spec (epnml.ingest.spec) before anything runs."""
     params: dict[str, Any] = {}
     for item in args.param:
         name, sep, value = item.partition("=")
         if not sep or not name.strip().isidentifier():
             raise ValueError(f"--param wants NAME=VALUE, got {item!r}")
-        try:
-            params[name.strip()] = float(value)
-        except ValueError:
-            params[name.strip()] = value
+        params[name.strip()] = value.strip()
     if args.threshold is not None:
         params["threshold"] = args.threshold
     return params
@@ -103,7 +101,10 @@ def _ingest_landforms(args: argparse.Namespace) -> int:
         raise ValueError(f"--model-version names one model's version, but the files go to "
                          f"{', '.join(routes)}: give --models too")
     from epnml.ingest.limits import LimitExceeded
+    from epnml.ingest.spec import validate_params
 
+    for model in routes:  # every model's parameters before the first model runs
+        validate_params(model, _params(args), args.model_version)
     status = (2 if any(isinstance(e, LimitExceeded) for e in errors) else 1) if errors else 0
     for model, files in routes.items():
         print(f"landforms: {model} <- {len(files)} file(s)", file=sys.stderr)

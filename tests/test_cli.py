@@ -69,5 +69,7 @@ def test_bad_threshold_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture
     source = tmp_path / "wind_simulated.csv"
     write_csv(frame, source)
     assert main(["predict", "icme", str(source), "-o", str(tmp_path / "o.csv"),
-                 "--threshold", "1.5", "--workers", "1", "--no-progress"]) == 1
-    assert "threshold must be in (0, 1)" in capsys.readouterr().err
+                 "--threshold", "1.5", "--workers", "1", "--no-progress"]) == 2
+    # validated before any file is read: a usage error (exit 2), one line
+    assert capsys.readouterr().err == "epnml: error: icme: threshold must be in (0, 1), got 1.5\n"
+    assert not (tmp_path / "o.csv").exists()

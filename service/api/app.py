@@ -67,6 +67,7 @@ from epnml.api.models import (
     DriftRow,
     Health,
     ModelEntry,
+    ParamInfo,
     PipelineInfo,
     PreviewResult,
     Problem,
@@ -286,6 +287,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def list_pipelines() -> list[PipelineInfo]:
         """The allow-list: pipelines and the model versions clients may name."""
         from epnml.ingest.executor import get_stage
+        from epnml.ingest.spec import describe
 
         out = []
         for name in sorted(pipelines()):
@@ -295,7 +297,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 problem=problem,
                 predict_only=problem is None and bool(getattr(get_stage(name, None),
                                                               "predict_only", False)),
-                takes_threshold=name not in NO_THRESHOLD))
+                takes_threshold=name not in NO_THRESHOLD,
+                parameters=[ParamInfo(**p) for p in describe(name)]))
         return out
 
     @app.get("/models", response_model=list[ModelEntry], tags=["models"])

@@ -32,6 +32,21 @@ class Health(BaseModel):
     queued_jobs: int | None = None
 
 
+class ParamInfo(BaseModel):
+    """One parameter of a pipeline's spec (epnml.ingest.spec)."""
+
+    name: str
+    type: str
+    min: float | None = None
+    max: float | None = None
+    range: str = ""
+    choices: list[str | int] | None = None
+    default: float | int | str | None = Field(
+        description="the real default (the model's own for thresholds); null: none")
+    model_param: bool = Field(description="another value derives a model version")
+    description: str = ""
+
+
 class PipelineInfo(BaseModel):
     name: str
     versions: list[str] = Field(description="allowed model versions (the allow-list)")
@@ -39,6 +54,8 @@ class PipelineInfo(BaseModel):
     problem: str | None = None
     predict_only: bool
     takes_threshold: bool
+    parameters: list[ParamInfo] = Field(default_factory=list,
+                                        description="the spec's parameters and defaults")
 
 
 class RegisteredVersion(BaseModel):
