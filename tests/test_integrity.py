@@ -462,17 +462,19 @@ def test_keep_going_past_a_zero_byte_file(settings: Settings, tmp_path: Path,
     _wind(inputs / "simulated_a.csv", seed=11)
     (inputs / "simulated_b.csv").write_bytes(b"")
     _wind(inputs / "simulated_c.csv", seed=12, start="2021-06-01")
-    with pytest.raises(GranuleError, match=r"simulated_b.csv: empty file"):
+    # an empty file is a granule of its own that fails (not a failed grouping)
+    with pytest.raises(RunFailed, match=r"simulated_b.csv: empty file"):
         _ingest(settings, inputs)
     summary = _ingest(settings, inputs, keep_going=True)
     status = {g.granule_id: (g.status, g.error) for g in summary.granules}
     assert status == {
         "simulated_a": ("ok", None), "simulated_c": ("ok", None),
-        "simulated_b.csv": ("failed", f"{inputs / 'simulated_b.csv'}: empty file")}
+        "simulated_b": ("failed", f"{inputs / 'simulated_b.csv'}: empty file")}
     recorded = conn.execute("SELECT granule_id, status, files FROM epnml.granule_runs"
-                            " ORDER BY granule_id").fetchall()
+                            " WHERE run_id = %s ORDER BY granule_id",
+                            (summary.run_id,)).fetchall()
     assert recorded == [("simulated_a", "ok", str(inputs / "simulated_a.csv")),
-                        ("simulated_b.csv", "failed", str(inputs / "simulated_b.csv")),
+                        ("simulated_b", "failed", str(inputs / "simulated_b.csv")),
                         ("simulated_c", "ok", str(inputs / "simulated_c.csv"))]
     assert _count(conn) == summary.n_rows > 0
     run = conn.execute("SELECT status, n_granules, n_failed, n_rows FROM epnml.runs"
@@ -489,10 +491,10 @@ def test_keep_going_past_unexpected_exceptions(settings: Settings, tmp_path: Pat
     bad = _wind(tmp_path / "simulated_bad.csv", seed=22)
     real = solarwind.read_solarwind
 
-    def reader(files: list[Path]) -> Any:
+    def reader(files: list[Path], *args: Any, **kwargs: Any) -> Any:
         if files[0].name == bad.name:
             raise TypeError("GeoKey index past the parameters")
-        return real(files)
+        return real(files, *args, **kwargs)
 
     monkeypatch.setattr(solarwind, "read_solarwind", reader)
     with pytest.raises(RunFailed, match="unexpected TypeError: GeoKey index"):
@@ -506,7 +508,7 @@ def test_keep_going_past_unexpected_exceptions(settings: Settings, tmp_path: Pat
 
     # a grouping bug fails the inputs, not the run
     monkeypatch.setattr(solarwind, "group_solarwind_files",
-                        lambda paths: (_ for _ in ()).throw(KeyError("boom")))
+                        lambda paths, *a, **k: (_ for _ in ()).throw(KeyError("boom")))
     summary = _ingest(settings, good, keep_going=True)
     assert [(g.status, g.error) for g in summary.granules] == \
         [("failed", f"{good}: unexpected KeyError: 'boom'")]
