@@ -12,11 +12,11 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-from epnml.config import load_settings, read_dsn_file
+from epnml.config import Settings, load_settings, read_dsn_file
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_ROOT = Path(os.environ.get("EPNML_TEST_ROOT", "/var/tmp/epnml-test"))
@@ -37,6 +37,60 @@ def shared_data() -> Path:
     if not path.is_dir():
         pytest.skip(f"real reference data not found at {path} (set EPNML_SHARED_DATA)")
     return path
+
+
+#: bookkeeping and product tables emptied before each DB-only test (migrated_database).
+STORE_TABLES = ("epnml.events, epnml.crossings, epnml.landforms, epnml.units, "
+                "epnml.granule_runs, epnml.runs, epnml.model_versions, epnml.granule_sources, "
+                "epnml.granule_versions")
+
+
+def _psql(sql: str, db: str = "postgres") -> None:
+    """SQL as the postgres superuser, on stdin (passwords never on a command line)."""
+    subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-q", "-v", "ON_ERROR_STOP=1",
+                    "-d", db], input=sql, check=True, capture_output=True, text=True)
+
+
+def migrated_database(suffix: str) -> str:
+    """A fresh migrated database ``<EPNML_TEST_DB>_<suffix>`` for DB-only tests; its DSN.
+
+    It belongs to a role of its own with a generated password (roles are cluster-wide:
+    never the service's ``epnml`` role), and is recreated each session (disposable).
+    """
+    import secrets
+
+    from epnml.db import migrate
+
+    if os.geteuid() != 0 or shutil.which("runuser") is None or \
+            shutil.which("pg_ctlcluster") is None:
+        pytest.skip("needs root and PostgreSQL 15")
+    db = f"{TEST_DB}_{suffix}"
+    role, password = f"{db}_owner", secrets.token_urlsafe(24)
+    _psql(f"""SET client_min_messages = warning;
+DROP DATABASE IF EXISTS {db} WITH (FORCE);
+DO $$ BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{role}') THEN
+    CREATE ROLE {role} LOGIN;
+  END IF;
+END $$;
+ALTER ROLE {role} PASSWORD '{password}';
+CREATE DATABASE {db} OWNER {role};""")
+    _psql("SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS pg_sphere;"
+          " CREATE EXTENSION IF NOT EXISTS btree_gist;"
+          f" CREATE SCHEMA IF NOT EXISTS epnml AUTHORIZATION {role};", db=db)
+    dsn = f"host=localhost dbname={db} user={role} password={password}"
+    migrate(replace(load_settings(), dsn=dsn))
+    return dsn
+
+
+def empty_store_settings(dsn: str, tmp_path: Path, api_url: str) -> Settings:
+    """Settings on a migrated_database() whose product and bookkeeping tables are empty."""
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f"TRUNCATE {STORE_TABLES}")
+    return replace(load_settings(), dsn=dsn, data_dir=tmp_path / "static", api_url=api_url,
+                   workers=1)
 
 
 @dataclass(frozen=True)

@@ -7,54 +7,27 @@ test), never the stack's own database.
 
 from __future__ import annotations
 
-import dataclasses
-import os
-import shutil
-import subprocess
 from dataclasses import replace
 from pathlib import Path
 
 import psycopg
 import pytest
+from conftest import empty_store_settings, migrated_database
 from epnml.config import Settings, load_settings
-from epnml.db import migrate
 from epnml.ingest.runner import run_pipeline
 from epnml.ingest.simulate.solarwind import simulate_solar_wind, write_csv
 from epnml.ingest.spec import SPECS, defaults, validate_params
 
-DB = os.environ.get("EPNML_TEST_DB", "epnml_test") + "_specs"
-DSN = f"host=localhost dbname={DB} user=epnml password=epnml"
-TABLES = ("epnml.events, epnml.crossings, epnml.landforms, epnml.units, epnml.granule_runs,"
-          " epnml.runs, epnml.model_versions, epnml.granule_sources, epnml.granule_versions")
-
-
-def _psql(sql: str, db: str = "postgres") -> None:
-    subprocess.run(["runuser", "-u", "postgres", "--", "psql", "-q", "-v", "ON_ERROR_STOP=1",
-                    "-d", db, "-c", sql], check=True, capture_output=True, text=True)
-
 
 @pytest.fixture(scope="session")
 def store_dsn() -> str:
-    if os.geteuid() != 0 or shutil.which("runuser") is None:
-        pytest.skip("needs root and PostgreSQL 15")
-    try:
-        psycopg.connect(DSN).close()
-    except psycopg.OperationalError:
-        _psql(f"CREATE DATABASE {DB}")
-        _psql("SET client_min_messages = warning; CREATE EXTENSION IF NOT EXISTS pg_sphere;"
-              " CREATE EXTENSION IF NOT EXISTS btree_gist;"
-              " CREATE SCHEMA IF NOT EXISTS epnml AUTHORIZATION epnml;"
-              f" GRANT CONNECT ON DATABASE {DB} TO epnml;", db=DB)
-    migrate(dataclasses.replace(load_settings(), dsn=DSN))
-    return DSN
+    """A migrated database of its own (conftest.migrated_database)."""
+    return migrated_database("specs")
 
 
 @pytest.fixture()
 def settings(store_dsn: str, tmp_path: Path) -> Settings:
-    with psycopg.connect(store_dsn, autocommit=True) as conn:
-        conn.execute(f"TRUNCATE {TABLES}")
-    return dataclasses.replace(load_settings(), dsn=store_dsn, data_dir=tmp_path / "static",
-                               api_url="http://localhost:8131", workers=1)
+    return empty_store_settings(store_dsn, tmp_path, "http://localhost:8131")
 
 
 @pytest.fixture()
