@@ -183,17 +183,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             messages.append(f"{where}: {err.get('msg', 'invalid')}")
         return _problem(422, "; ".join(messages) or "invalid request")
 
-    @app.exception_handler(InputError)
-    async def _input_error(request: Request, exc: InputError) -> JSONResponse:
-        return _problem(422, str(exc))
+    # errors whose message is the answer: one status each, no extra headers
+    plain_errors: dict[type[Exception], int] = {
+        InputError: 422, TooLarge: 413, Timeout: 504, NotFound: 404, SourceGone: 410,
+        uws.PhaseConflict: 409}
 
-    @app.exception_handler(TooLarge)
-    async def _too_large(request: Request, exc: TooLarge) -> JSONResponse:
-        return _problem(413, str(exc))
+    async def _plain(request: Request, exc: Exception) -> JSONResponse:
+        # the most specific class wins (TooLarge is an InputError)
+        status = next(plain_errors[k] for k in type(exc).__mro__ if k in plain_errors)
+        return _problem(status, str(exc))
 
-    @app.exception_handler(Timeout)
-    async def _timeout(request: Request, exc: Timeout) -> JSONResponse:
-        return _problem(504, str(exc))
+    for error_type in plain_errors:
+        app.add_exception_handler(error_type, _plain)
 
     @app.exception_handler(Internal)
     async def _internal(request: Request, exc: Internal) -> JSONResponse:
@@ -218,14 +219,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def _pending(request: Request, exc: uws.TooManyPending) -> JSONResponse:
         return _problem(429, str(exc), {"Retry-After": str(exc.retry_after)})
 
-    @app.exception_handler(NotFound)
-    async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
-        return _problem(404, str(exc))
-
-    @app.exception_handler(SourceGone)
-    async def _gone(request: Request, exc: SourceGone) -> JSONResponse:
-        return _problem(410, str(exc))
-
     @app.exception_handler(Busy)
     async def _busy(request: Request, exc: Busy) -> JSONResponse:
         return _problem(503, str(exc), {"Retry-After": str(exc.retry_after)})
@@ -233,10 +226,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.exception_handler(uws.QueueFull)
     async def _full(request: Request, exc: uws.QueueFull) -> JSONResponse:
         return _problem(503, str(exc), {"Retry-After": "30"})
-
-    @app.exception_handler(uws.PhaseConflict)
-    async def _conflict(request: Request, exc: uws.PhaseConflict) -> JSONResponse:
-        return _problem(409, str(exc))
 
     @app.exception_handler(psycopg.OperationalError)
     async def _db_down(request: Request, exc: psycopg.OperationalError) -> JSONResponse:
