@@ -115,3 +115,13 @@ class Stage(Protocol):
     def process(self, granule: Granule, ctx: RunContext) -> StageOutput:
         """Read, infer and build rows; raise GranuleError for bad input."""
         ...
+
+
+def invalid_note(invalid: dict[str, int]) -> str:
+    """Sentence appended to processing_level_desc when input values were not physical
+    (StageOutput.invalid_values), so every row says what its granule lost."""
+    total = sum(invalid.values())
+    if not total:
+        return ""
+    parts = ", ".join(f"{q} {n}" for q, n in sorted(invalid.items()))
+    return f"; {total} non-physical input value(s) treated as missing ({parts})"

@@ -17,7 +17,14 @@ import numpy as np
 import pandas as pd
 from epnml.ingest.epn import iso_utc, to_jd
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
-from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
+from epnml.ingest.stage import (
+    Granule,
+    GranuleError,
+    ModelInfo,
+    RunContext,
+    StageOutput,
+    invalid_note,
+)
 from epnml.schemas.products import get_product
 
 PRODUCT = get_product("crossings")
@@ -198,15 +205,6 @@ class CrossingsStage:
             "orbit_number": orbit,
         }
 
-
-def invalid_note(invalid: dict[str, int]) -> str:
-    """Sentence appended to processing_level_desc when input values were not physical
-    (the icme stage's wording)."""
-    total = sum(invalid.values())
-    if not total:
-        return ""
-    parts = ", ".join(f"{q} {n}" for q, n in sorted(invalid.items()))
-    return f"; {total} non-physical input value(s) treated as missing ({parts})"
 
 
 def _safe(name: str) -> str:

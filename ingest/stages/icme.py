@@ -18,7 +18,14 @@ import pandas as pd
 from epnml.ingest.epn import earth_sun_distance_au, finite_or_none, iso_utc, to_jd
 from epnml.ingest.limits import ResourceLimits
 from epnml.ingest.readers.solarwind import SOLARWIND_LIMITS
-from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
+from epnml.ingest.stage import (
+    Granule,
+    GranuleError,
+    ModelInfo,
+    RunContext,
+    StageOutput,
+    invalid_note,
+)
 from epnml.schemas.products import get_product
 
 PRODUCT = get_product("events")
@@ -227,14 +234,6 @@ RECORD_COLUMNS = [
     "granule_id", "granule_uid", "model", "model_version", "simulated",
 ]
 
-
-def invalid_note(invalid: dict[str, int]) -> str:
-    """Sentence appended to processing_level_desc when input values were not physical."""
-    total = sum(invalid.values())
-    if not total:
-        return ""
-    parts = ", ".join(f"{q} {n}" for q, n in sorted(invalid.items()))
-    return f"; {total} non-physical input value(s) treated as missing ({parts})"
 
 
 def _safe(uid: str) -> str:
