@@ -245,7 +245,7 @@ def run_one(settings: Settings, pipeline: str, paths: list[Path], *, mode: str,
                                 settings=settings, workers=1, model_version=model_version,
                                 params=params, progress=False, keep_rows=True)
     except RunFailed as exc:
-        kind = classify(str(exc))
+        kind = exc.kind or classify(str(exc))  # the granule's own failure class first
         if kind == "internal":
             raise Internal(log_internal(f"{mode} of {pipeline}", str(exc))) from exc
         error = TooLarge if kind in ("limit", "memory") else InputError

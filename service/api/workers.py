@@ -37,7 +37,8 @@ _UNEXPECTED = re.compile(r"unexpected [A-Z][A-Za-z0-9_]*(Error|Exception|Exit|In
 
 
 def classify(message: str) -> str:
-    """The kind of a granule's error line: limit, memory, internal or input."""
+    """The kind of a granule's error line (limit, memory, internal or input), for errors
+    that come without RunFailed.kind (e.g. a lost worker's line)."""
     if " exceeds the limit of " in message:
         return "limit"
     if "MemoryError" in message:
@@ -61,7 +62,7 @@ def preview_job(settings: Settings, pipeline: str, paths: list[Path],
     except LimitExceeded as exc:
         return {"error": "limit", "message": str(exc)}
     except RunFailed as exc:
-        return {"error": classify(str(exc)), "message": str(exc)}
+        return {"error": exc.kind or classify(str(exc)), "message": str(exc)}
     except (ValueError, OSError) as exc:  # GranuleError, unknown version, bad parameter
         return {"error": "input", "message": str(exc)}
     return {"rows": summary.rows, "model_version": summary.model_version,
