@@ -491,7 +491,7 @@ run_tests() {
     cd "$REPO"
     "$VENV/bin/python" -m epnml.schemas.render --check
     "$VENV/bin/ruff" check .
-    "$VENV/bin/mypy" service ingest ml schemas
+    "$VENV/bin/mypy"
     "$VENV/bin/python" -m pytest -q "$@"
 }
 

@@ -200,9 +200,10 @@ def _run_cli(case: Case, work: Path) -> dict[str, Any]:
 def _run_http(case: Case, work: Path) -> dict[str, Any]:
     from dataclasses import replace
 
+    from fastapi.testclient import TestClient
+
     from epnml.api import create_app
     from epnml.config import load_settings
-    from fastapi.testclient import TestClient
 
     # fork: the preview worker starts from this child, whose pipeline is already loaded
     # (forkserver would import torch again for each of the ~200 cases)
@@ -297,9 +298,10 @@ def _baseline_files(group: str, root: Path) -> list[Path]:
 def worker(root: Path, group: str, out_json: Path) -> None:
     """Run every case of one pipeline group through its channels (in a fresh process)."""
     os.environ.update({"OMP_NUM_THREADS": "1", "EPNML_WORKERS": "1", "EPNML_DSN": BAD_DSN})
+    import fastapi.testclient  # noqa: F401
+
     import epnml.api.app  # noqa: F401 - loaded before the forks
     import epnml.cli  # noqa: F401
-    import fastapi.testclient  # noqa: F401
     from epnml.ingest.executor import get_stage
 
     if group != "landforms":

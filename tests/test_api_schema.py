@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg
 import pytest
+
 from epnml.config import load_settings
 
 schemathesis = pytest.importorskip("schemathesis")

@@ -25,11 +25,12 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+from fastapi.testclient import TestClient
+
 from epnml.api.inference import Busy, Timeout, TooLarge
 from epnml.api.safety import QueryStringFilter, clean_message, install_query_filter, open_log
 from epnml.api.workers import WorkerPool
 from epnml.config import Settings, load_settings
-from fastapi.testclient import TestClient
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "security-test-token-91d2"

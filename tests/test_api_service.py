@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import psycopg
 import pytest
+
 from epnml.api.auth import owner_tag
 from epnml.config import Settings, load_settings
 
@@ -336,8 +337,9 @@ def _wait(client: TestClient, job_path: str, timeout: float = 180) -> str:
 
 def test_uws_lifecycle(settings: Settings) -> None:
     from astropy.io.votable import parse
-    from epnml.api import create_app
     from pyvo.io.uws import parse_job, parse_job_list
+
+    from epnml.api import create_app
 
     uids = _rows(settings, "SELECT granule_uid FROM epnml.crossings WHERE superseded_at IS NULL"
                            " ORDER BY granule_uid")

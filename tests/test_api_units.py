@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from epnml.api.app import _safe_name
 from epnml.api.datalink import Link, ProcService, document
 from epnml.api.inference import InputError, check_id, check_threshold, scrub

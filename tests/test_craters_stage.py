@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+
 from epnml.ingest.readers.images import read_image
 from epnml.ingest.stage import GranuleError, RunContext
 from epnml.ingest.stages.craters import CratersStage, circle_bounds, circle_outline

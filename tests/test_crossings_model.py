@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+
 from epnml.ingest.stage import ModelInfo
 from epnml.ml.crossings.baseline import WindowCNNLSTM, windows
 from epnml.ml.crossings.baseline import predict_array as baseline_predict
@@ -202,8 +203,9 @@ def test_committed_model_card_matches_weights(tmp_path: Path) -> None:
 
 def test_committed_model_on_a_simulated_orbit() -> None:
     """Seeded synthetic orbit (no shared data): sane macro-F1 and the eight edges nearby."""
-    from epnml.ingest.simulate.messenger import simulate_orbit
     from sklearn.metrics import f1_score
+
+    from epnml.ingest.simulate.messenger import simulate_orbit
 
     torch.set_num_threads(2)
     frame = simulate_orbit(None, 11)

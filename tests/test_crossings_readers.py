@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from epnml.ingest.readers.messenger import group_mag_files, parse_label, read_mag
 from epnml.ingest.stage import GranuleError
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from epnml.ingest.simulate import messenger as sim
 from epnml.ml.crossings import catalogue as cat
 from epnml.ml.crossings.labels import (

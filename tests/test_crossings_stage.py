@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from epnml.cli import main
 from epnml.ingest.stage import Granule, RunContext
 

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+
 from epnml.ingest.epn import to_jd
 from epnml.ingest.stages.crossings import local_time_h
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from epnml.ingest.readers.images import read_image
 from epnml.ingest.stage import GranuleError, RunContext
 from epnml.ingest.stages.ice import IceStage
@@ -262,6 +263,7 @@ def test_ice_simulator_labels_and_confounders() -> None:
 
 def test_icenet_forward_shape() -> None:
     import torch
+
     from epnml.ml.landforms.icenet import IceNet
 
     with torch.inference_mode():

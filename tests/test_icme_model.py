@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+
 from epnml.ingest.stage import ModelInfo
 from epnml.ml.icme.evaluate import event_scores, true_events_from_labels
 from epnml.ml.icme.events import extract_events

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+
 from epnml.config import Settings
 from epnml.ingest.registry import make_stage
 from epnml.ingest.runner import run_pipeline

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+
 from epnml.ml.landforms.detector import DetectorConfig, PitsDetector, decode, n_parameters
 from epnml.ml.landforms.evaluate_pits import average_precision, evaluate
 from epnml.ml.landforms.inference import (

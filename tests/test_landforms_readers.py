@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from epnml.ingest.readers.images import hirise_observation_id, read_image, read_yolo_labels
 from epnml.ingest.stage import GranuleError
 

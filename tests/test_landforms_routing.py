@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from epnml.ingest.routing import models_for, route_landforms
 from epnml.ingest.stage import GranuleError
 

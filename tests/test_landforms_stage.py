@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from epnml.ingest.stage import GranuleError, RunContext
 from epnml.ingest.stages.landforms import PitsStage
 from epnml.ml.landforms.inference import available_versions

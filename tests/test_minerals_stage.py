@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from epnml.cli import main
 from epnml.schemas.products import MINERAL_PHASES
 

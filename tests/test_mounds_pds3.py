@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from epnml.ingest.readers.images import image_files, read_image, read_image_header
 from epnml.ingest.readers.pds3_images import read_pds3_image_label
 from epnml.ingest.routing import models_for

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
 from epnml.ingest.readers.images import ImageData, read_image
 from epnml.ingest.stage import GranuleError, RunContext
 from epnml.ingest.stages.mounds import MoundsStage
@@ -225,6 +226,7 @@ def test_simulator_is_seeded_and_labels_mounds() -> None:
 
 def test_unet_and_features_shapes() -> None:
     import torch
+
     from epnml.ml.landforms.unet import UNet, dtm_features, image_features
 
     dtm = simulate_scene_dtm()
@@ -269,9 +271,10 @@ def test_bench_mounds_reports_tiles_per_minute() -> None:
 
 def test_finer_dtm_is_resampled_to_the_training_scale(stage: MoundsStage,
                                                       tmp_path: Path) -> None:
-    from epnml.ingest.simulate.geotiff import write_mars_geotiff
     from make_mounds_fixtures import scene
     from PIL import Image
+
+    from epnml.ingest.simulate.geotiff import write_mars_geotiff
 
     coarse = scene().dtm
     fine = np.asarray(Image.fromarray(coarse, mode="F").resize(

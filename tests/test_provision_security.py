@@ -22,6 +22,7 @@ from typing import Any
 import psycopg
 import pytest
 import pyvo
+
 from conftest import REPO, TEST_API_PORT, TEST_DB, Stack
 from epnml.config import read_dsn_file
 

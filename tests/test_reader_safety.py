@@ -18,6 +18,8 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+from PIL import Image, TiffImagePlugin, TiffTags
+
 from epnml.ingest.limits import LimitExceeded, ResourceLimits
 from epnml.ingest.readers.images import check_image_size, read_image, read_yolo_labels
 from epnml.ingest.readers.mascs import read_mascs, read_mascs_files
@@ -26,7 +28,6 @@ from epnml.ingest.readers.paths import PointerRefused, plain_name
 from epnml.ingest.readers.spectra import read_envi_sli, read_relab_json
 from epnml.ingest.stage import GranuleError
 from epnml.ingest.stages.mounds import MoundsStage
-from PIL import Image, TiffImagePlugin, TiffTags
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "SECRET-TOKEN-7f3a9c"
@@ -609,8 +610,9 @@ def test_pds3_projection_offset_leaving_the_body_is_refused(mounds: dict[str, Pa
 def test_routing_checks_declared_sizes_against_each_stage(
         mounds: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The CLI routes before it connects to the database: routing must refuse the sizes."""
-    from epnml.ingest.routing import route_landforms
     from PIL import ImageFile
+
+    from epnml.ingest.routing import route_landforms
 
     def no_decoding(self: object) -> None:
         raise AssertionError("pixels were decoded")

@@ -9,6 +9,7 @@ from types import ModuleType
 import numpy as np
 import pandas as pd
 import pytest
+
 from epnml.config import load_settings
 from epnml.ingest.readers.solarwind import (
     FRAME_COLUMNS,

@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+
 from epnml.schemas import PRODUCTS, get_product
 from epnml.schemas.columns import core_columns
 from epnml.schemas.render import PRODUCTS_SQL, RD_DIR, render_products_sql, render_rd

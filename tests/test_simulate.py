@@ -9,6 +9,8 @@ import cdflib
 import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
+
 from epnml.config import load_settings
 from epnml.ingest.quicklook import solarwind_quicklook_png
 from epnml.ingest.readers.solarwind import (
@@ -25,7 +27,6 @@ from epnml.ingest.simulate.solarwind import (
     inject_icme,
     simulate_solar_wind,
 )
-from PIL import Image
 
 SHARED = load_settings().shared_data
 ICMECAT = SHARED / "catalogues" / "helio4cast_icmecat_v23.csv"

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
+
 from epnml.ingest.limits import LimitExceeded, ResourceLimits
 from epnml.ingest.readers.solarwind import (
     FRAME_COLUMNS,

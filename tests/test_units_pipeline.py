@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import adjusted_rand_score
+
 from epnml.ml.units.grid import (
     clip_outliers,
     common_wavelengths,
@@ -20,7 +22,6 @@ from epnml.ml.units.grid import (
 from epnml.ml.units.pipeline import UnitsConfig, config_sha256, fit_units, gap_choice
 from epnml.ml.units.regions import signed_area, spoly_literal, unit_regions
 from epnml.ml.units.simulate import simulate_cells
-from sklearn.metrics import adjusted_rand_score
 
 FAST = UnitsConfig(embedding="none")
 NO_USGS = Path("/nonexistent")

@@ -9,6 +9,7 @@ from types import ModuleType
 import numpy as np
 import pandas as pd
 import pytest
+
 from epnml.ingest.readers.mascs import (
     group_mascs_files,
     parse_odl,

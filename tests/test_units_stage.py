@@ -9,6 +9,7 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+
 from epnml.ingest.stage import GranuleError, RunContext, StageOutput
 from epnml.ingest.stages.units import PHASES, PRODUCT, UNITS_EXTRA_COLUMNS, UnitsStage
 

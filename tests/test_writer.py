@@ -10,6 +10,7 @@ import pandas as pd
 import psycopg
 import pytest
 import pyvo
+
 from epnml.config import load_settings
 from epnml.ingest.stage import Granule, ModelInfo, StageOutput
 from epnml.ingest.writer import write_granule

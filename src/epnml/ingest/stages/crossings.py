@@ -1,0 +1,212 @@
+"""Crossings stage: MESSENGER MAG (MSO, 1 s) -> bow shock / magnetopause edges -> rows.
+
+Science case: Europlanet Mercury boundaries (Julka et al. 2022), boundary edges
+numbered as in Philpott et al. 2020 (doi:10.1029/2019JA027544).  One row per
+boundary edge; pure: reads the granule's files, runs the model, builds rows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from epnml.ingest.epn import iso_utc, to_jd
+from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
+from epnml.ingest.stage import (
+    Granule,
+    GranuleError,
+    ModelInfo,
+    RunContext,
+    StageOutput,
+    invalid_note,
+)
+from epnml.schemas.products import get_product
+
+PRODUCT = get_product("crossings")
+BIB_REFERENCE = "10.1029/2019JA027544"
+CADENCE_S = 1.0
+#: mean Mercury radius (km), for positions in planetary radii in the records.
+MERCURY_RADIUS_KM = 2440.0
+
+RECORD_COLUMNS = [
+    "time", "boundary", "direction", "edge", "boundary_number", "score",
+    "x_mso_km", "y_mso_km", "z_mso_km", "local_time_h", "r_km", "orbit_number",
+    "granule_id", "granule_uid", "model", "model_version", "simulated",
+]
+#: user parameters the stage itself handles; the others go to extract_crossings.
+_STAGE_PARAMS = {"threshold"}
+
+
+def local_time_h(x: float, y: float) -> float:
+    """MSO local time: 12 h towards the Sun (+x), 18 h towards dusk (+y)."""
+    return (12.0 + math.degrees(math.atan2(y, x)) / 15.0) % 24.0
+
+
+class CrossingsStage:
+    name = "crossings"
+    product = "crossings"
+    #: 1-s MAG samples of one granule: an orbit is 8-12 h (43,200 rows), a PDS daily
+    #: product 86,400; 2 M samples is 23 days at 1 s. A granule spans at most two months
+    #: (the simulated products: one orbit each).
+    limits: ResourceLimits = replace(DEFAULT_LIMITS, max_samples=2_000_000, max_span_days=62,
+                     max_memory_mb=2000)
+
+    def __init__(self, model_version: str | None = None) -> None:
+        from epnml.ml.crossings.inference import load_model
+
+        self._model = load_model(model_version)
+
+    def model_info(self) -> ModelInfo:
+        info: ModelInfo = self._model.info
+        return info
+
+    def model_card(self) -> dict[str, Any]:
+        """The JSON model card committed next to the weights (stored in epnml.model_versions)."""
+        from epnml.ml.checkpoints import committed_card
+
+        return committed_card("crossings", self._model.info.version)
+
+    def granules(self, paths: Sequence[Path]) -> list[Granule]:
+        from epnml.ingest.readers.messenger import group_mag_files
+
+        return [Granule(gid, tuple(files)) for gid, files in group_mag_files(list(paths))]
+
+    def _params(self, ctx: RunContext) -> tuple[float, dict[str, Any]]:
+        threshold = 0.0
+        if "threshold" in ctx.params:
+            threshold = float(ctx.params["threshold"])
+            if not 0.0 <= threshold < 1.0:
+                raise ValueError(f"crossings: threshold must be in [0, 1), got {threshold}")
+        extra = {k: v for k, v in ctx.params.items() if k not in _STAGE_PARAMS}
+        return threshold, extra
+
+    def process(self, granule: Granule, ctx: RunContext) -> StageOutput:
+        from epnml.ingest.readers.messenger import read_mag
+        from epnml.ml.crossings.inference import predict_proba
+        from epnml.ml.crossings.postprocess import extract_crossings
+
+        threshold, extra = self._params(ctx)
+        frame = read_mag(list(granule.paths), self.limits)
+        valid = frame[["bx", "by", "bz", "x", "y", "z"]].notna().all(axis=1)
+        if len(frame) == 0 or not valid.any():
+            raise GranuleError(granule.label, "no valid magnetometer samples (none with a "
+                               "complete field vector and position)")
+        invalid: dict[str, int] = dict(frame.attrs.get("invalid_values", {}))
+        note = invalid_note(invalid)
+        proba = predict_proba(frame, self._model)
+        edges = extract_crossings(frame, proba, **{**self._model.postprocess(), **extra})
+        if threshold > 0.0 and len(edges):
+            edges = edges[edges["score"] >= threshold]
+        simulated = bool(frame.attrs.get("simulated", False)) or "simulated" in granule.label
+        orbit = frame.attrs.get("orbit_number")
+        info = self.model_info()
+        records: list[dict[str, Any]] = []
+        rows: list[dict[str, Any]] = []
+        files: dict[str, bytes] = {}
+        thumbs: dict[int, str] = {}
+        if ctx.make_quicklooks and len(edges):
+            from epnml.ingest.quicklook import mag_orbit_quicklook_png
+            from epnml.ml.crossings.postprocess import segment_orbits
+
+            segments = segment_orbits(frame)
+            for index in sorted(set(int(i) for i in edges["orbit_index"])):
+                seg = frame.iloc[segments[index]]
+                orbit_edges = edges[edges["orbit_index"] == index]
+                label = f"{seg.index[0]:%Y-%m-%d}" + (f" orbit {orbit}" if orbit is not None
+                                                      else f" {seg.index[0]:%H:%M}")
+                title = f"MESSENGER MAG {label}" + (" (simulated)" if simulated else "")
+                name = f"crossings/{_safe(granule.granule_id)}_{index:03d}_v{info.version}.png"
+                files[name] = mag_orbit_quicklook_png(seg, orbit_edges, title)
+                thumbs[index] = name
+        for edge in edges.itertuples(index=False):
+            t = pd.Timestamp(edge.time)
+            x, y, z = float(edge.x), float(edge.y), float(edge.z)
+            if not all(np.isfinite([x, y, z])):
+                continue  # no position, no row: the geometry is never invented
+            r = math.sqrt(x * x + y * y + z * z)
+            lt = local_time_h(x, y)
+            number = int(edge.boundary_number)
+            uid = f"mess_mag_{t:%Y%m%dT%H%M%S}_b{number}_v{info.version}"
+            records.append({
+                "time": iso_utc(t), "boundary": edge.boundary, "direction": edge.direction,
+                "edge": edge.edge, "boundary_number": number,
+                "score": round(float(edge.score), 4),
+                "x_mso_km": round(x, 1), "y_mso_km": round(y, 1), "z_mso_km": round(z, 1),
+                "local_time_h": round(lt, 3), "r_km": round(r, 1),
+                "orbit_number": orbit, "granule_id": granule.granule_id, "granule_uid": uid,
+                "model": info.name, "model_version": info.version, "simulated": simulated,
+            })
+            thumb = thumbs.get(int(edge.orbit_index))
+            rows.append(self._row(uid, granule, info, edge, t, (x, y, z), r, lt, orbit,
+                                  simulated, ctx, thumb, note))
+        return StageOutput(granule, pd.DataFrame.from_records(records, columns=RECORD_COLUMNS),
+                           rows, files, invalid_values=invalid)
+
+    def _row(self, uid: str, granule: Granule, info: ModelInfo, edge: Any, t: pd.Timestamp,
+             xyz: tuple[float, float, float], r: float, lt: float, orbit: int | None,
+             simulated: bool, ctx: RunContext, thumb: str | None,
+             note: str = "") -> dict[str, Any]:
+        what = "SIMULATED MESSENGER MAG data (catalogue-timed simulation, not spacecraft " \
+            "data)" if simulated else "MESSENGER MAG 1-s MSO data"
+        jd = to_jd(t)
+        x, y, z = xyz
+        now = ctx.started
+        return {
+            "granule_uid": uid,
+            "granule_gid": "crossings",
+            "obs_id": granule.granule_id,
+            "dataproduct_type": "ci",
+            "target_name": "Mercury",
+            "target_class": "planet",
+            "time_min": jd,
+            "time_max": jd,
+            "time_sampling_step_min": CADENCE_S,
+            "time_sampling_step_max": CADENCE_S,
+            "c1min": x, "c1max": x, "c2min": y, "c2max": y, "c3min": z, "c3max": z,
+            "spatial_frame_type": PRODUCT.spatial_frame_type,
+            "instrument_host_name": "MESSENGER",
+            "instrument_name": "MAG",
+            "measurement_type": "phys.magField",
+            "processing_level": 5,
+            "creation_date": now,
+            "modification_date": now,
+            "release_date": now,
+            "service_title": PRODUCT.schema,
+            "thumbnail_url": f"{ctx.files_base_url}/{thumb}" if thumb else None,
+            "processing_level_desc": (
+                f"{edge.boundary} {edge.direction} {edge.edge} edge (Philpott boundary "
+                f"{int(edge.boundary_number)}) found by model {info.name} v{info.version} "
+                f"(temporal-convolution region segmenter + ordered decoding) in {what}"
+                f"{note}"
+            ),
+            "publisher": "epnml",
+            "bib_reference": BIB_REFERENCE,
+            "time_scale": "UTC",
+            "time_refposition": "MESSENGER",
+            "feature_name": edge.boundary,
+            "spatial_coordinate_description": "MSO",
+            "spatial_origin": "Mercury",
+            "local_time_min": lt,
+            "local_time_max": lt,
+            "radial_distance_min": r,
+            "radial_distance_max": r,
+            "ml_model_name": info.name,
+            "ml_model_version": info.version,
+            "ml_weights_sha256": info.sha256,
+            "ml_run_id": ctx.run_id,
+            "ml_score": min(1.0, max(0.0, float(edge.score))),
+            "crossing_direction": edge.direction,
+            "crossing_edge": edge.edge,
+            "orbit_number": orbit,
+        }
+
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:100]

@@ -1,0 +1,245 @@
+"""ICME stage: solar-wind in-situ files -> detected ICME events -> ``events`` rows.
+
+Science case: Europlanet IWF (Rüdisser et al. 2022, Space Weather,
+doi:10.1029/2022SW003149). Pure: reads files, runs the model, builds rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from epnml.ingest.epn import earth_sun_distance_au, finite_or_none, iso_utc, to_jd
+from epnml.ingest.limits import ResourceLimits
+from epnml.ingest.readers.solarwind import SOLARWIND_LIMITS
+from epnml.ingest.stage import (
+    Granule,
+    GranuleError,
+    ModelInfo,
+    RunContext,
+    StageOutput,
+    invalid_note,
+)
+from epnml.schemas.products import get_product
+
+PRODUCT = get_product("events")
+BIB_REFERENCE = "10.1029/2022SW003149"
+CADENCE_S = 600.0
+
+
+@dataclass(frozen=True)
+class Source:
+    """What the files are: spacecraft, instruments and whether they are simulated."""
+
+    host: str
+    instrument: str
+    simulated: bool
+    #: spacecraft near Earth (L1 or OMNI): Sun distance from Earth's orbit.
+    near_earth: bool
+
+
+def describe_source(granule: Granule) -> Source:
+    names = " ".join(p.name.lower() for p in granule.paths)
+    simulated = "simulated" in names or "sim_" in names or any(
+        _cdf_says_simulated(p) for p in granule.paths if p.suffix.lower() == ".cdf"
+    )
+    if any(p.suffix.lower() == ".lst" for p in granule.paths) or "omni" in names:
+        return Source("OMNI", "OMNI", simulated, True)
+    if "stereo" in names or "sta_" in names:
+        return Source("STEREO-A", "IMPACT#PLASTIC", simulated, False)
+    if "stb_" in names:
+        return Source("STEREO-B", "IMPACT#PLASTIC", simulated, False)
+    if "ace" in names:
+        return Source("ACE", "MAG#SWEPAM", simulated, True)
+    return Source("Wind", "MFI#SWE", simulated, True)
+
+
+def _cdf_says_simulated(path: Path) -> bool:
+    try:
+        import cdflib
+
+        attrs = cdflib.CDF(str(path)).globalattsget()
+    except Exception:  # unreadable files are reported by the reader
+        return False
+    return "simulated" in json.dumps(attrs, default=str).lower()
+
+
+class IcmeStage:
+    name = "icme"
+    product = "events"
+    #: per-granule limits, checked by the readers before resampling (see
+    #: :data:`epnml.ingest.readers.solarwind.SOLARWIND_LIMITS` for the choice):
+    #: 22 years of time span, 1.2 M samples in the file(s) and 10-min bins, 1 GB.
+    limits: ResourceLimits = SOLARWIND_LIMITS
+
+    def __init__(self, model_version: str | None = None) -> None:
+        from epnml.ml.icme.inference import load_model
+
+        self._model = load_model(model_version)
+
+    def model_info(self) -> ModelInfo:
+        info: ModelInfo = self._model.info
+        return info
+
+    def model_card(self) -> dict[str, Any]:
+        """The JSON model card committed next to the weights (stored in epnml.model_versions)."""
+        from epnml.ml.checkpoints import committed_card
+
+        return committed_card("icme", self._model.info.version)
+
+    def granules(self, paths: Sequence[Path]) -> list[Granule]:
+        from epnml.ingest.readers.solarwind import group_solarwind_files
+
+        expanded: list[Path] = []
+        for path in paths:
+            if path.is_dir():
+                expanded += sorted(p for p in path.iterdir()
+                                   if p.suffix.lower() in {".csv", ".cdf", ".lst", ".fmt"})
+            else:
+                expanded.append(path)
+        return [Granule(gid, tuple(files))
+                for gid, files in group_solarwind_files(expanded, self.limits)]
+
+    def _postprocess(self, ctx: RunContext) -> dict[str, Any]:
+        """extract_events arguments: the model's validated defaults, overridden by the user."""
+        unknown = set(ctx.params) - {"threshold", "min_duration_h"}
+        if unknown:
+            raise ValueError(f"icme: unknown parameters {sorted(unknown)}")
+        kwargs: dict[str, Any] = dict(self._model.postprocess())
+        if "threshold" in ctx.params:
+            threshold = float(ctx.params["threshold"])
+            if not 0.0 < threshold < 1.0:
+                raise ValueError(f"icme: threshold must be in (0, 1), got {threshold}")
+            kwargs["threshold"] = threshold
+        if "min_duration_h" in ctx.params:
+            hours = float(ctx.params["min_duration_h"])
+            if not 0.0 <= hours <= 240.0:
+                raise ValueError(f"icme: min_duration_h must be in [0, 240], got {hours}")
+            kwargs["min_duration"] = pd.Timedelta(hours=hours)
+        return kwargs
+
+    def process(self, granule: Granule, ctx: RunContext) -> StageOutput:
+        from epnml.ingest.readers.solarwind import read_solarwind
+        from epnml.ml.icme.events import extract_events
+        from epnml.ml.icme.inference import predict_proba
+
+        postprocess = self._postprocess(ctx)
+        frame = read_solarwind(list(granule.paths), self.limits)
+        if frame.empty or frame[["bt", "vt"]].notna().sum().min() == 0:
+            raise GranuleError(granule.label, "no valid magnetic field or plasma samples")
+        invalid: dict[str, int] = dict(frame.attrs.get("invalid_values", {}))
+        proba = predict_proba(frame, self._model)
+        events = extract_events(frame.index, proba, **postprocess)
+        source = describe_source(granule)
+        info = self.model_info()
+        records = []
+        rows = []
+        files: dict[str, bytes] = {}
+        for event in events.itertuples(index=False):
+            start, end = pd.Timestamp(event.start), pd.Timestamp(event.end)
+            inside = frame.loc[start:end]
+            stats = {
+                "duration_h": (end - start).total_seconds() / 3600.0,
+                "b_max": float(np.nanmax(inside["bt"])) if inside["bt"].notna().any() else np.nan,
+                "b_mean": float(np.nanmean(inside["bt"])) if inside["bt"].notna().any() else np.nan,
+                "v_mean": float(np.nanmean(inside["vt"])) if inside["vt"].notna().any() else np.nan,
+            }
+            uid = f"icme_{granule.granule_id}_{start:%Y%m%dt%H%M}_v{info.version}"
+            records.append({
+                "start": iso_utc(start), "end": iso_utc(end),
+                "score": round(float(event.score), 4), "peak": round(float(event.peak), 4),
+                **{k: round(v, 3) if np.isfinite(v) else None for k, v in stats.items()},
+                "spacecraft": source.host, "granule_id": granule.granule_id,
+                "granule_uid": uid, "model": info.name, "model_version": info.version,
+                "simulated": source.simulated,
+            })
+            thumb = f"events/{_safe(uid)}.png"
+            if ctx.make_quicklooks:
+                from epnml.ingest.quicklook import solarwind_quicklook_png
+
+                title = f"{source.host} ICME {start:%Y-%m-%d}" + (" (simulated)"
+                                                                 if source.simulated else "")
+                files[thumb] = solarwind_quicklook_png(frame, start, end, title)
+            rows.append(self._row(uid, granule, source, info, start, end, float(event.score),
+                                  stats, ctx, thumb if ctx.make_quicklooks else None, invalid))
+        return StageOutput(granule, pd.DataFrame.from_records(records, columns=RECORD_COLUMNS),
+                           rows, files, invalid_values=invalid)
+
+    def _row(self, uid: str, granule: Granule, source: Source, info: ModelInfo,
+             start: pd.Timestamp, end: pd.Timestamp, score: float, stats: dict[str, float],
+             ctx: RunContext, thumb: str | None,
+             invalid: dict[str, int] | None = None) -> dict[str, Any]:
+        what = "SIMULATED solar wind (demo inputs, not spacecraft data)" if source.simulated \
+            else f"{source.host} {source.instrument.replace('#', '/')} data"
+        sun = None
+        if source.near_earth:
+            # L1 monitors sit about 0.01 au sunward of Earth; OMNI is shifted to the bow shock.
+            offset = 0.0 if source.host == "OMNI" else 0.01
+            sun = earth_sun_distance_au(start + (end - start) / 2) - offset
+        now = ctx.started
+        return {
+            "granule_uid": uid,
+            "granule_gid": "icme",
+            "obs_id": granule.granule_id,
+            "dataproduct_type": "ci",
+            "target_name": "solar wind",
+            "target_class": "interplanetary_medium",
+            "time_min": to_jd(start),
+            "time_max": to_jd(end),
+            "time_sampling_step_min": CADENCE_S,
+            "time_sampling_step_max": CADENCE_S,
+            "spatial_frame_type": PRODUCT.spatial_frame_type,
+            "instrument_host_name": source.host,
+            "instrument_name": source.instrument,
+            "measurement_type": "phys.magField#phys.veloc#phys.density#phys.temperature",
+            "processing_level": 5,
+            "creation_date": now,
+            "modification_date": now,
+            "release_date": now,
+            "service_title": PRODUCT.schema,
+            "thumbnail_url": f"{ctx.files_base_url}/{thumb}" if thumb else None,
+            "processing_level_desc": (
+                f"ICME detected by model {info.name} v{info.version} (1-D ResUNet++-style "
+                f"segmentation, 10-min cadence) in {what}" + invalid_note(invalid or {})
+            ),
+            "publisher": "epnml",
+            "bib_reference": BIB_REFERENCE,
+            "time_scale": "UTC",
+            "time_refposition": source.host,
+            "target_region": "solar-wind",
+            "sun_distance_min": sun,
+            "sun_distance_max": sun,
+            "event_type": "icme",
+            "event_status": "observation",
+            "ml_model_name": info.name,
+            "ml_model_version": info.version,
+            "ml_weights_sha256": info.sha256,
+            "ml_run_id": ctx.run_id,
+            "ml_score": min(1.0, max(0.0, score)),
+            "event_duration": stats["duration_h"],
+            "event_b_max": finite_or_none(stats["b_max"]),
+            "event_b_mean": finite_or_none(stats["b_mean"]),
+            "event_v_mean": finite_or_none(stats["v_mean"]),
+        }
+
+
+RECORD_COLUMNS = [
+    "start", "end", "score", "peak", "duration_h", "b_max", "b_mean", "v_mean", "spacecraft",
+    "granule_id", "granule_uid", "model", "model_version", "simulated",
+]
+
+
+
+def _safe(uid: str) -> str:
+    """File names from uids: short, URL-safe and collision-free."""
+    clean = "".join(c if c.isalnum() or c in "-_." else "_" for c in uid)
+    if len(clean) <= 120:
+        return clean
+    return clean[:100] + "_" + hashlib.sha256(uid.encode()).hexdigest()[:16]

@@ -1,0 +1,146 @@
+"""Committed model weights: checksums, versions, and the checked way to pick a file.
+
+Every model keeps ``ml/weights/<name>-<version>.pt`` next to a JSON card carrying
+the file's sha256; loaders refuse weights whose card is missing or disagrees, so a
+swapped or truncated file never silently writes different catalogue rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from epnml.config import models_dir
+
+#: where the committed weights and their JSON cards live (``<name>-<version>.pt/.json``).
+WEIGHTS_DIR = models_dir() / "weights"
+
+
+def committed_card(name: str, version: str, weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
+    """The JSON model card committed next to the weights of ``name`` ``version``; ``{}``
+    for weights given by path without a card."""
+    path = weights_dir / f"{name}-{version}.json"
+    card: dict[str, Any] = json.loads(path.read_text()) if path.is_file() else {}
+    return card
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def version_key(version: str) -> tuple[tuple[int, int | str], ...]:
+    """Numeric-aware sort key so 1.10.0 is newer than 1.9.0."""
+    parts = re.split(r"[.+-]", version)
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in parts)
+
+
+def weights_pattern(name: str, *, digit_first: bool = True) -> re.Pattern[str]:
+    """``<name>-<version>.pt``; digit_first keeps e.g. ``crossings-baseline-*`` out."""
+    version = r"\d[0-9A-Za-z.+-]*" if digit_first else r"[0-9A-Za-z.+-]+"
+    return re.compile(rf"^{re.escape(name)}-(?P<version>{version})\.pt$")
+
+
+def available_versions(name: str, weights_dir: Path,
+                       pattern: re.Pattern[str] | None = None) -> list[str]:
+    """Versions with both a weights file and its JSON card, oldest first."""
+    if not weights_dir.is_dir():
+        return []
+    regex = pattern or weights_pattern(name)
+    found = []
+    for p in weights_dir.glob(f"{name}-*.pt"):
+        m = regex.match(p.name)
+        if m and p.with_suffix(".json").is_file():
+            found.append(m.group("version"))
+    return sorted(found, key=version_key)
+
+
+def resolve_weights(name: str, version: str | None, path: Path | None, default_dir: Path,
+                    pattern: re.Pattern[str] | None = None) -> Path:
+    """The ``.pt`` to load: ``path`` (a file or a directory) or ``default_dir``, newest
+    version unless ``version`` is given."""
+    if path is not None and Path(path).is_file():
+        pt = Path(path)
+        if version is not None and pt.name != f"{name}-{version}.pt":
+            raise ValueError(f"version {version!r} does not match weights file {pt.name}")
+        return pt
+    wdir = Path(path) if path is not None else default_dir
+    if path is not None and not wdir.exists():
+        raise FileNotFoundError(f"no such weights file or directory: {wdir}")
+    versions = available_versions(name, wdir, pattern)
+    if version is None:
+        if not versions:
+            raise FileNotFoundError(f"no {name} weights (with JSON card) in {wdir}")
+        version = versions[-1]
+    elif version not in versions:
+        raise ValueError(
+            f"unknown {name} model version {version!r}; available: "
+            f"{', '.join(versions) if versions else 'none'} (in {wdir})"
+        )
+    return wdir / f"{name}-{version}.pt"
+
+
+def verify_card(pt: Path) -> tuple[dict[str, Any], str]:
+    """The JSON card next to ``pt`` and the file's sha256, after checking they agree."""
+    card_path = pt.with_suffix(".json")
+    if not card_path.is_file():
+        raise ValueError(
+            f"{pt}: model card {card_path.name} is missing; refusing unverified weights"
+        )
+    card: dict[str, Any] = json.loads(card_path.read_text())
+    digest = sha256_file(pt)
+    if card.get("sha256") != digest:
+        raise ValueError(
+            f"{pt}: sha256 {digest} does not match card {card_path.name} ({card.get('sha256')})"
+        )
+    return card, digest
+
+
+def load_checkpoint(name: str, version: str | None, path: Path | None,
+                    build: Callable[[dict[str, Any]], Any], weights_dir: Path = WEIGHTS_DIR
+                    ) -> tuple[Any, Any, dict[str, Any]]:
+    """Load ``<name>-<version>.pt`` (default newest) after its sha256 check: the module
+    built by ``build(config["model"])`` in eval mode with float32 weights, its ModelInfo
+    and the checkpoint's config. ValueError when the file is not that model's checkpoint
+    or its card names another version."""
+    import torch
+
+    from epnml.ingest.stage import ModelInfo
+
+    pt = resolve_weights(name, version, path, weights_dir, weights_pattern(name))
+    card, digest = verify_card(pt)
+    ckpt = torch.load(pt, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or ckpt.get("name") != name:
+        raise ValueError(f"{pt}: not a {name} checkpoint")
+    module = build(ckpt["config"]["model"])
+    module.load_state_dict({k: v.float() if v.is_floating_point() else v
+                            for k, v in ckpt["state_dict"].items()})
+    module.eval()
+    ver = str(ckpt.get("version"))
+    if card.get("version") != ver:
+        raise ValueError(f"{pt}: card version {card.get('version')} != weights version {ver}")
+    return module, ModelInfo(name, ver, digest), dict(ckpt["config"])
+
+
+def save_checkpoint(path: Path, name: str, version: str, module: Any, config: dict[str, Any],
+                    *, half: bool) -> str:
+    """Write ``<name>-<version>.pt`` (state_dict + config with ``module.config`` as
+    ``model``; plain types only, so ``torch.load(weights_only=True)`` reads it; ``half``
+    stores floats as float16 to keep committed files small); returns its sha256."""
+    import torch
+
+    if path.name != f"{name}-{version}.pt":
+        raise ValueError(f"weights file must be named {name}-{version}.pt, got {path.name}")
+    cfg = dict(config)
+    cfg["model"] = module.config.to_dict()
+    state = {k: v.half() if half and v.is_floating_point() else v
+             for k, v in module.state_dict().items()}
+    torch.save({"name": name, "version": version, "config": cfg, "state_dict": state}, path)
+    return sha256_file(path)

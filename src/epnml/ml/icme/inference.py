@@ -1,0 +1,161 @@
+"""Load committed ICME weights (checksum-verified) and run sliding-window inference."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from epnml.config import models_dir
+from epnml.ingest.stage import ModelInfo
+from epnml.ml.checkpoints import available_versions as _available_versions
+from epnml.ml.checkpoints import resolve_weights, sha256_file, verify_card
+
+from .features import Scaler, frame_to_array
+from .model import ICMESegmenter, ModelConfig
+
+MODEL_NAME = "icme"
+#: committed weights live next to the package so they ship with it.
+WEIGHTS_DIR = models_dir() / "weights"
+#: samples per window (1024 x 10 min ~ 7.1 days, as Rüdisser et al. 2022).
+WINDOW = 1024
+MAX_THREADS = 2
+_BATCH = 16
+_FILE_RE = re.compile(rf"^{MODEL_NAME}-(?P<version>[0-9A-Za-z.+-]+)\.pt$")
+
+
+@dataclass
+class LoadedModel:
+    """A ready-to-run model and everything needed to reproduce its output."""
+
+    module: ICMESegmenter
+    info: ModelInfo
+    #: model architecture, window, post-processing (threshold, min_duration_h, merge_gap_h).
+    config: dict[str, Any]
+    scaler: Scaler
+
+    @property
+    def window(self) -> int:
+        return int(self.config.get("window", WINDOW))
+
+    def postprocess(self) -> dict[str, Any]:
+        """Keyword arguments for ``extract_events`` chosen on validation for this model."""
+        pp = self.config.get("postprocess", {})
+        out: dict[str, Any] = {}
+        if "threshold" in pp:
+            out["threshold"] = float(pp["threshold"])
+        if "min_duration_h" in pp:
+            out["min_duration"] = pd.Timedelta(hours=float(pp["min_duration_h"]))
+        if "merge_gap_h" in pp:
+            out["merge_gap"] = pd.Timedelta(hours=float(pp["merge_gap_h"]))
+        return out
+
+
+def available_versions(weights_dir: Path = WEIGHTS_DIR) -> list[str]:
+    """Versions with both a weights file and its JSON card, oldest first."""
+    return _available_versions(MODEL_NAME, weights_dir, _FILE_RE)
+
+
+def load_model(version: str | None = None, path: Path | None = None) -> LoadedModel:
+    """Load ``icme-<version>.pt`` (default: newest in ``ml/weights``) after checking its sha256.
+
+    ``path`` may be a weights directory or a ``.pt`` file; the JSON card next to the
+    weights must exist and carry the file's sha256, so a swapped or truncated file
+    is refused rather than silently producing different catalogue rows.
+    """
+    pt = resolve_weights(MODEL_NAME, version, path, WEIGHTS_DIR, _FILE_RE)
+    card, digest = verify_card(pt)
+    ckpt = torch.load(pt, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
+        raise ValueError(f"{pt}: not an {MODEL_NAME} checkpoint")
+    cfg = ModelConfig.from_dict(ckpt["config"]["model"])
+    module = ICMESegmenter(cfg)
+    module.load_state_dict({k: v.float() for k, v in ckpt["state_dict"].items()})
+    module.eval()
+    ver = str(ckpt.get("version", card.get("version")))
+    if card.get("version") != ver:
+        raise ValueError(f"{pt}: card version {card.get('version')} != weights version {ver}")
+    return LoadedModel(
+        module=module,
+        info=ModelInfo(name=MODEL_NAME, version=ver, sha256=digest),
+        config=dict(ckpt["config"]),
+        scaler=Scaler.from_dict(ckpt["scaler"]),
+    )
+
+
+def save_checkpoint(
+    path: Path, module: ICMESegmenter, version: str, config: dict[str, Any], scaler: Scaler
+) -> str:
+    """Write ``icme-<version>.pt`` (state_dict + config + scaler); returns its sha256.
+
+    Only tensors and plain Python types go in, so ``torch.load(weights_only=True)``
+    can read it without unpickling code.
+    """
+    if path.name != f"{MODEL_NAME}-{version}.pt":
+        raise ValueError(f"weights file must be named {MODEL_NAME}-{version}.pt, got {path.name}")
+    cfg = dict(config)
+    cfg["model"] = module.config.to_dict()
+    torch.save(
+        {
+            "name": MODEL_NAME,
+            "version": version,
+            "config": cfg,
+            "scaler": scaler.to_dict(),
+            "state_dict": module.state_dict(),
+        },
+        path,
+    )
+    return sha256_file(path)
+
+
+def window_starts(n: int, window: int) -> list[int]:
+    """Start offsets of windows with 50 % overlap covering ``n`` (>= window) samples."""
+    if n < window:
+        raise ValueError(f"n={n} shorter than window={window}")
+    step = window // 2
+    starts = list(range(0, n - window + 1, step))
+    if starts[-1] != n - window:
+        starts.append(n - window)
+    return starts
+
+
+def predict_array(x: np.ndarray, module: ICMESegmenter, window: int = WINDOW) -> np.ndarray:
+    """Probabilities for a scaled ``(C, n)`` array; windows averaged where they overlap."""
+    if window % module.multiple:
+        raise ValueError(f"window {window} not a multiple of {module.multiple}")
+    n = x.shape[1]
+    if n < 1:
+        raise ValueError("need at least one sample")
+    if n < window:
+        # padded samples look like a data gap (all zeros, validity mask 0).
+        x = np.concatenate([x, np.zeros((x.shape[0], window - n), dtype=x.dtype)], axis=1)
+    total = x.shape[1]
+    starts = window_starts(total, window)
+    acc = np.zeros(total, dtype=np.float64)
+    cnt = np.zeros(total, dtype=np.float64)
+    if torch.get_num_threads() > MAX_THREADS:
+        torch.set_num_threads(MAX_THREADS)
+    module.eval()
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    with torch.inference_mode():
+        for b in range(0, len(starts), _BATCH):
+            batch_starts = starts[b : b + _BATCH]
+            xb = torch.stack([xt[:, s : s + window] for s in batch_starts])
+            pb = torch.sigmoid(module(xb)).squeeze(1).double().numpy()
+            for s, pr in zip(batch_starts, pb, strict=True):
+                acc[s : s + window] += pr
+                cnt[s : s + window] += 1.0
+    return np.clip(acc[:n] / cnt[:n], 0.0, 1.0)
+
+
+def predict_proba(frame: pd.DataFrame, model: LoadedModel) -> np.ndarray:
+    """One ICME probability per frame row (frame: standard 10-min solar-wind frame)."""
+    if len(frame) < 1:
+        raise ValueError("frame is empty: need at least one row")
+    x = frame_to_array(frame, model.scaler)
+    return predict_array(x, model.module, model.window)
