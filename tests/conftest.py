@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
+
 from epnml.config import Settings, load_settings, read_dsn_file
 
 REPO = Path(__file__).resolve().parent.parent

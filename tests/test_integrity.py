@@ -25,6 +25,7 @@ from typing import Any
 import pandas as pd
 import psycopg
 import pytest
+
 from conftest import empty_store_settings, migrated_database
 from epnml.config import Settings
 from epnml.db import sweep_runs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -9,7 +10,14 @@ import pytest
 
 from epnml.schemas import PRODUCTS, get_product
 from epnml.schemas.columns import core_columns
-from epnml.schemas.render import PRODUCTS_SQL, RD_DIR, render_products_sql, render_rd
+from epnml.schemas.render import (
+    PRODUCTS_SQL,
+    RD_DIR,
+    SCHEMAS_DIR,
+    product_schema_json,
+    render_products_sql,
+    render_rd,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -79,3 +87,14 @@ def test_added_columns_have_their_migration() -> None:
 
     for path, text in added_columns_sql().items():
         assert path.is_file() and path.read_text() == text, f"{path.name} is stale"
+
+
+@pytest.mark.parametrize("family", sorted(PRODUCTS))
+def test_committed_product_schema_json_matches(family: str) -> None:
+    product = PRODUCTS[family]
+    path = SCHEMAS_DIR / f"{family}.json"
+    assert path.read_text() == product_schema_json(product), f"{path} is stale"
+    doc = json.loads(path.read_text())
+    served = [c["name"] for c in doc["columns"] if c["served"]]
+    assert served == [c.name for c in product.served_columns()]
+    assert doc["served_table"] == f"epnml_{family}.epn_core"

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
 from conftest import empty_store_settings, migrated_database
 from epnml.config import Settings, load_settings
 from epnml.ingest.runner import run_pipeline
@@ -158,8 +159,9 @@ def test_cli_exits_2_before_registering(settings: Settings, wind: Path,
 # --- HTTP: /pipelines advertises the spec ----------------------------------------------------
 
 def test_pipelines_advertise_the_spec(tmp_path: Path) -> None:
-    from epnml.api import create_app
     from fastapi.testclient import TestClient
+
+    from epnml.api import create_app
 
     offline = replace(load_settings(), dsn="host=/nonexistent-epnml-socket dbname=none",
                       server_url="http://127.0.0.1:9", jobs_dir=tmp_path / "jobs",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from epnml.config import load_settings
 
@@ -42,7 +42,7 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
-def _run(args: argparse.Namespace, mode: str) -> int:
+def _run(args: argparse.Namespace, mode: Literal["predict", "ingest"]) -> int:
     from epnml.ingest.runner import RunFailed, run_pipeline
 
     settings = load_settings()

@@ -17,14 +17,12 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def project_dir(name: str) -> Path:
-    """Where the non-code folder ``sql``, ``rd`` or ``ml`` (model artefacts) is.
-
-    ``EPNML_SQL_DIR``, ``EPNML_RD_DIR`` or ``EPNML_MODELS_DIR`` for an installed package;
-    the checkout's folder otherwise. Code never builds these paths from its own position.
-    """
-    env = {"sql": "EPNML_SQL_DIR", "rd": "EPNML_RD_DIR", "ml": "EPNML_MODELS_DIR"}[name]
-    value = os.environ.get(env)
-    return Path(value) if value else REPO_ROOT / name
+    """Where the non-code folder ``sql``, ``rd``, ``ml`` (model artefacts) or ``schemas`` is:
+    the settings ``sql_dir``, ``rd_dir``, ``models_dir``, ``schemas_dir`` (``epnml.toml`` or
+    ``EPNML_SQL_DIR``... for an installed package), by default the checkout's folders."""
+    key = {"sql": "sql_dir", "rd": "rd_dir", "ml": "models_dir", "schemas": "schemas_dir"}[name]
+    value: Path = getattr(load_settings(), key)
+    return value
 
 
 def models_dir() -> Path:
@@ -45,6 +43,13 @@ class Settings:
     data_dir: Path = Path("/var/gavo/web/nv_static/epnml")
     #: the read-only real reference data (never copied into the repository).
     shared_data: Path = REPO_ROOT.parent / "shared" / "data"
+    #: the storage migrations (``sql/``), the DaCHS resource descriptors (``rd/``), the
+    #: committed weights and model cards (``ml/``) and the generated product schemas
+    #: (``schemas/``); an installed package points these at its data files.
+    sql_dir: Path = REPO_ROOT / "sql"
+    rd_dir: Path = REPO_ROOT / "rd"
+    models_dir: Path = REPO_ROOT / "ml"
+    schemas_dir: Path = REPO_ROOT / "schemas"
     #: public base URL of the DaCHS server (used in thumbnail_url / access_url).
     server_url: str = "http://localhost:8080"
     #: public URL of ``data_dir``; empty = ``<server_url>/static/epnml``.

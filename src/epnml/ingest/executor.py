@@ -63,7 +63,7 @@ def get_stage(pipeline: str, model_version: str | None,
             tagged = ModelInfo(info.name, info.version + suffix, info.sha256)
             clone = copy.copy(base)  # shares the loaded model; only the version differs
             # Stages build rows from self.model_info(); the instance attribute wins.
-            clone.model_info = lambda: tagged
+            clone.model_info = lambda: tagged  # type: ignore[method-assign]
             _STAGES[key] = clone
     return _STAGES[key]
 

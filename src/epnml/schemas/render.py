@@ -1,12 +1,16 @@
-"""Generate the storage SQL and the RD column declarations from :mod:`epnml.schemas`.
+"""Generate the storage SQL, the RD column declarations and the product schemas (JSON)
+from :mod:`epnml.schemas`.
 
-``python -m epnml.schemas.render`` rewrites ``sql/0002_products.sql``; a test
-checks the committed file is what this module renders.
+``python -m epnml.schemas.render`` rewrites ``sql/0002_products.sql`` (and the later
+column migrations), the generated blocks of ``rd/<family>/q.rd`` and
+``schemas/<family>.json``; ``--check`` (run by the test command) fails when a committed
+file is not what this module renders.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from pathlib import Path
 from xml.sax.saxutils import quoteattr
@@ -130,6 +134,28 @@ def render_rd(product: Product, text: str) -> str:
                       text, count=1)
 
 
+SCHEMAS_DIR = project_dir("schemas")
+
+
+def product_schema_json(product: Product) -> str:
+    """The product's served and stored columns for other tools (JSON, stable order)."""
+    doc = {
+        "family": product.family,
+        "served_schema": product.schema,
+        "served_table": f"{product.schema}.epn_core",
+        "storage_table": product.storage_table,
+        "spatial_frame_type": product.spatial_frame_type,
+        "generated_by": "python -m epnml.schemas.render",
+        "columns": [
+            {"name": c.name, "sql_type": c.sql_type, "unit": c.unit, "ucd": c.ucd,
+             "description": c.description, "not_null": c.not_null, "origin": c.origin,
+             "served": c.served}
+            for c in product.columns()
+        ],
+    }
+    return json.dumps(doc, indent=2) + "\n"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if the SQL file is stale")
@@ -138,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     for product in PRODUCTS.values():
         path = RD_DIR / f"{product.rd_id}.rd"
         outputs[path] = render_rd(product, path.read_text())
+        outputs[SCHEMAS_DIR / f"{product.family}.json"] = product_schema_json(product)
     stale = [path for path, text in outputs.items()
              if not path.exists() or path.read_text() != text]
     if args.check:
@@ -146,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"stale: {names}; run python -m epnml.schemas.render")
         return 0
     for path in stale:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(outputs[path])
         print(f"wrote {path}")
     return 0

@@ -653,7 +653,7 @@ def write_csv(frame: pd.DataFrame, path: Path, labels: Any = None) -> Path:
             raise ValueError(f"labels has shape {lab.shape}, expected ({len(out)},)")
         out["icme"] = lab.astype(int)
     out = out[~frame[FRAME_COLUMNS].isna().all(axis=1)]
-    out.insert(0, "time", out.index.strftime("%Y-%m-%d %H:%M:%S"))
+    out.insert(0, "time", pd.DatetimeIndex(out.index).strftime("%Y-%m-%d %H:%M:%S"))
     path.parent.mkdir(parents=True, exist_ok=True)
     out.to_csv(path, index=False, float_format="%.6g")
     return path

@@ -111,13 +111,15 @@ class CratersStage:
         found = detect(image.pixels, self._model, threshold=threshold, wrap_px=wrap,
                        lat_of_row=None if georef is None else _lat_of_row(georef))
         info = self.model_info()
+        # itertuples rows: fields named by the detection table's columns
+        detections: list[Any] = list(found.itertuples(index=False))
         geos = [crater_geometry(georef, float(d.cx), float(d.cy), float(d.diameter_px))
-                if georef is not None else None for d in found.itertuples(index=False)]
+                if georef is not None else None for d in detections]
         matches = _iau_matches(target, geos, found["score"].to_numpy())
         records: list[dict[str, Any]] = []
         rows: list[dict[str, Any]] = []
         files: dict[str, bytes] = {}
-        for i, det in enumerate(found.itertuples(index=False)):
+        for i, det in enumerate(detections):
             box = (float(np.clip(det.x_min, 0, w)), float(np.clip(det.y_min, 0, h)),
                    float(np.clip(det.x_max, 0, w)), float(np.clip(det.y_max, 0, h)))
             score = float(det.score)

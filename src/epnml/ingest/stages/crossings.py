@@ -124,6 +124,7 @@ class CrossingsStage:
                 name = f"crossings/{_safe(granule.granule_id)}_{index:03d}_v{info.version}.png"
                 files[name] = mag_orbit_quicklook_png(seg, orbit_edges, title)
                 thumbs[index] = name
+        edge: Any  # itertuples rows: fields named by the edge table's columns
         for edge in edges.itertuples(index=False):
             t = pd.Timestamp(edge.time)
             x, y, z = float(edge.x), float(edge.y), float(edge.z)

@@ -73,7 +73,8 @@ class IceStage:
         return image_granules(paths, self.name)
 
     def _threshold(self, ctx: RunContext) -> float:
-        return float(threshold_param("ice", ctx.params, PARAMS, self._model.threshold))
+        thr = threshold_param("ice", ctx.params, PARAMS, self._model.threshold)
+        return self._model.threshold if thr is None else thr
 
     def process(self, granule: Granule, ctx: RunContext) -> StageOutput:
         from epnml.ingest.readers.images import read_image
@@ -101,12 +102,13 @@ class IceStage:
         items: list[tuple[str, float, tuple[float, float, float, float], str, int, int]] = [
             (IMAGE_CLASS_PREFIX + grade, float(probs.mean()), (0.0, 0.0, float(w), float(h)),
              f"ice_{granule.granule_id}_image_v{info.version}", -1, -1)]
-        for p, c in zip(probs, chunks, strict=True):
+        for p, chunk in zip(probs, chunks, strict=True):
             if p >= thr:
                 items.append((PATCH_CLASS, float(p),
-                              (float(c.x0), float(c.y0), float(c.x1), float(c.y1)),
-                              f"ice_{granule.granule_id}_r{c.row}_c{c.col}_v{info.version}",
-                              c.row, c.col))
+                              (float(chunk.x0), float(chunk.y0), float(chunk.x1),
+                               float(chunk.y1)),
+                              f"ice_{granule.granule_id}_r{chunk.row}_c{chunk.col}"
+                              f"_v{info.version}", chunk.row, chunk.col))
         for cls, score, box, uid, r, c in items:
             size_px = float(max(box[2] - box[0], box[3] - box[1]))
             geo = None

@@ -136,14 +136,14 @@ class IcmeStage:
             raise GranuleError(granule.label, "no valid magnetic field or plasma samples")
         invalid: dict[str, int] = dict(frame.attrs.get("invalid_values", {}))
         proba = predict_proba(frame, self._model)
-        events = extract_events(frame.index, proba, **postprocess)
+        events = extract_events(pd.DatetimeIndex(frame.index), proba, **postprocess)
         source = describe_source(granule)
         info = self.model_info()
         records = []
         rows = []
         files: dict[str, bytes] = {}
-        for event in events.itertuples(index=False):
-            start, end = pd.Timestamp(event.start), pd.Timestamp(event.end)
+        for event in events.to_dict("records"):
+            start, end = pd.Timestamp(event["start"]), pd.Timestamp(event["end"])
             inside = frame.loc[start:end]
             stats = {
                 "duration_h": (end - start).total_seconds() / 3600.0,
@@ -154,7 +154,7 @@ class IcmeStage:
             uid = f"icme_{granule.granule_id}_{start:%Y%m%dt%H%M}_v{info.version}"
             records.append({
                 "start": iso_utc(start), "end": iso_utc(end),
-                "score": round(float(event.score), 4), "peak": round(float(event.peak), 4),
+                "score": round(float(event["score"]), 4), "peak": round(float(event["peak"]), 4),
                 **{k: round(v, 3) if np.isfinite(v) else None for k, v in stats.items()},
                 "spacecraft": source.host, "granule_id": granule.granule_id,
                 "granule_uid": uid, "model": info.name, "model_version": info.version,
@@ -167,7 +167,7 @@ class IcmeStage:
                 title = f"{source.host} ICME {start:%Y-%m-%d}" + (" (simulated)"
                                                                  if source.simulated else "")
                 files[thumb] = solarwind_quicklook_png(frame, start, end, title)
-            rows.append(self._row(uid, granule, source, info, start, end, float(event.score),
+            rows.append(self._row(uid, granule, source, info, start, end, float(event["score"]),
                                   stats, ctx, thumb if ctx.make_quicklooks else None, invalid))
         return StageOutput(granule, pd.DataFrame.from_records(records, columns=RECORD_COLUMNS),
                            rows, files, invalid_values=invalid)

