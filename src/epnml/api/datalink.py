@@ -81,9 +81,17 @@ def spec_param(p: dict[str, Any]) -> str:
     """One input PARAM from a :func:`epnml.ingest.spec.describe` entry."""
     kind = p["type"]
     default = p["default"]
-    # no value: the VOTable null (NaN for double), i.e. the default the stage resolves
-    value = ("NaN" if kind == "float" else "") if default is None else _text(default)
     values = ""
+    # no value: the VOTable null (NaN for double; for int 0 declared as VALUES null when
+    # the range excludes it: parsers read an empty int as 0, and pyvo sends no 0 back),
+    # i.e. the default the stage resolves
+    value = ("NaN" if kind == "float" else "") if default is None else _text(default)
+    null = ""
+    if kind == "int" and not p.get("choices") and default is None:
+        low = p.get("min")
+        sentinel = 0 if low is not None and low > 0 else -1
+        null = f' null="{sentinel}"'
+        value = "" if sentinel == 0 else str(sentinel)
     if p.get("choices"):
         values = "".join(f"<OPTION value={quoteattr(str(c))}/>" for c in p["choices"])
     else:
@@ -97,7 +105,8 @@ def spec_param(p: dict[str, Any]) -> str:
     what = "; ".join(x for x in (p.get("description", ""), p.get("range", ""), role) if x)
     return (f'<PARAM name={quoteattr(p["name"])} {_DATATYPES.get(kind, _DATATYPES["str"])} '
             f"value={quoteattr(value)}><DESCRIPTION>{escape(what)}; empty or NaN = the "
-            f"default</DESCRIPTION>{f'<VALUES>{values}</VALUES>' if values else ''}</PARAM>")
+            f"default</DESCRIPTION>{f'<VALUES{null}>{values}</VALUES>' if values or null else ''}"
+            "</PARAM>")
 
 
 def _service(svc: ProcService) -> str:
