@@ -207,3 +207,17 @@ def test_commit_with_a_non_threshold_parameter_registers_its_version(
     assert _all(store.settings, "SELECT model_version, card->'params' FROM"
                                 " epnml.model_versions ORDER BY 1") == \
         [("1.0.0", None), ("1.0.0+min_duration_h-1.5", {"min_duration_h": 1.5})]
+    # the new row's #proc presets its own min_duration_h, the default threshold, and says so
+    pyvo = pytest.importorskip("pyvo")
+    from astropy.io.votable import parse
+
+    (uid,) = _all(store.settings, "SELECT granule_uid FROM epnml.events"
+                                  " WHERE superseded_at IS NULL")
+    links = pyvo.dal.adhoc.DatalinkResults(parse(io.BytesIO(
+        client.get("/datalink", params={"ID": uid[0]}).content)), url="http://test")
+    (proc,) = [r for r in links if r.semantics == "#proc"]
+    params = {p.name: p for p in proc.input_params}
+    assert (float(params["min_duration_h"].value), float(params["threshold"].value)) == \
+        (1.5, 0.6)
+    assert "this row's value; the model's default is 2.0" in \
+        str(params["min_duration_h"].description)

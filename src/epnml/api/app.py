@@ -369,16 +369,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return links, svc
 
     def _proc_params(ref: RowRef, version: str) -> list[dict[str, Any]]:
-        """The spec's parameters with their real defaults for ``version``; operational
-        ones carry the row's own value (what a re-run without them uses)."""
-        from epnml.ingest.spec import describe
+        """The spec's parameters with their real defaults for ``version``, except those
+        the row's run set (a derived version's threshold, craters' target): the preset
+        then re-runs the row as it was made; ``model_default`` keeps the model's own."""
+        from epnml.ingest.spec import describe, validate_params
 
         try:
             params = describe(ref.pipeline, version or None)
         except (OSError, ValueError, RuntimeError, KeyError):  # weights or card missing
             return []
-        own = ref.operational_params()
-        return [{**p, "default": own[p["name"]]} if p["name"] in own else p for p in params]
+        names = {p["name"] for p in params}
+        own = {k: v for k, v in ref.run_params.items() if k in names and v is not None}
+        try:
+            own = validate_params(ref.pipeline, own, version or None)[0]
+        except ValueError:  # an old run's value the spec now refuses: advertise defaults
+            own = {}
+        return [{**p, "default": own[p["name"]], "model_default": p["default"]}
+                if p["name"] in own else p for p in params]
 
     @app.get("/datalink", tags=["datalink"], response_class=Response,
              responses={200: {"content": {DATALINK_TYPE: {}}}, 422: _ERRORS[422]})

@@ -7,7 +7,8 @@ easier to state literally than through astropy's tree. TOPCAT's DataLink window 
 
 The descriptor's input parameters are the row's pipeline spec (:mod:`epnml.ingest.spec`,
 :func:`~epnml.ingest.spec.describe`): every parameter with its real default for the model
-version the descriptor presets, its datatype, and its range as VOTable ``VALUES``
+version the descriptor presets (or the row's own value where its run set one, so that
+the preset re-runs the row as made), its datatype, and its range as VOTable ``VALUES``
 (``MIN``/``MAX`` with ``inclusive``, or ``OPTION`` per choice). Sending a default back
 derives no version; an empty value or ``NaN`` means the default.
 """
@@ -53,7 +54,8 @@ class ProcService:
     versions: list[str]
     model_version: str
     #: the spec's parameters (:func:`epnml.ingest.spec.describe` for ``model_version``);
-    #: ``default`` is the value the descriptor advertises.
+    #: ``default`` is the value the descriptor presets (the row's own when its run set it:
+    #: then ``model_default`` holds the model's).
     params: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -102,7 +104,11 @@ def spec_param(p: dict[str, Any]) -> str:
                            f'inclusive="{inclusive}"/>')
     role = ("model parameter: another value derives a model version" if p["model_param"]
             else "operational: changes no result")
-    what = "; ".join(x for x in (p.get("description", ""), p.get("range", ""), role) if x)
+    row = ""
+    if "model_default" in p:  # the row's own value (its run set it)
+        row = f"preset: this row's value; the model's default is {p['model_default']}"
+    what = "; ".join(x for x in (p.get("description", ""), p.get("range", ""), role, row)
+                     if x)
     return (f'<PARAM name={quoteattr(p["name"])} {_DATATYPES.get(kind, _DATATYPES["str"])} '
             f"value={quoteattr(value)}><DESCRIPTION>{escape(what)}; empty or NaN = the "
             f"default</DESCRIPTION>{f'<VALUES{null}>{values}</VALUES>' if values or null else ''}"
