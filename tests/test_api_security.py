@@ -280,11 +280,15 @@ def test_query_strings_never_reach_the_log(offline: Settings, solar_wind: Path,
     caplog.set_level(logging.INFO)
     with TestClient(create_app(offline)) as client:
         assert client.get("/pipelines", params={"token": SECRET}).status_code == 200
-        client.post("/preview/icme", params={"token": SECRET, "RESPONSEFORMAT": "json"},
-                    files=[("file", (solar_wind.name, solar_wind.read_bytes(), "text/csv"))])
+        refused = client.post("/preview/icme", params={"token": SECRET, "RESPONSEFORMAT": "json"},
+                              files=[("file", (solar_wind.name, solar_wind.read_bytes(),
+                                               "text/csv"))])
+    # not a parameter of the icme spec: refused, and the message names it without its value
+    assert refused.json() == {"detail": "icme: unknown parameter 'token' "
+                                        "(known: threshold, min_duration_h)"}
     access = [r.getMessage() for r in caplog.records if r.name == "epnml.api.access"]
     assert [m.split(" ", 1)[1].rsplit(" ", 1)[0] for m in access] == [
-        '"GET /pipelines" 200', '"POST /preview/icme" 200']
+        '"GET /pipelines" 200', '"POST /preview/icme" 422']
     served = [r for r in caplog.records if not r.name.startswith("httpx")]  # httpx: the client
     assert served and SECRET not in "\n".join(r.getMessage() for r in served)
     # uvicorn's own access logger, if someone runs the app with it, is filtered too

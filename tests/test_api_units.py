@@ -13,8 +13,8 @@ import pytest
 
 from epnml.api.app import _safe_name
 from epnml.api.datalink import Link, ProcService, document
-from epnml.api.inference import InputError, check_id, check_threshold, scrub
-from epnml.api.params import CaseInsensitiveParams
+from epnml.api.inference import InputError, check_id, scrub
+from epnml.api.params import ENDPOINT_NAMES, CaseInsensitiveParams, check_params, given_params
 
 
 @pytest.mark.parametrize("given, kept", [
@@ -38,15 +38,21 @@ def test_ids_are_checked(value: str) -> None:
         check_id(value)
 
 
-def test_thresholds() -> None:
-    assert check_threshold(None) is None
-    assert check_threshold(float("nan")) is None  # the VOTable null = model default
-    assert check_threshold(0.4, "icme") == 0.4
-    for bad in (0.0, 1.0, -1.0, 2.0, float("inf")):
-        with pytest.raises(InputError):
-            check_threshold(bad)
-    with pytest.raises(InputError, match="takes no threshold"):
-        check_threshold(0.5, "units")
+def test_pipeline_parameters_are_the_specs() -> None:
+    pairs = [("ID", "a"), ("THRESHOLD", "0.4"), ("Min_Duration_H", "NaN"), ("runid", "r1"),
+             ("RESPONSEFORMAT", "json")]
+    # NaN / empty = the VOTable null: the default; the endpoint's own names are not parameters
+    assert given_params(pairs, ENDPOINT_NAMES) == {"threshold": "0.4"}
+    assert check_params("icme", {"threshold": "0.4"}) == {"threshold": 0.4}
+    with pytest.raises(InputError, match="given more than once"):
+        given_params([("threshold", "0.4"), ("THRESHOLD", "0.5")], ENDPOINT_NAMES)
+    for bad in ("0", "1", "-1", "2", "inf"):
+        with pytest.raises(InputError) as info:
+            check_params("icme", {"threshold": bad})
+        assert str(info.value) == f"icme: threshold must be in (0, 1), got {bad}"
+    with pytest.raises(InputError) as info:
+        check_params("units", {"threshold": "0.5"})
+    assert str(info.value).startswith("units: unknown parameter 'threshold' (known: step_deg,")
 
 
 def test_errors_show_file_names_not_server_paths() -> None:
@@ -89,18 +95,25 @@ def test_datalink_document_parses_with_pyvo() -> None:
     pyvo = pytest.importorskip("pyvo")
     from astropy.io.votable import parse
 
+    from epnml.ingest.spec import describe
+
     doc = document(
         [Link("a<&>", "#progenitor", access_url="http://h/granules/a/source", content_length=3),
          Link("a<&>", "#proc", service_def="proc_svc_0"),
          Link("zz", "#this", error_message="NotFoundFault: unknown ID zz")],
-        [ProcService("proc_svc_0", "http://h/preview", ["1.0.0", "2.0.0"], "1.0.0", None, True)])
+        [ProcService("proc_svc_0", "http://h/preview", ["1.0.0", "2.0.0"], "1.0.0",
+                     describe("icme") + describe("units"))])
     links = pyvo.dal.adhoc.DatalinkResults(parse(io.BytesIO(doc)), url="http://h/datalink")
     assert [r.semantics for r in links] == ["#progenitor", "#proc", "#this"]
     assert str(links[0]["ID"]) == "a<&>" and links[0].content_length == 3
     params = {p.name: p for p in links[1].input_params}
     assert params["ID"].ref == "ID" and params["model_version"].value == "1.0.0"
     assert [v for _, v in params["model_version"].values.options] == ["1.0.0", "2.0.0"]
-    assert str(params["threshold"].value) == "nan"
+    assert float(params["threshold"].value) == 0.6  # the model's own, not a null
+    assert params["threshold"].datatype == "double"
+    assert [v for _, v in params["connectivity"].values.options] == ["4", "8"]
+    assert params["n_clusters"].datatype == "int"  # None: no value (largest-gap rule)
+    assert params["embedding"].value == "umap"
     assert links[2].error_message.startswith("NotFoundFault")
 
 

@@ -215,7 +215,7 @@ def test_bad_files_name_the_file(stage: CratersStage, fx: dict[str, Path], name:
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"min_size": 3}, "unknown parameters"),
+    ({"min_size": 3}, "unknown parameter '"),
     ({"threshold": 1.5}, "threshold must be in"),
     ({"target": "Venus"}, "target must be one of"),
 ])

@@ -224,7 +224,7 @@ def test_bad_inputs_and_parameters(stage: IceStage, fx: dict[str, Path]) -> None
         with pytest.raises(ValueError, match="threshold"):
             stage.process(g, RunContext("r", "u", CTX.started,
                                         params={"threshold": bad}))
-    with pytest.raises(ValueError, match="unknown parameters"):
+    with pytest.raises(ValueError, match="unknown parameter '"):
         stage.process(g, RunContext("r", "u", CTX.started,
                                     params={"chunk": 512}))
 

@@ -67,7 +67,7 @@ def test_threshold_changes_the_result(simulated_csv: Path) -> None:
 def test_unknown_parameter_is_rejected(simulated_csv: Path) -> None:
     stage = make_stage("icme")
     (granule,) = stage.granules([simulated_csv])
-    with pytest.raises(ValueError, match="unknown parameters"):
+    with pytest.raises(ValueError, match="unknown parameter '"):
         stage.process(granule, _ctx(temperature=3.0))
 
 

@@ -304,10 +304,11 @@ def test_every_write_path_keeps_superseded_rows(settings: Settings, tmp_path: Pa
         step("ingest, older version")
         _ingest(settings, f, make_current=True)
         step("ingest, older version made current")
-    summary = run_one(settings, "icme", [f], mode="ingest", model_version=None, threshold=None)
+    summary = run_one(settings, "icme", [f], mode="ingest", model_version=None)
     assert summary.n_failed == 0
     step("commit helper (API re-inference)")
-    summary = run_one(settings, "icme", [f], mode="ingest", model_version=None, threshold=0.3)
+    summary = run_one(settings, "icme", [f], mode="ingest", model_version=None,
+                      params={"threshold": 0.3})
     step("commit helper, derived version")
     bulk_load(conn, EVENTS, [[_row("bulk1", "bulk", "1.0.0") | {"pipeline": "icme"}]])
     step("bulk_load")

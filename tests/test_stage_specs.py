@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -178,3 +179,138 @@ def test_pipelines_advertise_the_spec(tmp_path: Path) -> None:
     assert craters["target"]["model_param"] is False
     assert craters["target"]["choices"] == ["Moon", "Mars", "Mercury"]
     assert body["minerals"]["parameters"] == []
+
+
+# --- the stages read the spec: no range of their own ----------------------------------------
+
+def _edges(pipeline: str) -> list[dict[str, object]]:
+    """One-parameter dicts at the edges of what the spec accepts (bounds, just inside open
+    bounds, every choice, None where the default is the model's own)."""
+    from epnml.ingest.spec import describe
+
+    out: list[dict[str, object]] = []
+    for p in describe(pipeline):
+        name, kind = p["name"], p["type"]
+        if p["choices"]:
+            out += [{name: c} for c in p["choices"]]
+            continue
+        step = 1 if kind == "int" else 1e-6
+        if p["min"] is not None:
+            out.append({name: p["min"] if p["min_inclusive"] else p["min"] + step})
+        if p["max"] is not None:
+            out.append({name: p["max"] if p["max_inclusive"] else p["max"] - step})
+        if SPECS[pipeline].params.model_fields[name].default is None:
+            out.append({name: None})
+    return out
+
+
+def _stage_reads(pipeline: str, params: dict[str, object]) -> object:
+    """What the stage hands its model for ``params`` (its own parameter code path), and the
+    model-side checks those values meet (ml validators the stage forwards to)."""
+    from datetime import datetime
+
+    import numpy as np
+    import pandas as pd
+
+    from epnml.ingest.executor import get_stage
+    from epnml.ingest.stage import RunContext
+
+    stage: Any = get_stage(pipeline, None)
+    ctx = RunContext("edges", "http://f", datetime(2026, 1, 1), params=dict(params))
+    if pipeline == "icme":
+        from epnml.ml.icme.events import extract_events
+
+        kwargs = stage._postprocess(ctx)
+        index = pd.date_range("2021-01-01", periods=48, freq="10min")
+        extract_events(index, np.linspace(0, 1, 48), **kwargs)
+        return kwargs
+    if pipeline == "crossings":
+        from epnml.ml.crossings.postprocess import PostprocessParams
+
+        threshold, extra = stage._params(ctx)
+        return threshold, PostprocessParams.from_dict(extra)
+    if pipeline in ("units", "craters", "mounds"):
+        return stage._params(ctx)
+    if pipeline in ("pits", "ice"):
+        threshold = stage._threshold(ctx)
+        if pipeline == "pits":
+            from epnml.ml.landforms.inference import detect
+
+            detect(np.zeros((64, 64), np.float32), stage._model, threshold=threshold)
+        return threshold
+    from epnml.ingest.spec import resolve
+
+    return resolve(pipeline, params, stage.model_info().version)  # minerals: none declared
+
+
+@pytest.mark.parametrize("pipeline", list(SPECS))
+def test_stages_refuse_nothing_the_spec_accepts(pipeline: str) -> None:
+    edges = _edges(pipeline)
+    assert (len(edges) == 0) == (pipeline == "minerals")
+    for params in [{}, *edges]:
+        validate_params(pipeline, params)  # the spec accepts it ...
+        _stage_reads(pipeline, params)  # ... and so does the stage
+
+
+@pytest.mark.parametrize("pipeline", list(SPECS))
+def test_stages_refuse_what_the_spec_refuses(pipeline: str) -> None:
+    raw = {"no_such_parameter": 1}
+    with pytest.raises(ValueError) as info:
+        _stage_reads(pipeline, raw)
+    assert str(info.value).startswith(f"{pipeline}: unknown parameter 'no_such_parameter'")
+
+
+@pytest.mark.parametrize("pipeline", list(SPECS))
+def test_spec_defaults_are_what_the_stage_uses(pipeline: str) -> None:
+    """A parameter left out and its advertised default sent explicitly run the same."""
+    real = {k: v for k, v in defaults(pipeline).items() if v is not None}
+    assert _stage_reads(pipeline, {}) == _stage_reads(pipeline, real)
+    if pipeline in ("pits", "craters", "mounds", "ice"):
+        from epnml.ingest.executor import get_stage
+
+        stage: Any = get_stage(pipeline, None)
+        assert stage._model.threshold == real["threshold"]
+
+
+@pytest.mark.parametrize("pipeline", list(SPECS))
+def test_proc_descriptor_advertises_the_spec(pipeline: str) -> None:
+    """DataLink #proc: every parameter, its real default, datatype and VALUES."""
+    pyvo = pytest.importorskip("pyvo")
+    import io
+
+    from astropy.io.votable import parse
+
+    from epnml.api.datalink import Link, ProcService, document
+    from epnml.api.params import ENDPOINT_NAMES, given_params
+    from epnml.ingest.spec import describe
+
+    doc = document([Link("x", "#proc", service_def="s0")],
+                   [ProcService("s0", "http://h/preview", ["1.0.0"], "1.0.0",
+                                describe(pipeline, "1.0.0"))])
+    results = pyvo.dal.adhoc.DatalinkResults(parse(io.BytesIO(doc)), url="http://h")
+    (link,) = results
+    params = {p.name: p for p in link.input_params}
+    names = list(SPECS[pipeline].params.model_fields)
+    # what pyvo sends back unchanged passes the spec and derives no version
+    query = pyvo.dal.adhoc.DatalinkQuery.from_resource(
+        link, results.get_adhocservice_by_id("s0"))
+    sent = given_params([(k, str(v)) for k, v in query.items()], ENDPOINT_NAMES)
+    assert validate_params(pipeline, sent, "1.0.0")[1] == {}
+    assert list(params) == ["ID", "model_version", *names, "RESPONSEFORMAT"]
+    real = defaults(pipeline, "1.0.0")
+    for name in names:
+        field = SPECS[pipeline].params.model_fields[name]
+        param = params[name]
+        kind = {"double": float, "int": int, "char": str}[param.datatype]
+        value = param.value
+        null = param.values.null if param.values is not None else None
+        shown = None if value is None or str(value) in ("", "--", "nan") or (
+            null is not None and value == null) else kind(value)
+        assert shown == real[name], name
+        info = next(p for p in describe(pipeline, "1.0.0") if p["name"] == name)
+        if info["choices"]:
+            assert [v for _, v in param.values.options] == [str(c) for c in info["choices"]]
+        elif info["min"] is not None:
+            assert float(param.values.min) == info["min"]
+            assert param.values.min_inclusive == info["min_inclusive"]
+        assert field.description in str(param.description)

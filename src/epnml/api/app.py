@@ -56,7 +56,6 @@ from epnml.api.auth import (
 from epnml.api.datalink import DATALINK_TYPE, Link, ProcService, document
 from epnml.api.inference import (
     MAX_IDS,
-    NO_THRESHOLD,
     Busy,
     InputError,
     Internal,
@@ -70,7 +69,6 @@ from epnml.api.inference import (
     check_id,
     check_model_version,
     check_pipeline,
-    check_threshold,
     find_row,
     log_request,
     pipelines,
@@ -89,7 +87,7 @@ from epnml.api.models import (
     Problem,
     RegisteredVersion,
 )
-from epnml.api.params import CaseInsensitiveParams
+from epnml.api.params import CaseInsensitiveParams, check_params, form_params, query_params
 from epnml.api.safety import (
     AccessLog,
     clean_message,
@@ -277,7 +275,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def list_pipelines() -> list[PipelineInfo]:
         """The allow-list: pipelines and the model versions clients may name."""
         from epnml.ingest.executor import get_stage
-        from epnml.ingest.spec import describe
+        from epnml.ingest.spec import describe, get_spec
 
         out = []
         for name in sorted(pipelines()):
@@ -287,7 +285,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 problem=problem,
                 predict_only=problem is None and bool(getattr(get_stage(name, None),
                                                               "predict_only", False)),
-                takes_threshold=name not in NO_THRESHOLD,
+                takes_threshold="threshold" in get_spec(name).params.model_fields,
                 parameters=[ParamInfo(**p) for p in describe(name)]))
         return out
 
@@ -366,9 +364,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         versions = allowed_versions(ref.pipeline)
         preset = ref.base_version if ref.base_version in versions else (versions[-1]
                                                                          if versions else "")
-        svc = ProcService(svc_id, f"{base}/preview", versions, preset, ref.threshold,
-                          ref.pipeline not in NO_THRESHOLD)
+        svc = ProcService(svc_id, f"{base}/preview", versions, preset,
+                          _proc_params(ref, preset))
         return links, svc
+
+    def _proc_params(ref: RowRef, version: str) -> list[dict[str, Any]]:
+        """The spec's parameters with their real defaults for ``version``, except those
+        the row's run set (a derived version's threshold, craters' target): the preset
+        then re-runs the row as it was made; ``model_default`` keeps the model's own."""
+        from epnml.ingest.spec import describe, validate_params
+
+        try:
+            params = describe(ref.pipeline, version or None)
+        except (OSError, ValueError, RuntimeError, KeyError):  # weights or card missing
+            return []
+        names = {p["name"] for p in params}
+        own = {k: v for k, v in ref.run_params.items() if k in names and v is not None}
+        try:
+            own = validate_params(ref.pipeline, own, version or None)[0]
+        except ValueError:  # an old run's value the spec now refuses: advertise defaults
+            own = {}
+        return [{**p, "default": own[p["name"]], "model_default": p["default"]}
+                if p["name"] in own else p for p in params]
 
     @app.get("/datalink", tags=["datalink"], response_class=Response,
              responses={200: {"content": {DATALINK_TYPE: {}}}, 422: _ERRORS[422]})
@@ -428,18 +445,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         return check_model_version(ref.pipeline, model_version) or (
             ref.base_version if ref.base_version in allowed_versions(ref.pipeline) else None)
 
+    def _rerun_params(ref: RowRef, given: dict[str, str], version: str | None
+                      ) -> dict[str, Any]:
+        """The client's pipeline parameters over the row's operational ones (craters'
+        target), checked by the spec before any file is read (InputError: 422)."""
+        return check_params(ref.pipeline, {**ref.operational_params(), **given}, version)
+
     def _preview(request: Request, conn: psycopg.Connection, uid: str,
-                 model_version: str | None, threshold: float | None, fmt: str) -> Response:
+                 model_version: str | None, given: dict[str, str], fmt: str) -> Response:
         t0 = time.perf_counter()
         status, error, ref, version = 500, None, None, model_version
         try:
             fmt = _format(fmt)
             ref = find_row(conn, check_id(uid))
             version = _rerun_version(ref, model_version)
-            thr = check_threshold(threshold, ref.pipeline)
+            params = _rerun_params(ref, given, version)
             paths = available_sources(conn, ref)
             out = run_preview(pool, settings, ref.pipeline, paths, model_version=version,
-                              threshold=thr)
+                              params=params)
             version = out["model_version"]
             status = 200
             return _respond(out["rows"], fmt, uid=uid, pipeline=ref.pipeline,
@@ -452,7 +475,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             log_request(conn, settings, client=client_id(request), endpoint="preview",
                         pipeline=ref.pipeline if ref else None, granule_id=uid[:200],
-                        model_version=version, params={"threshold": threshold},
+                        model_version=version, params=given,
                         seconds=time.perf_counter() - t0,
                         outcome="ok" if status == 200 else "failed", http_status=status,
                         error=error)
@@ -460,27 +483,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     Fmt = Annotated[str, Query(alias="RESPONSEFORMAT", max_length=40,
                                description="votable (default) or json")]
     FmtForm = Annotated[str, Form(alias="RESPONSEFORMAT", max_length=40)]
-    Threshold = Annotated[float | None, Query(description="in (0, 1); NaN/absent = default")]
     Version = Annotated[str | None, Query(max_length=80, description="see /pipelines")]
+    #: every spec parameter of the pipeline, any case (epnml.api.params); see /pipelines
+    QueryParams = Annotated[dict[str, str], Depends(query_params)]
+    FormParams = Annotated[dict[str, str], Depends(form_params)]
 
     @app.get("/preview", tags=["inference"], response_class=Response,
              responses={200: {"content": {VOTABLE_TYPE: {}, "application/json": {
                  "schema": PreviewResult.model_json_schema()}}}, **_ERRORS})
     def preview(request: Request, conn: Conn,
                 ID: Annotated[str, Query(max_length=200, description="granule_uid of a row")],
-                model_version: Version = None, threshold: Threshold = None,
+                given: QueryParams, model_version: Version = None,
                 RESPONSEFORMAT: Fmt = "votable") -> Response:
-        """Re-run the row's model on its source granule; return the rows, write nothing."""
-        return _preview(request, conn, ID, model_version, threshold, RESPONSEFORMAT)
+        """Re-run the row's model on its source granule; return the rows, write nothing.
+        Any parameter of the pipeline's spec (see /pipelines) may be given, e.g.
+        ``threshold=0.7``; another value than the default derives a version."""
+        return _preview(request, conn, ID, model_version, given, RESPONSEFORMAT)
 
     @app.post("/preview", tags=["inference"], response_class=Response, responses=_ERRORS)
     def preview_post(request: Request, conn: Conn,
                      ID: Annotated[str, Form(max_length=200)],
+                     given: FormParams,
                      model_version: Annotated[str | None, Form(max_length=80)] = None,
-                     threshold: Annotated[float | None, Form()] = None,
                      RESPONSEFORMAT: FmtForm = "votable") -> Response:
         """As GET /preview, with form parameters."""
-        return _preview(request, conn, ID, model_version, threshold, RESPONSEFORMAT)
+        return _preview(request, conn, ID, model_version, given, RESPONSEFORMAT)
 
     @app.post("/preview/{pipeline}", tags=["inference"], response_class=Response,
               responses=_ERRORS, openapi_extra={"requestBody": {"required": True, "content": {
@@ -490,22 +517,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                           "type": "string", "format": "binary"}}}}}}}})
     async def preview_upload(
             request: Request, pipeline: Annotated[str, PathParam(pattern=NAME)],
-            model_version: Version = None, threshold: Threshold = None,
+            given: QueryParams, model_version: Version = None,
             RESPONSEFORMAT: Fmt = "votable") -> Response:
         """Preview on your own files (multipart ``file`` parts, streamed to disk, at most
         ``max_upload_mb``). Only a file's plain name is kept (PDS3 labels name their data
-        file); anything path-like becomes ``uploadN.<suffix>``."""
+        file); anything path-like becomes ``uploadN.<suffix>``. The pipeline's spec
+        parameters go in the query string."""
         t0 = time.perf_counter()
         status, error = 500, None
         upload_dir = settings.jobs_dir / "uploads" / uuid.uuid4().hex
         try:
             check_pipeline(pipeline)
             version = check_model_version(pipeline, model_version)
-            thr = check_threshold(threshold, pipeline)
+            params = check_params(pipeline, given, version)
             fmt = _format(RESPONSEFORMAT)
             paths = await _receive_upload(request, upload_dir)
             out = await run_in_threadpool(run_preview, pool, settings, pipeline, paths,
-                                          model_version=version, threshold=thr)
+                                          model_version=version, params=params)
             from epnml.ingest.executor import get_stage
 
             family = get_stage(pipeline, version).product
@@ -523,7 +551,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await run_in_threadpool(
                 log_request, None, settings, client=client_id(request),
                 endpoint="preview_upload", pipeline=pipeline[:80], granule_id=None,
-                model_version=model_version, params={"threshold": threshold},
+                model_version=model_version, params=given,
                 seconds=time.perf_counter() - t0,
                 outcome="ok" if status == 200 else "failed", http_status=status, error=error)
 
@@ -576,8 +604,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/commit", tags=["inference"], response_model=CommitResult,
               responses=_ERRORS)
     def commit(request: Request, conn: Conn, ID: Annotated[str, Form(max_length=200)],
-               model_version: Annotated[str | None, Form(max_length=80)] = None,
-               threshold: Annotated[float | None, Form()] = None) -> CommitResult:
+               given: FormParams,
+               model_version: Annotated[str | None, Form(max_length=80)] = None
+               ) -> CommitResult:
         """Re-run and WRITE the granule's rows (Bearer token). Non-default parameters make a
         derived version (``1.0.0+threshold-0.7``) that supersedes the current rows; the old
         rows stay in the store with superseded_at set."""
@@ -588,10 +617,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ref = find_row(conn, check_id(ID))
             check_pipeline(ref.pipeline, commit=True)
             version = _rerun_version(ref, model_version)
-            thr = check_threshold(threshold, ref.pipeline)
+            params = _rerun_params(ref, given, version)
             paths = available_sources(conn, ref)
             summary = run_one(settings, ref.pipeline, paths, mode="ingest",
-                              model_version=version, threshold=thr)
+                              model_version=version, params=params)
             version = summary.model_version
             data = summary_json(summary)
             if summary.n_failed:
@@ -610,7 +639,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         finally:
             log_request(conn, settings, client=client_id(request), endpoint="commit",
                         pipeline=ref.pipeline if ref else None, granule_id=ID[:200],
-                        model_version=version, params={"threshold": threshold},
+                        model_version=version, params=given,
                         seconds=time.perf_counter() - t0,
                         outcome="ok" if status == 200 else "failed", http_status=status,
                         error=error)
@@ -652,18 +681,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/jobs", tags=["uws"], status_code=303, response_class=Response,
               responses=_ERRORS)
     def jobs_create(
-            request: Request, conn: Conn, who: Who,
+            request: Request, conn: Conn, who: Who, given: FormParams,
             PIPELINE: Annotated[str | None, Form(max_length=80)] = None,
             ID: Annotated[list[str] | None, Form(max_length=MAX_IDS)] = None,
             MODEL_VERSION: Annotated[str | None, Form(max_length=80)] = None,
-            THRESHOLD: Annotated[float | None, Form()] = None,
             COMMIT: Annotated[bool, Form()] = False,
             PHASE: Annotated[str | None, Form(max_length=10)] = None) -> Response:
         """Create a job: re-run the granules of the IDs (or, PIPELINE alone, of every current
         row of that pipeline). COMMIT=true writes rows and needs the token. PHASE=RUN queues
         it at once (503 when max_queued_jobs are queued). The answer's ``X-Job-Owner-Token``
         header is the token every later request on the job must send (the one the client
-        sent, else a new one); 429 beyond max_pending_per_client PENDING/QUEUED jobs."""
+        sent, else a new one); 429 beyond max_pending_per_client PENDING/QUEUED jobs.
+        Any parameter of the pipeline's spec may be given (``THRESHOLD``, ``MIN_DURATION_H``;
+        any case), checked by the spec before the job is created."""
         if PHASE is not None and PHASE.upper() != "RUN":
             raise InputError("PHASE at creation can only be RUN")
         ids = [check_id(i) for i in ID or []]
@@ -690,8 +720,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ids = uws.ids_of_pipeline(conn, pipeline)
             if not ids:
                 raise InputError(f"pipeline {pipeline} has no current rows to re-run")
-        params = {"MODEL_VERSION": check_model_version(pipeline, MODEL_VERSION),
-                  "THRESHOLD": check_threshold(THRESHOLD, pipeline)}
+        version = check_model_version(pipeline, MODEL_VERSION)
+        params = {"MODEL_VERSION": version,
+                  **uws.job_params(check_params(pipeline, given, version))}
         token = who.token or new_owner_token()
         job_id = uws.create_job(conn, settings, owner=owner_tag(token), pipeline=pipeline,
                                 ids=ids, params=params, commit=COMMIT,
@@ -751,17 +782,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @app.post("/jobs/{job_id}/parameters", tags=["uws"], status_code=303,
               response_class=Response, responses=_ERRORS)
     def job_parameters_post(
-            request: Request, conn: Conn, who: Who, job_id: JobId,
-            MODEL_VERSION: Annotated[str | None, Form(max_length=80)] = None,
-            THRESHOLD: Annotated[float | None, Form()] = None) -> Response:
-        """Change MODEL_VERSION / THRESHOLD of a PENDING job."""
+            request: Request, conn: Conn, who: Who, job_id: JobId, given: FormParams,
+            MODEL_VERSION: Annotated[str | None, Form(max_length=80)] = None) -> Response:
+        """Change MODEL_VERSION or pipeline parameters (any of the spec's) of a PENDING
+        job; the job's parameters with the new ones must pass the spec together."""
         job = uws.get_job(conn, job_id, who)
         _guard(request, job)
         params: dict[str, Any] = {}
         if MODEL_VERSION is not None:
             params["MODEL_VERSION"] = check_model_version(job.pipeline, MODEL_VERSION)
-        if THRESHOLD is not None:
-            params["THRESHOLD"] = check_threshold(THRESHOLD, job.pipeline)
+        version = params.get("MODEL_VERSION", job.params.get("MODEL_VERSION"))
+        if given:
+            params.update(uws.job_params(check_params(
+                job.pipeline, {**job.model_params(), **given}, version)))
         uws.update_params(conn, job_id, params)
         return _see(f"/jobs/{job_id}")
 

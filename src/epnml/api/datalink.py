@@ -4,11 +4,19 @@ Written as plain XML: the document is small and fixed, and the service descripto
 (``RESOURCE type="meta" utype="adhoc:service"``) with its ``ref`` to the ID field is
 easier to state literally than through astropy's tree. TOPCAT's DataLink window and
 ``pyvo.dal.adhoc`` read it; the #proc row re-runs the model through ``/preview``.
+
+The descriptor's input parameters are the row's pipeline spec (:mod:`epnml.ingest.spec`,
+:func:`~epnml.ingest.spec.describe`): every parameter with its real default for the model
+version the descriptor presets (or the row's own value where its run set one, so that
+the preset re-runs the row as made), its datatype, and its range as VOTable ``VALUES``
+(``MIN``/``MAX`` with ``inclusive``, or ``OPTION`` per choice). Sending a default back
+derives no version; an empty value or ``NaN`` means the default.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import quote
 from xml.sax.saxutils import escape, quoteattr
 
@@ -45,8 +53,10 @@ class ProcService:
     access_url: str
     versions: list[str]
     model_version: str
-    threshold: float | None
-    with_threshold: bool
+    #: the spec's parameters (:func:`epnml.ingest.spec.describe` for ``model_version``);
+    #: ``default`` is the value the descriptor presets (the row's own when its run set it:
+    #: then ``model_default`` holds the model's).
+    params: list[dict[str, Any]] = field(default_factory=list)
 
 
 def _td(value: str | int | None) -> str:
@@ -60,17 +70,54 @@ def _field(name: str, ucd: str, datatype: str) -> str:
     return f'<FIELD name="{name}" ID="{name}" datatype="char" arraysize="*" ucd="{ucd}"/>'
 
 
+#: spec type -> VOTable datatype (and arraysize).
+_DATATYPES = {"float": 'datatype="double"', "int": 'datatype="int"',
+              "str": 'datatype="char" arraysize="*"'}
+
+
+def _text(value: Any) -> str:
+    return repr(float(value)) if isinstance(value, float) else str(value)
+
+
+def spec_param(p: dict[str, Any]) -> str:
+    """One input PARAM from a :func:`epnml.ingest.spec.describe` entry."""
+    kind = p["type"]
+    default = p["default"]
+    values = ""
+    # no value: the VOTable null (NaN for double; for int 0 declared as VALUES null when
+    # the range excludes it: parsers read an empty int as 0, and pyvo sends no 0 back),
+    # i.e. the default the stage resolves
+    value = ("NaN" if kind == "float" else "") if default is None else _text(default)
+    null = ""
+    if kind == "int" and not p.get("choices") and default is None:
+        low = p.get("min")
+        sentinel = 0 if low is not None and low > 0 else -1
+        null = f' null="{sentinel}"'
+        value = "" if sentinel == 0 else str(sentinel)
+    if p.get("choices"):
+        values = "".join(f"<OPTION value={quoteattr(str(c))}/>" for c in p["choices"])
+    else:
+        for bound, key in (("MIN", "min"), ("MAX", "max")):
+            if p.get(key) is not None:
+                inclusive = "yes" if p.get(f"{key}_inclusive", True) else "no"
+                values += (f"<{bound} value={quoteattr(_text(p[key]))} "
+                           f'inclusive="{inclusive}"/>')
+    role = ("model parameter: another value derives a model version" if p["model_param"]
+            else "operational: changes no result")
+    row = ""
+    if "model_default" in p:  # the row's own value (its run set it)
+        row = f"preset: this row's value; the model's default is {p['model_default']}"
+    what = "; ".join(x for x in (p.get("description", ""), p.get("range", ""), role, row)
+                     if x)
+    return (f'<PARAM name={quoteattr(p["name"])} {_DATATYPES.get(kind, _DATATYPES["str"])} '
+            f"value={quoteattr(value)}><DESCRIPTION>{escape(what)}; empty or NaN = the "
+            f"default</DESCRIPTION>{f'<VALUES{null}>{values}</VALUES>' if values or null else ''}"
+            "</PARAM>")
+
+
 def _service(svc: ProcService) -> str:
     options = "".join(f"<OPTION value={quoteattr(v)}/>" for v in svc.versions)
-    threshold = ""
-    if svc.with_threshold:
-        # NaN is the VOTable null: the service then uses the model's default threshold.
-        value = "NaN" if svc.threshold is None else repr(svc.threshold)
-        threshold = (
-            f'<PARAM name="threshold" datatype="double" ucd="stat.value" value="{value}">'
-            "<DESCRIPTION>Detection threshold in (0, 1); NaN or absent = the model's default"
-            "</DESCRIPTION><VALUES><MIN value=\"0\" inclusive=\"no\"/>"
-            "<MAX value=\"1\" inclusive=\"no\"/></VALUES></PARAM>")
+    params = "".join(spec_param(p) for p in svc.params)
     return (
         f'<RESOURCE type="meta" utype="adhoc:service" ID={quoteattr(svc.id)} name="rerun">'
         "<DESCRIPTION>Re-run the model on this row's source granule and return the rows "
@@ -84,7 +131,7 @@ def _service(svc: ProcService) -> str:
         f'<PARAM name="model_version" datatype="char" arraysize="*" ucd="meta.version" '
         f"value={quoteattr(svc.model_version)}><DESCRIPTION>Model version</DESCRIPTION>"
         f"<VALUES>{options}</VALUES></PARAM>"
-        f"{threshold}"
+        f"{params}"
         '<PARAM name="RESPONSEFORMAT" datatype="char" arraysize="*" ucd="meta.code.mime" '
         'value="votable"><VALUES><OPTION value="votable"/><OPTION value="json"/></VALUES>'
         "</PARAM></GROUP></RESOURCE>"

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import math
 import re
 import threading
 from dataclasses import dataclass, field
@@ -29,8 +28,6 @@ ID_RE = re.compile(r"^[A-Za-z0-9_.:+\-]{1,200}$")
 #: model versions as clients may name them (base versions; derived ones come from params).
 VERSION_RE = re.compile(r"^[A-Za-z0-9_.+\-]{1,80}$")
 FAMILIES = ("events", "crossings", "landforms", "units")
-#: pipelines whose stages take no ``threshold`` parameter.
-NO_THRESHOLD = frozenset({"units", "minerals"})
 #: most IDs one request or job may name.
 MAX_IDS = 500
 #: one inference at a time per process: torch already uses every core, and 20
@@ -94,10 +91,15 @@ class RowRef:
     def base_version(self) -> str:
         return self.model_version.split("+")[0]
 
-    @property
-    def threshold(self) -> float | None:
-        value = self.run_params.get("threshold")
-        return float(value) if isinstance(value, int | float) else None
+    def operational_params(self) -> dict[str, Any]:
+        """The run's OPERATIONAL parameters (craters' ``target``): a re-run of the row needs
+        them to read its granule (a chip without georeference) and they change no result.
+        Model parameters are never carried over: a re-run asks for them."""
+        from epnml.ingest.spec import get_spec, is_model_param
+
+        fields = get_spec(self.pipeline).params.model_fields
+        return {k: v for k, v in self.run_params.items()
+                if k in fields and not is_model_param(fields[k]) and v is not None}
 
 
 def pipelines() -> dict[str, Any]:
@@ -163,17 +165,6 @@ def check_model_version(pipeline: str, version: str | None) -> str | None:
     return version
 
 
-def check_threshold(value: float | None, pipeline: str | None = None) -> float | None:
-    """None or NaN (the VOTable null of the service descriptor) = the model's default."""
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return None
-    if not 0.0 < value < 1.0:
-        raise InputError("threshold must be in (0, 1), exclusive")
-    if pipeline in NO_THRESHOLD:
-        raise InputError(f"{pipeline} takes no threshold")
-    return float(value)
-
-
 _LOOKUP = " UNION ALL ".join(
     f"SELECT '{family}', pipeline, obs_id, ml_run_id, ml_model_name, ml_model_version,"
     f" thumbnail_url, superseded_at IS NOT NULL FROM epnml.{family} WHERE granule_uid = %(uid)s"
@@ -226,17 +217,17 @@ def scrub(message: str, paths: list[Path]) -> str:
 
 
 def run_one(settings: Settings, pipeline: str, paths: list[Path], *, mode: str,
-            model_version: str | None, threshold: float | None) -> RunSummary:
+            model_version: str | None, params: dict[str, Any] | None = None) -> RunSummary:
     """One run_pipeline call on one granule's files, inline with the cached stage.
 
     Used for commits (mode ingest, token holders only); previews run in worker processes
     (:mod:`epnml.api.workers`). The runner's error lines on stderr (they name server
-    files) are not let into the service's log.
+    files) are not let into the service's log. ``params``: pipeline parameters (validated
+    again by the runner before anything is registered).
     """
     from epnml.api.safety import log_internal
     from epnml.api.workers import classify
 
-    params: dict[str, Any] = {} if threshold is None else {"threshold": threshold}
     if not _INFER_SLOTS.acquire(timeout=INFER_WAIT_S):
         raise Busy("the service is busy with other inferences; retry later")
     try:
@@ -244,7 +235,7 @@ def run_one(settings: Settings, pipeline: str, paths: list[Path], *, mode: str,
             return run_pipeline(pipeline, paths,
                                 mode="ingest" if mode == "ingest" else "predict",
                                 settings=settings, workers=1, model_version=model_version,
-                                params=params, progress=False, keep_rows=True)
+                                params=dict(params or {}), progress=False, keep_rows=True)
     except RunFailed as exc:
         kind = exc.kind or classify(str(exc))  # the granule's own failure class first
         if kind == "internal":

@@ -98,15 +98,33 @@ class Job:
     n_rows: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def model_params(self) -> dict[str, Any]:
+        """The job's pipeline parameters under their spec names (stored upper-case, as UWS
+        names them: ``THRESHOLD``), already validated by the spec when they were set."""
+        return {name: self.params[name.upper()] for name in _spec_names(self.pipeline)
+                if self.params.get(name.upper()) is not None}
+
     def parameters(self) -> list[tuple[str, str]]:
         """The UWS parameter list, as the client named them."""
         out = [("PIPELINE", self.pipeline)]
         out += [("ID", i) for i in self.granule_ids]
-        for key in ("MODEL_VERSION", "THRESHOLD"):
-            if self.params.get(key) is not None:
-                out.append((key, str(self.params[key])))
+        if self.params.get("MODEL_VERSION") is not None:
+            out.append(("MODEL_VERSION", str(self.params["MODEL_VERSION"])))
+        out += [(name.upper(), str(value)) for name, value in self.model_params().items()]
         out.append(("COMMIT", "true" if self.commit else "false"))
         return out
+
+
+def _spec_names(pipeline: str) -> list[str]:
+    from epnml.ingest.spec import SPECS
+
+    spec = SPECS.get(pipeline)
+    return list(spec.params.model_fields) if spec is not None else []
+
+
+def job_params(validated: dict[str, Any]) -> dict[str, Any]:
+    """Validated pipeline parameters as a job stores them (UWS upper-case names)."""
+    return {name.upper(): value for name, value in validated.items()}
 
 
 def new_job_id() -> str:
@@ -453,7 +471,7 @@ def execute_job(conn: psycopg.Connection, settings: Settings, job: Job,
     commit jobs (token holders) run inline.
     """
     model_version = job.params.get("MODEL_VERSION")
-    threshold = job.params.get("THRESHOLD")
+    params = job.model_params()
     mode = "ingest" if job.commit else "predict"
     t_start = time.monotonic()
     reports: list[dict[str, Any]] = []
@@ -482,7 +500,7 @@ def execute_job(conn: psycopg.Connection, settings: Settings, job: Job,
             paths = available_sources(conn, ref)
             if mode == "predict" and pool is not None:
                 out = run_preview(pool, settings, job.pipeline, paths,
-                                  model_version=model_version, threshold=threshold,
+                                  model_version=model_version, params=params,
                                   queue=False, wait_s=600.0)
                 rows += out["rows"]
                 report.update(run_id=out["run_id"], pipeline=job.pipeline, mode=mode,
@@ -491,7 +509,7 @@ def execute_job(conn: psycopg.Connection, settings: Settings, job: Job,
                               status="ok")
             else:
                 summary = run_one(settings, job.pipeline, paths, mode=mode,
-                                  model_version=model_version, threshold=threshold)
+                                  model_version=model_version, params=params)
                 rows += summary.rows
                 data = summary_json(summary)
                 data.pop("granules")  # one granule per run: its figures are the run's
@@ -505,7 +523,7 @@ def execute_job(conn: psycopg.Connection, settings: Settings, job: Job,
         log_request(conn, settings, client=f"job:{job.job_id} {job.owner}", endpoint="job",
                     pipeline=job.pipeline, granule_id=report.get("granule_id", uid),
                     model_version=report.get("model_version", model_version),
-                    params={"threshold": threshold, "commit": job.commit},
+                    params={**params, "commit": job.commit},
                     seconds=time.perf_counter() - t0, outcome=outcome, http_status=status,
                     error=err)
     out_dir = job_dir(settings, job.job_id)

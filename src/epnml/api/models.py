@@ -39,6 +39,8 @@ class ParamInfo(BaseModel):
     type: str
     min: float | None = None
     max: float | None = None
+    min_inclusive: bool = True
+    max_inclusive: bool = True
     range: str = ""
     choices: list[str | int] | None = None
     default: float | int | str | None = Field(

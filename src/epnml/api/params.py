@@ -3,13 +3,24 @@
 A small ASGI middleware maps every known name, in the query string and in url-encoded
 form bodies, to the spelling the endpoints declare, so FastAPI's validation and the
 OpenAPI document keep one name per parameter.
+
+Pipeline parameters are not declared one by one: every parameter of every pipeline's
+spec (:mod:`epnml.ingest.spec`) is reachable, under its spec name in any case
+(``min_duration_h``, ``MIN_DURATION_H``). :func:`given_params` collects the names an
+endpoint does not read itself; :func:`check_params` validates them with the spec's own
+:func:`~epnml.ingest.spec.validate_params` (the CLI's and the runner's check), so an
+unknown or out-of-range parameter is a 422 with the spec's one-line message.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, MutableMapping
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
+
+from starlette.requests import Request
+
+from epnml.ingest.spec import parameter_names
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -21,12 +32,67 @@ _COMMON = {"id": "ID", "responseformat": "RESPONSEFORMAT", "phase": "PHASE",
            "pipeline": "PIPELINE", "commit": "COMMIT", "action": "ACTION",
            "destruction": "DESTRUCTION", "executionduration": "EXECUTIONDURATION",
            "last": "LAST"}
-#: /preview, /commit: DataLink-style lower-case names.
-_DATALINK = {**_COMMON, "model_version": "model_version", "threshold": "threshold"}
+#: /preview, /commit: DataLink-style lower-case names, the spec's own spelling.
+_DATALINK = {**_COMMON, "model_version": "model_version",
+             **{n.lower(): n for n in parameter_names()}}
 #: /jobs: UWS-style upper-case names.
-_UWS = {**_COMMON, "model_version": "MODEL_VERSION", "threshold": "THRESHOLD"}
+_UWS = {**_COMMON, "model_version": "MODEL_VERSION",
+        **{n.lower(): n.upper() for n in parameter_names()}}
+#: DALI names a client may send that no endpoint uses (ignored, never a pipeline parameter).
+IGNORED = frozenset({"runid", "request", "version"})
+#: names the endpoints read themselves (lower case); any other name is a pipeline parameter.
+ENDPOINT_NAMES = frozenset({*_COMMON, "model_version"})
 #: form bodies larger than this are passed through untouched (FastAPI then validates).
 MAX_FORM = 1 << 20
+
+
+def given_params(pairs: Iterable[tuple[str, str]], own: Collection[str]) -> dict[str, str]:
+    """The pipeline parameters of a request: every name (lower-cased) an endpoint does not
+    read itself (``own``, lower case). An empty value or ``NaN`` (the VOTable null a
+    DataLink client may send back) means the default: left out. A name given twice is a
+    client error (``InputError``: HTTP 422)."""
+    from epnml.api.inference import InputError
+
+    out: dict[str, str] = {}
+    for name, value in pairs:
+        key = name.lower()
+        if key in own or key in IGNORED:
+            continue
+        if key in out:
+            raise InputError(f"parameter {key[:40]} given more than once")
+        if value.strip() == "" or value.strip().lower() == "nan":
+            continue
+        out[key] = value
+    return out
+
+
+async def query_params(request: Request) -> dict[str, str]:
+    """FastAPI dependency: the pipeline parameters of the query string (GET, uploads: an
+    upload's multipart body is never read here)."""
+    return given_params(request.query_params.multi_items(), ENDPOINT_NAMES)
+
+
+async def form_params(request: Request) -> dict[str, str]:
+    """FastAPI dependency: the pipeline parameters of the query string and the form body
+    (endpoints that declare Form fields: the form is parsed once, and cached)."""
+    pairs = list(request.query_params.multi_items())
+    if request.method == "POST":
+        form = await request.form()
+        pairs += [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
+    return given_params(pairs, ENDPOINT_NAMES)
+
+
+def check_params(pipeline: str, given: dict[str, Any],
+                 model_version: str | None = None) -> dict[str, Any]:
+    """``given`` validated by the pipeline's spec (the runner's own check): the typed
+    values, or InputError (HTTP 422) with the spec's one-line message."""
+    from epnml.api.inference import InputError
+    from epnml.ingest.spec import validate_params
+
+    try:
+        return validate_params(pipeline, given, model_version)[0]
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
 
 
 def _names(path: str) -> dict[str, str]:

@@ -49,16 +49,15 @@ def classify(message: str) -> str:
 
 
 def preview_job(settings: Settings, pipeline: str, paths: list[Path],
-                model_version: str | None, threshold: float | None) -> dict[str, Any]:
+                model_version: str | None, params: dict[str, Any] | None) -> dict[str, Any]:
     """Run in a worker: one predict-mode ``run_pipeline``; errors returned, classified."""
     from epnml.ingest.limits import LimitExceeded
     from epnml.ingest.runner import RunFailed, run_pipeline
 
-    params: dict[str, Any] = {} if threshold is None else {"threshold": threshold}
     try:
         summary = run_pipeline(pipeline, paths, mode="predict", settings=settings, workers=1,
-                               model_version=model_version, params=params, progress=False,
-                               keep_rows=True)
+                               model_version=model_version, params=dict(params or {}),
+                               progress=False, keep_rows=True)
     except LimitExceeded as exc:
         return {"error": "limit", "message": str(exc)}
     except RunFailed as exc:
@@ -248,11 +247,11 @@ class WorkerPool:
 
 
 def run_preview(pool: WorkerPool, settings: Settings, pipeline: str, paths: list[Path], *,
-                model_version: str | None, threshold: float | None,
+                model_version: str | None, params: dict[str, Any] | None = None,
                 queue: bool = True, wait_s: float | None = None) -> dict[str, Any]:
     """A predict-mode run of one granule's files in the pool, errors mapped for HTTP."""
     out: dict[str, Any] = pool.call(settings.preview_timeout_s, preview_job, settings,
-                                    pipeline, paths, model_version, threshold,
+                                    pipeline, paths, model_version, params,
                                     queue=queue, wait_s=wait_s)
     kind = out.get("error")
     if kind is None:

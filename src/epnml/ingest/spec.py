@@ -256,15 +256,25 @@ def describe(pipeline: str, model_version: str | None = None) -> list[dict[str, 
     real = defaults(pipeline, model_version)
     out = []
     for name, field in spec.params.model_fields.items():
-        lo = hi = None
+        lo: Any = None
+        hi: Any = None
+        lo_in = hi_in = True
         for m in field.metadata:
-            lo = m.gt if isinstance(m, Gt) else m.ge if isinstance(m, Ge) else lo
-            hi = m.lt if isinstance(m, Lt) else m.le if isinstance(m, Le) else hi
+            if isinstance(m, Gt | Ge):
+                lo, lo_in = (m.gt, False) if isinstance(m, Gt) else (m.ge, True)
+            elif isinstance(m, Lt | Le):
+                hi, hi_in = (m.lt, False) if isinstance(m, Lt) else (m.le, True)
         out.append({"name": name, "type": type_name(field), "min": lo, "max": hi,
+                    "min_inclusive": lo_in, "max_inclusive": hi_in,
                     "range": range_text(field), "choices": _choices(field) or None,
                     "default": real[name], "model_param": is_model_param(field),
                     "description": field.description or ""})
     return out
+
+
+def parameter_names() -> list[str]:
+    """Every parameter name of every pipeline (the HTTP layer's case-insensitive names)."""
+    return sorted({name for spec in SPECS.values() for name in spec.params.model_fields})
 
 
 def _convert(name: str, field: FieldInfo, value: Any) -> Any:
@@ -351,3 +361,18 @@ def version_params(pipeline: str, params: dict[str, Any] | None,
                    model_version: str | None = None) -> dict[str, Any]:
     """The model parameters of already validated ``params`` that derive a version."""
     return validate_params(pipeline, params, model_version)[1]
+
+
+def resolve(pipeline: str, params: dict[str, Any] | None,
+            model_version: str | None = None) -> dict[str, Any]:
+    """Every parameter's effective value for a stage: the real defaults of
+    ``model_version`` (:func:`defaults`), overridden by ``params``.
+
+    ``params`` are the runner's validated ones; they go through :func:`validate_params`
+    again (idempotent on validated values, and cheap), so a stage called directly accepts
+    exactly what the spec accepts and refuses the rest with the same one-line message.
+    A value left None is a card default the model's card does not carry: the stage uses
+    the loaded model's own.
+    """
+    validated, _ = validate_params(pipeline, params, model_version)
+    return {**defaults(pipeline, model_version), **validated}

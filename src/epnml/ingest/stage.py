@@ -78,7 +78,8 @@ class RunContext:
     started: datetime
     #: quicklooks cost time; ``predict`` skips them.
     make_quicklooks: bool = True
-    #: pipeline parameters (e.g. a detection threshold), validated by the stage.
+    #: pipeline parameters as given (validated by the runner with epnml.ingest.spec); a
+    #: stage reads every value through ``spec.resolve`` (defaults filled in, same check).
     params: dict[str, Any] = field(default_factory=dict)
 
 

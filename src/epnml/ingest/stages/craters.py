@@ -32,7 +32,6 @@ from epnml.ingest.stages.landforms import (
     image_granules,
     landform_row,
     spoly_literal,
-    threshold_param,
 )
 from epnml.schemas.products import get_product
 
@@ -48,7 +47,6 @@ RECORD_COLUMNS = [
     "iau_match", "iau_diameter_km", "iau_lon", "iau_lat", "target_name", "granule_id",
     "granule_uid", "model", "model_version",
 ]
-PARAMS = ("threshold", "target")
 
 
 class CratersStage:
@@ -78,14 +76,11 @@ class CratersStage:
         return image_granules(paths, self.name)
 
     def _params(self, ctx: RunContext) -> tuple[float | None, str | None]:
-        thr = threshold_param("craters", ctx.params, PARAMS, None)
-        target = None
-        if "target" in ctx.params:
-            target = str(ctx.params["target"]).strip().capitalize()
-            if target not in BODIES:
-                raise ValueError(f"craters: target must be one of {', '.join(BODIES)}, "
-                                 f"got {ctx.params['target']!r}")
-        return thr, target
+        """Threshold (None = the model's own) and target, as the spec resolves them."""
+        from epnml.ingest.spec import resolve
+
+        p = resolve("craters", ctx.params, self._model.info.version)
+        return p["threshold"], p["target"]
 
     def process(self, granule: Granule, ctx: RunContext) -> StageOutput:
         from epnml.ingest.readers.images import read_image

@@ -39,7 +39,7 @@ RECORD_COLUMNS = [
     "x_mso_km", "y_mso_km", "z_mso_km", "local_time_h", "r_km", "orbit_number",
     "granule_id", "granule_uid", "model", "model_version", "simulated",
 ]
-#: user parameters the stage itself handles; the others go to extract_crossings.
+#: spec parameters the stage itself handles; the others go to extract_crossings.
 _STAGE_PARAMS = {"threshold"}
 
 
@@ -78,13 +78,13 @@ class CrossingsStage:
         return [Granule(gid, tuple(files)) for gid, files in group_mag_files(list(paths))]
 
     def _params(self, ctx: RunContext) -> tuple[float, dict[str, Any]]:
-        threshold = 0.0
-        if "threshold" in ctx.params:
-            threshold = float(ctx.params["threshold"])
-            if not 0.0 <= threshold < 1.0:
-                raise ValueError(f"crossings: threshold must be in [0, 1), got {threshold}")
-        extra = {k: v for k, v in ctx.params.items() if k not in _STAGE_PARAMS}
-        return threshold, extra
+        """Score threshold and extract_crossings arguments as the spec resolves them
+        (epnml.ingest.spec; a None decoding parameter = the model's own)."""
+        from epnml.ingest.spec import resolve
+
+        p = resolve("crossings", ctx.params, self._model.info.version)
+        extra = {k: v for k, v in p.items() if k not in _STAGE_PARAMS and v is not None}
+        return float(p["threshold"]), extra
 
     def process(self, granule: Granule, ctx: RunContext) -> StageOutput:
         from epnml.ingest.readers.messenger import read_mag

@@ -32,12 +32,10 @@ from epnml.ingest.stages.landforms import (
     chip_png,
     image_granules,
     landform_row,
-    threshold_param,
 )
 from epnml.ingest.stages.outlines import box_outline, outline_geometry
 
 MODEL_NAME = "ice"
-PARAMS = ("threshold",)
 PATCH_CLASS = "ice patch"
 IMAGE_CLASS_PREFIX = "ice image: "
 RECORD_COLUMNS = [
@@ -73,8 +71,11 @@ class IceStage:
         return image_granules(paths, self.name)
 
     def _threshold(self, ctx: RunContext) -> float:
-        thr = threshold_param("ice", ctx.params, PARAMS, self._model.threshold)
-        return self._model.threshold if thr is None else thr
+        """The spec's value (epnml.ingest.spec), else the model's own."""
+        from epnml.ingest.spec import resolve
+
+        thr = resolve(MODEL_NAME, ctx.params, self._model.info.version)["threshold"]
+        return self._model.threshold if thr is None else float(thr)
 
     def process(self, granule: Granule, ctx: RunContext) -> StageOutput:
         from epnml.ingest.readers.images import read_image

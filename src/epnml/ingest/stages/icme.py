@@ -108,21 +108,16 @@ class IcmeStage:
                 for gid, files in group_solarwind_files(expanded, self.limits)]
 
     def _postprocess(self, ctx: RunContext) -> dict[str, Any]:
-        """extract_events arguments: the model's validated defaults, overridden by the user."""
-        unknown = set(ctx.params) - {"threshold", "min_duration_h"}
-        if unknown:
-            raise ValueError(f"icme: unknown parameters {sorted(unknown)}")
+        """extract_events arguments: the model's own, overridden by the spec's values
+        (epnml.ingest.spec; None = the model's own)."""
+        from epnml.ingest.spec import resolve
+
+        p = resolve("icme", ctx.params, self._model.info.version)
         kwargs: dict[str, Any] = dict(self._model.postprocess())
-        if "threshold" in ctx.params:
-            threshold = float(ctx.params["threshold"])
-            if not 0.0 < threshold < 1.0:
-                raise ValueError(f"icme: threshold must be in (0, 1), got {threshold}")
-            kwargs["threshold"] = threshold
-        if "min_duration_h" in ctx.params:
-            hours = float(ctx.params["min_duration_h"])
-            if not 0.0 <= hours <= 240.0:
-                raise ValueError(f"icme: min_duration_h must be in [0, 240], got {hours}")
-            kwargs["min_duration"] = pd.Timedelta(hours=hours)
+        if p["threshold"] is not None:
+            kwargs["threshold"] = float(p["threshold"])
+        if p["min_duration_h"] is not None:
+            kwargs["min_duration"] = pd.Timedelta(hours=float(p["min_duration_h"]))
         return kwargs
 
     def process(self, granule: Granule, ctx: RunContext) -> StageOutput:

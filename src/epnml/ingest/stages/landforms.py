@@ -67,7 +67,11 @@ class PitsStage:
         return image_granules(paths, self.name)
 
     def _threshold(self, ctx: RunContext) -> float | None:
-        return threshold_param("pits", ctx.params, ("threshold",), None)
+        """The spec's value (epnml.ingest.spec); None = the model's own."""
+        from epnml.ingest.spec import resolve
+
+        value: float | None = resolve("pits", ctx.params, self._model.info.version)["threshold"]
+        return value
 
     def process(self, granule: Granule, ctx: RunContext) -> StageOutput:
         from epnml.ingest.readers.images import read_image
@@ -167,22 +171,6 @@ def spoly_literal(vertices: list[tuple[float, float]], digits: int = 6) -> str:
     """pgSphere text ``{(lon1d,lat1d),...}`` (degrees; 6 digits ~ 6 cm on Mars)."""
     fmt = f"{{:.{digits}f}}"
     return "{" + ",".join(f"({fmt.format(lo)}d,{fmt.format(la)}d)" for lo, la in vertices) + "}"
-
-
-def threshold_param(stage: str, params: dict[str, Any], known: Sequence[str],
-                    default: float | None) -> float | None:
-    """Refuse parameters not in ``known``; the ``threshold`` parameter, which must lie in
-    (0, 1), or ``default`` when it is not given."""
-    unknown = set(params) - set(known)
-    if unknown:
-        raise ValueError(f"{stage}: unknown parameters {sorted(unknown)}; "
-                         f"known: {', '.join(known)}")
-    if "threshold" not in params:
-        return default
-    thr = float(params["threshold"])
-    if not 0.0 < thr < 1.0:
-        raise ValueError(f"{stage}: threshold must be in (0, 1), got {thr}")
-    return thr
 
 
 #: ``target_class`` of the bodies the landform pipelines map.

@@ -100,10 +100,10 @@ class MineralsStage:
         return [Granule(p.stem, (p,)) for p in files]
 
     def process(self, granule: Granule, ctx: RunContext) -> StageOutput:
+        from epnml.ingest.spec import resolve
         from epnml.ml.units.abundance import PHASES, predict_spectra
 
-        if ctx.params:
-            raise ValueError(f"minerals: unknown parameters {sorted(ctx.params)}")
+        resolve("minerals", ctx.params, self._model.info.version)  # the spec declares none
         path = granule.paths[0]
         records = []
         for i, (spectrum_id, wl, refl) in enumerate(_read(path, self.limits), 1):

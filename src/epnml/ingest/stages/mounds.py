@@ -31,14 +31,12 @@ from epnml.ingest.stages.landforms import (
     chip_png,
     image_granules,
     landform_row,
-    threshold_param,
 )
 from epnml.ingest.stages.outlines import component_outline, outline_geometry
 from epnml.schemas.products import get_product
 
 PRODUCT = get_product("landforms")
 MODEL_NAME = "mounds"
-PARAMS = ("threshold", "min_area_px")
 RECORD_COLUMNS = [
     "image", "class", "score", "x_min", "y_min", "x_max", "y_max", "centroid_x",
     "centroid_y", "lon_min", "lon_max", "lat_min", "lat_max", "size_km", "size_px",
@@ -80,11 +78,14 @@ class MoundsStage:
         return image_granules(paths, self.name)
 
     def _params(self, ctx: RunContext) -> tuple[float, int]:
-        given = threshold_param("mounds", ctx.params, PARAMS, self._model.threshold)
-        thr = self._model.threshold if given is None else given
-        min_area = float(ctx.params.get("min_area_px", self._model.config.get("min_area_px", 4)))
-        if not (min_area >= 1 and float(min_area).is_integer()):
-            raise ValueError(f"mounds: min_area_px must be an integer >= 1, got {min_area}")
+        """Threshold and smallest area as the spec resolves them, else the model's own."""
+        from epnml.ingest.spec import resolve
+
+        p = resolve(MODEL_NAME, ctx.params, self._model.info.version)
+        thr = self._model.threshold if p["threshold"] is None else float(p["threshold"])
+        min_area = p["min_area_px"]
+        if min_area is None:
+            min_area = self._model.config.get("min_area_px", 4)
         return thr, int(min_area)
 
     def _check_model_size(self, image: ImageData, height: int, width: int) -> None:

@@ -42,8 +42,6 @@ C_NM_HZ = 299_792_458.0 * 1e9
 #: NIR grid used when a granule has no VIS product (real NIR DDRs: 896-1491 nm).
 NIR_GRID_NM = (900.0, 1450.0, 4.0)
 MIN_CELLS = 10
-PARAMS = {"step_deg", "connectivity", "embedding", "n_clusters", "min_cells", "detector",
-          "max_incidence", "max_emission"}
 PHASES = ("olivine", "orthopyroxene", "clinopyroxene", "plagioclase", "glass", "other")
 
 
@@ -116,20 +114,11 @@ class UnitsStage:
         return [Granule(f"mascs_{gid}", files)]
 
     def _params(self, ctx: RunContext) -> dict[str, Any]:
-        unknown = set(ctx.params) - PARAMS
-        if unknown:
-            raise ValueError(f"units: unknown parameters {sorted(unknown)}")
-        p: dict[str, Any] = {"step_deg": 1.0, "connectivity": 4, "embedding": "umap",
-                             "n_clusters": None, "min_cells": 1, "detector": "auto",
-                             "max_incidence": 80.0, "max_emission": 80.0}
-        p.update(ctx.params)
-        if p["embedding"] not in ("umap", "ica"):
-            raise ValueError("units: embedding must be 'umap' or 'ica'")
-        if int(p["connectivity"]) not in (4, 8):
-            raise ValueError("units: connectivity must be 4 or 8")
-        if p["detector"] not in ("auto", "VIS", "NIR"):
-            raise ValueError("units: detector must be auto, VIS or NIR")
-        return p
+        """Every parameter as the spec resolves it (epnml.ingest.spec)."""
+        from epnml.ingest.spec import resolve
+        from epnml.ml.units.pipeline import MODEL_VERSION
+
+        return resolve("units", ctx.params, MODEL_VERSION)
 
     def process(self, granule: Granule, ctx: RunContext) -> StageOutput:
         from epnml.ingest.readers.mascs import read_mascs_files
