@@ -314,7 +314,7 @@ stop_process() {  # pidfile what cmdline-pattern: SIGTERM its process group, SIG
     [ -f "$pidfile" ] || return 0
     pid=$(cat "$pidfile")
     # a recycled pid is not ours: only a process whose command line matches
-    [[ $pid =~ ^[0-9]+$ ]] && cmdline=$(tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null) || cmdline=
+    [[ $pid =~ ^[0-9]+$ ]] && cmdline=$(tr '\0' ' ' 2>/dev/null < "/proc/$pid/cmdline") || cmdline=
     if [[ $cmdline == *"$pattern"* ]]; then
         log "stopping the $what (pid $pid)"
         # it leads its own process group (setsid): workers go with it
