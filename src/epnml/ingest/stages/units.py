@@ -70,7 +70,7 @@ class UnitsStage:
         self._minerals: Any = None
         self._minerals_error = ""
         try:
-            from epnml.ml.units.abundance import load_model
+            from epnml.ml.minerals.abundance import load_model
 
             self._minerals = load_model()
         except (FileNotFoundError, ValueError) as exc:  # units still work without it
@@ -94,7 +94,7 @@ class UnitsStage:
             "card": "ml/MODEL_CARD_units.md",
         }
         if self._minerals is not None:
-            from epnml.ml.units.abundance import WEIGHTS_DIR
+            from epnml.ml.minerals.abundance import WEIGHTS_DIR
 
             path = WEIGHTS_DIR / f"minerals-{self._minerals.info.version}.json"
             card["minerals"] = json.loads(path.read_text()) if path.is_file() else {}
@@ -268,7 +268,7 @@ class UnitsStage:
                     ) -> dict[int, dict[str, Any]]:
         if self._minerals is None:
             return {}
-        from epnml.ml.units.abundance import predict_spectra
+        from epnml.ml.minerals.abundance import predict_spectra
 
         units = sorted(means)
         preds = predict_spectra(self._minerals, wl, np.stack([means[u] for u in units]))
