@@ -383,7 +383,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import torch
 
-    from epnml.ml.crossings.inference import WEIGHTS_DIR, load_model, sha256_file
+    from epnml.ml.checkpoints import sha256_file
+    from epnml.ml.crossings.inference import WEIGHTS_DIR, load_model
 
     torch.set_num_threads(2)
     model = load_model(args.version)

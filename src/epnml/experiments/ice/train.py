@@ -5,7 +5,7 @@
 Data: :func:`epnml.ingest.simulate.ice.simulate_ice_scene`, 2 x 2 chunks of 512 m.
 Training and validation scenes are simulated at 2 m pixels (16x fewer pixels than
 0.5 m; 512-px chunks reduced 2x2 -> the same 128 x 128 model input) because simulating
-1 m^2-resolution scenes costs minutes on this CPU; ``evaluate_ice`` tests on 0.5 m
+1 m^2-resolution scenes costs minutes on this CPU; :mod:`.evaluate` tests on 0.5 m
 scenes through the stage's real 1024-px / 8x path. Seeds: training 5000.., validation
 600000.., test 700000.. (disjoint). Augmentation: east-west flips only (a north-south flip
 would put ice on sunlit slopes and break the physics the model should learn). Loss: BCE

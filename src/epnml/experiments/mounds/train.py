@@ -4,12 +4,13 @@
 
 Data: :func:`epnml.ingest.simulate.mounds.simulate_dtm`, 256 x 256 px scenes at 20 m:
 training seeds 1000..1000+N-1, validation seeds 800000..800019 (threshold and checkpoint
-choice), test seeds 900000.. used only by ``evaluate_mounds`` -- all disjoint. Each
+choice), test seeds 900000.. used only by :mod:`.evaluate` -- all disjoint. Each
 sample: a scene, a random flip / 90-degree rotation of the DTM (features are computed
 after it, so slope aspect and hillshade stay physical), a random 96 px crop; a quarter of
-the samples go in as a plain hillshade image (:func:`epnml.ml.mounds.unet.image_features`) so the same
-weights serve PNG hillshades. Loss: BCE (positive weight 2) + soft Dice. The threshold
-is the validation-best IoU one. Writes ``ml/weights/mounds-<version>.pt`` and its card.
+the samples go in as a plain hillshade image
+(:func:`epnml.ml.mounds.unet.image_features`) so the same weights serve PNG hillshades.
+Loss: BCE (positive weight 2) + soft Dice. The threshold is the validation-best IoU one.
+Writes ``ml/weights/mounds-<version>.pt`` and its card.
 """
 
 from __future__ import annotations

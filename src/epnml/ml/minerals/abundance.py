@@ -15,7 +15,6 @@ Mercury I/F (~0.05) and lab reflectance are not on the same scale.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,7 @@ from torch import nn
 from epnml.config import models_dir
 from epnml.ingest.stage import ModelInfo
 from epnml.ml.checkpoints import available_versions as _available_versions
-from epnml.ml.checkpoints import sha256_file
+from epnml.ml.checkpoints import resolve_weights, sha256_file, verify_card
 
 MODEL_NAME = "minerals"
 WEIGHTS_DIR = models_dir() / "weights"
@@ -157,19 +156,11 @@ def available_versions(weights_dir: Path = WEIGHTS_DIR) -> list[str]:
 
 
 def load_model(version: str | None = None, weights_dir: Path = WEIGHTS_DIR) -> MineralModel:
-    """Load committed weights after checking the sha256 recorded in their JSON card."""
-    versions = available_versions(weights_dir)
-    if version is None:
-        if not versions:
-            raise FileNotFoundError(f"no {MODEL_NAME} weights with JSON card in {weights_dir}")
-        version = versions[-1]
-    elif version not in versions:
-        raise ValueError(f"unknown {MODEL_NAME} version {version!r}; available: {versions}")
-    pt = weights_dir / f"{MODEL_NAME}-{version}.pt"
-    card = json.loads(pt.with_suffix(".json").read_text())
-    digest = sha256_file(pt)
-    if card.get("sha256") != digest:
-        raise ValueError(f"{pt}: sha256 {digest} does not match its card ({card.get('sha256')})")
+    """Load committed weights after checking the sha256 recorded in their JSON card (an
+    ensemble of networks: its own layout, checked like every model's by
+    :func:`epnml.ml.checkpoints.verify_card`)."""
+    pt = resolve_weights(MODEL_NAME, version, None, weights_dir, _FILE_RE)
+    _card, digest = verify_card(pt)
     ckpt = torch.load(pt, map_location="cpu", weights_only=True)
     if list(ckpt.get("phases", [])) != list(PHASES):
         raise ValueError(f"{pt}: phases {ckpt.get('phases')} differ from {PHASES}")
