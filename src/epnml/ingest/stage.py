@@ -17,6 +17,9 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+# defined with the model code (epnml.ml never imports epnml.ingest); re-exported here
+from epnml.ml.model_info import ModelInfo as ModelInfo
+
 
 class GranuleError(ValueError):
     """A granule cannot be processed; the message names the file and the reason."""
@@ -57,15 +60,6 @@ class Granule:
     def label(self) -> str:
         """The files, printable (non-UTF-8 name bytes escaped): for messages and the store."""
         return ", ".join(printable(p) for p in self.paths)
-
-
-@dataclass(frozen=True)
-class ModelInfo:
-    """Provenance of the model a stage runs (written into every row)."""
-
-    name: str
-    version: str
-    sha256: str
 
 
 @dataclass(frozen=True)

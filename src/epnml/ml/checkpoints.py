@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from epnml.config import models_dir
+from epnml.ml.model_info import ModelInfo
 
 if TYPE_CHECKING:
     from torch import nn
-
-    from epnml.ingest.stage import ModelInfo
 
 #: the entries every checkpoint has; anything else is ``Checkpoint.extra``.
 _CORE_KEYS = frozenset({"name", "version", "config", "state_dict"})
@@ -154,8 +153,6 @@ def read_checkpoint(name: str, version: str | None, path: Path | None,
     checkpoint or its card names another version. ``pattern`` picks which files are
     versions (default :func:`weights_pattern`)."""
     import torch
-
-    from epnml.ingest.stage import ModelInfo
 
     pt = resolve_weights(name, version, path, weights_dir, pattern or weights_pattern(name))
     card, digest = verify_card(pt)

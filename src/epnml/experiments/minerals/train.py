@@ -130,7 +130,7 @@ def metrics(y: np.ndarray, pred: dict[str, np.ndarray], cfg: dict[str, Any]) -> 
 
 def _predict(members: list[MineralNet], mean: np.ndarray, std: np.ndarray,
              x: np.ndarray) -> dict[str, np.ndarray]:
-    from epnml.ingest.stage import ModelInfo
+    from epnml.ml.model_info import ModelInfo
 
     return MineralModel(members, mean, std, ModelInfo(MODEL_NAME, "eval", "")).predict(x)
 

@@ -46,7 +46,7 @@ THRESHOLDS = (0.3, 0.4, 0.5, 0.6, 0.7)
 def scene_features(dtm: np.ndarray, pixel_m: float, as_image: bool) -> np.ndarray:
     """Model inputs of a DTM, or of its 8-bit hillshade when ``as_image``."""
     if as_image:
-        from epnml.ingest.simulate.mounds import hillshade
+        from epnml.ml.mounds.shading import hillshade
 
         return image_features(np.round(hillshade(dtm, pixel_m) * 255))
     return dtm_features(dtm, pixel_m)

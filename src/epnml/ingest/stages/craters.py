@@ -26,7 +26,7 @@ import pandas as pd
 
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.readers.images import GeoRef, ImageData
-from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
+from epnml.ingest.stage import Granule, GranuleError, RunContext, StageOutput
 from epnml.ingest.stages.pits import (
     chip_png,
     image_granules,
@@ -34,6 +34,7 @@ from epnml.ingest.stages.pits import (
     spoly_literal,
     threshold_param,
 )
+from epnml.ml.model_info import ModelInfo
 from epnml.schemas.products import get_product
 
 PRODUCT = get_product("landforms")

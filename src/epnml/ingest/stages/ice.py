@@ -27,7 +27,7 @@ import pandas as pd
 
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.readers.images import ImageData
-from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
+from epnml.ingest.stage import Granule, GranuleError, RunContext, StageOutput
 from epnml.ingest.stages.outlines import box_outline, outline_geometry
 from epnml.ingest.stages.pits import (
     chip_png,
@@ -35,6 +35,7 @@ from epnml.ingest.stages.pits import (
     landform_row,
     threshold_param,
 )
+from epnml.ml.model_info import ModelInfo
 
 MODEL_NAME = "ice"
 PARAMS = ("threshold",)

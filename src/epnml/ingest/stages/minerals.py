@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
-from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
+from epnml.ingest.stage import Granule, GranuleError, RunContext, StageOutput
+from epnml.ml.model_info import ModelInfo
 
 REFLECTANCE_COLUMNS = ("reflectance", "iof_mean", "iof")
 SUFFIXES = {".json", ".csv", ".sli"}

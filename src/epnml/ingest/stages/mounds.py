@@ -26,7 +26,7 @@ import pandas as pd
 
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.readers.images import ImageData
-from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
+from epnml.ingest.stage import Granule, GranuleError, RunContext, StageOutput
 from epnml.ingest.stages.outlines import component_outline, outline_geometry
 from epnml.ingest.stages.pits import (
     chip_png,
@@ -34,6 +34,7 @@ from epnml.ingest.stages.pits import (
     landform_row,
     threshold_param,
 )
+from epnml.ml.model_info import ModelInfo
 from epnml.schemas.products import get_product
 
 PRODUCT = get_product("landforms")

@@ -21,7 +21,8 @@ import pandas as pd
 
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.readers.images import GeoRef, ImageData, image_files
-from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
+from epnml.ingest.stage import Granule, GranuleError, RunContext, StageOutput
+from epnml.ml.model_info import ModelInfo
 from epnml.schemas.products import get_product
 
 PRODUCT = get_product("landforms")

@@ -32,7 +32,8 @@ import pandas as pd
 
 from epnml.ingest.epn import to_jd
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
-from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
+from epnml.ingest.stage import Granule, GranuleError, RunContext, StageOutput
+from epnml.ml.model_info import ModelInfo
 from epnml.schemas.columns import Column
 from epnml.schemas.products import get_product
 

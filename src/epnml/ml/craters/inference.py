@@ -22,12 +22,12 @@ import numpy as np
 import pandas as pd
 
 from epnml.config import models_dir
-from epnml.ingest.stage import ModelInfo
 from epnml.ml.checkpoints import available_versions as _available_versions
 from epnml.ml.checkpoints import load_checkpoint
 from epnml.ml.checkpoints import save_checkpoint as _save
 from epnml.ml.imagery.detector import DetectorConfig, PitsDetector
 from epnml.ml.imagery.tiling import nms
+from epnml.ml.model_info import ModelInfo
 from epnml.ml.pits.inference import MIN_SCORE, detect_array
 
 MODEL_NAME = "craters"

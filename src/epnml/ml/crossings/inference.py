@@ -12,10 +12,10 @@ import pandas as pd
 import torch
 
 from epnml.config import models_dir
-from epnml.ingest.stage import ModelInfo
 from epnml.ml.checkpoints import available_versions as _available_versions
 from epnml.ml.checkpoints import read_checkpoint
 from epnml.ml.checkpoints import save_checkpoint as save_model_checkpoint
+from epnml.ml.model_info import ModelInfo
 
 from .features import Scaler, frame_to_features
 from .model import CrossingsTCN, ModelConfig

@@ -25,9 +25,9 @@ import torch
 from torch import nn
 
 from epnml.config import models_dir
-from epnml.ingest.stage import ModelInfo
 from epnml.ml.checkpoints import available_versions as _available_versions
 from epnml.ml.checkpoints import resolve_weights, sha256_file, verify_card
+from epnml.ml.model_info import ModelInfo
 
 MODEL_NAME = "minerals"
 WEIGHTS_DIR = models_dir() / "weights"

@@ -27,6 +27,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from .shading import hillshade
+
 N_CHANNELS = 5
 CHANNEL_NAMES = ("relief", "slope", "aspect_sin", "aspect_cos", "hillshade")
 
@@ -34,8 +36,6 @@ CHANNEL_NAMES = ("relief", "slope", "aspect_sin", "aspect_cos", "hillshade")
 def dtm_features(dtm: np.ndarray, pixel_m: float) -> np.ndarray:
     """``(5, H, W)`` float32 inputs from a DTM in metres (NaN = no data -> 0)."""
     from scipy import ndimage
-
-    from epnml.ingest.simulate.mounds import hillshade
 
     if pixel_m <= 0 or not math.isfinite(pixel_m):
         raise ValueError(f"pixel size must be a positive number of metres, got {pixel_m}")

@@ -16,7 +16,6 @@ import pandas as pd
 import torch
 
 from epnml.config import models_dir
-from epnml.ingest.stage import ModelInfo
 from epnml.ml.checkpoints import available_versions as _available_versions
 from epnml.ml.checkpoints import load_checkpoint
 from epnml.ml.checkpoints import save_checkpoint as _save
@@ -28,6 +27,7 @@ from epnml.ml.imagery.detector import (
     resize_image,
 )
 from epnml.ml.imagery.tiling import iter_tiles, nms, to_image
+from epnml.ml.model_info import ModelInfo
 
 MODEL_NAME = "pits"
 #: committed weights live next to the package so they ship with it.
