@@ -95,6 +95,10 @@ class Stage(Protocol):
     name: str
     #: product family = storage table and RD, e.g. ``events``.
     product: str
+    #: appended to the model version of every row and of model_info() when the run's
+    #: model parameters differ from the defaults (``+threshold-0.7``; set by
+    #: :func:`epnml.ingest.executor.get_stage`, ``""`` otherwise).
+    version_suffix: str
 
     def granules(self, paths: Sequence[Path]) -> list[Granule]:
         """Group input files into granules; raise GranuleError on unknown files."""

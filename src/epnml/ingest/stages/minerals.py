@@ -67,6 +67,7 @@ def _read(path: Path, limits: ResourceLimits = LIMITS
 class MineralsStage:
     name = "minerals"
     product = "units"
+    version_suffix = ""  # see Stage.version_suffix
     #: results are columns of ``units`` rows; nothing of its own to ingest.
     predict_only = True
     limits: ResourceLimits = LIMITS
@@ -77,7 +78,8 @@ class MineralsStage:
         self._model = load_model(model_version)
 
     def model_info(self) -> ModelInfo:
-        return self._model.info
+        info: ModelInfo = self._model.info
+        return info.derived(self.version_suffix)
 
     def model_card(self) -> dict[str, Any]:
         """The JSON model card committed next to the weights (stored in epnml.model_versions)."""

@@ -57,6 +57,7 @@ UNET_BYTES_PER_PIXEL = 120
 class MoundsStage:
     name = "mounds"
     product = "landforms"
+    version_suffix = ""  # see Stage.version_suffix
     #: one DTM or image, and the same bound once resampled to the model's pixel size (a
     #: coarse DTM is upsampled: 400 m/px to 20 m/px multiplies its pixels by 400). The
     #: simulated DTMs are 192-512 px a side; 16 Mpx is a 4000 x 4000 px scene.
@@ -68,7 +69,8 @@ class MoundsStage:
         self._model = load_model(model_version)
 
     def model_info(self) -> ModelInfo:
-        return self._model.info
+        info: ModelInfo = self._model.info
+        return info.derived(self.version_suffix)
 
     def model_card(self) -> dict[str, Any]:
         """The JSON model card committed next to the weights."""

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from epnml.ingest.epn import core_row
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.readers.images import GeoRef, ImageData, image_files
 from epnml.ingest.stage import Granule, GranuleError, RunContext, StageOutput
@@ -44,6 +45,7 @@ def _class_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
 class PitsStage:
     name = "pits"
     product = "landforms"
+    version_suffix = ""  # see Stage.version_suffix
     #: one image: the real HiRISE crops are about 900 x 900 px, the bench tile 1024 x 1024;
     #: 25 Mpx (5000 x 5000) leaves room for whole CTX/HiRISE cut-outs.
     limits: ResourceLimits = replace(DEFAULT_LIMITS, max_pixels=25_000_000, max_memory_mb=2000)
@@ -55,7 +57,7 @@ class PitsStage:
 
     def model_info(self) -> ModelInfo:
         info: ModelInfo = self._model.info
-        return info
+        return info.derived(self.version_suffix)
 
     def model_card(self) -> dict[str, Any]:
         """The JSON model card committed next to the weights."""
@@ -202,37 +204,21 @@ def landform_row(uid: str, gid: str, granule: Granule, image: ImageData, info: M
     HiRISE as the instrument."""
     if hirise is None:
         hirise = image.observation_id is not None
-    now = ctx.started
-    row: dict[str, Any] = {
-        "granule_uid": uid,
-        "granule_gid": gid,
-        "obs_id": granule.granule_id,
-        "dataproduct_type": "ci",
-        "target_name": target,
-        "target_class": TARGET_CLASS[target],
+    row = core_row(
+        PRODUCT, uid=uid, gid=gid, granule=granule, info=info, ctx=ctx,
+        dataproduct_type="ci", target_name=target, target_class=TARGET_CLASS[target],
+        thumb=thumb, bib_reference=bib_reference,
+    ) | {
         "time_min": None,
         "time_max": None,
         "c1min": None, "c1max": None, "c2min": None, "c2max": None,
         "c3min": None, "c3max": None, "s_region": None,
-        "spatial_frame_type": PRODUCT.spatial_frame_type,
         "instrument_host_name": "MRO" if hirise else None,
         "instrument_name": "HiRISE" if hirise else None,
         "measurement_type": measurement_type,
-        "processing_level": 5,
-        "creation_date": now,
-        "modification_date": now,
-        "release_date": now,
-        "service_title": PRODUCT.schema,
-        "thumbnail_url": f"{ctx.files_base_url}/{thumb}" if thumb else None,
         "processing_level_desc": simulated_note(image.path) + desc,
-        "publisher": "epnml",
-        "bib_reference": bib_reference,
         "feature_name": feature,
         "spatial_coordinate_description": None,
-        "ml_model_name": info.name,
-        "ml_model_version": info.version,
-        "ml_weights_sha256": info.sha256,
-        "ml_run_id": ctx.run_id,
         "ml_score": min(1.0, max(0.0, score)),
         "landform_class": landform_class,
         "landform_size": None,
