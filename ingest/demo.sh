@@ -41,7 +41,7 @@ log "ingesting the demo inputs (simulated MESSENGER magnetometer orbits)"
 mascs=$DACHS_ROOT/epnml-demo-mascs
 if [ ! -f "$mascs/.generated" ]; then
     log "generating a simulated MASCS-like observation grid in $mascs"
-    "$VENV/bin/python" -m epnml.ml.units.simulate --out "$mascs" --seed 2026
+    "$VENV/bin/python" -m epnml.ingest.simulate.units --out "$mascs" --seed 2026
     touch "$mascs/.generated"
 fi
 log "ingesting the demo inputs (simulated MASCS spectra -> spectral units)"

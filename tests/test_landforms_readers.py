@@ -12,7 +12,7 @@ from epnml.ingest.readers.images import hirise_observation_id, read_image, read_
 from epnml.ingest.stage import GranuleError
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-from make_landforms_fixtures import (  # noqa: E402
+from make_pits_fixtures import (  # noqa: E402
     GEO_LAT0,
     GEO_LON0,
     GEO_PIXEL_M,
@@ -21,13 +21,13 @@ from make_landforms_fixtures import (  # noqa: E402
     GEOG_PIXEL_DEG,
     PITS,
     SIZE,
-    make_landforms_fixtures,
+    make_pits_fixtures,
 )
 
 
 @pytest.fixture(scope="module")
 def fx(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return make_landforms_fixtures(tmp_path_factory.mktemp("landforms"))
+    return make_pits_fixtures(tmp_path_factory.mktemp("landforms"))
 
 
 def test_chip_jpeg_is_grayscale_without_georeference(fx: dict[str, Path]) -> None:

@@ -13,8 +13,8 @@ from epnml.ingest.stage import GranuleError
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 from make_craters_fixtures import make_craters_fixtures  # noqa: E402
 from make_ice_fixtures import make_ice_fixtures  # noqa: E402
-from make_landforms_fixtures import make_landforms_fixtures  # noqa: E402
 from make_mounds_fixtures import make_mounds_fixtures  # noqa: E402
+from make_pits_fixtures import make_pits_fixtures  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     craters = make_craters_fixtures(root / "craters")
     mounds = make_mounds_fixtures(root / "mounds")
     ice = make_ice_fixtures(root / "ice")
-    pits = make_landforms_fixtures(root / "pits")
+    pits = make_pits_fixtures(root / "pits")
     return {
         "mars_mosaic": craters["mars"], "moon": craters["moon_0E"],
         "venus": craters["venus"], "dtm": mounds["dtm"],

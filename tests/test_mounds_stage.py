@@ -15,7 +15,7 @@ from epnml.ingest.readers.images import ImageData, read_image
 from epnml.ingest.stage import GranuleError, RunContext
 from epnml.ingest.stages.mounds import MoundsStage
 from epnml.ingest.stages.outlines import contains, parse_spoly, polygon_area
-from epnml.ml.landforms.segmodels import available_versions
+from epnml.ml.mounds.model import available_versions
 from epnml.schemas.products import get_product
 
 sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
@@ -27,7 +27,7 @@ from make_mounds_fixtures import (  # noqa: E402
     mound_lonlat,
 )
 
-pytestmark = pytest.mark.skipif(not available_versions("mounds"),
+pytestmark = pytest.mark.skipif(not available_versions(),
                                 reason="no committed mounds weights")
 PRODUCT = get_product("landforms")
 CTX = RunContext("run-test", "http://files.example/static", datetime(2026, 1, 2, 3, 4, 5))
@@ -227,7 +227,7 @@ def test_simulator_is_seeded_and_labels_mounds() -> None:
 def test_unet_and_features_shapes() -> None:
     import torch
 
-    from epnml.ml.landforms.unet import UNet, dtm_features, image_features
+    from epnml.ml.mounds.unet import UNet, dtm_features, image_features
 
     dtm = simulate_scene_dtm()
     feats = dtm_features(dtm, 20.0)
@@ -261,7 +261,7 @@ def test_outline_of_a_large_irregular_component_is_reduced_and_valid() -> None:
 
 
 def test_bench_mounds_reports_tiles_per_minute() -> None:
-    from epnml.ml.landforms.bench import run_mounds
+    from epnml.experiments.landforms.bench import run_mounds
 
     out = run_mounds(repeats=1, batch=1, threads=1)
     assert out["tile_px"] == 256 and out["tiles_per_min"] > 0

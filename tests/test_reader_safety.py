@@ -361,7 +361,7 @@ def test_png_declaring_30000_squared_is_refused_before_decoding(
         read_image(path)
     assert str(err.value) == f"{path}: pixels 9e+08 exceeds the limit of 1e+08"
     assert (err.value.quantity, err.value.value) == ("pixels", 9e8)
-    from epnml.ingest.stages.landforms import PitsStage
+    from epnml.ingest.stages.pits import PitsStage
 
     with pytest.raises(LimitExceeded, match="pixels 9e\\+08 exceeds the limit of 2.5e\\+07"):
         read_image(path, limits=PitsStage.limits)
@@ -387,9 +387,9 @@ def test_pds3_label_declaring_huge_lines_and_samples_is_refused(mounds: dict[str
 def test_coarse_dtm_upsampled_to_the_model_scale_is_refused(tmp_path: Path) -> None:
     """A 264 kB DTM at 400 m/px would be resampled x20 to the model's 20 m (26 Mpx)."""
     from epnml.ingest.simulate.pds3_image import write_mars_pds3_image
-    from epnml.ml.landforms.segmodels import available_versions
+    from epnml.ml.mounds.model import available_versions
 
-    if not available_versions("mounds"):
+    if not available_versions():
         pytest.skip("no committed mounds weights")
     dtm = np.random.default_rng(1).normal(size=(256, 256)).astype(np.float32)
     path = write_mars_pds3_image(tmp_path / "COARSE_DTM.IMG", dtm, 10.0, 5.0, 400.0)

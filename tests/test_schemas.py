@@ -74,7 +74,7 @@ def test_migrations_are_ordered() -> None:
 
 
 def test_abundance_columns_follow_the_model_phases() -> None:
-    from epnml.ml.units.abundance import PHASES
+    from epnml.ml.minerals.abundance import PHASES
     from epnml.schemas.products import MINERAL_PHASES, get_product
 
     assert tuple(PHASES) == MINERAL_PHASES

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import adjusted_rand_score
 
+from epnml.ingest.simulate.units import simulate_cells
 from epnml.ml.units.grid import (
     clip_outliers,
     common_wavelengths,
@@ -21,7 +22,6 @@ from epnml.ml.units.grid import (
 )
 from epnml.ml.units.pipeline import UnitsConfig, config_sha256, fit_units, gap_choice
 from epnml.ml.units.regions import signed_area, spoly_literal, unit_regions
-from epnml.ml.units.simulate import simulate_cells
 
 FAST = UnitsConfig(embedding="none")
 NO_USGS = Path("/nonexistent")
@@ -185,7 +185,7 @@ def test_spoly_literal() -> None:
 
 
 def test_abundances_sum_to_100_with_uncertainty() -> None:
-    from epnml.ml.units.abundance import PHASES, load_model, predict_spectra
+    from epnml.ml.minerals.abundance import PHASES, load_model, predict_spectra
 
     model = load_model()
     wl = np.arange(300.0, 1100.0, 2.0)

@@ -391,17 +391,17 @@ def run_bench(what: str, rows: int | None = None, output: Path | None = None) ->
     if what in ("icme", "all"):
         results["icme"] = bench_icme()
     if what in ("crossings", "all"):
-        from epnml.ml.crossings.bench import run as bench_crossings
+        from epnml.experiments.crossings.bench import run as bench_crossings
 
         # 1 thread = one orbit per core (how `epnml ingest` runs it); 2 = one orbit, 2 cores
         results["crossings"] = {f"threads_{n}": bench_crossings(threads=n) for n in (1, 2)}
         results["crossings_ingest"] = bench_crossings_ingest()
     if what in ("units", "all"):
-        from epnml.ml.units.bench import run as bench_units
+        from epnml.experiments.units.bench import run as bench_units
 
         results["units"] = bench_units()
     if what in ("landforms", "all"):
-        from epnml.ml.landforms import bench as landforms
+        from epnml.experiments.landforms import bench as landforms
 
         # 1 thread = one tile stream per core (as `epnml ingest` runs it); 2 = one stream
         results["landforms"] = {

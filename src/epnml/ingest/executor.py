@@ -27,7 +27,6 @@ from typing import Any, Protocol
 from epnml.ingest.stage import (
     Granule,
     GranuleError,
-    ModelInfo,
     RunContext,
     Stage,
     StageOutput,
@@ -58,12 +57,8 @@ def get_stage(pipeline: str, model_version: str | None,
         if base_key not in _STAGES:
             _STAGES[base_key] = make_stage(pipeline, model_version)
         if suffix:
-            base = _STAGES[base_key]
-            info = base.model_info()
-            tagged = ModelInfo(info.name, info.version + suffix, info.sha256)
-            clone = copy.copy(base)  # shares the loaded model; only the version differs
-            # Stages build rows from self.model_info(); the instance attribute wins.
-            clone.model_info = lambda: tagged  # type: ignore[method-assign]
+            clone = copy.copy(_STAGES[base_key])  # shares the loaded model
+            clone.version_suffix = suffix  # model_info() and every row carry it
             _STAGES[key] = clone
     return _STAGES[key]
 

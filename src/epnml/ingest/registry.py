@@ -32,7 +32,7 @@ def _minerals(model_version: str | None) -> Stage:
 
 
 def _pits(model_version: str | None) -> Stage:
-    from epnml.ingest.stages.landforms import PitsStage
+    from epnml.ingest.stages.pits import PitsStage
 
     return PitsStage(model_version)
 
@@ -74,33 +74,33 @@ def _units_versions() -> list[str]:
 
 
 def _minerals_versions() -> list[str]:
-    from epnml.ml.units.abundance import available_versions
+    from epnml.ml.minerals.abundance import available_versions
 
     return available_versions()
 
 
 def _pits_versions() -> list[str]:
-    from epnml.ml.landforms.inference import available_versions
+    from epnml.ml.pits.inference import available_versions
 
     return available_versions()
 
 
 def _craters_versions() -> list[str]:
-    from epnml.ml.landforms.craters import available_versions
+    from epnml.ml.craters.inference import available_versions
 
     return available_versions()
 
 
 def _mounds_versions() -> list[str]:
-    from epnml.ml.landforms.segmodels import available_versions
+    from epnml.ml.mounds.model import available_versions
 
-    return available_versions("mounds")
+    return available_versions()
 
 
 def _ice_versions() -> list[str]:
-    from epnml.ml.landforms.segmodels import available_versions
+    from epnml.ml.ice.model import available_versions
 
-    return available_versions("ice")
+    return available_versions()
 
 
 PIPELINES: dict[str, Callable[[str | None], Stage]] = {

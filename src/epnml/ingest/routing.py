@@ -40,7 +40,7 @@ COARSE_PIXEL_KM = 0.1
 ICE_LAT_BAND = (-60.0, -40.0)
 #: model -> (module, class) of its stage; imported only when routing needs its limits.
 _STAGE_CLASSES = {
-    "pits": ("epnml.ingest.stages.landforms", "PitsStage"),
+    "pits": ("epnml.ingest.stages.pits", "PitsStage"),
     "craters": ("epnml.ingest.stages.craters", "CratersStage"),
     "mounds": ("epnml.ingest.stages.mounds", "MoundsStage"),
     "ice": ("epnml.ingest.stages.ice", "IceStage"),

@@ -17,6 +17,9 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+# defined with the model code (epnml.ml never imports epnml.ingest); re-exported here
+from epnml.ml.model_info import ModelInfo as ModelInfo
+
 
 class GranuleError(ValueError):
     """A granule cannot be processed; the message names the file and the reason."""
@@ -60,15 +63,6 @@ class Granule:
 
 
 @dataclass(frozen=True)
-class ModelInfo:
-    """Provenance of the model a stage runs (written into every row)."""
-
-    name: str
-    version: str
-    sha256: str
-
-
-@dataclass(frozen=True)
 class RunContext:
     """What a stage needs to know about the run, without any I/O handle."""
 
@@ -102,6 +96,10 @@ class Stage(Protocol):
     name: str
     #: product family = storage table and RD, e.g. ``events``.
     product: str
+    #: appended to the model version of every row and of model_info() when the run's
+    #: model parameters differ from the defaults (``+threshold-0.7``; set by
+    #: :func:`epnml.ingest.executor.get_stage`, ``""`` otherwise).
+    version_suffix: str
 
     def granules(self, paths: Sequence[Path]) -> list[Granule]:
         """Group input files into granules; raise GranuleError on unknown files."""

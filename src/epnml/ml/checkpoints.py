@@ -11,13 +11,44 @@ import hashlib
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from epnml.config import models_dir
+from epnml.ml.model_info import ModelInfo
 
+if TYPE_CHECKING:
+    from torch import nn
+
+#: the entries every checkpoint has; anything else is ``Checkpoint.extra``.
+_CORE_KEYS = frozenset({"name", "version", "config", "state_dict"})
 #: where the committed weights and their JSON cards live (``<name>-<version>.pt/.json``).
 WEIGHTS_DIR = models_dir() / "weights"
+
+
+@dataclass
+class LoadedNet:
+    """A ready-to-run network, its provenance and the settings chosen with it (the mounds
+    U-Net and the ice CNN; the other cases add a scaler or post-processing of their own)."""
+
+    module: nn.Module
+    info: ModelInfo
+    config: dict[str, Any]
+
+    @property
+    def threshold(self) -> float:
+        """Probability threshold chosen on the validation scenes."""
+        return float(self.config.get("threshold", 0.5))
+
+
+def cap_threads(max_threads: int) -> None:
+    """At most ``max_threads`` torch threads for inference (a worker per core otherwise
+    contends with itself)."""
+    import torch
+
+    if torch.get_num_threads() > max_threads:
+        torch.set_num_threads(max_threads)
 
 
 def committed_card(name: str, version: str, weights_dir: Path = WEIGHTS_DIR) -> dict[str, Any]:
@@ -103,18 +134,27 @@ def verify_card(pt: Path) -> tuple[dict[str, Any], str]:
     return card, digest
 
 
-def load_checkpoint(name: str, version: str | None, path: Path | None,
-                    build: Callable[[dict[str, Any]], Any], weights_dir: Path = WEIGHTS_DIR
-                    ) -> tuple[Any, Any, dict[str, Any]]:
+@dataclass
+class Checkpoint:
+    """A checked, loaded ``<name>-<version>.pt``: the module (eval mode, float32), its
+    provenance, the checkpoint's config and any further entries it carries (``scaler``)."""
+
+    module: Any
+    info: ModelInfo
+    config: dict[str, Any]
+    extra: dict[str, Any]
+
+
+def read_checkpoint(name: str, version: str | None, path: Path | None,
+                    build: Callable[[dict[str, Any]], Any], weights_dir: Path = WEIGHTS_DIR,
+                    *, pattern: re.Pattern[str] | None = None) -> Checkpoint:
     """Load ``<name>-<version>.pt`` (default newest) after its sha256 check: the module
-    built by ``build(config["model"])`` in eval mode with float32 weights, its ModelInfo
-    and the checkpoint's config. ValueError when the file is not that model's checkpoint
-    or its card names another version."""
+    built by ``build(config["model"])``. ValueError when the file is not that model's
+    checkpoint or its card names another version. ``pattern`` picks which files are
+    versions (default :func:`weights_pattern`)."""
     import torch
 
-    from epnml.ingest.stage import ModelInfo
-
-    pt = resolve_weights(name, version, path, weights_dir, weights_pattern(name))
+    pt = resolve_weights(name, version, path, weights_dir, pattern or weights_pattern(name))
     card, digest = verify_card(pt)
     ckpt = torch.load(pt, map_location="cpu", weights_only=True)
     if not isinstance(ckpt, dict) or "state_dict" not in ckpt or ckpt.get("name") != name:
@@ -126,21 +166,36 @@ def load_checkpoint(name: str, version: str | None, path: Path | None,
     ver = str(ckpt.get("version"))
     if card.get("version") != ver:
         raise ValueError(f"{pt}: card version {card.get('version')} != weights version {ver}")
-    return module, ModelInfo(name, ver, digest), dict(ckpt["config"])
+    extra = {k: v for k, v in ckpt.items() if k not in _CORE_KEYS}
+    return Checkpoint(module, ModelInfo(name, ver, digest), dict(ckpt["config"]), extra)
+
+
+def load_checkpoint(name: str, version: str | None, path: Path | None,
+                    build: Callable[[dict[str, Any]], Any], weights_dir: Path = WEIGHTS_DIR
+                    ) -> tuple[Any, ModelInfo, dict[str, Any]]:
+    """:func:`read_checkpoint` as ``(module, info, config)``."""
+    ckpt = read_checkpoint(name, version, path, build, weights_dir)
+    return ckpt.module, ckpt.info, ckpt.config
 
 
 def save_checkpoint(path: Path, name: str, version: str, module: Any, config: dict[str, Any],
-                    *, half: bool) -> str:
+                    *, half: bool, extra: dict[str, Any] | None = None) -> str:
     """Write ``<name>-<version>.pt`` (state_dict + config with ``module.config`` as
-    ``model``; plain types only, so ``torch.load(weights_only=True)`` reads it; ``half``
-    stores floats as float16 to keep committed files small); returns its sha256."""
+    ``model``, and ``extra`` entries such as a feature scaler; plain types only, so
+    ``torch.load(weights_only=True)`` reads it; ``half`` stores floats as float16 to keep
+    committed files small); returns its sha256."""
     import torch
 
     if path.name != f"{name}-{version}.pt":
         raise ValueError(f"weights file must be named {name}-{version}.pt, got {path.name}")
     cfg = dict(config)
     cfg["model"] = module.config.to_dict()
-    state = {k: v.half() if half and v.is_floating_point() else v
-             for k, v in module.state_dict().items()}
-    torch.save({"name": name, "version": version, "config": cfg, "state_dict": state}, path)
+    state = module.state_dict()  # full precision keeps its module-version metadata
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    clash = _CORE_KEYS & set(extra or {})
+    if clash:
+        raise ValueError(f"extra checkpoint entries may not be named {sorted(clash)}")
+    torch.save({"name": name, "version": version, "config": cfg, **(extra or {}),
+                "state_dict": state}, path)
     return sha256_file(path)

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from epnml.schemas.columns import OPTIONAL, PROVENANCE, STORAGE, Column, _custom, core_columns
 
 STORAGE_SCHEMA = "epnml"
-#: mineral phases of the abundance model (epnml.ml.units.abundance.PHASES must match).
+#: mineral phases of the abundance model (epnml.ml.minerals.abundance.PHASES must match).
 MINERAL_PHASES = ("olivine", "orthopyroxene", "clinopyroxene", "plagioclase", "glass", "other")
 
 

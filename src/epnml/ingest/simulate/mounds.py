@@ -41,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from epnml.ml.mounds.shading import hillshade
+
 from .geotiff import write_mars_geotiff
 
 #: default DTM pixel size (m).
@@ -169,18 +171,6 @@ def add_mound(scene: DtmScene, x: float, y: float, radius_px: float, height_m: f
     scene.mask |= rr < MASK_R
     scene.mounds.append(Mound(x, y, radius_px, height_m, shape, False))
     return scene
-
-
-def hillshade(dtm: np.ndarray, pixel_m: float, azimuth_deg: float = 315.0,
-              altitude_deg: float = 45.0) -> np.ndarray:
-    """Lambertian hillshade in [0, 1] (sun from the north-west by default, GIS convention)."""
-    gy, gx = np.gradient(np.asarray(dtm, dtype=np.float32), pixel_m)
-    slope = np.arctan(np.hypot(gx, gy))
-    aspect = np.arctan2(-gx, gy)  # downslope direction, clockwise from north (rows down)
-    az, alt = math.radians(azimuth_deg), math.radians(altitude_deg)
-    shade = (math.sin(alt) * np.cos(slope)
-             + math.cos(alt) * np.sin(slope) * np.cos(az - aspect))
-    return np.clip(shade, 0.0, 1.0).astype(np.float32)
 
 
 def write_dtm_geotiff(path: Path, scene: DtmScene, lon0: float, lat0: float) -> Path:

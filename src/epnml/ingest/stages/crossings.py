@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from epnml.ingest.epn import iso_utc, to_jd
+from epnml.ingest.epn import core_row, iso_utc, to_jd
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.stage import (
     Granule,
@@ -51,6 +51,7 @@ def local_time_h(x: float, y: float) -> float:
 class CrossingsStage:
     name = "crossings"
     product = "crossings"
+    version_suffix = ""  # see Stage.version_suffix
     #: 1-s MAG samples of one granule: an orbit is 8-12 h (43,200 rows), a PDS daily
     #: product 86,400; 2 M samples is 23 days at 1 s. A granule spans at most two months
     #: (the simulated products: one orbit each).
@@ -64,7 +65,7 @@ class CrossingsStage:
 
     def model_info(self) -> ModelInfo:
         info: ModelInfo = self._model.info
-        return info
+        return info.derived(self.version_suffix)
 
     def model_card(self) -> dict[str, Any]:
         """The JSON model card committed next to the weights (stored in epnml.model_versions)."""
@@ -157,38 +158,25 @@ class CrossingsStage:
             "data)" if simulated else "MESSENGER MAG 1-s MSO data"
         jd = to_jd(t)
         x, y, z = xyz
-        now = ctx.started
-        return {
-            "granule_uid": uid,
-            "granule_gid": "crossings",
-            "obs_id": granule.granule_id,
-            "dataproduct_type": "ci",
-            "target_name": "Mercury",
-            "target_class": "planet",
+        return core_row(
+            PRODUCT, uid=uid, gid="crossings", granule=granule, info=info, ctx=ctx,
+            dataproduct_type="ci", target_name="Mercury", target_class="planet", thumb=thumb,
+            bib_reference=BIB_REFERENCE, time_scale="UTC",
+        ) | {
             "time_min": jd,
             "time_max": jd,
             "time_sampling_step_min": CADENCE_S,
             "time_sampling_step_max": CADENCE_S,
             "c1min": x, "c1max": x, "c2min": y, "c2max": y, "c3min": z, "c3max": z,
-            "spatial_frame_type": PRODUCT.spatial_frame_type,
             "instrument_host_name": "MESSENGER",
             "instrument_name": "MAG",
             "measurement_type": "phys.magField",
-            "processing_level": 5,
-            "creation_date": now,
-            "modification_date": now,
-            "release_date": now,
-            "service_title": PRODUCT.schema,
-            "thumbnail_url": f"{ctx.files_base_url}/{thumb}" if thumb else None,
             "processing_level_desc": (
                 f"{edge.boundary} {edge.direction} {edge.edge} edge (Philpott boundary "
                 f"{int(edge.boundary_number)}) found by model {info.name} v{info.version} "
                 f"(temporal-convolution region segmenter + ordered decoding) in {what}"
                 f"{note}"
             ),
-            "publisher": "epnml",
-            "bib_reference": BIB_REFERENCE,
-            "time_scale": "UTC",
             "time_refposition": "MESSENGER",
             "feature_name": edge.boundary,
             "spatial_coordinate_description": "MSO",
@@ -197,10 +185,6 @@ class CrossingsStage:
             "local_time_max": lt,
             "radial_distance_min": r,
             "radial_distance_max": r,
-            "ml_model_name": info.name,
-            "ml_model_version": info.version,
-            "ml_weights_sha256": info.sha256,
-            "ml_run_id": ctx.run_id,
             "ml_score": min(1.0, max(0.0, float(edge.score))),
             "crossing_direction": edge.direction,
             "crossing_edge": edge.edge,

@@ -2,14 +2,14 @@
 
 Science case: residual water-ice patches at 40-60 deg S after the seasonal cap retreat
 (Gergacz & Kereszturi; issue 4). A granule is one image (GeoTIFF or chip). It is cut
-into 1024 x 1024 chunks (:func:`epnml.ml.landforms.icenet.chunk_inputs`), each gets an
+into 1024 x 1024 chunks (:func:`epnml.ml.ice.icenet.chunk_inputs`), each gets an
 ice probability from the Xception-style CNN, and:
 
 * one row per icy chunk (``p >= threshold``, default 0.6 = the authors' "icy"):
   landform_class ``ice patch``, score = p, outline = the chunk footprint (the model
   says a chunk holds ice, not where inside it), size = the chunk's side in km;
 * one row for the whole image: landform_class ``ice image: good`` / ``ice image: hard
-  to identify`` / ``ice image: bad`` from :func:`~epnml.ml.landforms.icenet.image_class`
+  to identify`` / ``ice image: bad`` from :func:`~epnml.ml.ice.icenet.image_class`
   over ALL chunk probabilities (the threshold parameter does not change it), score =
   the mean chunk probability, outline = the image footprint.
 
@@ -27,13 +27,14 @@ import pandas as pd
 
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.readers.images import ImageData
-from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
-from epnml.ingest.stages.landforms import (
+from epnml.ingest.stage import Granule, GranuleError, RunContext, StageOutput
+from epnml.ingest.stages.outlines import box_outline, outline_geometry
+from epnml.ingest.stages.pits import (
     chip_png,
     image_granules,
     landform_row,
 )
-from epnml.ingest.stages.outlines import box_outline, outline_geometry
+from epnml.ml.model_info import ModelInfo
 
 MODEL_NAME = "ice"
 PATCH_CLASS = "ice patch"
@@ -48,17 +49,19 @@ RECORD_COLUMNS = [
 class IceStage:
     name = "ice"
     product = "landforms"
+    version_suffix = ""  # see Stage.version_suffix
     #: one image, classified chunk by chunk: the simulated HiRISE chunks are a few hundred
     #: px; 25 Mpx (5000 x 5000) admits a large HiRISE cut-out.
     limits: ResourceLimits = replace(DEFAULT_LIMITS, max_pixels=25_000_000, max_memory_mb=2000)
 
     def __init__(self, model_version: str | None = None) -> None:
-        from epnml.ml.landforms.segmodels import load_net
+        from epnml.ml.ice.model import load_model
 
-        self._model = load_net(MODEL_NAME, model_version)
+        self._model = load_model(model_version)
 
     def model_info(self) -> ModelInfo:
-        return self._model.info
+        info: ModelInfo = self._model.info
+        return info.derived(self.version_suffix)
 
     def model_card(self) -> dict[str, Any]:
         """The JSON model card committed next to the weights."""
@@ -79,8 +82,8 @@ class IceStage:
 
     def process(self, granule: Granule, ctx: RunContext) -> StageOutput:
         from epnml.ingest.readers.images import read_image
-        from epnml.ml.landforms.icenet import ICY, image_class, saturation_level
-        from epnml.ml.landforms.segmodels import classify_chunks
+        from epnml.ml.ice.icenet import ICY, image_class, saturation_level
+        from epnml.ml.ice.model import classify_chunks
 
         thr = self._threshold(ctx)
         if len(granule.paths) != 1:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from epnml.ingest.epn import earth_sun_distance_au, finite_or_none, iso_utc, to_jd
+from epnml.ingest.epn import core_row, earth_sun_distance_au, finite_or_none, iso_utc, to_jd
 from epnml.ingest.limits import ResourceLimits
 from epnml.ingest.readers.solarwind import SOLARWIND_LIMITS
 from epnml.ingest.stage import (
@@ -74,6 +74,7 @@ def _cdf_says_simulated(path: Path) -> bool:
 class IcmeStage:
     name = "icme"
     product = "events"
+    version_suffix = ""  # see Stage.version_suffix
     #: per-granule limits, checked by the readers before resampling (see
     #: :data:`epnml.ingest.readers.solarwind.SOLARWIND_LIMITS` for the choice):
     #: 22 years of time span, 1.2 M samples in the file(s) and 10-min bins, 1 GB.
@@ -86,7 +87,7 @@ class IcmeStage:
 
     def model_info(self) -> ModelInfo:
         info: ModelInfo = self._model.info
-        return info
+        return info.derived(self.version_suffix)
 
     def model_card(self) -> dict[str, Any]:
         """The JSON model card committed next to the weights (stored in epnml.model_versions)."""
@@ -178,45 +179,29 @@ class IcmeStage:
             # L1 monitors sit about 0.01 au sunward of Earth; OMNI is shifted to the bow shock.
             offset = 0.0 if source.host == "OMNI" else 0.01
             sun = earth_sun_distance_au(start + (end - start) / 2) - offset
-        now = ctx.started
-        return {
-            "granule_uid": uid,
-            "granule_gid": "icme",
-            "obs_id": granule.granule_id,
-            "dataproduct_type": "ci",
-            "target_name": "solar wind",
-            "target_class": "interplanetary_medium",
+        return core_row(
+            PRODUCT, uid=uid, gid="icme", granule=granule, info=info, ctx=ctx,
+            dataproduct_type="ci", target_name="solar wind",
+            target_class="interplanetary_medium", thumb=thumb, bib_reference=BIB_REFERENCE,
+            time_scale="UTC",
+        ) | {
             "time_min": to_jd(start),
             "time_max": to_jd(end),
             "time_sampling_step_min": CADENCE_S,
             "time_sampling_step_max": CADENCE_S,
-            "spatial_frame_type": PRODUCT.spatial_frame_type,
             "instrument_host_name": source.host,
             "instrument_name": source.instrument,
             "measurement_type": "phys.magField#phys.veloc#phys.density#phys.temperature",
-            "processing_level": 5,
-            "creation_date": now,
-            "modification_date": now,
-            "release_date": now,
-            "service_title": PRODUCT.schema,
-            "thumbnail_url": f"{ctx.files_base_url}/{thumb}" if thumb else None,
             "processing_level_desc": (
                 f"ICME detected by model {info.name} v{info.version} (1-D ResUNet++-style "
                 f"segmentation, 10-min cadence) in {what}" + invalid_note(invalid or {})
             ),
-            "publisher": "epnml",
-            "bib_reference": BIB_REFERENCE,
-            "time_scale": "UTC",
             "time_refposition": source.host,
             "target_region": "solar-wind",
             "sun_distance_min": sun,
             "sun_distance_max": sun,
             "event_type": "icme",
             "event_status": "observation",
-            "ml_model_name": info.name,
-            "ml_model_version": info.version,
-            "ml_weights_sha256": info.sha256,
-            "ml_run_id": ctx.run_id,
             "ml_score": min(1.0, max(0.0, score)),
             "event_duration": stats["duration_h"],
             "event_b_max": finite_or_none(stats["b_max"]),

@@ -1,7 +1,7 @@
 """Minerals stage (predict only): reflectance spectra -> phases present and abundances.
 
 INAF case (RELAB laboratory spectra): the ``minerals`` model of
-:mod:`epnml.ml.units.abundance` applied to any reflectance spectrum over
+:mod:`epnml.ml.minerals.abundance` applied to any reflectance spectrum over
 350-1050 nm.  It has no product table of its own: its results become columns
 of the ``units`` rows, so ``epnml ingest minerals`` is refused.
 
@@ -22,7 +22,8 @@ import numpy as np
 import pandas as pd
 
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
-from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
+from epnml.ingest.stage import Granule, GranuleError, RunContext, StageOutput
+from epnml.ml.model_info import ModelInfo
 
 REFLECTANCE_COLUMNS = ("reflectance", "iof_mean", "iof")
 SUFFIXES = {".json", ".csv", ".sli"}
@@ -66,17 +67,19 @@ def _read(path: Path, limits: ResourceLimits = LIMITS
 class MineralsStage:
     name = "minerals"
     product = "units"
+    version_suffix = ""  # see Stage.version_suffix
     #: results are columns of ``units`` rows; nothing of its own to ingest.
     predict_only = True
     limits: ResourceLimits = LIMITS
 
     def __init__(self, model_version: str | None = None) -> None:
-        from epnml.ml.units.abundance import load_model
+        from epnml.ml.minerals.abundance import load_model
 
         self._model = load_model(model_version)
 
     def model_info(self) -> ModelInfo:
-        return self._model.info
+        info: ModelInfo = self._model.info
+        return info.derived(self.version_suffix)
 
     def model_card(self) -> dict[str, Any]:
         """The JSON model card committed next to the weights (stored in epnml.model_versions)."""
@@ -101,7 +104,7 @@ class MineralsStage:
 
     def process(self, granule: Granule, ctx: RunContext) -> StageOutput:
         from epnml.ingest.spec import resolve
-        from epnml.ml.units.abundance import PHASES, predict_spectra
+        from epnml.ml.minerals.abundance import PHASES, predict_spectra
 
         resolve("minerals", ctx.params, self._model.info.version)  # the spec declares none
         path = granule.paths[0]

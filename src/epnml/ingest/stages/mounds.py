@@ -26,13 +26,14 @@ import pandas as pd
 
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.readers.images import ImageData
-from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
-from epnml.ingest.stages.landforms import (
+from epnml.ingest.stage import Granule, GranuleError, RunContext, StageOutput
+from epnml.ingest.stages.outlines import component_outline, outline_geometry
+from epnml.ingest.stages.pits import (
     chip_png,
     image_granules,
     landform_row,
 )
-from epnml.ingest.stages.outlines import component_outline, outline_geometry
+from epnml.ml.model_info import ModelInfo
 from epnml.schemas.products import get_product
 
 PRODUCT = get_product("landforms")
@@ -54,18 +55,20 @@ UNET_BYTES_PER_PIXEL = 120
 class MoundsStage:
     name = "mounds"
     product = "landforms"
+    version_suffix = ""  # see Stage.version_suffix
     #: one DTM or image, and the same bound once resampled to the model's pixel size (a
     #: coarse DTM is upsampled: 400 m/px to 20 m/px multiplies its pixels by 400). The
     #: simulated DTMs are 192-512 px a side; 16 Mpx is a 4000 x 4000 px scene.
     limits: ResourceLimits = replace(DEFAULT_LIMITS, max_pixels=16_000_000, max_memory_mb=2000)
 
     def __init__(self, model_version: str | None = None) -> None:
-        from epnml.ml.landforms.segmodels import load_net
+        from epnml.ml.mounds.model import load_model
 
-        self._model = load_net(MODEL_NAME, model_version)
+        self._model = load_model(model_version)
 
     def model_info(self) -> ModelInfo:
-        return self._model.info
+        info: ModelInfo = self._model.info
+        return info.derived(self.version_suffix)
 
     def model_card(self) -> dict[str, Any]:
         """The JSON model card committed next to the weights."""
@@ -104,9 +107,9 @@ class MoundsStage:
     def _probabilities(self, image: ImageData) -> tuple[np.ndarray, str]:
         from PIL import Image
 
-        from epnml.ml.landforms.detector import resize_image
-        from epnml.ml.landforms.segmodels import segment_mounds
-        from epnml.ml.landforms.unet import dtm_features, image_features
+        from epnml.ml.imagery.detector import resize_image
+        from epnml.ml.mounds.model import segment_mounds
+        from epnml.ml.mounds.unet import dtm_features, image_features
 
         pix = image.pixels
         georef = image.georef

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from epnml.ingest.readers.images import GeoRef
-from epnml.ingest.stages.landforms import _signed_area, spoly_literal
+from epnml.ingest.stages.pits import _signed_area, spoly_literal
 
 MAX_VERTICES = 32
 

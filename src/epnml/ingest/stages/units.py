@@ -30,9 +30,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from epnml.ingest.epn import to_jd
+from epnml.ingest.epn import core_row, to_jd
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
-from epnml.ingest.stage import Granule, GranuleError, ModelInfo, RunContext, StageOutput
+from epnml.ingest.stage import Granule, GranuleError, RunContext, StageOutput
+from epnml.ml.model_info import ModelInfo
 from epnml.schemas.columns import Column
 from epnml.schemas.products import get_product
 
@@ -52,6 +53,7 @@ UNITS_EXTRA_COLUMNS: tuple[Column, ...] = tuple(c for _, cols in PRODUCT.added f
 class UnitsStage:
     name = "units"
     product = "units"
+    version_suffix = ""  # see Stage.version_suffix
     #: spectra of all products of the granule (real VIRS: 1,823 in four NIR products, at
     #: most 598 in one), channels per spectrum (VIS 512 items, NIR 256), and the decoded
     #: tables' memory (a real product: about 6 MB).
@@ -68,7 +70,7 @@ class UnitsStage:
         self._minerals: Any = None
         self._minerals_error = ""
         try:
-            from epnml.ml.units.abundance import load_model
+            from epnml.ml.minerals.abundance import load_model
 
             self._minerals = load_model()
         except (FileNotFoundError, ValueError) as exc:  # units still work without it
@@ -80,7 +82,7 @@ class UnitsStage:
         minerals = self._minerals.info.sha256 if self._minerals is not None else "none"
         doc = {"units_config_sha256": config_sha256(self.config), "minerals_sha256": minerals}
         digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
-        return ModelInfo(MODEL_NAME, MODEL_VERSION, digest)
+        return ModelInfo(MODEL_NAME, MODEL_VERSION, digest).derived(self.version_suffix)
 
     def model_card(self) -> dict[str, Any]:
         from epnml.ml.units.pipeline import config_sha256
@@ -92,7 +94,7 @@ class UnitsStage:
             "card": "ml/MODEL_CARD_units.md",
         }
         if self._minerals is not None:
-            from epnml.ml.units.abundance import WEIGHTS_DIR
+            from epnml.ml.minerals.abundance import WEIGHTS_DIR
 
             path = WEIGHTS_DIR / f"minerals-{self._minerals.info.version}.json"
             card["minerals"] = json.loads(path.read_text()) if path.is_file() else {}
@@ -208,9 +210,11 @@ class UnitsStage:
                     round(ab["abundance_sigma"][ph], 2)
             records.append(rec)
             csv_path, thumb = spec_url[t.unit_id]
-            row: dict[str, Any] = {
-                "granule_uid": uid, "granule_gid": "units", "obs_id": granule.granule_id,
-                "dataproduct_type": "ma", "target_name": "Mercury", "target_class": "planet",
+            row = core_row(
+                PRODUCT, uid=uid, gid="units", granule=granule, info=info, ctx=ctx,
+                dataproduct_type="ma", target_name="Mercury", target_class="planet",
+                thumb=thumb, bib_reference=BIB_REFERENCE, time_scale="UTC",
+            ) | {
                 "time_min": to_jd(t0) if t0 is not None else None,
                 "time_max": to_jd(t1) if t1 is not None else None,
                 "spectral_range_min": C_NM_HZ / float(wl_used.max()),
@@ -221,7 +225,6 @@ class UnitsStage:
                 "s_region": spoly_literal(t.vertices),
                 "c1_resol_min": grid.step_deg, "c1_resol_max": grid.step_deg,
                 "c2_resol_min": grid.step_deg, "c2_resol_max": grid.step_deg,
-                "spatial_frame_type": PRODUCT.spatial_frame_type,
                 "incidence_min": _fin(sel["incidence_min"].min()),
                 "incidence_max": _fin(sel["incidence_max"].max()),
                 "emergence_min": _fin(sel["emission_min"].min()),
@@ -230,19 +233,13 @@ class UnitsStage:
                 "phase_max": _fin(sel["phase_max"].max()),
                 "instrument_host_name": "MESSENGER", "instrument_name": "MASCS",
                 "measurement_type": "phys.reflectance",
-                "processing_level": 5,
-                "creation_date": ctx.started, "modification_date": ctx.started,
-                "release_date": ctx.started, "service_title": PRODUCT.schema,
-                "thumbnail_url": f"{ctx.files_base_url}/{thumb}" if thumb else None,
                 "access_url": f"{ctx.files_base_url}/{csv_path}",
                 "access_format": "text/csv",
                 "processing_level_desc": self._desc(info, res, detector, used, simulated,
                                                     grid.step_deg, ab is not None, cfg.embedding),
-                "publisher": "epnml", "bib_reference": BIB_REFERENCE,
-                "time_scale": "UTC", "time_refposition": "MESSENGER",
+                "time_refposition": "MESSENGER",
                 "spatial_coordinate_description": "Mercury planetocentric, east longitude",
-                "ml_model_name": info.name, "ml_model_version": info.version,
-                "ml_weights_sha256": info.sha256, "ml_run_id": ctx.run_id, "ml_score": score,
+                "ml_score": score,
                 "unit_id": t.unit_id, "cell_count": t.cell_count, "unit_region": t.region,
                 "unit_tile": t.tile, "region_cell_count": t.region_cells,
             }
@@ -257,7 +254,7 @@ class UnitsStage:
                     ) -> dict[int, dict[str, Any]]:
         if self._minerals is None:
             return {}
-        from epnml.ml.units.abundance import predict_spectra
+        from epnml.ml.minerals.abundance import predict_spectra
 
         units = sorted(means)
         preds = predict_spectra(self._minerals, wl, np.stack([means[u] for u in units]))

@@ -21,8 +21,10 @@ import pandas as pd
 import torch
 from torch import nn
 
+from epnml.ml.checkpoints import sha256_file, verify_card
+
 from .features import N_FEATURES, Scaler, frame_to_features
-from .inference import MAX_THREADS, WEIGHTS_DIR, sha256_file
+from .inference import MAX_THREADS, WEIGHTS_DIR
 from .labels import N_REGIONS
 
 BASELINE_NAME = "crossings-baseline"
@@ -135,12 +137,9 @@ def save_baseline(path: Path, module: WindowCNNLSTM, version: str, scaler: Scale
 def load_baseline(version: str = "1.0.0", weights_dir: Path = WEIGHTS_DIR) -> LoadedBaseline:
     """Load the committed baseline after checking the sha256 in its card."""
     pt = Path(weights_dir) / f"{BASELINE_NAME}-{version}.pt"
-    card_path = pt.with_suffix(".json")
-    if not pt.is_file() or not card_path.is_file():
+    if not pt.is_file() or not pt.with_suffix(".json").is_file():
         raise FileNotFoundError(f"baseline {pt.name} or its card is missing in {weights_dir}")
-    digest = sha256_file(pt)
-    if json.loads(card_path.read_text()).get("sha256") != digest:
-        raise ValueError(f"{pt}: sha256 does not match its card")
+    _card, digest = verify_card(pt)
     ckpt = torch.load(pt, map_location="cpu", weights_only=True)
     module = WindowCNNLSTM(BaselineConfig.from_dict(ckpt["config"]))
     module.load_state_dict(ckpt["state_dict"])

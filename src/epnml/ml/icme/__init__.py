@@ -10,8 +10,6 @@ Typical use (what the ingest stage does)::
 
 from __future__ import annotations
 
-from typing import Any
-
 from .events import extract_events
 from .features import FEATURES, frame_to_array
 from .inference import LoadedModel, available_versions, load_model, predict_proba
@@ -23,19 +21,9 @@ __all__ = [
     "LoadedModel",
     "ModelConfig",
     "available_versions",
-    "event_scores",
     "extract_events",
     "frame_to_array",
     "load_model",
     "predict_proba",
-    "true_events_from_labels",
 ]
 
-
-def __getattr__(name: str) -> Any:
-    # lazy: importing evaluate here would make `python -m epnml.ml.icme.evaluate` warn.
-    if name in ("event_scores", "true_events_from_labels"):
-        from . import evaluate
-
-        return getattr(evaluate, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,9 +12,10 @@ import pandas as pd
 import torch
 
 from epnml.config import models_dir
-from epnml.ingest.stage import ModelInfo
 from epnml.ml.checkpoints import available_versions as _available_versions
-from epnml.ml.checkpoints import resolve_weights, sha256_file, verify_card
+from epnml.ml.checkpoints import read_checkpoint
+from epnml.ml.checkpoints import save_checkpoint as save_model_checkpoint
+from epnml.ml.model_info import ModelInfo
 
 from .features import Scaler, frame_to_array
 from .model import ICMESegmenter, ModelConfig
@@ -68,49 +69,22 @@ def load_model(version: str | None = None, path: Path | None = None) -> LoadedMo
     weights must exist and carry the file's sha256, so a swapped or truncated file
     is refused rather than silently producing different catalogue rows.
     """
-    pt = resolve_weights(MODEL_NAME, version, path, WEIGHTS_DIR, _FILE_RE)
-    card, digest = verify_card(pt)
-    ckpt = torch.load(pt, map_location="cpu", weights_only=True)
-    if not isinstance(ckpt, dict) or "state_dict" not in ckpt:
-        raise ValueError(f"{pt}: not an {MODEL_NAME} checkpoint")
-    cfg = ModelConfig.from_dict(ckpt["config"]["model"])
-    module = ICMESegmenter(cfg)
-    module.load_state_dict({k: v.float() for k, v in ckpt["state_dict"].items()})
-    module.eval()
-    ver = str(ckpt.get("version", card.get("version")))
-    if card.get("version") != ver:
-        raise ValueError(f"{pt}: card version {card.get('version')} != weights version {ver}")
-    return LoadedModel(
-        module=module,
-        info=ModelInfo(name=MODEL_NAME, version=ver, sha256=digest),
-        config=dict(ckpt["config"]),
-        scaler=Scaler.from_dict(ckpt["scaler"]),
-    )
+    ckpt = read_checkpoint(MODEL_NAME, version, path,
+                           lambda cfg: ICMESegmenter(ModelConfig.from_dict(cfg)), WEIGHTS_DIR,
+                           pattern=_FILE_RE)
+    if "scaler" not in ckpt.extra:
+        raise ValueError(f"{ckpt.info.name}-{ckpt.info.version}.pt: checkpoint has no scaler")
+    return LoadedModel(module=ckpt.module, info=ckpt.info, config=ckpt.config,
+                       scaler=Scaler.from_dict(ckpt.extra["scaler"]))
 
 
 def save_checkpoint(
     path: Path, module: ICMESegmenter, version: str, config: dict[str, Any], scaler: Scaler
 ) -> str:
-    """Write ``icme-<version>.pt`` (state_dict + config + scaler); returns its sha256.
-
-    Only tensors and plain Python types go in, so ``torch.load(weights_only=True)``
-    can read it without unpickling code.
-    """
-    if path.name != f"{MODEL_NAME}-{version}.pt":
-        raise ValueError(f"weights file must be named {MODEL_NAME}-{version}.pt, got {path.name}")
-    cfg = dict(config)
-    cfg["model"] = module.config.to_dict()
-    torch.save(
-        {
-            "name": MODEL_NAME,
-            "version": version,
-            "config": cfg,
-            "scaler": scaler.to_dict(),
-            "state_dict": module.state_dict(),
-        },
-        path,
-    )
-    return sha256_file(path)
+    """Write ``icme-<version>.pt`` (state_dict + config + scaler, full precision);
+    returns its sha256."""
+    return save_model_checkpoint(path, MODEL_NAME, version, module, config, half=False,
+                                 extra={"scaler": scaler.to_dict()})
 
 
 def window_starts(n: int, window: int) -> list[int]:

@@ -1,1 +1,1 @@
-"""Spectral units of Mercury (MASCS) and mineral abundances (RELAB)."""
+"""Spectral units of Mercury (MASCS): gridding, ICA + UMAP + clustering, unit regions."""

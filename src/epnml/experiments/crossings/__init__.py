@@ -1,0 +1,1 @@
+"""Training and evaluation runs of the crossings model (see ml/MODEL_CARD_crossings.md)."""

@@ -1,0 +1,1 @@
+"""Training and evaluation runs of the ice model (see ml/MODEL_CARD_ice.md)."""

@@ -1,0 +1,1 @@
+"""Throughput of the landform models (pits, craters, mounds, ice): `epnml bench landforms`."""

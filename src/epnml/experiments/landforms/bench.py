@@ -1,0 +1,170 @@
+"""Throughput of the landform detectors on 512x512 tiles (goal: >= 1,000 tiles/min, 2 threads).
+
+``run`` measures pits, ``run_craters`` the crater detector
+(``python -m epnml.experiments.landforms.bench craters``), ``run_mounds`` the mound U-Net on
+256x256 tiles and ``run_ice`` the ice CNN on 1024x1024 chunks (``... bench mounds|ice``).
+
+Why: HiRISE observations are ~20k x 50k px, i.e. thousands of tiles each; the detector
+must keep up on a small CPU. ``run`` times the network plus box decoding on batches
+of random tiles (content does not change the cost), the median of ``repeats``.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+THREADS = 2
+TILE = 512
+GOAL_TILES_PER_MIN = 1000.0
+
+
+def run(repeats: int = 5, batch: int = 4, threads: int = THREADS,
+        version: str | None = None) -> dict[str, Any]:
+    """Median tiles/min over ``repeats`` batches (after a warm-up).
+
+    On a shared machine 2 threads can be slower than 1 (the second core is busy):
+    ``threads`` lets the caller measure both.
+    """
+    if repeats < 1 or batch < 1:
+        raise ValueError("repeats and batch must be >= 1")
+    if not 1 <= threads <= THREADS:
+        raise ValueError(f"threads must be in 1..{THREADS}")
+    from epnml.ml.imagery.detector import PitsDetector
+    from epnml.ml.pits.inference import load_model
+
+    try:
+        model = load_model(version)
+        module, name = model.module, f"pits {model.info.version}"
+    except FileNotFoundError:  # no committed weights: same architecture, random weights
+        module, name = PitsDetector().eval(), "pits (untrained)"
+    return _measure(module, name, repeats, batch, threads)
+
+
+def run_craters(repeats: int = 5, batch: int = 4, threads: int = THREADS,
+                version: str | None = None) -> dict[str, Any]:
+    """Tiles/min of the crater detector (one-class network) on 512x512 tiles, as ``run``."""
+    if repeats < 1 or batch < 1:
+        raise ValueError("repeats and batch must be >= 1")
+    if not 1 <= threads <= THREADS:
+        raise ValueError(f"threads must be in 1..{THREADS}")
+    from epnml.ml.craters.inference import load_model
+    from epnml.ml.imagery.detector import DetectorConfig, PitsDetector
+
+    try:
+        model = load_model(version)
+        module, name = model.module, f"craters {model.info.version}"
+    except FileNotFoundError:
+        module, name = PitsDetector(DetectorConfig(n_classes=1)).eval(), "craters (untrained)"
+    return _measure(module, name, repeats, batch, threads)
+
+
+def _measure(module: Any, name: str, repeats: int, batch: int, threads: int) -> dict[str, Any]:
+    """Median time of network + box decoding over ``repeats`` batches, after a warm-up."""
+    from epnml.ml.imagery.detector import decode
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        x = torch.from_numpy(np.random.default_rng(0).normal(
+            size=(batch, 1, TILE, TILE)).astype(np.float32))
+        times = []
+        with torch.inference_mode():
+            decode(module(x), module.config.stride)
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                decode(module(x), module.config.stride)
+                times.append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(previous)
+    per_tile = statistics.median(times) / batch
+    rate = 60.0 / per_tile
+    return {"model": name, "tile_px": TILE, "threads": threads, "batch": batch,
+            "repeats": repeats, "seconds_per_tile": round(per_tile, 4),
+            "tiles_per_min": round(rate, 1), "goal_tiles_per_min": GOAL_TILES_PER_MIN,
+            "meets_goal": rate >= GOAL_TILES_PER_MIN}
+
+
+def _timed(fn: Any, repeats: int, threads: int) -> float:
+    """Median seconds of ``fn()`` over ``repeats`` calls after one warm-up."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            fn()
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t0)
+    finally:
+        torch.set_num_threads(previous)
+    return statistics.median(times)
+
+
+def _check(repeats: int, batch: int, threads: int) -> None:
+    if repeats < 1 or batch < 1:
+        raise ValueError("repeats and batch must be >= 1")
+    if not 1 <= threads <= THREADS:
+        raise ValueError(f"threads must be in 1..{THREADS}")
+
+
+def run_mounds(repeats: int = 5, batch: int = 4, threads: int = THREADS,
+               version: str | None = None) -> dict[str, Any]:
+    """Tiles/min of the mound U-Net on the stage's 256x256 five-channel tiles (network +
+    sigmoid; features are computed once per DTM, not per tile, and are not timed)."""
+    _check(repeats, batch, threads)
+    from epnml.ml.mounds.model import TILE as MTILE
+    from epnml.ml.mounds.model import load_model
+    from epnml.ml.mounds.unet import UNet
+
+    try:
+        model = load_model(version)
+        module, name = model.module, f"mounds {model.info.version}"
+    except FileNotFoundError:
+        module, name = UNet().eval(), "mounds (untrained)"
+    x = torch.from_numpy(np.random.default_rng(0).normal(
+        size=(batch, 5, MTILE, MTILE)).astype(np.float32))
+    per_tile = _timed(lambda: torch.sigmoid(module(x)), repeats, threads) / batch
+    return {"model": name, "tile_px": MTILE, "threads": threads, "batch": batch,
+            "repeats": repeats, "seconds_per_tile": round(per_tile, 4),
+            "tiles_per_min": round(60.0 / per_tile, 1),
+            "km2_per_min_at_20m": round(60.0 / per_tile * (MTILE * 0.02) ** 2, 1)}
+
+
+def run_ice(repeats: int = 5, batch: int = 4, threads: int = THREADS,
+            version: str | None = None) -> dict[str, Any]:
+    """Chunks/min of the ice CNN on 1024x1024 8-bit chunks, INCLUDING the 8x block-mean
+    reduction and normalisation (``chunk_inputs``), which costs more than the network."""
+    _check(repeats, batch, threads)
+    from epnml.ml.ice.icenet import CHUNK, IceNet, chunk_inputs
+    from epnml.ml.ice.model import load_model
+
+    try:
+        model = load_model(version)
+        module, name = model.module, f"ice {model.info.version}"
+    except FileNotFoundError:
+        module, name = IceNet().eval(), "ice (untrained)"
+    image = np.random.default_rng(0).integers(0, 256, (CHUNK, CHUNK * batch)).astype(np.float32)
+
+    def once() -> None:
+        x, _ = chunk_inputs(image, 255.0)
+        torch.sigmoid(module(torch.from_numpy(x)))
+
+    per_chunk = _timed(once, repeats, threads) / batch
+    return {"model": name, "chunk_px": CHUNK, "threads": threads, "batch": batch,
+            "repeats": repeats, "seconds_per_chunk": round(per_chunk, 4),
+            "chunks_per_min": round(60.0 / per_chunk, 1),
+            "km2_per_min_at_0.5m": round(60.0 / per_chunk * (CHUNK * 0.0005) ** 2, 2)}
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+
+    benches = {"craters": run_craters, "mounds": run_mounds, "ice": run_ice}
+    print(json.dumps(benches.get(sys.argv[1], run)() if sys.argv[1:] else run(), indent=1))

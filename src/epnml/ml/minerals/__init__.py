@@ -1,0 +1,1 @@
+"""Mineral abundances of reflectance spectra (RELAB-trained unmixing network)."""

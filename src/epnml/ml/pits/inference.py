@@ -1,0 +1,131 @@
+"""Load the committed pits weights (checksum-verified) and detect landforms in any image.
+
+``detect`` handles images of any size: whole-image normalisation, resampling to the
+scale the model was trained at, overlapping 512x512 tiles, box decoding, mapping back
+to input pixels and class-aware NMS across tiles.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from epnml.config import models_dir
+from epnml.ml.checkpoints import available_versions as _available_versions
+from epnml.ml.checkpoints import load_checkpoint
+from epnml.ml.checkpoints import save_checkpoint as _save
+from epnml.ml.imagery.detector import (
+    DetectorConfig,
+    PitsDetector,
+    decode,
+    normalize_image,
+    resize_image,
+)
+from epnml.ml.imagery.tiling import iter_tiles, nms, to_image
+from epnml.ml.model_info import ModelInfo
+
+MODEL_NAME = "pits"
+#: committed weights live next to the package so they ship with it.
+WEIGHTS_DIR = models_dir() / "weights"
+MAX_THREADS = 2
+TILE = 512
+#: overlap of neighbouring tiles (px at model scale): larger than most landforms.
+OVERLAP = 128
+#: detections below this score are never kept (mAP is computed from here up).
+MIN_SCORE = 0.01
+BATCH = 4
+OUTPUT_COLUMNS = ["x_min", "y_min", "x_max", "y_max", "class", "score"]
+
+
+@dataclass
+class LoadedModel:
+    """A ready-to-run detector and the inference settings chosen with it."""
+
+    module: PitsDetector
+    info: ModelInfo
+    #: ``model`` (architecture), ``input_scale``, ``threshold``, ``nms_iou`` ...
+    config: dict[str, Any]
+
+    @property
+    def threshold(self) -> float:
+        """Score threshold chosen on validation (best F1 at IoU 0.5)."""
+        return float(self.config.get("threshold", 0.3))
+
+    @property
+    def input_scale(self) -> float:
+        """Factor images are resampled by before tiling (the training scale)."""
+        return float(self.config.get("input_scale", 0.5))
+
+
+def available_versions(weights_dir: Path = WEIGHTS_DIR) -> list[str]:
+    """Versions with both a weights file and its JSON card, oldest first."""
+    return _available_versions(MODEL_NAME, weights_dir)
+
+
+def load_model(version: str | None = None, path: Path | None = None) -> LoadedModel:
+    """Load ``pits-<version>.pt`` (default: newest in ``ml/weights``) after its sha256 check.
+
+    ``path`` may be a weights directory or a ``.pt`` file. The JSON card next to the
+    weights must carry the file's sha256: a swapped or truncated file is refused
+    rather than silently writing different catalogue rows.
+    """
+    module, info, config = load_checkpoint(
+        MODEL_NAME, version, path, lambda cfg: PitsDetector(DetectorConfig.from_dict(cfg)),
+        WEIGHTS_DIR)
+    return LoadedModel(module, info, config)
+
+def save_checkpoint(path: Path, module: PitsDetector, version: str,
+                    config: dict[str, Any]) -> str:
+    """Write ``pits-<version>.pt`` (state_dict + config, tensors and plain types only, so
+    ``torch.load(weights_only=True)`` reads it); returns its sha256."""
+    return _save(path, MODEL_NAME, version, module, config, half=False)
+
+def detect_array(image: np.ndarray, module: PitsDetector, *, scale: float,
+                 min_score: float = MIN_SCORE, nms_iou: float = 0.5, tile: int = TILE,
+                 overlap: int = OVERLAP) -> np.ndarray:
+    """``(n, 6)`` detections (x_min, y_min, x_max, y_max in input px, class 0..4, score)."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] in (3, 4):
+        image = image[..., :3].astype(np.float32).mean(axis=2)
+    if image.ndim != 2 or min(image.shape) < 8:
+        raise ValueError(f"expected a 2-D grayscale image of at least 8x8 px, got {image.shape}")
+    if torch.get_num_threads() > MAX_THREADS:
+        torch.set_num_threads(MAX_THREADS)
+    module.eval()
+    small = resize_image(normalize_image(image), scale)
+    stride = module.config.stride
+    side = min(tile, 32 * int(np.ceil(max(small.shape) / 32)))  # small images: one tile
+    tiles = list(iter_tiles(small, side, min(overlap, side // 2)))
+    found = []
+    with torch.inference_mode():
+        for s in range(0, len(tiles), BATCH):
+            chunk = tiles[s:s + BATCH]
+            x = torch.from_numpy(np.stack([t for _, _, t in chunk])[:, None])
+            for (y0, x0, _), dets in zip(chunk, decode(module(x), stride, min_score),
+                                         strict=True):
+                found.append(to_image(dets, x0, y0, scale, image.shape))
+    dets = np.concatenate(found) if found else np.zeros((0, 6))
+    keep = (dets[:, 2] - dets[:, 0] > 0) & (dets[:, 3] - dets[:, 1] > 0)
+    return nms(dets[keep], nms_iou)
+
+
+def detect(image: np.ndarray, model: LoadedModel, *, threshold: float | None = None
+           ) -> pd.DataFrame:
+    """Landforms in a grayscale image: columns x_min, y_min, x_max, y_max (input pixels),
+    class (1..5 = Type-1..Type-5), score; best first. ``threshold`` defaults to the
+    model's validation-chosen score threshold."""
+    thr = model.threshold if threshold is None else float(threshold)
+    if not 0.0 < thr < 1.0:
+        raise ValueError(f"threshold must be in (0, 1), got {thr}")
+    dets = detect_array(image, model.module, scale=model.input_scale,
+                        min_score=min(thr, MIN_SCORE),
+                        nms_iou=float(model.config.get("nms_iou", 0.5)))
+    dets = dets[dets[:, 5] >= thr]
+    frame = pd.DataFrame(dets, columns=OUTPUT_COLUMNS)
+    frame["class"] = frame["class"].astype(int) + 1
+    return frame.reset_index(drop=True)
