@@ -1,6 +1,7 @@
 """The FastAPI application: ``create_app(settings)``; ``epnml serve`` runs it with uvicorn.
 
-A thin shell: every inference is one ``run_pipeline`` call (``epnml.api.inference``).
+A thin shell: every re-run is one :func:`epnml.rerun.rerun` call, every inference one
+``run_pipeline`` call.
 Reading needs no token; writing rows (``/commit``, jobs with COMMIT=true) needs the
 bearer token of the service. Errors are JSON ``{"detail": ...}`` with 4xx codes:
 422 bad input, 404 unknown ID/model/job (or a job that is not the caller's), 410 source
@@ -54,28 +55,6 @@ from epnml.api.auth import (
     require_token,
 )
 from epnml.api.datalink import DATALINK_TYPE, Link, ProcService, document
-from epnml.api.inference import (
-    MAX_IDS,
-    Busy,
-    InputError,
-    Internal,
-    NotFound,
-    RowRef,
-    SourceGone,
-    Timeout,
-    TooLarge,
-    allowed_versions,
-    available_sources,
-    check_id,
-    check_model_version,
-    check_pipeline,
-    find_row,
-    log_request,
-    pipelines,
-    run_one,
-    stage_problem,
-    summary_json,
-)
 from epnml.api.models import (
     CommitResult,
     DriftRow,
@@ -87,7 +66,8 @@ from epnml.api.models import (
     Problem,
     RegisteredVersion,
 )
-from epnml.api.params import CaseInsensitiveParams, check_params, form_params, query_params
+from epnml.api.params import CaseInsensitiveParams, form_params, query_params
+from epnml.api.requestlog import log_request
 from epnml.api.safety import (
     AccessLog,
     clean_message,
@@ -96,9 +76,30 @@ from epnml.api.safety import (
     log_internal,
 )
 from epnml.api.votable import VOTABLE_TYPE, json_rows, rows_votable
-from epnml.api.workers import WorkerPool, run_preview
+from epnml.api.workers import WorkerPool, pool_runner, run_preview
 from epnml.config import Settings, load_settings
 from epnml.db import connect
+from epnml.rerun import (
+    Busy,
+    InputError,
+    Internal,
+    NotFound,
+    RowRef,
+    SourceGone,
+    Timeout,
+    TooLarge,
+    Trace,
+    allowed_versions,
+    available_sources,
+    check_id,
+    check_model_version,
+    check_params,
+    check_pipeline,
+    find_row,
+    pipelines,
+    rerun,
+    stage_problem,
+)
 
 XML = "application/xml"
 JOB_ID = r"^[a-z0-9]{8,40}$"
@@ -439,44 +440,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             info["ID"] = uid
         return Response(rows_votable(summary_rows, family, info), media_type=VOTABLE_TYPE)
 
-    def _rerun_version(ref: RowRef, model_version: str | None) -> str | None:
-        """The asked (allow-listed) version, else the base version that wrote the row
-        while it is still committed, else the newest (None)."""
-        return check_model_version(ref.pipeline, model_version) or (
-            ref.base_version if ref.base_version in allowed_versions(ref.pipeline) else None)
-
-    def _rerun_params(ref: RowRef, given: dict[str, str], version: str | None
-                      ) -> dict[str, Any]:
-        """The client's pipeline parameters over the row's operational ones (craters'
-        target), checked by the spec before any file is read (InputError: 422)."""
-        return check_params(ref.pipeline, {**ref.operational_params(), **given}, version)
-
     def _preview(request: Request, conn: psycopg.Connection, uid: str,
                  model_version: str | None, given: dict[str, str], fmt: str) -> Response:
         t0 = time.perf_counter()
-        status, error, ref, version = 500, None, None, model_version
+        status, error = 500, None
+        trace = Trace(model_version=model_version)
         try:
             fmt = _format(fmt)
-            ref = find_row(conn, check_id(uid))
-            version = _rerun_version(ref, model_version)
-            params = _rerun_params(ref, given, version)
-            paths = available_sources(conn, ref)
-            out = run_preview(pool, settings, ref.pipeline, paths, model_version=version,
-                              params=params)
-            version = out["model_version"]
+            done = rerun(conn, settings, uid, model_version=model_version, params=given,
+                         preview=pool_runner(pool), trace=trace)
             status = 200
-            return _respond(out["rows"], fmt, uid=uid, pipeline=ref.pipeline,
-                            family=ref.family, model_version=out["model_version"],
-                            seconds=out["seconds"])
+            return _respond(done.rows, fmt, uid=uid, pipeline=done.ref.pipeline,
+                            family=done.ref.family, model_version=done.model_version,
+                            seconds=done.seconds)
         except (InputError, NotFound, SourceGone, Busy, Timeout, Internal) as exc:
             status = _status(exc)
             error = clean_message(str(exc))
             raise
         finally:
             log_request(conn, settings, client=client_id(request), endpoint="preview",
-                        pipeline=ref.pipeline if ref else None, granule_id=uid[:200],
-                        model_version=version, params=given,
-                        seconds=time.perf_counter() - t0,
+                        pipeline=trace.ref.pipeline if trace.ref else None,
+                        granule_id=uid[:200], model_version=trace.model_version,
+                        params=given, seconds=time.perf_counter() - t0,
                         outcome="ok" if status == 200 else "failed", http_status=status,
                         error=error)
 
@@ -611,23 +596,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         derived version (``1.0.0+threshold-0.7``) that supersedes the current rows; the old
         rows stay in the store with superseded_at set."""
         t0 = time.perf_counter()
-        status, error, ref, version = 500, None, None, model_version
+        status, error = 500, None
+        trace = Trace(model_version=model_version)
         try:
             require_token(request, settings)
-            ref = find_row(conn, check_id(ID))
-            check_pipeline(ref.pipeline, commit=True)
-            version = _rerun_version(ref, model_version)
-            params = _rerun_params(ref, given, version)
-            paths = available_sources(conn, ref)
-            summary = run_one(settings, ref.pipeline, paths, mode="ingest",
-                              model_version=version, params=params)
-            version = summary.model_version
-            data = summary_json(summary)
-            if summary.n_failed:
-                raise InputError(f"the commit failed: {data['granules'][0]['error']}")
+            done = rerun(conn, settings, ID, model_version=model_version, params=given,
+                         commit=True, trace=trace)
+            data = done.report()
             status = 200
-            return CommitResult(ID=ID, pipeline=ref.pipeline, run_id=summary.run_id,
-                                model_version=summary.model_version, n_rows=summary.n_rows,
+            return CommitResult(ID=ID, pipeline=done.ref.pipeline, run_id=data["run_id"],
+                                model_version=data["model_version"], n_rows=data["n_rows"],
                                 n_superseded=data["n_superseded"], seconds=data["seconds"],
                                 granules=data["granules"])
         except HTTPException as exc:
@@ -638,9 +616,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             raise
         finally:
             log_request(conn, settings, client=client_id(request), endpoint="commit",
-                        pipeline=ref.pipeline if ref else None, granule_id=ID[:200],
-                        model_version=version, params=given,
-                        seconds=time.perf_counter() - t0,
+                        pipeline=trace.ref.pipeline if trace.ref else None,
+                        granule_id=ID[:200], model_version=trace.model_version,
+                        params=given, seconds=time.perf_counter() - t0,
                         outcome="ok" if status == 200 else "failed", http_status=status,
                         error=error)
 
@@ -683,7 +661,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def jobs_create(
             request: Request, conn: Conn, who: Who, given: FormParams,
             PIPELINE: Annotated[str | None, Form(max_length=80)] = None,
-            ID: Annotated[list[str] | None, Form(max_length=MAX_IDS)] = None,
+            ID: Annotated[list[str] | None, Form(max_length=uws.MAX_IDS)] = None,
             MODEL_VERSION: Annotated[str | None, Form(max_length=80)] = None,
             COMMIT: Annotated[bool, Form()] = False,
             PHASE: Annotated[str | None, Form(max_length=10)] = None) -> Response:

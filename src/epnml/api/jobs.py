@@ -27,29 +27,30 @@ from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from epnml.api.auth import Caller
-from epnml.api.inference import (
+from epnml.api.requestlog import log_request
+from epnml.api.safety import clean_message, log_internal
+from epnml.api.votable import rows_votable
+from epnml.api.workers import WorkerPool, pool_runner
+from epnml.config import Settings
+from epnml.db import connect
+from epnml.rerun import (
     FAMILIES,
-    MAX_IDS,
     Busy,
     InputError,
     Internal,
     NotFound,
+    RerunPreview,
     SourceGone,
     Timeout,
     TooLarge,
-    available_sources,
     find_row,
-    log_request,
-    run_one,
-    summary_json,
+    rerun,
+    run_in_process,
 )
-from epnml.api.safety import clean_message, log_internal
-from epnml.api.votable import rows_votable
-from epnml.api.workers import WorkerPool, run_preview
-from epnml.config import Settings
-from epnml.db import connect
 
 UWS_NS = "http://www.ivoa.net/xml/UWS/v1.0"
+#: most IDs one job may name.
+MAX_IDS = 500
 ACTIVE = ("PENDING", "QUEUED", "EXECUTING", "HELD", "SUSPENDED")
 FINAL = ("COMPLETED", "ERROR", "ABORTED", "ARCHIVED")
 #: an EXECUTING job whose worker has not written a heartbeat for this long is orphaned.
@@ -465,14 +466,16 @@ def _still_running(conn: psycopg.Connection, job_id: str) -> bool:
 
 def execute_job(conn: psycopg.Connection, settings: Settings, job: Job,
                 pool: WorkerPool | None = None) -> tuple[str, str | None, dict[str, Any], int]:
-    """Run each distinct source granule of the job's IDs; one log row per granule.
+    """Re-run each distinct source granule of the job's IDs (:func:`epnml.rerun.rerun`, as
+    /preview and /commit do); one log row per granule.
 
-    Preview jobs run each granule in ``pool`` (deadline preview_timeout_s, memory cap);
-    commit jobs (token holders) run inline.
+    Preview jobs run each granule in ``pool`` (deadline preview_timeout_s, memory cap;
+    in this process without one); commit jobs (token holders) run inline.
     """
     model_version = job.params.get("MODEL_VERSION")
     params = job.model_params()
     mode = "ingest" if job.commit else "predict"
+    runner = run_in_process if pool is None else pool_runner(pool, queue=False, wait_s=600.0)
     t_start = time.monotonic()
     reports: list[dict[str, Any]] = []
     rows: list[dict[str, Any]] = []
@@ -497,21 +500,17 @@ def execute_job(conn: psycopg.Connection, settings: Settings, job: Job,
             if ref.pipeline != job.pipeline:
                 raise InputError(f"{uid} belongs to pipeline {ref.pipeline}, not {job.pipeline}")
             family = family or ref.family
-            paths = available_sources(conn, ref)
-            if mode == "predict" and pool is not None:
-                out = run_preview(pool, settings, job.pipeline, paths,
-                                  model_version=model_version, params=params,
-                                  queue=False, wait_s=600.0)
-                rows += out["rows"]
-                report.update(run_id=out["run_id"], pipeline=job.pipeline, mode=mode,
-                              model_version=out["model_version"], n_rows=out["n_rows"],
-                              n_superseded=0, n_failed=0, seconds=round(out["seconds"], 4),
+            done = rerun(conn, settings, ref, model_version=model_version, params=params,
+                         commit=job.commit, preview=runner)
+            if isinstance(done, RerunPreview):
+                rows += done.rows
+                report.update(run_id=done.run_id, pipeline=job.pipeline, mode=mode,
+                              model_version=done.model_version, n_rows=done.n_rows,
+                              n_superseded=0, n_failed=0, seconds=round(done.seconds, 4),
                               status="ok")
             else:
-                summary = run_one(settings, job.pipeline, paths, mode=mode,
-                                  model_version=model_version, params=params)
-                rows += summary.rows
-                data = summary_json(summary)
+                rows += done.summary.rows
+                data = done.report()
                 data.pop("granules")  # one granule per run: its figures are the run's
                 report.update(data, status="ok")
             outcome, status, err = "ok", 200, None
