@@ -304,8 +304,8 @@ def test_query_strings_never_reach_the_log(offline: Settings, solar_wind: Path,
 def test_unexpected_exception_is_a_generic_500_with_an_error_id(
         offline: Settings, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
-    from epnml.api import app as app_module
     from epnml.api import create_app
+    from epnml.api.routes import models as app_module
 
     def broken(name: str) -> None:
         raise KeyError(f"{SECRET} /var/secret/dir/file")

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from epnml.api.app import _safe_name
 from epnml.api.datalink import Link, ProcService, document
 from epnml.api.params import ENDPOINT_NAMES, CaseInsensitiveParams, given_params
+from epnml.api.routes.inference import _safe_name
 from epnml.rerun import InputError, check_id, check_params, scrub
 
 

@@ -42,7 +42,7 @@ _INFER_SLOTS = threading.BoundedSemaphore(1)
 INFER_WAIT_S = 120.0
 
 
-# --- errors (each maps to one HTTP status in epnml.api.app) ------------------------------
+# --- errors (each maps to one HTTP status: epnml.api.errors) -----------------------------
 
 class InputError(ValueError):
     """Bad input: an ID, version or parameter the service refuses (HTTP 422)."""
