@@ -27,10 +27,10 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from epnml.api.inference import Busy, Timeout, TooLarge
 from epnml.api.safety import QueryStringFilter, clean_message, install_query_filter, open_log
 from epnml.api.workers import WorkerPool
 from epnml.config import Settings, load_settings
+from epnml.rerun import Busy, Timeout, TooLarge
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "security-test-token-91d2"
@@ -170,7 +170,7 @@ def test_http_preview_deadline_answers_504_and_kills(offline: Settings, solar_wi
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from epnml.api import create_app, workers
 
-    monkeypatch.setattr(workers, "preview_job", _slow_preview)
+    monkeypatch.setattr(workers, "predict_once", _slow_preview)
     app = create_app(replace(offline, preview_timeout_s=2))
     with TestClient(app) as client:
         response = client.post("/preview/icme", files=[
@@ -304,8 +304,8 @@ def test_query_strings_never_reach_the_log(offline: Settings, solar_wind: Path,
 def test_unexpected_exception_is_a_generic_500_with_an_error_id(
         offline: Settings, monkeypatch: pytest.MonkeyPatch,
         caplog: pytest.LogCaptureFixture) -> None:
-    from epnml.api import app as app_module
     from epnml.api import create_app
+    from epnml.api.routes import models as app_module
 
     def broken(name: str) -> None:
         raise KeyError(f"{SECRET} /var/secret/dir/file")

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from epnml.api.app import _safe_name
 from epnml.api.datalink import Link, ProcService, document
-from epnml.api.inference import InputError, check_id, scrub
-from epnml.api.params import ENDPOINT_NAMES, CaseInsensitiveParams, check_params, given_params
+from epnml.api.params import ENDPOINT_NAMES, CaseInsensitiveParams, given_params
+from epnml.api.routes.inference import _safe_name
+from epnml.rerun import InputError, check_id, check_params, scrub
 
 
 @pytest.mark.parametrize("given, kept", [

@@ -15,7 +15,7 @@ EPNML = [str(Path(sys.prefix) / "bin" / "epnml")]
 
 
 @pytest.mark.parametrize("args", [[], ["predict"], ["ingest"], ["db"], ["db", "migrate"],
-                                  ["models"], ["bench"]])
+                                  ["models"], ["bench"], ["rerun"]])
 def test_help_everywhere(args: list[str]) -> None:
     proc = subprocess.run([*EPNML, *args, "--help"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr

@@ -275,8 +275,8 @@ def test_v1_v2_v1_through_the_runner(settings: Settings, tmp_path: Path,
 def test_every_write_path_keeps_superseded_rows(settings: Settings, tmp_path: Path,
                                                 conn: psycopg.Connection,
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    from epnml.api.inference import run_one
     from epnml.ingest import executor
+    from epnml.rerun import run_inline as run_one
 
     f = _wind(tmp_path / "simulated_paths.csv", seed=5)
     seen: list[tuple[str, int, int]] = []

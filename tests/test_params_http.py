@@ -145,7 +145,8 @@ def test_a_non_threshold_parameter_reaches_the_stage(client: TestClient,
 
 
 def test_uws_job_carries_every_parameter(client: TestClient, store: Store) -> None:
-    from epnml.api import jobs as uws
+    from epnml.api.uws import store as uws
+    from epnml.api.uws.worker import execute_job
     from epnml.db import connect
 
     created = client.post("/jobs", data={"ID": store.uid, "MIN_DURATION_H": "240"},
@@ -169,7 +170,7 @@ def test_uws_job_carries_every_parameter(client: TestClient, store: Store) -> No
         # run it here, as the job worker would (this app runs none)
         conn.execute("UPDATE epnml.jobs SET phase = 'EXECUTING' WHERE job_id = %s", (job_id,))
         conn.commit()
-        phase, error, result, n_rows = uws.execute_job(conn, store.settings, job)
+        phase, error, result, n_rows = execute_job(conn, store.settings, job)
     assert (phase, error, n_rows) == ("COMPLETED", None, 0)
     assert result["model_versions"] == ["1.0.0+min_duration_h-240_threshold-0.7"]
     client.delete(f"/jobs/{job_id}", headers=owner)

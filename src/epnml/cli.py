@@ -37,7 +37,7 @@ def _params(args: argparse.Namespace) -> dict[str, Any]:
         if not sep or not name.strip().isidentifier():
             raise ValueError(f"--param wants NAME=VALUE, got {item!r}")
         params[name.strip()] = value.strip()
-    if args.threshold is not None:
+    if getattr(args, "threshold", None) is not None:
         params["threshold"] = args.threshold
     return params
 
@@ -113,6 +113,56 @@ def _ingest_landforms(args: argparse.Namespace) -> int:
         if status and not args.keep_going:
             break
     return status
+
+
+def cmd_rerun(args: argparse.Namespace) -> int:
+    """Re-run a served row's model on its recorded source files (epnml.rerun.rerun, what
+    /preview and /commit run): rows as CSV/JSON, or --commit to write them."""
+    import json
+
+    from epnml.api.votable import json_rows
+    from epnml.db import connect
+    from epnml.rerun import InputError, NotFound, RerunPreview, RunError, rerun
+
+    settings = load_settings()
+    params = _params(args)
+    with connect(settings) as conn:
+        try:
+            done = rerun(conn, settings, args.id, model_version=args.model_version,
+                         params=params, commit=args.commit)
+        except RunError as exc:  # the granule failed: like a failed `epnml predict`
+            print(f"epnml: stopped: {exc}", file=sys.stderr)
+            return 1
+        except (InputError, NotFound) as exc:  # bad ID, version or parameter; a limit
+            print(f"epnml: error: {exc}", file=sys.stderr)
+            return 2
+        except RuntimeError as exc:  # source gone, busy, internal
+            print(f"epnml: error: {exc}", file=sys.stderr)
+            return 1
+    ref = done.ref
+    if isinstance(done, RerunPreview):
+        rows = json_rows(done.rows)
+        if args.format == "json":
+            text = json.dumps({"ID": args.id, "pipeline": ref.pipeline,
+                               "model_version": done.model_version, "n_rows": len(rows),
+                               "seconds": round(done.seconds, 4), "rows": rows}, indent=1)
+        else:
+            import pandas as pd
+
+            text = pd.DataFrame(rows).to_csv(index=False)
+        print(f"{ref.pipeline} {done.model_version} on {ref.obs_id}: {len(rows)} row(s), "
+              "nothing written", file=sys.stderr)
+    else:
+        print(done.summary.text(), file=sys.stderr)
+        text = json.dumps({"ID": args.id, "pipeline": ref.pipeline, **done.report()},
+                          indent=1) if args.format == "json" else ""
+    if args.output is not None:
+        args.output.write_text(text)
+        if text:
+            print(f"wrote {args.output}", file=sys.stderr)
+    elif text:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
 
 
 def cmd_db_migrate(args: argparse.Namespace) -> int:
@@ -243,6 +293,24 @@ def build_parser() -> argparse.ArgumentParser:
                    help="serve these rows even when a newer model version's rows are current "
                         "(without it an older version's rows are stored superseded)")
     p.set_defaults(func=cmd_ingest)
+
+    p = sub.add_parser("rerun", help="re-run a served row's model on its granule: preview "
+                                     "the rows, or --commit them as a new version")
+    p.add_argument("id", metavar="ID", help="the row's granule_uid (as in datalink_url)")
+    p.add_argument("--model-version",
+                   help="a committed version (default: the row's own while committed, "
+                        "else the newest)")
+    p.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="a pipeline parameter (repeatable), e.g. threshold=0.7; other "
+                        "values than the defaults derive a version")
+    p.add_argument("--commit", action="store_true",
+                   help="write the rows (they supersede the current ones, which stay "
+                        "stored); needs the ingest DSN, as `epnml ingest` does")
+    p.add_argument("--format", choices=["csv", "json"], default="csv",
+                   help="preview rows as CSV (default) or JSON; with --commit, json "
+                        "prints the run summary")
+    p.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    p.set_defaults(func=cmd_rerun)
 
     p = sub.add_parser("db", help="database administration")
     dbsub = p.add_subparsers(dest="db_command", required=True)

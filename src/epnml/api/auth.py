@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from fastapi import HTTPException, Request
 
 from epnml.config import Settings
+from epnml.rerun import InputError
 
 
 def _bearer(request: Request) -> str | None:
@@ -70,8 +71,6 @@ def owner_tag(token: str) -> str:
 
 def caller(request: Request, settings: Settings) -> Caller:
     """The caller of a job route; 422 for an owner token of the wrong form."""
-    from epnml.api.inference import InputError
-
     bearer = _bearer(request) or None
     admin = bool(settings.api_token and bearer) and hmac.compare_digest(
         str(bearer).encode(), settings.api_token.encode())

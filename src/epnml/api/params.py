@@ -7,9 +7,9 @@ OpenAPI document keep one name per parameter.
 Pipeline parameters are not declared one by one: every parameter of every pipeline's
 spec (:mod:`epnml.ingest.spec`) is reachable, under its spec name in any case
 (``min_duration_h``, ``MIN_DURATION_H``). :func:`given_params` collects the names an
-endpoint does not read itself; :func:`check_params` validates them with the spec's own
-:func:`~epnml.ingest.spec.validate_params` (the CLI's and the runner's check), so an
-unknown or out-of-range parameter is a 422 with the spec's one-line message.
+endpoint does not read itself; :func:`epnml.rerun.check_params` validates them with the
+spec's own :func:`~epnml.ingest.spec.validate_params` (the CLI's and the runner's check),
+so an unknown or out-of-range parameter is a 422 with the spec's one-line message.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlencode
 from starlette.requests import Request
 
 from epnml.ingest.spec import parameter_names
+from epnml.rerun import InputError
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -51,8 +52,6 @@ def given_params(pairs: Iterable[tuple[str, str]], own: Collection[str]) -> dict
     read itself (``own``, lower case). An empty value or ``NaN`` (the VOTable null a
     DataLink client may send back) means the default: left out. A name given twice is a
     client error (``InputError``: HTTP 422)."""
-    from epnml.api.inference import InputError
-
     out: dict[str, str] = {}
     for name, value in pairs:
         key = name.lower()
@@ -80,19 +79,6 @@ async def form_params(request: Request) -> dict[str, str]:
         form = await request.form()
         pairs += [(k, v) for k, v in form.multi_items() if isinstance(v, str)]
     return given_params(pairs, ENDPOINT_NAMES)
-
-
-def check_params(pipeline: str, given: dict[str, Any],
-                 model_version: str | None = None) -> dict[str, Any]:
-    """``given`` validated by the pipeline's spec (the runner's own check): the typed
-    values, or InputError (HTTP 422) with the spec's one-line message."""
-    from epnml.api.inference import InputError
-    from epnml.ingest.spec import validate_params
-
-    try:
-        return validate_params(pipeline, given, model_version)[0]
-    except ValueError as exc:
-        raise InputError(str(exc)) from None
 
 
 def _names(path: str) -> dict[str, str]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-import re
 import threading
 import traceback
 from collections.abc import Callable
@@ -23,50 +22,23 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from epnml.api.inference import Busy, InputError, Internal, Timeout, TooLarge
-from epnml.api.safety import clean_message, log_internal
+from epnml.api.safety import log_internal
 from epnml.config import Settings
+from epnml.rerun import (
+    Busy,
+    Internal,
+    PredictOutput,
+    PreviewRunner,
+    Timeout,
+    TooLarge,
+    predict_once,
+    preview_output,
+)
 
 #: seconds a call waits for a free worker before 503.
 QUEUE_WAIT_S = 30.0
 #: Retry-After (seconds) of a 503 answered because the queue is full.
 RETRY_AFTER_S = 10
-
-_UNEXPECTED = re.compile(r"unexpected [A-Z][A-Za-z0-9_]*(Error|Exception|Exit|Interrupt)\b"
-                         r"|worker failed: ")
-
-
-def classify(message: str) -> str:
-    """The kind of a granule's error line (limit, memory, internal or input), for errors
-    that come without RunFailed.kind (e.g. a lost worker's line)."""
-    if " exceeds the limit of " in message:
-        return "limit"
-    if "MemoryError" in message:
-        return "memory"
-    if _UNEXPECTED.search(message):
-        return "internal"
-    return "input"
-
-
-def preview_job(settings: Settings, pipeline: str, paths: list[Path],
-                model_version: str | None, params: dict[str, Any] | None) -> dict[str, Any]:
-    """Run in a worker: one predict-mode ``run_pipeline``; errors returned, classified."""
-    from epnml.ingest.limits import LimitExceeded
-    from epnml.ingest.runner import RunFailed, run_pipeline
-
-    try:
-        summary = run_pipeline(pipeline, paths, mode="predict", settings=settings, workers=1,
-                               model_version=model_version, params=dict(params or {}),
-                               progress=False, keep_rows=True)
-    except LimitExceeded as exc:
-        return {"error": "limit", "message": str(exc)}
-    except RunFailed as exc:
-        return {"error": exc.kind or classify(str(exc)), "message": str(exc)}
-    except (ValueError, OSError) as exc:  # GranuleError, unknown version, bad parameter
-        return {"error": "input", "message": str(exc)}
-    return {"rows": summary.rows, "model_version": summary.model_version,
-            "n_rows": summary.n_rows, "seconds": summary.seconds, "run_id": summary.run_id}
-
 
 def _worker_main(conn: Connection, memory_mb: int, owner: int) -> None:
     """The worker loop: receive (function, args), send back ("ok", result) or a failure."""
@@ -248,21 +220,23 @@ class WorkerPool:
 
 def run_preview(pool: WorkerPool, settings: Settings, pipeline: str, paths: list[Path], *,
                 model_version: str | None, params: dict[str, Any] | None = None,
-                queue: bool = True, wait_s: float | None = None) -> dict[str, Any]:
-    """A predict-mode run of one granule's files in the pool, errors mapped for HTTP."""
-    out: dict[str, Any] = pool.call(settings.preview_timeout_s, preview_job, settings,
+                queue: bool = True, wait_s: float | None = None) -> PredictOutput:
+    """A predict-mode run of one granule's files in the pool (:func:`epnml.rerun.predict_once`),
+    its errors raised as epnml.rerun's exceptions."""
+    out: dict[str, Any] = pool.call(settings.preview_timeout_s, predict_once, settings,
                                     pipeline, paths, model_version, params,
                                     queue=queue, wait_s=wait_s)
-    kind = out.get("error")
-    if kind is None:
-        return out
-    message = str(out.get("message", ""))
-    if kind == "internal":
-        raise Internal(log_internal(f"preview of {pipeline}", message))
-    if kind == "memory":
-        raise TooLarge(f"the input needs more memory than a preview may use "
-                       f"({settings.preview_memory_mb} MB, preview_memory_mb)")
-    text = clean_message(message, paths)
-    if kind == "limit":
-        raise TooLarge(text)
-    raise InputError(text)
+    return preview_output(out, settings, pipeline, paths)
+
+
+def pool_runner(pool: WorkerPool, *, queue: bool = True,
+                wait_s: float | None = None) -> PreviewRunner:
+    """The pool as the :class:`epnml.rerun.PreviewRunner` of :func:`epnml.rerun.rerun`
+    (``queue=False``, a long ``wait_s``: the job worker, which may wait its turn)."""
+
+    def run(settings: Settings, pipeline: str, paths: list[Path], *,
+            model_version: str | None, params: dict[str, Any]) -> PredictOutput:
+        return run_preview(pool, settings, pipeline, paths, model_version=model_version,
+                           params=params, queue=queue, wait_s=wait_s)
+
+    return run

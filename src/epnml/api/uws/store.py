@@ -1,60 +1,38 @@
-"""UWS 1.1 jobs: the store (``epnml.jobs``), the background worker and the XML documents.
+"""UWS 1.1 jobs: the store (``epnml.jobs`` in PostgreSQL), so a restart loses none.
 
-Jobs live in PostgreSQL so a restart loses none: the worker thread of the service
-claims QUEUED jobs with ``FOR UPDATE SKIP LOCKED``; at start-up, jobs left EXECUTING
-by a dead process are re-queued once and fail with a clear error the second time.
-A reaper destroys jobs past their destruction time (job records and result files only;
-product rows are never touched by it).
+Creating, queuing (bounded: max_queued_jobs, max_pending_per_client), changing, aborting and
+deleting jobs; :func:`claim` hands a QUEUED job to the worker (``FOR UPDATE SKIP LOCKED``),
+:func:`recover` re-queues once a job a dead process left EXECUTING and fails it the second
+time, :func:`reap` destroys jobs past their destruction time (job records and result files
+only; product rows are never touched by it). The worker is :mod:`epnml.api.uws.worker`,
+the XML documents :mod:`epnml.api.uws.documents`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import socket
-import threading
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from xml.sax.saxutils import escape, quoteattr
 
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.json import Jsonb
 
 from epnml.api.auth import Caller
-from epnml.api.inference import (
-    FAMILIES,
-    MAX_IDS,
-    Busy,
-    InputError,
-    Internal,
-    NotFound,
-    SourceGone,
-    Timeout,
-    TooLarge,
-    available_sources,
-    find_row,
-    log_request,
-    run_one,
-    summary_json,
-)
-from epnml.api.safety import clean_message, log_internal
-from epnml.api.votable import rows_votable
-from epnml.api.workers import WorkerPool, run_preview
 from epnml.config import Settings
-from epnml.db import connect
+from epnml.rerun import FAMILIES, NotFound
 
-UWS_NS = "http://www.ivoa.net/xml/UWS/v1.0"
+#: most IDs one job may name.
+MAX_IDS = 500
 ACTIVE = ("PENDING", "QUEUED", "EXECUTING", "HELD", "SUSPENDED")
 FINAL = ("COMPLETED", "ERROR", "ABORTED", "ARCHIVED")
 #: an EXECUTING job whose worker has not written a heartbeat for this long is orphaned.
 STALE_S = 60.0
-HEARTBEAT_S = 5.0
 #: after this many claims a job that keeps losing its worker fails instead of re-queuing.
 MAX_ATTEMPTS = 2
 _COLUMNS = ("job_id, phase, owner, pipeline, params, granule_ids, commit, creation_time,"
@@ -371,260 +349,3 @@ def claim(conn: psycopg.Connection, worker_id: str) -> Job | None:
             " SELECT job_id FROM epnml.jobs WHERE phase = 'QUEUED' ORDER BY creation_time"
             " FOR UPDATE SKIP LOCKED LIMIT 1) RETURNING " + _COLUMNS, (worker_id,)).fetchone()
     return None if row is None else _job(row)
-
-
-class JobWorker(threading.Thread):
-    """The one background thread of a service process that runs queued jobs."""
-
-    def __init__(self, settings: Settings, poll_s: float = 0.5,
-                 pool: WorkerPool | None = None) -> None:
-        super().__init__(name="epnml-jobs", daemon=True)
-        self.settings = settings
-        self.pool = pool
-        self.poll_s = poll_s
-        self.worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.stopping = threading.Event()
-        self.current: str | None = None
-        self.recovered: list[tuple[str, str]] = []
-
-    def stop(self, timeout: float = 10.0) -> None:
-        self.stopping.set()
-        self.join(timeout)
-
-    def run(self) -> None:
-        conn: psycopg.Connection | None = None
-        last_reap = 0.0
-        while not self.stopping.is_set():
-            try:
-                if conn is None or conn.closed:
-                    conn = connect(self.settings)
-                    self.recovered += recover(conn, self.worker_id)
-                if time.monotonic() - last_reap > 30:
-                    reap(conn, self.settings)
-                    self.recovered += recover(conn, self.worker_id)
-                    last_reap = time.monotonic()
-                job = claim(conn, self.worker_id)
-                if job is None:
-                    self.stopping.wait(self.poll_s)
-                    continue
-                self._execute(conn, job)
-            except (psycopg.Error, RuntimeError):
-                if conn is not None:
-                    conn.close()
-                conn = None
-                self.stopping.wait(2.0)
-        if conn is not None:
-            conn.close()
-
-    def _heartbeat(self, job_id: str, done: threading.Event) -> None:
-        try:
-            with connect(self.settings) as conn:
-                while not done.wait(HEARTBEAT_S):
-                    conn.execute("UPDATE epnml.jobs SET heartbeat = now() WHERE job_id = %s"
-                                 " AND worker_id = %s", (job_id, self.worker_id))
-        except (psycopg.Error, RuntimeError):
-            pass
-
-    def _execute(self, conn: psycopg.Connection, job: Job) -> None:
-        done = threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(job.job_id, done), daemon=True)
-        beat.start()
-        self.current = job.job_id
-        try:
-            phase, error, result, n_rows = execute_job(conn, self.settings, job, self.pool)
-        except Exception as exc:  # noqa: BLE001 - a job must end in ERROR, never hang EXECUTING
-            error_id = log_internal(f"job {job.job_id}", f"{type(exc).__name__}: {exc}")
-            phase, error, result, n_rows = "ERROR", f"internal error (error id {error_id})", \
-                None, None
-        finally:
-            done.set()
-            self.current = None
-        conn.execute(
-            "UPDATE epnml.jobs SET phase = %s, end_time = now(), error = %s, result = %s,"
-            " n_rows = %s WHERE job_id = %s AND phase = 'EXECUTING' AND worker_id = %s",
-            (phase, error, None if result is None else Jsonb(result), n_rows, job.job_id,
-             self.worker_id))
-        exists = conn.execute("SELECT 1 FROM epnml.jobs WHERE job_id = %s",
-                              (job.job_id,)).fetchone()
-        if exists is None:  # deleted while it ran: drop its files too
-            shutil.rmtree(job_dir(self.settings, job.job_id), ignore_errors=True)
-
-
-def _http_status(exc: Exception) -> int:
-    for kind, code in ((TooLarge, 413), (InputError, 422), (NotFound, 404), (SourceGone, 410),
-                       (Busy, 503), (Timeout, 504), (Internal, 500)):
-        if isinstance(exc, kind):
-            return code
-    return 500
-
-
-def _still_running(conn: psycopg.Connection, job_id: str) -> bool:
-    row = conn.execute("SELECT phase FROM epnml.jobs WHERE job_id = %s", (job_id,)).fetchone()
-    return row is not None and row[0] == "EXECUTING"
-
-
-def execute_job(conn: psycopg.Connection, settings: Settings, job: Job,
-                pool: WorkerPool | None = None) -> tuple[str, str | None, dict[str, Any], int]:
-    """Run each distinct source granule of the job's IDs; one log row per granule.
-
-    Preview jobs run each granule in ``pool`` (deadline preview_timeout_s, memory cap);
-    commit jobs (token holders) run inline.
-    """
-    model_version = job.params.get("MODEL_VERSION")
-    params = job.model_params()
-    mode = "ingest" if job.commit else "predict"
-    t_start = time.monotonic()
-    reports: list[dict[str, Any]] = []
-    rows: list[dict[str, Any]] = []
-    family: str | None = None
-    seen: set[str] = set()
-    stopped: str | None = None
-    for uid in job.granule_ids:
-        if not _still_running(conn, job.job_id):
-            stopped = "aborted"
-            break
-        if job.execution_duration and time.monotonic() - t_start > job.execution_duration:
-            stopped = f"execution duration of {job.execution_duration} s exceeded"
-            break
-        t0 = time.perf_counter()
-        report: dict[str, Any] = {"ID": uid}
-        try:
-            ref = find_row(conn, uid)
-            report["granule_id"] = ref.obs_id
-            if ref.obs_id in seen:
-                continue
-            seen.add(ref.obs_id)
-            if ref.pipeline != job.pipeline:
-                raise InputError(f"{uid} belongs to pipeline {ref.pipeline}, not {job.pipeline}")
-            family = family or ref.family
-            paths = available_sources(conn, ref)
-            if mode == "predict" and pool is not None:
-                out = run_preview(pool, settings, job.pipeline, paths,
-                                  model_version=model_version, params=params,
-                                  queue=False, wait_s=600.0)
-                rows += out["rows"]
-                report.update(run_id=out["run_id"], pipeline=job.pipeline, mode=mode,
-                              model_version=out["model_version"], n_rows=out["n_rows"],
-                              n_superseded=0, n_failed=0, seconds=round(out["seconds"], 4),
-                              status="ok")
-            else:
-                summary = run_one(settings, job.pipeline, paths, mode=mode,
-                                  model_version=model_version, params=params)
-                rows += summary.rows
-                data = summary_json(summary)
-                data.pop("granules")  # one granule per run: its figures are the run's
-                report.update(data, status="ok")
-            outcome, status, err = "ok", 200, None
-        except (InputError, NotFound, SourceGone, Busy, Timeout, Internal) as exc:
-            err = clean_message(str(exc))
-            report.update(status="failed", error=err)
-            outcome, status = "failed", _http_status(exc)
-        reports.append(report)
-        log_request(conn, settings, client=f"job:{job.job_id} {job.owner}", endpoint="job",
-                    pipeline=job.pipeline, granule_id=report.get("granule_id", uid),
-                    model_version=report.get("model_version", model_version),
-                    params={**params, "commit": job.commit},
-                    seconds=time.perf_counter() - t0, outcome=outcome, http_status=status,
-                    error=err)
-    out_dir = job_dir(settings, job.job_id)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "rows.xml").write_bytes(rows_votable(rows, family, {"job": job.job_id}))
-    n_ok = sum(r.get("status") == "ok" for r in reports)
-    failed = [r for r in reports if r.get("status") == "failed"]
-    result = {"granules": reports, "n_ok": n_ok, "n_failed": len(failed),
-              "n_superseded": sum(int(r.get("n_superseded", 0)) for r in reports),
-              "model_versions": sorted({str(r["model_version"]) for r in reports
-                                        if r.get("model_version")}),
-              "run_ids": [r["run_id"] for r in reports if r.get("run_id")]}
-    if stopped == "aborted":
-        return "ABORTED", "aborted by the client", result, len(rows)
-    if stopped:
-        return "ERROR", stopped, result, len(rows)
-    if failed and n_ok == 0:
-        return "ERROR", "; ".join(str(r["error"]) for r in failed[:5]), result, 0
-    return "COMPLETED", None, result, len(rows)
-
-
-# --- UWS 1.1 documents ---------------------------------------------------------------
-
-def iso(dt: datetime | None) -> str:
-    if dt is None:
-        return ""
-    if dt.tzinfo is not None:
-        dt = dt.astimezone(UTC).replace(tzinfo=None)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _el(name: str, value: str | None) -> str:
-    if value is None or value == "":
-        return f'<uws:{name} xsi:nil="true"/>'
-    return f"<uws:{name}>{escape(value)}</uws:{name}>"
-
-
-_HEAD = (f'xmlns:uws="{UWS_NS}" xmlns:xlink="http://www.w3.org/1999/xlink" '
-         'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" version="1.1"')
-
-
-def results_fragment(job: Job, base: str) -> str:
-    if job.phase != "COMPLETED":
-        return "<uws:results/>"
-    href = f"{base}/jobs/{job.job_id}/results/rows"
-    summary = f"{base}/jobs/{job.job_id}/results/summary"
-    return ("<uws:results>"
-            f'<uws:result id="rows" xlink:type="simple" xlink:href={quoteattr(href)} '
-            'mime-type="application/x-votable+xml"/>'
-            f'<uws:result id="summary" xlink:type="simple" xlink:href={quoteattr(summary)} '
-            'mime-type="application/json"/></uws:results>')
-
-
-def job_xml(job: Job, base: str) -> str:
-    params = "".join(f'<uws:parameter id={quoteattr(k)}>{escape(v)}</uws:parameter>'
-                     for k, v in job.parameters())
-    error = ""
-    if job.phase in ("ERROR", "ABORTED") and job.error:
-        error = ('<uws:errorSummary type="fatal" hasDetail="false">'
-                 f"<uws:message>{escape(job.error)}</uws:message></uws:errorSummary>")
-    return (
-        f'<?xml version="1.0" encoding="utf-8"?><uws:job {_HEAD}>'
-        f"{_el('jobId', job.job_id)}{_el('ownerId', job.owner)}{_el('phase', job.phase)}"
-        f"{_el('quote', None)}{_el('creationTime', iso(job.creation_time))}"
-        f"{_el('startTime', iso(job.start_time))}{_el('endTime', iso(job.end_time))}"
-        f"{_el('executionDuration', str(job.execution_duration))}"
-        f"{_el('destruction', iso(job.destruction_time))}"
-        f"<uws:parameters>{params}</uws:parameters>{results_fragment(job, base)}{error}"
-        f"<uws:jobInfo><attempts>{job.attempts}</attempts>"
-        f"<nRows>{'' if job.n_rows is None else job.n_rows}</nRows></uws:jobInfo>"
-        "</uws:job>"
-    )
-
-
-def jobs_xml(jobs: list[Job], base: str) -> str:
-    refs = "".join(
-        f'<uws:jobref id={quoteattr(j.job_id)} xlink:type="simple" '
-        f"xlink:href={quoteattr(f'{base}/jobs/{j.job_id}')}>"
-        f"{_el('phase', j.phase)}{_el('ownerId', j.owner)}"
-        f"{_el('creationTime', iso(j.creation_time))}</uws:jobref>"
-        for j in jobs)
-    return f'<?xml version="1.0" encoding="utf-8"?><uws:jobs {_HEAD}>{refs}</uws:jobs>'
-
-
-def parameters_xml(job: Job) -> str:
-    params = "".join(f'<uws:parameter id={quoteattr(k)}>{escape(v)}</uws:parameter>'
-                     for k, v in job.parameters())
-    return (f'<?xml version="1.0" encoding="utf-8"?><uws:parameters {_HEAD}>{params}'
-            "</uws:parameters>")
-
-
-def results_xml(job: Job, base: str) -> str:
-    inner = results_fragment(job, base)
-    inner = inner.replace("<uws:results>", "").replace("</uws:results>", "").replace(
-        "<uws:results/>", "")
-    return f'<?xml version="1.0" encoding="utf-8"?><uws:results {_HEAD}>{inner}</uws:results>'
-
-
-def error_text(job: Job) -> str:
-    return job.error or ""
-
-
-def result_summary(job: Job) -> str:
-    return json.dumps(job.result or {}, default=str)
