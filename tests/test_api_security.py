@@ -27,10 +27,10 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from epnml.api.safety import QueryStringFilter, clean_message, install_query_filter, open_log
 from epnml.api.workers import WorkerPool
 from epnml.config import Settings, load_settings
 from epnml.rerun import Busy, Timeout, TooLarge
+from epnml.safety import QueryStringFilter, clean_message, install_query_filter, open_log
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "security-test-token-91d2"

@@ -234,7 +234,7 @@ def _stage_reads(pipeline: str, params: dict[str, object]) -> object:
     if pipeline in ("pits", "ice"):
         threshold = stage._threshold(ctx)
         if pipeline == "pits":
-            from epnml.ml.landforms.inference import detect
+            from epnml.ml.pits.inference import detect
 
             detect(np.zeros((64, 64), np.float32), stage._model, threshold=threshold)
         return threshold

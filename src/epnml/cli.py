@@ -255,7 +255,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from epnml.api import create_app
-    from epnml.api.safety import log_config, redirect_output
+    from epnml.safety import log_config, redirect_output
 
     settings = load_settings()
     log_file = args.log_file or settings.api_log

@@ -26,10 +26,10 @@ from typing import Any, Literal, Protocol, TypedDict, overload
 
 import psycopg
 
-from epnml.api.safety import clean_message, log_internal
 from epnml.config import Settings
 from epnml.ingest.limits import LimitExceeded
 from epnml.ingest.runner import RunFailed, RunSummary, run_pipeline
+from epnml.safety import clean_message, log_internal
 
 #: granule_uid syntax accepted from users (the product tables allow no '#' or spaces).
 ID_RE = re.compile(r"^[A-Za-z0-9_.:+\-]{1,200}$")

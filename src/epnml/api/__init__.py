@@ -3,8 +3,8 @@
 
 Synchronous previews, UWS 1.1 jobs persisted in PostgreSQL, token-protected commits,
 DataLink documents for every served row, a request log and a per-model drift view.
-The package itself imports nothing: :mod:`epnml.rerun` uses :mod:`epnml.api.safety`
-without loading FastAPI.
+The package loads FastAPI only when :func:`create_app` is called, so the CLI's other
+commands start without it.
 """
 
 from __future__ import annotations

@@ -20,10 +20,10 @@ from epnml.api import errors
 from epnml.api.deps import service_version
 from epnml.api.params import CaseInsensitiveParams
 from epnml.api.routes import datalink, inference, models, service, uws
-from epnml.api.safety import AccessLog, install_query_filter
 from epnml.api.uws.worker import JobWorker
 from epnml.api.workers import WorkerPool
 from epnml.config import Settings, load_settings
+from epnml.safety import AccessLog, install_query_filter
 
 #: the routers, in the order of the OpenAPI document.
 ROUTERS: list[APIRouter] = [service.router, models.router, datalink.router,

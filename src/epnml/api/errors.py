@@ -4,7 +4,7 @@
 data gone, 413 upload or declared work too large, 401/403 token, 409 wrong job phase,
 429 too many pending jobs, 503 busy or queue full (Retry-After), 504 preview deadline.
 Anything unexpected is a 500 with an ``error_id``; its details go to the log only.
-Error texts never carry server paths (:func:`epnml.api.safety.clean_message`).
+Error texts never carry server paths (:func:`epnml.safety.clean_message`).
 """
 
 from __future__ import annotations
@@ -20,9 +20,9 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from epnml.api.models import Problem
-from epnml.api.safety import clean_message, internal_detail, log_internal
 from epnml.api.uws.store import PhaseConflict, QueueFull, TooManyPending
 from epnml.rerun import Busy, InputError, Internal, NotFound, SourceGone, Timeout, TooLarge
+from epnml.safety import clean_message, internal_detail, log_internal
 
 #: the OpenAPI ``responses`` of the routes: every error is JSON whatever the media type.
 ERRORS: dict[int | str, dict[str, Any]] = {

@@ -22,7 +22,6 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from typing import Any
 
-from epnml.api.safety import log_internal
 from epnml.config import Settings
 from epnml.rerun import (
     Busy,
@@ -34,6 +33,7 @@ from epnml.rerun import (
     predict_once,
     preview_output,
 )
+from epnml.safety import log_internal
 
 #: seconds a call waits for a free worker before 503.
 QUEUE_WAIT_S = 30.0

@@ -38,7 +38,6 @@ from epnml.api.deps import (
 from epnml.api.errors import ERRORS, http_status
 from epnml.api.models import CommitResult, PreviewResult
 from epnml.api.requestlog import log_request
-from epnml.api.safety import clean_message
 from epnml.api.votable import VOTABLE_TYPE, json_rows, rows_votable
 from epnml.api.workers import WorkerPool, pool_runner, run_preview
 from epnml.config import Settings
@@ -56,6 +55,7 @@ from epnml.rerun import (
     check_pipeline,
     rerun,
 )
+from epnml.safety import clean_message
 
 router = APIRouter()
 

@@ -21,7 +21,6 @@ from psycopg.types.json import Jsonb
 
 from epnml.api.errors import http_status
 from epnml.api.requestlog import log_request
-from epnml.api.safety import clean_message, log_internal
 from epnml.api.uws.store import Job, claim, job_dir, reap, recover
 from epnml.api.votable import rows_votable
 from epnml.api.workers import WorkerPool, pool_runner
@@ -39,6 +38,7 @@ from epnml.rerun import (
     rerun,
     run_in_process,
 )
+from epnml.safety import clean_message, log_internal
 
 HEARTBEAT_S = 5.0
 
