@@ -95,8 +95,8 @@ def icmecat_wind(data_dir: Path) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
 
 def nguyen_events(data_dir: Path) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
     cat = pd.read_csv(data_dir / NGUYEN_FILE)
-    s = pd.to_datetime(cat["begin"], format="%Y/%m/%d %H:%M")
-    e = pd.to_datetime(cat["end"], format="%Y/%m/%d %H:%M")
+    s = pd.to_datetime(cat["begin"], format="mixed")  # with or without seconds
+    e = pd.to_datetime(cat["end"], format="mixed")
     m = (e >= pd.Timestamp(f"{YEARS[0]}-01-01")) & (s < pd.Timestamp(f"{YEARS[-1] + 1}-01-01"))
     return sorted(zip(s[m], e[m], strict=True))
 
