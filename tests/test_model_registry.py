@@ -14,10 +14,13 @@ pytestmark = pytest.mark.stack
 
 def test_ingested_models_are_registered_with_their_checksum(tap: Any) -> None:
     from epnml.ml.crossings.inference import load_model
+    from epnml.ml.icme.inference import available_versions as icme_versions
 
     rows = tap.search("SELECT * FROM epnml_models.versions").to_table()
     found = {(str(r["model_name"]), str(r["model_version"])): r for r in rows}
-    assert {("icme", "1.0.0"), ("crossings", "1.0.0"), ("units", "1.0.0")} <= set(found)
+    # ingest uses the newest icme version (2.0.0 since #13)
+    icme = ("icme", icme_versions()[-1])
+    assert {icme, ("crossings", "1.0.0"), ("units", "1.0.0")} <= set(found)
     crossings = found[("crossings", "1.0.0")]
     assert str(crossings["weights_sha256"]) == load_model("1.0.0").info.sha256
     card = json.loads(str(crossings["card"]))

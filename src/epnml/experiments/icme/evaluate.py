@@ -44,6 +44,8 @@ SPLIT: dict[str, list[tuple[str, str, str]]] = {
 }
 
 Interval = tuple[pd.Timestamp, pd.Timestamp]
+#: IWF rule: an unmatched prediction is a false positive only when it lasts this long.
+IWF_MIN_FP_DURATION = pd.Timedelta(hours=2.5)
 
 
 # ----------------------------------------------------------------------------- scoring
@@ -77,13 +79,15 @@ def event_scores(
     predicted: pd.DataFrame | Sequence[tuple[Any, Any]],
     true: Sequence[tuple[Any, Any]],
     min_overlap: float = 0.1,
+    min_fp_duration: pd.Timedelta | None = None,
 ) -> dict[str, float | int]:
     """Event-level tp, fp, fn, precision, recall, f1 (0.0 where a ratio is undefined).
 
     TP/FN count catalogued ICMEs: detected when ONE predicted event overlaps more
     than ``min_overlap`` of its duration (exactly ``min_overlap`` is not enough).
-    FP counts predicted events that overlap no catalogued ICME at all. One
-    prediction spanning two ICMEs therefore detects both.
+    FP counts predicted events that overlap no catalogued ICME at all and last at
+    least ``min_fp_duration`` (the IWF rule of Rüdisser et al. 2022 uses 2.5 h:
+    :data:`IWF_MIN_FP_DURATION`). One prediction spanning two ICMEs detects both.
     """
     if not 0.0 <= min_overlap < 1.0:
         raise ValueError(f"min_overlap must be in [0, 1), got {min_overlap}")
@@ -107,7 +111,9 @@ def event_scores(
             hit = any(_overlap(p0, p1, t0, t1) / dur > min_overlap for p0, p1 in pred)
         tp += int(hit)
     fn = len(truth) - tp
-    fp = sum(1 for p0, p1 in pred if not any(_intersects(p0, p1, t0, t1) for t0, t1 in truth))
+    shortest = pd.Timedelta(0) if min_fp_duration is None else min_fp_duration
+    fp = sum(1 for p0, p1 in pred if p1 - p0 >= shortest
+             and not any(_intersects(p0, p1, t0, t1) for t0, t1 in truth))
     precision = tp / (tp + fp) if tp + fp else 0.0
     recall = tp / (tp + fn) if tp + fn else 0.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0

@@ -452,6 +452,15 @@ def _data_description(n_sim: int, cfg: TrainConfig) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args_in = list(sys.argv[1:] if argv is None else argv)
+    if args_in[:1] == ["--recipe"] or any(a.startswith("--recipe=") for a in args_in[:1]):
+        recipe = args_in[1] if args_in[:1] == ["--recipe"] else args_in[0].split("=", 1)[1]
+        rest = args_in[2:] if args_in[:1] == ["--recipe"] else args_in[1:]
+        if recipe != "omni2-hourly":
+            raise SystemExit(f"unknown recipe {recipe!r} (known: omni2-hourly)")
+        from .train_omni2 import main as omni2_main
+
+        return omni2_main(rest)
     ap = argparse.ArgumentParser(
         prog="python -m epnml.experiments.icme.train",
         description=__doc__,

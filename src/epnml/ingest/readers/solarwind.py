@@ -371,7 +371,8 @@ def _require_file(path: Path) -> Path:
 # ---------------------------------------------------------------------------
 # CSV (the shared ../shared/data/solarwind/*.csv layout)
 
-#: columns a CSV must have; bt, beta, pdyn, texrat are derived when absent.
+#: columns a CSV must have; bt, beta, pdyn, texrat are derived when absent, vt from
+#: vx, vy, vz when the CSV has the components only.
 CSV_REQUIRED = ["time", "bx", "by", "bz", "vt", "np", "tp"]
 
 
@@ -402,6 +403,10 @@ def _read_csv_table(path: Path, limits: ResourceLimits = SOLARWIND_LIMITS) -> pd
         raise GranuleError(path, f"not a readable CSV ({kind})") from exc
     table.columns = [str(c).strip().lower() for c in table.columns]
     missing = [c for c in CSV_REQUIRED if c not in table.columns]
+    if "vt" in missing and {"vx", "vy", "vz"} <= set(table.columns):
+        missing.remove("vt")  # |V| is derived from the components
+    elif "vt" in missing:
+        missing[missing.index("vt")] = "vt (or all of vx, vy, vz)"
     if missing:
         raise GranuleError(path, f"missing required column(s): {', '.join(missing)}")
     if table.empty:
@@ -447,6 +452,11 @@ def read_solarwind_csv(path: Path, limits: ResourceLimits = SOLARWIND_LIMITS) ->
     screen = _Screen()
     data = pd.DataFrame({c: screen(c, _csv_numbers(table[c])) for c in present},
                         index=table.index)
+    if "vt" not in present:  # |V| from vx, vy, vz (checked by _read_csv_table)
+        comps = np.stack([_csv_numbers(table[c]) for c in ("vx", "vy", "vz")])
+        with np.errstate(over="ignore", invalid="ignore"):
+            data["vt"] = screen("vt", np.sqrt(np.square(comps).sum(axis=0)))
+        present.insert(present.index("np") if "np" in present else len(present), "vt")
     screen.require_valid(path, *_field_plasma_counts(data))
     base = [c for c in BASE_COLUMNS if c in present]
     empty = [c for c in base if data[c].isna().all()]
@@ -562,6 +572,8 @@ def _omni_role(name: str) -> str | None:
         return "bt"
     if n.startswith(("vector b magnitude", "magnitude of average field")):
         return "bvec"
+    if first in ("vx", "vy", "vz") and "velocity" in n and "sigma" not in n:
+        return first
     if "speed" in n and "alfven" not in n and "magnetosonic" not in n and "sound" not in n:
         if first not in ("vx", "vy", "vz") and "velocity" not in n.split(" , ")[0]:
             return "vt"
@@ -572,6 +584,20 @@ def _omni_role(name: str) -> str | None:
     if "temperature" in n and "alpha" not in n and "ratio" not in n:
         return "tp"
     return None
+
+
+def missing_omni_quantities(roles: dict[str, int]) -> list[str]:
+    """What the model needs and cannot be derived from the columns present: |V| comes
+    from Vx, Vy, Vz when there is no speed, |B| from the components, beta and dynamic
+    pressure from n, T, V, B; the field components, density and temperature cannot."""
+    need = {"bx": "BX", "by": "BY (GSM)", "bz": "BZ (GSM)",
+            "np": "proton density", "tp": "temperature"}
+    missing = [label for role, label in need.items() if role not in roles]
+    if "vt" not in roles and not {"vx", "vy", "vz"} <= set(roles):
+        have = [c.capitalize() for c in ("vx", "vy", "vz") if c in roles]
+        missing.insert(3, "speed (or all of Vx, Vy, Vz velocity" +
+                       (f"; has only {', '.join(have)})" if have else ")"))
+    return missing
 
 
 def _find_fmt(lst: Path) -> Path:
@@ -604,9 +630,7 @@ def read_omniweb(lst: Path, fmt: Path | None = None,
         if role and role not in roles:
             roles[role] = k
     missing = [r for r in ("year", "doy", "hour") if r not in roles]
-    need = {"bx": "BX", "by": "BY (GSM)", "bz": "BZ (GSM)", "vt": "speed",
-            "np": "proton density", "tp": "temperature"}
-    missing += [label for role, label in need.items() if role not in roles]
+    missing += missing_omni_quantities(roles)
     if missing:
         hint = ""
         if "by" not in roles and "by_gse" in roles:
@@ -632,44 +656,68 @@ def read_omniweb(lst: Path, fmt: Path | None = None,
         for fill in it.fills:
             fill_mask |= np.isclose(np.abs(column), fill, rtol=0, atol=10.0 ** -it.decimals / 2)
         values[:, k] = np.where(fill_mask, np.nan, column)
+    return omni_values_to_frame(lst, values, roles, limits)
 
+
+def omni_times(source: Path | str, values: np.ndarray, roles: dict[str, int]) -> pd.DatetimeIndex:
+    """Times of OMNI rows from their year, day-of-year, hour (and minute) columns."""
     def col(role: str) -> np.ndarray:
         return values[:, roles[role]]
 
     year, doy, hour = col("year"), col("doy"), col("hour")
-    minute = col("minute") if "minute" in roles else np.zeros(len(rows))
+    minute = col("minute") if "minute" in roles else np.zeros(len(values))
     stamp = np.stack([year, doy, hour, minute])
     if not np.isfinite(stamp).all():
-        raise GranuleError(lst, "time columns contain fill values or text that is not a number")
+        raise GranuleError(source, "time columns contain fill values or text that is not a "
+                           "number")
     if ((year < 1950) | (year > 2100) | (doy < 1) | (doy > 366) | (hour < 0) | (hour > 23)
             | (minute < 0) | (minute > 59)).any():
-        raise GranuleError(lst, "time columns out of range (year 1950-2100, DOY 1-366, "
+        raise GranuleError(source, "time columns out of range (year 1950-2100, DOY 1-366, "
                            "hour 0-23, minute 0-59)")
-    times = (pd.to_datetime(year.astype(int).astype(str), format="%Y")
-             + pd.to_timedelta(doy - 1, unit="D") + pd.to_timedelta(hour, unit="h")
-             + pd.to_timedelta(minute, unit="min"))
-    index = pd.DatetimeIndex(times, name="time")
-    _check_monotonic(index, lst)
-    check_extent(lst, index, limits, fields_per_sample=len(items))
+    years = year.astype("int64") - 1970
+    times = (years.astype("datetime64[Y]").astype("datetime64[ns]")
+             + ((doy - 1) * 86400 + hour * 3600 + minute * 60).astype("int64")
+             .astype("timedelta64[s]"))
+    return pd.DatetimeIndex(times, name="time")
+
+
+def omni_values_to_frame(source: Path | str, values: np.ndarray, roles: dict[str, int],
+                         limits: ResourceLimits = SOLARWIND_LIMITS) -> pd.DataFrame:
+    """The standard frame from OMNI rows whose declared fill values are already NaN.
+
+    ``roles`` maps year, doy, hour[, minute], bx, by, bz, vt or vx/vy/vz, np, tp[, bt]
+    to column numbers of ``values``.  Derives |V| from the velocity components when
+    there is no speed, |B| from the field components where there is no magnitude.
+    """
+    index = omni_times(source, values, roles)
+    _check_monotonic(index, source)
+    check_extent(source, index, limits, fields_per_sample=values.shape[1])
 
     screen = _Screen()
     data = pd.DataFrame(index=index)
     for role in ("bx", "by", "bz", "vt", "np", "tp", "bt"):
         if role in roles:
-            data[role] = screen(role, col(role))
-    screen.require_valid(lst, *_field_plasma_counts(data),
+            data[role] = screen(role, values[:, roles[role]])
+    if "vt" not in roles:  # |V| from the components (missing where one is missing)
+        with np.errstate(over="ignore", invalid="ignore"):
+            comps = np.stack([values[:, roles[c]] for c in ("vx", "vy", "vz")])
+            data["vt"] = screen("vt", np.sqrt(np.square(comps).sum(axis=0)))
+    screen.require_valid(source, *_field_plasma_counts(data),
                          no_physical_problem="all field or all plasma values are fill values")
 
+    step: pd.Timedelta | None = None
     if len(index) > 1:
         step = pd.Timedelta(np.median(np.diff(index.as_unit("ns").asi8)), unit="ns")
         if step > CADENCE:
             data.index = data.index + step / 2  # interval mean -> centre of the interval
-    frame = regularize(data, lst)
+    frame = regularize(data, source)
     if "bt" not in frame:
         frame["bt"] = np.nan
     frame["bt"] = frame["bt"].where(
         frame["bt"].notna(), np.sqrt(frame["bx"] ** 2 + frame["by"] ** 2 + frame["bz"] ** 2))
-    return _standardize(derive_columns(frame), screen)
+    out = _standardize(derive_columns(frame), screen)
+    out.attrs["source_cadence_s"] = float(step.total_seconds()) if step is not None else None
+    return out
 
 
 def _omni_number(text: str) -> float:
@@ -1053,7 +1101,7 @@ def _slug(text: str) -> str:
 
 
 def _sniff(path: Path) -> str:
-    """Format of a file from its suffix, else its content: csv, lst, fmt or cdf."""
+    """Format of a file from its suffix, else its content: csv, lst, fmt, omni2 or cdf."""
     suffix = path.suffix.lower()
     if suffix in (".csv", ".lst", ".fmt", ".cdf"):
         return suffix[1:]
@@ -1066,6 +1114,10 @@ def _sniff(path: Path) -> str:
         raise GranuleError(path, "unknown solar-wind file type (binary, not a CDF)") from exc
     except OSError as exc:  # the OS message would carry the server path
         raise GranuleError(path, f"unreadable file ({type(exc).__name__})") from exc
+    from epnml.ingest.readers.omni2 import looks_like_omni2
+
+    if looks_like_omni2(head):
+        return "omni2"
     first = head.lstrip().splitlines()[0].lower() if head.strip() else ""
     if first.startswith("time,") or ",time," in first:
         return "csv"
@@ -1073,8 +1125,8 @@ def _sniff(path: Path) -> str:
         return "fmt"
     if first and all(re.fullmatch(r"[-+0-9.eE\s]+", ln) for ln in head.splitlines()[:5] if ln):
         return "lst"
-    raise GranuleError(path, "unknown solar-wind file type (expected .csv, .lst+.fmt or "
-                       "a Wind MFI/SWE .cdf)")
+    raise GranuleError(path, "unknown solar-wind file type (expected .csv, .lst+.fmt, "
+                       "an OMNI2 hourly .dat or a Wind MFI/SWE .cdf)")
 
 
 def _cdf_granule_id(mfi: _CdfFile, swe: _CdfFile) -> str:
@@ -1127,7 +1179,8 @@ def group_solarwind_files(paths: Iterable[Path], limits: ResourceLimits = SOLARW
                           ) -> list[tuple[str, tuple[Path, ...]]]:
     """Group input files into granules ``(granule_id, files)``.
 
-    Each CSV alone; each ``.lst`` with its ``.fmt`` (given or sibling); Wind MFI and
+    Each CSV alone; each ``.lst`` with its ``.fmt`` (given or sibling); all OMNI2
+    hourly ``.dat`` files together (one granule, ``omni2_<first>_<last year>``); Wind MFI and
     SWE CDFs paired by overlapping time range (else by a date in the file name).
     ``granule_id`` is lower case, without spaces or '#', derived from the file
     name(s) so re-ingesting the same files gives the same id.  Raises GranuleError
@@ -1153,6 +1206,11 @@ def group_solarwind_files(paths: Iterable[Path], limits: ResourceLimits = SOLARW
     out: list[tuple[str, tuple[Path, ...]]] = []
     used_fmt: set[Path] = set()
     cdfs: list[_CdfFile] = []
+    omni2 = [p for p in unique if kinds[p] == "omni2"]
+    if omni2:  # yearly OMNI2 files given together are one granule (years concatenated)
+        from epnml.ingest.readers.omni2 import omni2_granule_id
+
+        out.append((omni2_granule_id(omni2), tuple(sorted(omni2))))
     for p in unique:
         kind = kinds[p]
         if kind in ("csv", "empty"):
@@ -1184,6 +1242,10 @@ def read_granule(files: Sequence[Path],
     kinds = [_sniff(_require_file(p)) for p in files]
     if kinds == ["csv"]:
         return read_solarwind_csv(files[0], limits)
+    if kinds and set(kinds) == {"omni2"}:
+        from epnml.ingest.readers.omni2 import read_omni2
+
+        return read_omni2(files, limits)
     if sorted(kinds) == ["fmt", "lst"]:
         lst = files[kinds.index("lst")]
         return read_omniweb(lst, files[kinds.index("fmt")], limits)
@@ -1202,7 +1264,8 @@ def read_granule(files: Sequence[Path],
 
 def read_solarwind(paths: Sequence[Path],
                    limits: ResourceLimits = SOLARWIND_LIMITS) -> pd.DataFrame:
-    """Read one granule given as its file(s): a CSV, an OMNI .lst(+.fmt), or an MFI+SWE pair.
+    """Read one granule given as its file(s): a CSV, an OMNI .lst(+.fmt), OMNI2 hourly
+    .dat file(s), or an MFI+SWE pair.
 
     Format from suffix or content; a single ``.lst`` finds its sibling ``.fmt``.
     Several granules are rejected (use :func:`group_solarwind_files` first).

@@ -50,7 +50,7 @@ def describe_source(granule: Granule) -> Source:
     simulated = "simulated" in names or "sim_" in names or any(
         _cdf_says_simulated(p) for p in granule.paths if p.suffix.lower() == ".cdf"
     )
-    if any(p.suffix.lower() == ".lst" for p in granule.paths) or "omni" in names:
+    if any(p.suffix.lower() in (".lst", ".dat") for p in granule.paths) or "omni" in names:
         return Source("OMNI", "OMNI", simulated, True)
     if "stereo" in names or "sta_" in names:
         return Source("STEREO-A", "IMPACT#PLASTIC", simulated, False)
@@ -102,7 +102,7 @@ class IcmeStage:
         for path in paths:
             if path.is_dir():
                 expanded += sorted(p for p in path.iterdir()
-                                   if p.suffix.lower() in {".csv", ".cdf", ".lst", ".fmt"})
+                                   if p.suffix.lower() in {".csv", ".cdf", ".lst", ".fmt", ".dat"})
             else:
                 expanded.append(path)
         return [Granule(gid, tuple(files))

@@ -127,9 +127,31 @@ def predict_array(x: np.ndarray, module: ICMESegmenter, window: int = WINDOW) ->
     return np.clip(acc[:n] / cnt[:n], 0.0, 1.0)
 
 
+def to_model_cadence(frame: pd.DataFrame, cadence: pd.Timedelta) -> pd.DataFrame:
+    """The standard 10-min frame averaged to the model's cadence (bins labelled at their
+    start; a bin is the mean of its valid 10-min values, NaN when it has none).  The one
+    path from a frame to a coarser model's input, in training and inference alike."""
+    if cadence <= pd.Timedelta(minutes=10):
+        return frame
+    return frame.resample(cadence, label="left", closed="left").mean()
+
+
 def predict_proba(frame: pd.DataFrame, model: LoadedModel) -> np.ndarray:
-    """One ICME probability per frame row (frame: standard 10-min solar-wind frame)."""
+    """One ICME probability per frame row (frame: standard 10-min solar-wind frame).
+
+    A model whose config declares ``cadence_min`` > 10 (icme 2.x: 60) sees the frame
+    averaged to that cadence; each 10-min row then takes the probability of its bin.
+    """
     if len(frame) < 1:
         raise ValueError("frame is empty: need at least one row")
-    x = frame_to_array(frame, model.scaler)
-    return predict_array(x, model.module, model.window)
+    cadence = pd.Timedelta(minutes=float(model.config.get("cadence_min", 10)))
+    coarse = to_model_cadence(frame, cadence)
+    x = frame_to_array(coarse, model.scaler)
+    p = predict_array(x, model.module, model.window)
+    if coarse is frame:
+        return p
+    rows = pd.DatetimeIndex(frame.index).floor(cadence)
+    pos = pd.DatetimeIndex(coarse.index).get_indexer(rows)
+    if (pos < 0).any():  # cannot happen: every row floors onto a bin of the resample
+        raise ValueError("frame rows outside the model-cadence grid")
+    return p[pos]

@@ -1,0 +1,435 @@
+"""Train ICME model 2.x on 21 years of hourly OMNI2 (1998-2018) with ICMECAT Wind labels.
+
+    python -m epnml.ml.icme.train --recipe omni2-hourly --seed 42 --version 2.0.0
+    python -m epnml.ml.icme.train --recipe omni2-hourly --version 2.0.0 --final-test
+
+The first command trains, chooses the checkpoint and the post-processing on the
+VALIDATION years only and writes ``ml/weights/icme-<version>.{pt,json}`` with validation
+metrics (and the 1.0.0 model's on the same years).  The second, run once when the weights
+are frozen, adds the TEST-year figures, the 2019 Wind / STEREO-A 10-min figures (data of
+another cadence and, for STEREO-A, another spacecraft, never trained on) and the
+comparison with the Nguyen et al. 2019 list to the card.
+
+The split by whole years was fixed before any training (solar-cycle phase per year in
+:data:`PHASE`): both solar minimum and maximum years are in training, validation and test.
+The model sees the standard 10-min frame averaged to 1 h (:func:`to_model_cadence`), the
+same path :func:`~epnml.ml.icme.inference.predict_proba` takes at inference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .evaluate import IWF_MIN_FP_DURATION, event_scores, icmecat_events, pool, shared_data_dir
+from .events import extract_events
+from .features import DEFAULT_SCALER, FEATURES, Scaler, frame_to_array
+from .inference import (
+    MODEL_NAME,
+    load_model,
+    predict_array,
+    predict_proba,
+    save_checkpoint,
+    to_model_cadence,
+)
+from .model import ICMESegmenter, ModelConfig, count_parameters
+
+YEARS = list(range(1998, 2019))
+#: solar-cycle phase of each year (cycle 23 maximum 2000-2002, minimum 2007-2009; cycle 24
+#: maximum 2012-2014, minimum from 2018).
+PHASE: dict[int, str] = {
+    1998: "rising", 1999: "rising", 2000: "maximum", 2001: "maximum", 2002: "maximum",
+    2003: "declining", 2004: "declining", 2005: "declining", 2006: "declining",
+    2007: "minimum", 2008: "minimum", 2009: "minimum", 2010: "rising", 2011: "rising",
+    2012: "maximum", 2013: "maximum", 2014: "maximum", 2015: "declining", 2016: "declining",
+    2017: "declining", 2018: "minimum",
+}
+#: fixed before training; TEST years are read only by ``--final-test``.
+SPLIT_YEARS: dict[str, list[int]] = {
+    "train": [1998, 1999, 2001, 2003, 2004, 2007, 2010, 2011, 2012, 2015, 2016, 2018],
+    "val": [2002, 2006, 2009, 2013, 2017],
+    "test": [2000, 2005, 2008, 2014],
+}
+OMNI2_DIR = "solarwind/omni2_hourly"
+NGUYEN_FILE = "catalogues/nguyen2019_wind_icmes.csv"
+CADENCE = pd.Timedelta(hours=1)
+WINDOW = 256  # hours (10.7 days)
+SCALER = Scaler(log=DEFAULT_SCALER.log, center=DEFAULT_SCALER.center, scale=DEFAULT_SCALER.scale,
+                max_interp_steps=2)
+MODEL = ModelConfig(base_width=8, depth=4, max_width=32, kernel_size=5, dropout=0.1)
+THRESHOLDS = tuple(float(round(x, 2)) for x in np.arange(0.30, 0.851, 0.05))
+MIN_DURATIONS_H = (2.5, 4.0, 6.0, 8.0, 12.0)
+MERGE_GAPS_H = (1.0, 3.0, 6.0)
+MONITOR_THRESHOLD = 0.5
+MONITOR: dict[str, Any] = {"threshold": MONITOR_THRESHOLD, "min_duration": pd.Timedelta(hours=4),
+           "merge_gap": pd.Timedelta(hours=3)}
+RULE = ("IWF rule (Ruedisser et al. 2022): a catalogued ICME is detected when predicted "
+        "events overlap > 10 % of it; a prediction overlapping no ICME and lasting >= 2.5 h "
+        "is a false positive")
+
+
+# ----------------------------------------------------------------------------- data
+def load_frame(data_dir: Path) -> pd.DataFrame:
+    """The 21 OMNI2 years as ONE granule through the public reader (10-min frame)."""
+    from epnml.ingest.readers.omni2 import read_omni2
+
+    files = [data_dir / OMNI2_DIR / f"omni2_{y}.dat" for y in YEARS]
+    return read_omni2(files)
+
+
+def icmecat_wind(data_dir: Path) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    return icmecat_events("Wind", f"{YEARS[0]}-01-01", f"{YEARS[-1]}-12-31 23:59", data_dir)
+
+
+def nguyen_events(data_dir: Path) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    cat = pd.read_csv(data_dir / NGUYEN_FILE)
+    s = pd.to_datetime(cat["begin"], format="mixed")  # with or without seconds
+    e = pd.to_datetime(cat["end"], format="mixed")
+    m = (e >= pd.Timestamp(f"{YEARS[0]}-01-01")) & (s < pd.Timestamp(f"{YEARS[-1] + 1}-01-01"))
+    return sorted(zip(s[m], e[m], strict=True))
+
+
+def hourly_labels(index: pd.DatetimeIndex, events: Sequence[tuple[Any, Any]]) -> np.ndarray:
+    """1 for each hour [t, t + 1 h) that overlaps a catalogued interval."""
+    lab = np.zeros(len(index), dtype=np.float32)
+    t = index.as_unit("ns").asi8
+    for s, e in events:
+        i0 = np.searchsorted(t, pd.Timestamp(s).floor(CADENCE).value)
+        i1 = np.searchsorted(t, pd.Timestamp(e).value, side="right")
+        lab[i0:i1] = 1.0
+    return lab
+
+
+def year_bounds(year: int) -> tuple[pd.Timestamp, pd.Timestamp]:
+    return pd.Timestamp(f"{year}-01-01"), pd.Timestamp(f"{year + 1}-01-01") - pd.Timedelta("1ns")
+
+
+def clip(events: Sequence[tuple[Any, Any]], t0: pd.Timestamp, t1: pd.Timestamp
+         ) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
+    return [(max(pd.Timestamp(s), t0), min(pd.Timestamp(e), t1)) for s, e in events
+            if pd.Timestamp(e) >= t0 and pd.Timestamp(s) <= t1]
+
+
+# ----------------------------------------------------------------------------- scoring
+def year_scores(index: pd.DatetimeIndex, proba: np.ndarray, truth: Sequence[tuple[Any, Any]],
+                years: Sequence[int], pp: dict[str, Any], row_span: pd.Timedelta
+                ) -> dict[int, dict[str, Any]]:
+    """IWF scores per year; each row covers [t, t + row_span) (events end at their last
+    row's end)."""
+    out = {}
+    for y in years:
+        t0, t1 = year_bounds(y)
+        m = (index >= t0) & (index <= t1)
+        ev = extract_events(index[m], proba[m], **pp)
+        pred = [(s, e + row_span) for s, e in zip(ev["start"], ev["end"], strict=True)]
+        out[y] = {**event_scores(pred, clip(truth, t0, t1), min_fp_duration=IWF_MIN_FP_DURATION),
+                  "predicted": [[str(s), str(e)] for s, e in pred]}
+    return out
+
+
+def pooled(per_year: dict[int, dict[str, Any]], years: Sequence[int] | None = None
+           ) -> dict[str, Any]:
+    rows = [per_year[y] for y in (years if years is not None else per_year)]
+    return {k: (round(v, 3) if isinstance(v, float) else v) for k, v in pool(rows).items()}
+
+
+def by_phase(per_year: dict[int, dict[str, Any]]) -> dict[str, Any]:
+    phases = sorted({PHASE[y] for y in per_year})
+    return {ph: {"years": [y for y in per_year if PHASE[y] == ph],
+                 **pooled(per_year, [y for y in per_year if PHASE[y] == ph])} for ph in phases}
+
+
+def hour_f1(index: pd.DatetimeIndex, proba: np.ndarray, labels: np.ndarray,
+            years: Sequence[int], threshold: float) -> float:
+    """F1 of the hours above threshold against the catalogued hours, in the given years.
+
+    Selection uses it beside the event F1 because the event rule alone rewards one
+    prediction spanning a whole year (it "detects" every ICME and is no false positive).
+    """
+    m = np.isin(index.year, list(years))
+    pred, lab = proba[m] >= threshold, labels[m] > 0.5
+    tp = float((pred & lab).sum())
+    denom = float(pred.sum() + lab.sum())
+    return 2 * tp / denom if denom else 0.0
+
+
+def selection_score(event_f1: float, hours_f1: float) -> float:
+    return round((event_f1 + hours_f1) / 2, 4)
+
+
+def choose_postprocess(index: pd.DatetimeIndex, proba: np.ndarray, labels: np.ndarray,
+                       truth: Sequence[tuple[Any, Any]], years: Sequence[int]
+                       ) -> tuple[dict[str, float], list[dict[str, Any]]]:
+    """Best mean of event F1 and hour F1 (ties: higher precision) over the grid, on the
+    given (validation) years."""
+    grid = []
+    for thr in THRESHOLDS:
+        hf1 = hour_f1(index, proba, labels, years, thr)
+        for dur in MIN_DURATIONS_H:
+            for gap in MERGE_GAPS_H:
+                pp = {"threshold": thr, "min_duration": pd.Timedelta(hours=dur),
+                      "merge_gap": pd.Timedelta(hours=gap)}
+                r = pooled(year_scores(index, proba, truth, years, pp, CADENCE))
+                grid.append({"threshold": thr, "min_duration_h": dur, "merge_gap_h": gap,
+                             **{k: r[k] for k in ("tp", "fp", "fn", "precision", "recall",
+                                                  "f1")}, "hour_f1": round(hf1, 3),
+                             "selection": selection_score(r["f1"], hf1)})
+    best = max(grid, key=lambda g: (g["selection"], g["precision"]))
+    return ({k: best[k] for k in ("threshold", "min_duration_h", "merge_gap_h")}, grid)
+
+
+def _pp(d: dict[str, float]) -> dict[str, Any]:
+    return {"threshold": d["threshold"], "min_duration": pd.Timedelta(hours=d["min_duration_h"]),
+            "merge_gap": pd.Timedelta(hours=d["merge_gap_h"])}
+
+
+# ----------------------------------------------------------------------------- training
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def crop_starts(index: pd.DatetimeIndex, years: Sequence[int], window: int) -> np.ndarray:
+    """Crop starts whose whole window lies in the given years."""
+    ok = np.isin(index.year, list(years)).astype(np.int64)
+    run = np.convolve(ok, np.ones(window, dtype=np.int64), mode="valid")
+    return np.flatnonzero(run == window)
+
+
+def fit(x: np.ndarray, y: np.ndarray, index: pd.DatetimeIndex, truth: Sequence[tuple[Any, Any]],
+        seed: int, epochs: int, steps: int, batch: int, lr: float
+        ) -> tuple[ICMESegmenter, list[dict[str, Any]]]:
+    from .train import loss_fn
+
+    seed_everything(seed)
+    rng = np.random.default_rng(seed)
+    starts = crop_starts(index, SPLIT_YEARS["train"], WINDOW)
+    pos = starts[[bool(y[s:s + WINDOW].any()) for s in starts]]
+    model = ICMESegmenter(MODEL)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps)
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    best: tuple[float, dict[str, torch.Tensor]] | None = None
+    history = []
+    t0 = time.time()
+    for epoch in range(epochs):
+        model.train()
+        losses = []
+        for _ in range(steps):
+            ss = np.where(rng.random(batch) < 0.5, rng.choice(pos, batch),
+                          rng.choice(starts, batch))
+            xb = torch.stack([xt[:, s:s + WINDOW] for s in ss]).clone()
+            yb = torch.stack([yt[s:s + WINDOW] for s in ss])[:, None, :]
+            valid = xb[:, -1:, :]
+            xb[:, :-1] += 0.05 * torch.randn_like(xb[:, :-1]) * valid
+            for b in range(batch):  # random data gaps: the net must know "unknown"
+                if rng.random() < 0.3:
+                    g0 = int(rng.integers(0, WINDOW - 8))
+                    g1 = g0 + int(rng.integers(4, 24))
+                    xb[b, :, g0:g1] = 0.0
+            loss = loss_fn(model(xb), yb, 1.0)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses.append(float(loss.detach()))
+        proba = predict_array(x, model, WINDOW)
+        val = pooled(year_scores(index, proba, truth, SPLIT_YEARS["val"], MONITOR, CADENCE))
+        hf1 = hour_f1(index, proba, y, SPLIT_YEARS["val"], MONITOR_THRESHOLD)
+        score = selection_score(val["f1"], hf1)
+        history.append({"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4),
+                        "val_f1_monitor": val["f1"], "val_precision": val["precision"],
+                        "val_recall": val["recall"], "val_hour_f1": round(hf1, 3),
+                        "selection": score, "seconds": round(time.time() - t0, 1)})
+        print(json.dumps(history[-1]), file=sys.stderr, flush=True)
+        if best is None or score > best[0]:
+            best = (score, {k: v.clone() for k, v in model.state_dict().items()})
+    if best is None:
+        raise ValueError("no epochs")
+    model.load_state_dict(best[1])
+    model.eval()
+    return model, history
+
+
+def annotator_agreement(icmecat: Sequence[tuple[Any, Any]], nguyen: Sequence[tuple[Any, Any]]
+                        ) -> dict[str, Any]:
+    """How ICMECAT (Wind) and Nguyen 2019 agree, 1998-2018: the Nguyen list scored as if it
+    were predictions against ICMECAT (IWF rule), per phase."""
+    per = {}
+    for y in YEARS:
+        t0, t1 = year_bounds(y)
+        per[y] = event_scores(clip(nguyen, t0, t1), clip(icmecat, t0, t1),
+                              min_fp_duration=IWF_MIN_FP_DURATION)
+    total = pooled(per)
+    return {"icmecat_wind_events": len(icmecat), "nguyen_events": len(nguyen),
+            "icmecat_found_in_nguyen": total["tp"], "icmecat_not_in_nguyen": total["fn"],
+            "nguyen_not_in_icmecat": total["fp"],
+            "nguyen_as_predictions_vs_icmecat": total, "by_phase": by_phase(per)}
+
+
+def train(seed: int, out: Path, version: str, epochs: int, steps: int, batch: int, lr: float,
+          command: str) -> dict[str, Any]:
+    torch.set_num_threads(2)
+    data_dir = shared_data_dir()
+    t_start = time.time()
+    frame = load_frame(data_dir)
+    hourly = to_model_cadence(frame, CADENCE)
+    index = pd.DatetimeIndex(hourly.index)
+    truth = icmecat_wind(data_dir)
+    x = frame_to_array(hourly, SCALER)
+    y = hourly_labels(index, truth)
+    model, history = fit(x, y, index, truth, seed, epochs, steps, batch, lr)
+    train_seconds = time.time() - t_start
+    proba = predict_array(x, model, WINDOW)
+    postprocess, grid = choose_postprocess(index, proba, y, truth, SPLIT_YEARS["val"])
+    print(json.dumps({"postprocess": postprocess}), file=sys.stderr, flush=True)
+
+    out.mkdir(parents=True, exist_ok=True)
+    pt = out / f"{MODEL_NAME}-{version}.pt"
+    config = {"model": MODEL.to_dict(), "window": WINDOW, "cadence_min": 60,
+              "postprocess": postprocess, "features": list(FEATURES)}
+    digest = save_checkpoint(pt, model, version, config, SCALER)
+    card: dict[str, Any] = {
+        "name": MODEL_NAME, "version": version, "sha256": digest, "weights_file": pt.name,
+        "size_bytes": pt.stat().st_size,
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "command": command, "seed": seed, "torch": torch.__version__,
+        "training_seconds": round(train_seconds, 1), "n_parameters": count_parameters(model),
+        "cadence": "the standard 10-min frame averaged to 1 h (bins labelled at their start); "
+                   "each 10-min row takes its hour's probability",
+        "data": {"files": f"{OMNI2_DIR}/omni2_{YEARS[0]}..{YEARS[-1]}.dat (real, hourly OMNI2, "
+                          "read as one granule by epnml.ingest.readers.omni2)",
+                 "labels": "ICMECAT v2.3 Wind ICMEs (icme_start_time..mo_end_time): an hour "
+                           "is 1 when it overlaps one", "n_icmecat_wind_events": len(truth),
+                 "second_annotator": "Nguyen et al. 2019 Wind ICME list (begin..end)"},
+        "split_years": SPLIT_YEARS, "phase": {str(k): v for k, v in PHASE.items()},
+        "hyperparameters": {"epochs": epochs, "steps_per_epoch": steps, "batch_size": batch,
+                            "lr": lr, "window_h": WINDOW, "model": MODEL.to_dict(),
+                            "scaler": SCALER.to_dict(), "positive_fraction": 0.5,
+                            "noise_std": 0.05, "gap_prob": 0.3,
+                            "checkpoint": "epoch with the best validation selection score "
+                                          "(mean of event F1 at threshold 0.5, 4 h, merge "
+                                          "3 h, and hour F1 at threshold 0.5)"},
+        "postprocess": postprocess, "postprocess_grid_on_val": grid, "history": history,
+        "rule": RULE,
+    }
+    pt.with_suffix(".json").write_text(json.dumps(card, indent=2, default=str) + "\n")
+    card["metrics"] = {"val": validation_metrics(version, out, frame, truth, data_dir)}
+    pt.with_suffix(".json").write_text(json.dumps(card, indent=2, default=str) + "\n")
+    return card
+
+
+def _year(frame: pd.DataFrame, year: int) -> pd.DataFrame:
+    return frame[pd.DatetimeIndex(frame.index).year == year]
+
+
+def _stage_path_scores(model: Any, frame: pd.DataFrame, truth: Sequence[tuple[Any, Any]],
+                       years: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """Scores through the public loader and predict_proba on the 10-min frame (the stage's
+    path), per year."""
+    proba = predict_proba(frame, model)
+    return year_scores(pd.DatetimeIndex(frame.index), proba, truth, years, model.postprocess(),
+                       pd.Timedelta(minutes=10))
+
+
+def validation_metrics(version: str, out: Path, frame: pd.DataFrame,
+                       truth: Sequence[tuple[Any, Any]], data_dir: Path) -> dict[str, Any]:
+    """This model and icme 1.0.0 on the validation years (for the default-version choice)."""
+    years = SPLIT_YEARS["val"]
+    res: dict[str, Any] = {}
+    for name, ver in ((version, version), ("1.0.0", "1.0.0")):
+        model = load_model(ver, path=out)
+        per: dict[int, dict[str, Any]] = {}
+        for y in years:  # one granule per year, as a user would run them
+            per.update(_stage_path_scores(model, _year(frame, y), truth, [y]))
+        res[name] = {"pooled": pooled(per), "by_phase": by_phase(per),
+                     "per_year": {y: {k: per[y][k] for k in ("tp", "fp", "fn", "n_true",
+                                                             "n_pred")} for y in years}}
+    return res
+
+
+def final_test(version: str, out: Path) -> dict[str, Any]:
+    """Test years, 2019 Wind/STEREO-A 10-min CSVs, Nguyen comparison: run ONCE."""
+    torch.set_num_threads(2)
+    data_dir = shared_data_dir()
+    frame = load_frame(data_dir)
+    truth = icmecat_wind(data_dir)
+    nguyen = nguyen_events(data_dir)
+    model = load_model(version, path=out)
+    years = SPLIT_YEARS["test"]
+    step = pd.Timedelta(minutes=10)
+    per: dict[int, dict[str, Any]] = {}
+    per_ng: dict[int, dict[str, Any]] = {}
+    for y in years:  # one granule per year, as for validation
+        per.update(_stage_path_scores(model, _year(frame, y), truth, [y]))
+        per_ng.update(_stage_path_scores(model, _year(frame, y), nguyen, [y]))
+    res: dict[str, Any] = {
+        "test_years": years,
+        "icmecat": {"pooled": pooled(per), "by_phase": by_phase(per),
+                    "per_year": {y: {k: per[y][k] for k in ("tp", "fp", "fn", "n_true", "n_pred")}
+                                 for y in years}},
+        "nguyen_as_truth": {"pooled": pooled(per_ng), "by_phase": by_phase(per_ng)},
+        "annotators_1998_2018": annotator_agreement(truth, nguyen),
+    }
+    from epnml.ingest.readers.solarwind import read_solarwind_csv
+
+    other: dict[str, Any] = {}
+    for sc, fname in (("Wind", "wind_2019_10min.csv"), ("STEREO-A", "stereoa_2019_10min.csv")):
+        f = read_solarwind_csv(data_dir / "solarwind" / fname)
+        cat = icmecat_events(sc, "2019-01-01", "2019-12-31 23:59", data_dir)
+        p = predict_proba(f, model)
+        r = year_scores(pd.DatetimeIndex(f.index), p, cat, [2019], model.postprocess(), step)
+        other[f"{sc} 2019 (10-min CSV, ICMECAT v2.3)"] = pooled(r)
+    res["other_data_never_trained_on"] = other
+    card_path = out / f"{MODEL_NAME}-{version}.json"
+    card = json.loads(card_path.read_text())
+    card.setdefault("metrics", {})["test"] = res
+    card_path.write_text(json.dumps(card, indent=2, default=str) + "\n")
+    return res
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m epnml.ml.icme.train --recipe omni2-hourly",
+                                 description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--out", type=Path, default=Path("ml/weights"))
+    ap.add_argument("--version", required=True)
+    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=25)
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--final-test", action="store_true",
+                    help="evaluate frozen weights on the TEST years (once) and update the card")
+    args = ap.parse_args(argv)
+    if args.final_test:
+        json.dump(final_test(args.version, args.out), sys.stdout, indent=2, default=str)
+        sys.stdout.write("\n")
+        return 0
+    argv_list = list(sys.argv[1:] if argv is None else argv)
+    command = ("python -m epnml.ml.icme.train --recipe omni2-hourly "
+               + " ".join(shlex.quote(a) for a in argv_list))
+    card = train(args.seed, args.out, args.version, args.epochs, args.steps, args.batch,
+                 args.lr, command)
+    json.dump({"postprocess": card["postprocess"], "metrics": card["metrics"],
+               "training_seconds": card["training_seconds"]}, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

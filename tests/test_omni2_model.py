@@ -1,0 +1,76 @@
+"""icme 2.x pieces: the model sees the 10-min frame at 1 h; the IWF false-positive rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from epnml.ingest.stage import ModelInfo
+from epnml.ml.icme.evaluate import IWF_MIN_FP_DURATION, event_scores
+from epnml.ml.icme.features import DEFAULT_SCALER, FEATURES
+from epnml.ml.icme.inference import LoadedModel, predict_proba, to_model_cadence
+from epnml.ml.icme.model import ICMESegmenter, ModelConfig
+from epnml.ml.icme.train_omni2 import SPLIT_YEARS, hourly_labels
+
+
+def _frame(rows: int) -> pd.DataFrame:
+    idx = pd.date_range("2015-03-01 00:30", periods=rows, freq="10min", name="time")
+    rng = np.random.default_rng(3)
+    data = {c: rng.uniform(1.0, 2.0, rows) for c in FEATURES}
+    data["vt"] = rng.uniform(350, 450, rows)
+    return pd.DataFrame(data, index=idx)
+
+
+def test_hourly_model_gives_one_probability_per_10min_row() -> None:
+    torch.manual_seed(0)
+    module = ICMESegmenter(ModelConfig(base_width=4, depth=2, max_width=8)).eval()
+    model = LoadedModel(module, ModelInfo("icme", "test", "0" * 64),
+                        {"window": 32, "cadence_min": 60}, DEFAULT_SCALER)
+    frame = _frame(6 * 40 + 1)  # 00:30 .. 40 h later
+    p = predict_proba(frame, model)
+    assert p.shape == (len(frame),)
+    hours = frame.index.floor("1h")
+    for h in np.unique(hours):  # constant within each hour
+        assert np.ptp(p[hours == h]) == 0.0
+    assert len(to_model_cadence(frame, pd.Timedelta(hours=1))) == 41
+
+
+def test_iwf_rule_short_unmatched_prediction_is_not_false_positive() -> None:
+    t = pd.Timestamp("2015-01-01")
+    truth = [(t + pd.Timedelta(hours=10), t + pd.Timedelta(hours=30))]
+    pred = [(t, t + pd.Timedelta(hours=2)),                       # 2 h, unmatched: ignored
+            (t + pd.Timedelta(hours=40), t + pd.Timedelta(hours=43)),  # 3 h, unmatched: FP
+            (t + pd.Timedelta(hours=12), t + pd.Timedelta(hours=20))]  # detects the ICME
+    r = event_scores(pred, truth, min_fp_duration=IWF_MIN_FP_DURATION)
+    assert (r["tp"], r["fp"], r["fn"]) == (1, 1, 0)
+    assert event_scores(pred, truth)["fp"] == 2
+
+
+def test_split_years_are_disjoint_and_phases_covered() -> None:
+    from epnml.ml.icme.train_omni2 import PHASE
+
+    years = [y for part in SPLIT_YEARS.values() for y in part]
+    assert sorted(years) == list(range(1998, 2019))
+    for part in ("train", "val", "test"):
+        phases = {PHASE[y] for y in SPLIT_YEARS[part]}
+        assert {"minimum", "maximum"} <= phases, part
+
+
+def test_hourly_labels_mark_overlapping_hours() -> None:
+    idx = pd.date_range("2015-01-01", periods=10, freq="1h")
+    lab = hourly_labels(idx, [(pd.Timestamp("2015-01-01 02:40"), pd.Timestamp("2015-01-01 05:00"))])
+    assert lab.tolist() == [0, 0, 1, 1, 1, 1, 0, 0, 0, 0]
+
+
+@pytest.mark.parametrize("version", ["2.0.0"])
+def test_committed_hourly_model_loads(version: str) -> None:
+    from epnml.ml.icme.inference import available_versions, load_model
+
+    if version not in available_versions():
+        pytest.skip(f"icme {version} not committed")
+    model = load_model(version)
+    assert model.config["cadence_min"] == 60
+    p = predict_proba(_frame(6 * 24 * 12), model)
+    assert p.shape == (6 * 24 * 12,) and np.isfinite(p).all()
