@@ -7,12 +7,12 @@ import pandas as pd
 import pytest
 import torch
 
+from epnml.experiments.icme.evaluate import IWF_MIN_FP_DURATION, event_scores
+from epnml.experiments.icme.train_omni2 import SPLIT_YEARS, hourly_labels
 from epnml.ingest.stage import ModelInfo
-from epnml.ml.icme.evaluate import IWF_MIN_FP_DURATION, event_scores
 from epnml.ml.icme.features import DEFAULT_SCALER, FEATURES
 from epnml.ml.icme.inference import LoadedModel, predict_proba, to_model_cadence
 from epnml.ml.icme.model import ICMESegmenter, ModelConfig
-from epnml.ml.icme.train_omni2 import SPLIT_YEARS, hourly_labels
 
 
 def _frame(rows: int) -> pd.DataFrame:
@@ -49,7 +49,7 @@ def test_iwf_rule_short_unmatched_prediction_is_not_false_positive() -> None:
 
 
 def test_split_years_are_disjoint_and_phases_covered() -> None:
-    from epnml.ml.icme.train_omni2 import PHASE
+    from epnml.experiments.icme.train_omni2 import PHASE
 
     years = [y for part in SPLIT_YEARS.values() for y in part]
     assert sorted(years) == list(range(1998, 2019))

@@ -172,6 +172,8 @@ class IcmeStage:
              start: pd.Timestamp, end: pd.Timestamp, score: float, stats: dict[str, float],
              ctx: RunContext, thumb: str | None,
              invalid: dict[str, int] | None = None) -> dict[str, Any]:
+        # the cadence the model sees (icme 1.x: 10 min; 2.x: 1 h means of the 10-min frame)
+        cadence_s = 60.0 * float(self._model.config.get("cadence_min", CADENCE_S / 60))
         what = "SIMULATED solar wind (demo inputs, not spacecraft data)" if source.simulated \
             else f"{source.host} {source.instrument.replace('#', '/')} data"
         sun = None
@@ -187,14 +189,14 @@ class IcmeStage:
         ) | {
             "time_min": to_jd(start),
             "time_max": to_jd(end),
-            "time_sampling_step_min": CADENCE_S,
-            "time_sampling_step_max": CADENCE_S,
+            "time_sampling_step_min": cadence_s,
+            "time_sampling_step_max": cadence_s,
             "instrument_host_name": source.host,
             "instrument_name": source.instrument,
             "measurement_type": "phys.magField#phys.veloc#phys.density#phys.temperature",
             "processing_level_desc": (
                 f"ICME detected by model {info.name} v{info.version} (1-D ResUNet++-style "
-                f"segmentation, 10-min cadence) in {what}" + invalid_note(invalid or {})
+                f"segmentation at {cadence_s / 60:g}-min cadence) in {what}" + invalid_note(invalid or {})
             ),
             "time_refposition": source.host,
             "target_region": "solar-wind",

@@ -1,7 +1,7 @@
 """Train ICME model 2.x on 21 years of hourly OMNI2 (1998-2018) with ICMECAT Wind labels.
 
-    python -m epnml.ml.icme.train --recipe omni2-hourly --seed 42 --version 2.0.0
-    python -m epnml.ml.icme.train --recipe omni2-hourly --version 2.0.0 --final-test
+    python -m epnml.experiments.icme.train --recipe omni2-hourly --seed 42 --version 2.0.0
+    python -m epnml.experiments.icme.train --recipe omni2-hourly --version 2.0.0 --final-test
 
 The first command trains, chooses the checkpoint and the post-processing on the
 VALIDATION years only and writes ``ml/weights/icme-<version>.{pt,json}`` with validation
@@ -33,10 +33,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .evaluate import IWF_MIN_FP_DURATION, event_scores, icmecat_events, pool, shared_data_dir
-from .events import extract_events
-from .features import DEFAULT_SCALER, FEATURES, Scaler, frame_to_array
-from .inference import (
+from epnml.ml.icme.events import extract_events
+from epnml.ml.icme.features import DEFAULT_SCALER, FEATURES, Scaler, frame_to_array
+from epnml.ml.icme.inference import (
     MODEL_NAME,
     load_model,
     predict_array,
@@ -44,7 +43,9 @@ from .inference import (
     save_checkpoint,
     to_model_cadence,
 )
-from .model import ICMESegmenter, ModelConfig, count_parameters
+from epnml.ml.icme.model import ICMESegmenter, ModelConfig, count_parameters
+
+from .evaluate import IWF_MIN_FP_DURATION, event_scores, icmecat_events, pool, shared_data_dir
 
 YEARS = list(range(1998, 2019))
 #: solar-cycle phase of each year (cycle 23 maximum 2000-2002, minimum 2007-2009; cycle 24
@@ -403,9 +404,9 @@ def final_test(version: str, out: Path) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m epnml.ml.icme.train --recipe omni2-hourly",
-                                 description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m epnml.experiments.icme.train --recipe omni2-hourly", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--out", type=Path, default=Path("ml/weights"))
     ap.add_argument("--version", required=True)
@@ -421,7 +422,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write("\n")
         return 0
     argv_list = list(sys.argv[1:] if argv is None else argv)
-    command = ("python -m epnml.ml.icme.train --recipe omni2-hourly "
+    command = ("python -m epnml.experiments.icme.train --recipe omni2-hourly "
                + " ".join(shlex.quote(a) for a in argv_list))
     card = train(args.seed, args.out, args.version, args.epochs, args.steps, args.batch,
                  args.lr, command)
