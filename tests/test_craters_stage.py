@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import re
-import sys
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -18,9 +17,7 @@ from epnml.ingest.stage import GranuleError, RunContext
 from epnml.ingest.stages.craters import CratersStage, circle_bounds, circle_outline
 from epnml.ml.landforms.craters import available_versions, circles, match
 from epnml.schemas.products import get_product
-
-sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-from make_craters_fixtures import (  # noqa: E402
+from tests.fixtures.make_craters_fixtures import (
     MARS_CRATERS,
     MARS_GRID,
     MARS_R,

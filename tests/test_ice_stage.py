@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -25,9 +24,7 @@ from epnml.ml.landforms.icenet import (
 )
 from epnml.ml.landforms.segmodels import available_versions
 from epnml.schemas.products import get_product
-
-sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-from make_ice_fixtures import CORNERS, chunk_labels, make_ice_fixtures  # noqa: E402
+from tests.fixtures.make_ice_fixtures import CORNERS, chunk_labels, make_ice_fixtures
 
 PRODUCT = get_product("landforms")
 CTX = RunContext("run-test", "http://files.example/static", datetime(2026, 1, 2, 3, 4, 5))

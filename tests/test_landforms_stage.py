@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -15,9 +14,7 @@ from epnml.ingest.stage import GranuleError, RunContext
 from epnml.ingest.stages.landforms import PitsStage
 from epnml.ml.landforms.inference import available_versions
 from epnml.schemas.products import get_product
-
-sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-from make_landforms_fixtures import GEO_LAT0, GEO_LON0, make_landforms_fixtures  # noqa: E402
+from tests.fixtures.make_landforms_fixtures import GEO_LAT0, GEO_LON0, make_landforms_fixtures
 
 pytestmark = pytest.mark.skipif(not available_versions(), reason="no committed pits weights")
 PRODUCT = get_product("landforms")

@@ -3,7 +3,6 @@ the bad-label errors, and the same rows as from the same DTM written as a GeoTIF
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -16,9 +15,7 @@ from epnml.ingest.routing import models_for
 from epnml.ingest.stage import GranuleError, RunContext
 from epnml.ingest.stages.mounds import MoundsStage
 from epnml.ingest.stages.outlines import parse_spoly
-
-sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-from make_mounds_fixtures import make_mounds_fixtures  # noqa: E402
+from tests.fixtures.make_mounds_fixtures import make_mounds_fixtures
 
 CTX = RunContext("pds3-test", "http://files.example/epnml", datetime(2026, 11, 28),
                  make_quicklooks=False)

@@ -3,7 +3,6 @@ and near the pole), NULL geometry without georeference, bad inputs, parameters, 
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -17,9 +16,7 @@ from epnml.ingest.stages.mounds import MoundsStage
 from epnml.ingest.stages.outlines import contains, parse_spoly, polygon_area
 from epnml.ml.landforms.segmodels import available_versions
 from epnml.schemas.products import get_product
-
-sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-from make_mounds_fixtures import (  # noqa: E402
+from tests.fixtures.make_mounds_fixtures import (
     MOUNDS,
     PIXEL_M,
     cross0_mounds,
@@ -271,10 +268,10 @@ def test_bench_mounds_reports_tiles_per_minute() -> None:
 
 def test_finer_dtm_is_resampled_to_the_training_scale(stage: MoundsStage,
                                                       tmp_path: Path) -> None:
-    from make_mounds_fixtures import scene
     from PIL import Image
 
     from epnml.ingest.simulate.geotiff import write_mars_geotiff
+    from tests.fixtures.make_mounds_fixtures import scene
 
     coarse = scene().dtm
     fine = np.asarray(Image.fromarray(coarse, mode="F").resize(

@@ -2,32 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
 from datetime import UTC, datetime
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
 
 from epnml.ingest.stage import GranuleError, RunContext, StageOutput
 from epnml.ingest.stages.units import PHASES, PRODUCT, UNITS_EXTRA_COLUMNS, UnitsStage
+from tests.fixtures.make_units_fixtures import make_units_fixtures
 
 REPO = Path(__file__).resolve().parent.parent
 FAST = {"embedding": "ica"}
-
-
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "make_units_fixtures", REPO / "tests" / "fixtures" / "make_units_fixtures.py")
-    if spec is None or spec.loader is None:
-        raise RuntimeError("cannot load make_units_fixtures.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-FX = _load()
 
 
 def _ctx(**params: object) -> RunContext:
@@ -37,7 +23,7 @@ def _ctx(**params: object) -> RunContext:
 
 @pytest.fixture(scope="module")
 def fx(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return dict(FX.make_units_fixtures(tmp_path_factory.mktemp("units_stage")))
+    return dict(make_units_fixtures(tmp_path_factory.mktemp("units_stage")))
 
 
 @pytest.fixture(scope="module")
