@@ -94,7 +94,7 @@ def _get(url: str, token: str | None = None) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def own_granule(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def own_granule(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ingest:
     """A simulated week with two ICMEs, ingested through the CLI (only this module uses it)."""
     from epnml.ingest.simulate.solarwind import simulate_solar_wind, write_csv
 
@@ -105,21 +105,21 @@ def own_granule(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Path:
     result = stack.run(str(Path(sys.prefix) / "bin" / "epnml"), "ingest", "icme",
                        "--no-progress", "--workers", "1", str(source), check=False)
     assert result.returncode == 0, result.stderr
-    return source
+    return Ingest(stack, result, inputs, {"source": source})
 
 
 def _db(stack: Stack) -> psycopg.Connection:
     return psycopg.connect(stack.env["EPNML_DSN"], autocommit=True)
 
 
-def test_datalink_reinference_and_commit(stack: Stack, tap: Any, own_granule: Path,
+def test_datalink_reinference_and_commit(stack: Stack, tap: Any, own_granule: Ingest,
                                          tmp_path: Path) -> None:
     from astropy.io.votable import parse
     from pyvo.dal.adhoc import DatalinkResults
 
     rows = tap.search("SELECT granule_uid, datalink_url, ml_model_version FROM "
                       f"epnml_events.epn_core WHERE obs_id = '{OBS_ID}'").to_table()
-    assert len(rows) >= 1 and set(rows["ml_model_version"]) == {"1.0.0"}
+    assert len(rows) == own_granule.n_rows() and set(rows["ml_model_version"]) == {"1.0.0"}
     old_uids = {str(u) for u in rows["granule_uid"]}
     with serve(stack, tmp_path / "serve.log",
                EPNML_JOBS_DIR=str(tmp_path / "jobs")):
@@ -127,7 +127,7 @@ def test_datalink_reinference_and_commit(stack: Stack, tap: Any, own_granule: Pa
         semantics = {rec.semantics for rec in links}
         assert {"#progenitor", "#preview", "#documentation", "#proc"} <= semantics
         progenitor = next(links.bysemantics("#progenitor", include_narrower=False))
-        assert _get(progenitor.access_url) == own_granule.read_bytes()
+        assert _get(progenitor.access_url) == own_granule.files["source"].read_bytes()
         documentation = next(links.bysemantics("#documentation", include_narrower=False))
         card = json.loads(_get(documentation.access_url))
         assert card["model_version"] == "1.0.0"
@@ -140,7 +140,7 @@ def test_datalink_reinference_and_commit(stack: Stack, tap: Any, own_granule: Pa
         infos = {i.name: i.value for i in votable.resources[0].infos}
         assert infos["model_version"] == "1.0.0+threshold-0.3"
         preview = votable.get_first_table().to_table()
-        assert len(preview) >= 1
+        assert len(preview) > 0, "a preview without rows would check nothing below"
         assert set(str(v) for v in preview["ml_model_version"]) == {"1.0.0+threshold-0.3"}
         as_json = json.loads(proc.process(threshold=0.3, RESPONSEFORMAT="json").read())
         assert as_json["n_rows"] == len(preview)

@@ -112,6 +112,7 @@ def fake_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _not_null(rows: list[dict[str, object]]) -> None:
+    assert rows, "no rows to check"
     names = {c.name for c in PRODUCT.columns()}
     for row in rows:
         assert set(row) <= names, set(row) - names
@@ -204,7 +205,10 @@ def test_real_model_on_simulated_images(stage: IceStage, fx: dict[str, Path]) ->
         assert len(image_rows) == 1 and 0.0 <= image_rows[0]["ml_score"] <= 1.0
         n = int(np.asarray(truth[name]).size)
         assert int(out.records.loc[0, "n_chunks"]) == n
-        assert (out.records["score"].iloc[1:] >= 0.6).all()
+        # one "ice patch" row per simulated icy chunk (the chip has none)
+        n_icy = int(np.asarray(truth[name]).sum())
+        assert [r["landform_class"] for r in out.rows[1:]] == ["ice patch"] * n_icy
+        assert len(out.records) == 1 + n_icy and (out.records["score"].iloc[1:] >= 0.6).all()
 
 
 @needs_weights
