@@ -213,3 +213,13 @@ def test_registry_record(stack: Stack, family: str) -> None:
     subjects = set(re.findall(r"<subject>([^<]+)</subject>", record))
     assert subjects & UAT_TERMS, subjects
     assert f"epnml_{family}.epn_core" in record
+
+
+@pytest.mark.parametrize("rd", ["events", "crossings", "landforms", "units", "models"])
+def test_rd_regression_suite(ingested_all: dict[str, Ingest], rd: str) -> None:
+    """The RD's own regSuite (``dachs test``) on the test instance: its tests read rows."""
+    stack = ingested_all["icme"].stack
+    proc = stack.run("dachs", "test", "-v", "-u", stack.server_url, f"{rd}/q", check=False)
+    report = proc.stdout + proc.stderr
+    assert proc.returncode == 0, report
+    assert re.search(r"^0 of [1-9]\d* bad", report, re.M), report
