@@ -2,7 +2,8 @@
 
 The stack tests run against their own DaCHS instance and database (``epnml_test``
 on port 8098), provisioned by the same ``service/provision.sh`` the README uses,
-so running the tests never touches the service's rows.
+so running the tests never touches the service's rows. Each pipeline ingests through
+its own session fixture (``ingested_icme``, ``ingested_crossings``, ...; docs/testing.md).
 """
 
 from __future__ import annotations
