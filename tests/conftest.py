@@ -2,18 +2,21 @@
 
 The stack tests run against their own DaCHS instance and database (``epnml_test``
 on port 8098), provisioned by the same ``service/provision.sh`` the README uses,
-so running the tests never touches the service's rows.
+so running the tests never touches the service's rows. Each pipeline ingests through
+its own session fixture (``ingested_icme``, ``ingested_crossings``, ...; docs/testing.md).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -161,72 +164,69 @@ def stack() -> Iterator[Stack]:
 
 
 @dataclass(frozen=True)
-class Ingested:
+class Ingest:
+    """One pipeline's inputs ingested through the real CLI on the shared test instance."""
+
     stack: Stack
-    inputs: Path
-    truth: list[tuple[object, object]]
+    #: the ``epnml ingest`` run (its exit code and summary lines)
     result: subprocess.CompletedProcess[str]
-    #: simulated MESSENGER orbits ingested by the crossings pipeline: attrs of each frame.
-    crossings_truth: list[dict[str, object]]
-    crossings_result: subprocess.CompletedProcess[str]
-    #: a simulated MASCS-like VIS observation ingested by the units pipeline.
-    units_inputs: Path
-    units_result: subprocess.CompletedProcess[str]
-    #: the seeded synthetic Mars GeoTIFFs ingested by the pits pipeline.
-    landforms_result: subprocess.CompletedProcess[str]
+    #: the folder the inputs were written to
+    inputs: Path
+    #: named input files (the fixture generator's names)
+    files: dict[str, Path] = field(default_factory=dict)
+    #: what the simulation put in: ICME intervals (icme), frame attrs per orbit (crossings)
+    truth: list[Any] = field(default_factory=list)
+
+    def n_rows(self, model: str = "") -> int:
+        """Rows the CLI reports written (its summary lines; of one model of a routed run)."""
+        lines = [m for m in SUMMARY.finditer(self.result.stderr)
+                 if not model or m.group("model") == model]
+        if not lines:
+            raise AssertionError(f"no summary line for {model or 'the run'}:\n"
+                                 f"{self.result.stderr}")
+        return sum(int(m.group("rows")) for m in lines)
+
+
+#: the CLI's summary line of one run (epnml.ingest.runner.RunSummary.text).
+SUMMARY = re.compile(r"^run \S+ \((?P<model>\w+), ingest, model [^)]*\): \d+ granule\(s\) ok, "
+                     r"\d+ failed, (?P<rows>\d+) row\(s\)", re.M)
+
+
+def _epnml(stack: Stack, pipeline: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``epnml ingest PIPELINE ...`` of this environment, one worker, no progress bar."""
+    return stack.run(str(Path(sys.prefix) / "bin" / "epnml"), "ingest", pipeline,
+                     "--no-progress", "--workers", "1", *args, check=False)
 
 
 #: synthetic orbits (orbit number, seed; no shared data needed) for the crossings pipeline.
 CROSSINGS_ORBITS = ((900, 31), (901, 32))
+#: the simulated solar wind of ``ingested_icme``: 28 days from this day, three ICMEs.
+ICME_GOOD = "wind_simulated_20210301.csv"
+ICME_BROKEN = "wind_broken_20210401.csv"
+
+# One session fixture per pipeline: a test requests the pipelines whose rows it reads, and
+# each ingests once per session on the shared instance (``stack``), on first request.
+# Tables are shared (pits, craters, mounds and ice all write epnml.landforms): tests select
+# their own rows (ml_model_name, source_image, obs_id), never "every row of the table".
 
 
 @pytest.fixture(scope="session")
-def ingested(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ingested:
-    """Simulated solar wind with known ICMEs ingested through the real CLI (plus one bad file)."""
+def ingested_icme(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ingest:
+    """28 days of simulated solar wind with three ICMEs, plus one broken CSV (--keep-going)."""
     from epnml.ingest.simulate.solarwind import simulate_solar_wind, write_csv
 
     inputs = tmp_path_factory.mktemp("icme_inputs")
     frame, truth = simulate_solar_wind("2021-03-01", days=28, seed=7, n_icmes=3)
-    write_csv(frame, inputs / "wind_simulated_20210301.csv")
-    (inputs / "wind_broken_20210401.csv").write_text("time,bx,by\n2021-04-01 00:00:00,1,2\n")
-    result = stack.run(str(Path(sys.prefix) / "bin" / "epnml"), "ingest", "icme",
-                       "--keep-going", "--no-progress", "--workers", "1", str(inputs),
-                       check=False)
-    crossings_truth, crossings_result = _ingest_crossings(stack, tmp_path_factory)
-    units_inputs, units_result = _ingest_units(stack, tmp_path_factory)
-    landforms_result = _ingest_landforms(stack, tmp_path_factory)
-    return Ingested(stack, inputs, list(truth), result, crossings_truth, crossings_result,
-                    units_inputs, units_result, landforms_result)
+    write_csv(frame, inputs / ICME_GOOD)
+    (inputs / ICME_BROKEN).write_text("time,bx,by\n2021-04-01 00:00:00,1,2\n")
+    result = _epnml(stack, "icme", "--keep-going", str(inputs))
+    return Ingest(stack, result, inputs, {"good": inputs / ICME_GOOD,
+                                          "broken": inputs / ICME_BROKEN}, list(truth))
 
 
-def _ingest_landforms(stack: Stack, tmp_path_factory: pytest.TempPathFactory
-                      ) -> subprocess.CompletedProcess[str]:
-    """Two seeded synthetic georeferenced Mars GeoTIFFs with drawn pits, via the real CLI."""
-    sys.path.insert(0, str(REPO / "tests" / "fixtures"))
-    from make_pits_fixtures import make_pits_fixtures
-
-    files = make_pits_fixtures(tmp_path_factory.mktemp("landforms_inputs"))
-    tiffs = [str(files[name]) for name in ("geotiff", "geotiff_geographic")]
-    return stack.run(str(Path(sys.prefix) / "bin" / "epnml"), "ingest", "pits",
-                     "--no-progress", "--workers", "1", *tiffs, check=False)
-
-
-def _ingest_units(stack: Stack, tmp_path_factory: pytest.TempPathFactory
-                  ) -> tuple[Path, subprocess.CompletedProcess[str]]:
-    """A simulated MASCS-like grid across 0 deg E (PDS3), through the real CLI (UMAP path)."""
-    from epnml.ingest.simulate.units import write_simulated_mascs
-
-    inputs = tmp_path_factory.mktemp("units_inputs")
-    write_simulated_mascs(inputs, lon_range=(340.0, 20.0), lat_range=(-30.0, 10.0), seed=2026)
-    files = sorted(str(p) for p in inputs.iterdir() if p.is_file())
-    result = stack.run(str(Path(sys.prefix) / "bin" / "epnml"), "ingest", "units",
-                       "--no-progress", "--workers", "1", *files, check=False)
-    return inputs, result
-
-
-def _ingest_crossings(stack: Stack, tmp_path_factory: pytest.TempPathFactory
-                      ) -> tuple[list[dict[str, object]], subprocess.CompletedProcess[str]]:
-    """Two simulated (synthetic) MESSENGER orbits as PDS3 products, through the real CLI."""
+@pytest.fixture(scope="session")
+def ingested_crossings(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ingest:
+    """Two simulated (synthetic) MESSENGER orbits as PDS3 products."""
     from epnml.ingest.simulate.messenger import simulate_orbit, write_pds3
 
     inputs = tmp_path_factory.mktemp("crossings_inputs")
@@ -235,13 +235,73 @@ def _ingest_crossings(stack: Stack, tmp_path_factory: pytest.TempPathFactory
         frame = simulate_orbit(orbit, seed)  # no shared data given: a synthetic orbit
         write_pds3(frame, inputs)
         truth.append(dict(frame.attrs))
-    result = stack.run(str(Path(sys.prefix) / "bin" / "epnml"), "ingest", "crossings",
-                       "--no-progress", "--workers", "1", str(inputs), check=False)
-    return truth, result
+    return Ingest(stack, _epnml(stack, "crossings", str(inputs)), inputs, truth=truth)
 
 
 @pytest.fixture(scope="session")
-def tap(ingested: Ingested) -> object:
-    """A pyvo TAP client on the test service, after every pipeline has ingested."""
+def ingested_units(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ingest:
+    """A simulated MASCS-like grid across 0 deg E (PDS3), through the UMAP path."""
+    from epnml.ingest.simulate.units import write_simulated_mascs
+
+    inputs = tmp_path_factory.mktemp("units_inputs")
+    write_simulated_mascs(inputs, lon_range=(340.0, 20.0), lat_range=(-30.0, 10.0), seed=2026)
+    files = sorted(str(p) for p in inputs.iterdir() if p.is_file())
+    return Ingest(stack, _epnml(stack, "units", *files), inputs)
+
+
+@pytest.fixture(scope="session")
+def ingested_pits(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ingest:
+    """The two seeded synthetic Mars GeoTIFFs with drawn pits (projected and geographic)."""
+    from tests.fixtures.make_pits_fixtures import make_pits_fixtures
+
+    inputs = tmp_path_factory.mktemp("pits_inputs")
+    made = make_pits_fixtures(inputs)
+    files = {name: made[name] for name in ("geotiff", "geotiff_geographic")}
+    return Ingest(stack, _epnml(stack, "pits", *map(str, files.values())), inputs, files)
+
+
+@pytest.fixture(scope="session")
+def ingested_craters(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ingest:
+    """Mars (135-140 E) and Moon (across 0 E) crater GeoTIFFs, threshold 0.2."""
+    from tests.fixtures.make_craters_fixtures import make_craters_fixtures
+
+    inputs = tmp_path_factory.mktemp("craters_inputs")
+    made = make_craters_fixtures(inputs)
+    files = {name: made[name] for name in ("mars", "moon_0E")}
+    result = _epnml(stack, "craters", "--threshold", "0.2", *map(str, files.values()))
+    return Ingest(stack, result, inputs, files)
+
+
+@pytest.fixture(scope="session")
+def ingested_mounds_ice(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ingest:
+    """Georeferenced mounds DTMs and ice images in one routed ``ingest landforms`` call.
+
+    Routing sends the DTMs to mounds and the 40-60 deg S HiRISE-scale images to pits and
+    ice; ``files`` keys are ``mounds_<name>`` and ``ice_<name>``.
+    """
+    from tests.fixtures.make_ice_fixtures import make_ice_fixtures
+    from tests.fixtures.make_mounds_fixtures import make_mounds_fixtures
+
+    inputs = tmp_path_factory.mktemp("mounds_ice_inputs")
+    mounds = make_mounds_fixtures(inputs / "mounds")
+    ice = make_ice_fixtures(inputs / "ice")
+    files = {"mounds_dtm": mounds["dtm"], "mounds_dtm_cross0": mounds["dtm_cross0"],
+             "ice_geotiff": ice["geotiff"], "ice_geotiff_cross0": ice["geotiff_cross0"]}
+    return Ingest(stack, _epnml(stack, "landforms", *map(str, files.values())), inputs, files)
+
+
+@pytest.fixture(scope="session")
+def ingested_all(ingested_icme: Ingest, ingested_crossings: Ingest, ingested_units: Ingest,
+                 ingested_pits: Ingest, ingested_craters: Ingest,
+                 ingested_mounds_ice: Ingest) -> dict[str, Ingest]:
+    """Every pipeline ingested: for the tests that cover every product family."""
+    return {"icme": ingested_icme, "crossings": ingested_crossings, "units": ingested_units,
+            "pits": ingested_pits, "craters": ingested_craters,
+            "mounds_ice": ingested_mounds_ice}
+
+
+@pytest.fixture(scope="session")
+def tap(stack: Stack) -> object:
+    """A pyvo TAP client on the test service (request the ``ingested_*`` a test reads)."""
     pyvo = pytest.importorskip("pyvo")
-    return pyvo.dal.TAPService(ingested.stack.tap_url)
+    return pyvo.dal.TAPService(stack.tap_url)

@@ -46,15 +46,15 @@ from typing import Any
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE / "fixtures"))
-from make_adversarial_corpus import (  # noqa: E402
+from tests.fixtures.make_adversarial_corpus import (
     SECRET_MARKER,
     SPECS,
     Case,
     load_cases,
     make_adversarial_corpus,
 )
+
+HERE = Path(__file__).resolve().parent
 
 #: address-space cap of every case's child process (see the module docstring).
 CAP_MB = int(os.environ.get("EPNML_ADVERSARIAL_CAP_MB", "3072"))

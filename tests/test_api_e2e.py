@@ -28,6 +28,8 @@ from typing import Any
 import psycopg
 import pytest
 
+from tests.conftest import Ingest, Stack
+
 pyvo = pytest.importorskip("pyvo")
 
 pytestmark = pytest.mark.stack
@@ -39,9 +41,9 @@ BASE = f"http://localhost:{PORT}"
 
 
 @contextmanager
-def serve(ingested: Any, log: Path, **env: str) -> Iterator[subprocess.Popen[bytes]]:
+def serve(stack: Stack, log: Path, **env: str) -> Iterator[subprocess.Popen[bytes]]:
     """``epnml serve --no-dachs`` on the test API port until the block ends."""
-    full = dict(ingested.stack.env, EPNML_API_TOKEN=TOKEN, **env)
+    full = dict(stack.env, EPNML_API_TOKEN=TOKEN, **env)
     with log.open("ab") as out:
         proc = subprocess.Popen(
             [str(Path(sys.prefix) / "bin" / "epnml"), "serve", "--no-dachs", "--host",
@@ -92,7 +94,7 @@ def _get(url: str, token: str | None = None) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def own_granule(ingested: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def own_granule(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ingest:
     """A simulated week with two ICMEs, ingested through the CLI (only this module uses it)."""
     from epnml.ingest.simulate.solarwind import simulate_solar_wind, write_csv
 
@@ -100,32 +102,32 @@ def own_granule(ingested: Any, tmp_path_factory: pytest.TempPathFactory) -> Path
     frame, _ = simulate_solar_wind("2022-08-01", days=7, seed=5, n_icmes=2)
     source = inputs / f"{OBS_ID}.csv"
     write_csv(frame, source)
-    result = ingested.stack.run(str(Path(sys.prefix) / "bin" / "epnml"), "ingest", "icme",
-                                "--no-progress", "--workers", "1", str(source), check=False)
+    result = stack.run(str(Path(sys.prefix) / "bin" / "epnml"), "ingest", "icme",
+                       "--no-progress", "--workers", "1", str(source), check=False)
     assert result.returncode == 0, result.stderr
-    return source
+    return Ingest(stack, result, inputs, {"source": source})
 
 
-def _db(ingested: Any) -> psycopg.Connection:
-    return psycopg.connect(ingested.stack.env["EPNML_DSN"], autocommit=True)
+def _db(stack: Stack) -> psycopg.Connection:
+    return psycopg.connect(stack.env["EPNML_DSN"], autocommit=True)
 
 
-def test_datalink_reinference_and_commit(ingested: Any, tap: Any, own_granule: Path,
+def test_datalink_reinference_and_commit(stack: Stack, tap: Any, own_granule: Ingest,
                                          tmp_path: Path) -> None:
     from astropy.io.votable import parse
     from pyvo.dal.adhoc import DatalinkResults
 
     rows = tap.search("SELECT granule_uid, datalink_url, ml_model_version FROM "
                       f"epnml_events.epn_core WHERE obs_id = '{OBS_ID}'").to_table()
-    assert len(rows) >= 1 and set(rows["ml_model_version"]) == {"1.0.0"}
+    assert len(rows) == own_granule.n_rows() and set(rows["ml_model_version"]) == {"1.0.0"}
     old_uids = {str(u) for u in rows["granule_uid"]}
-    with serve(ingested, tmp_path / "serve.log",
+    with serve(stack, tmp_path / "serve.log",
                EPNML_JOBS_DIR=str(tmp_path / "jobs")):
         links = DatalinkResults.from_result_url(str(rows[0]["datalink_url"]))
         semantics = {rec.semantics for rec in links}
         assert {"#progenitor", "#preview", "#documentation", "#proc"} <= semantics
         progenitor = next(links.bysemantics("#progenitor", include_narrower=False))
-        assert _get(progenitor.access_url) == own_granule.read_bytes()
+        assert _get(progenitor.access_url) == own_granule.files["source"].read_bytes()
         documentation = next(links.bysemantics("#documentation", include_narrower=False))
         card = json.loads(_get(documentation.access_url))
         assert card["model_version"] == "1.0.0"
@@ -138,7 +140,7 @@ def test_datalink_reinference_and_commit(ingested: Any, tap: Any, own_granule: P
         infos = {i.name: i.value for i in votable.resources[0].infos}
         assert infos["model_version"] == "1.0.0+threshold-0.3"
         preview = votable.get_first_table().to_table()
-        assert len(preview) >= 1
+        assert len(preview) > 0, "a preview without rows would check nothing below"
         assert set(str(v) for v in preview["ml_model_version"]) == {"1.0.0+threshold-0.3"}
         as_json = json.loads(proc.process(threshold=0.3, RESPONSEFORMAT="json").read())
         assert as_json["n_rows"] == len(preview)
@@ -161,7 +163,7 @@ def test_datalink_reinference_and_commit(ingested: Any, tap: Any, own_granule: P
                             f"epnml_events.epn_core WHERE obs_id = '{OBS_ID}'").to_table()
         assert len(served) == result["n_rows"]
         assert set(served["ml_model_version"]) == {"1.0.0+threshold-0.3"}
-        with _db(ingested) as conn:
+        with _db(stack) as conn:
             kept = conn.execute(
                 "SELECT granule_uid, superseded_at FROM epnml.events WHERE obs_id = %s"
                 " AND ml_model_version = '1.0.0'", (OBS_ID,)).fetchall()
@@ -199,12 +201,12 @@ def test_datalink_reinference_and_commit(ingested: Any, tap: Any, own_granule: P
         now = tap.search("SELECT ml_model_version FROM epnml_events.epn_core"
                          f" WHERE obs_id = '{OBS_ID}'").to_table()
         assert set(now["ml_model_version"]) == {"1.0.0+threshold-0.25"}
-        with _db(ingested) as conn:
+        with _db(stack) as conn:
             versions = {str(v) for (v,) in conn.execute(
                 "SELECT DISTINCT ml_model_version FROM epnml.events WHERE obs_id = %s"
                 " AND superseded_at IS NOT NULL", (OBS_ID,)).fetchall()}
         assert versions == {"1.0.0", "1.0.0+threshold-0.3"}  # kept, superseded
-    with _db(ingested) as conn:
+    with _db(stack) as conn:
         logged = conn.execute("SELECT endpoint, outcome, http_status, client FROM"
                               " epnml.inference_log WHERE granule_id = %s", (uid,)).fetchall()
     assert ("commit", "ok", 200) in {(e, o, s) for e, o, s, _ in logged}
@@ -238,25 +240,25 @@ def _phase(job_id: str) -> str:
     return _get(f"{BASE}/jobs/{job_id}/phase", TOKEN).decode()
 
 
-def test_restart_resumes_queued_jobs_and_fails_orphans_cleanly(ingested: Any,
+def test_restart_resumes_queued_jobs_and_fails_orphans_cleanly(ingested_crossings: Ingest,
                                                                tmp_path: Path) -> None:
     from pyvo.io.uws import parse_job
 
-    with _db(ingested) as conn:
+    with _db(ingested_crossings.stack) as conn:
         conn.execute("DELETE FROM epnml.jobs")
         uid = str(conn.execute("SELECT granule_uid FROM epnml.crossings WHERE superseded_at"
                                " IS NULL ORDER BY granule_uid LIMIT 1").fetchone()[0])
     log = tmp_path / "serve.log"
     env = {"EPNML_JOBS_DIR": str(tmp_path / "jobs")}
     # 1. a job queued through HTTP while the worker is held, then the server is killed
-    with serve(ingested, log, EPNML_JOB_WORKER="0", **env) as proc:
+    with serve(ingested_crossings.stack, log, EPNML_JOB_WORKER="0", **env) as proc:
         queued = _create_job({"ID": uid, "PHASE": "RUN"})
         assert _phase(queued) == "QUEUED"
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     # 2. two jobs a dead process left EXECUTING: first attempt and second attempt
     host, pid = socket.gethostname(), _dead_pid()
-    with _db(ingested) as conn:
+    with _db(ingested_crossings.stack) as conn:
         for job_id, attempts in (("orphanonce0001", 1), ("orphantwice001", 2)):
             conn.execute(
                 "INSERT INTO epnml.jobs (job_id, phase, owner, pipeline, params, granule_ids,"
@@ -266,7 +268,7 @@ def test_restart_resumes_queued_jobs_and_fails_orphans_cleanly(ingested: Any,
                 (job_id, [uid], f"{host}:{pid}:dead", attempts))
     # 3. the restarted service resumes the queued job, re-queues the first orphan once
     #    and fails the second one with a clear error
-    with serve(ingested, log, **env):
+    with serve(ingested_crossings.stack, log, **env):
         deadline = time.monotonic() + 180
         final = ("COMPLETED", "ERROR", "ABORTED")
         while time.monotonic() < deadline and not all(
@@ -278,7 +280,7 @@ def test_restart_resumes_queued_jobs_and_fails_orphans_cleanly(ingested: Any,
         assert failed.phase == "ERROR"
         assert "not retried" in failed.errorsummary.message.content
         assert "not retried" in _get(f"{BASE}/jobs/orphantwice001/error", TOKEN).decode()
-    with _db(ingested) as conn:
+    with _db(ingested_crossings.stack) as conn:
         conn.execute("DELETE FROM epnml.jobs")
 
 

@@ -1,6 +1,6 @@
 """Schemathesis against the service's OpenAPI document: no input makes a 5xx.
 
-Runs on the ASGI app in-process (test database, the ``ingested`` rows); the job worker
+Runs on the ASGI app in-process (test database, the ``ingested_icme`` rows); the job worker
 is held (job_worker=0) and the queue bound is high, so generated jobs run nothing and
 the only 503 the service knows (queue full) cannot occur. Every generated job is
 deleted afterwards.
@@ -17,6 +17,7 @@ import psycopg
 import pytest
 
 from epnml.config import load_settings
+from tests.conftest import TEST_ROOT, _stack_env
 
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, settings  # noqa: E402
@@ -29,12 +30,11 @@ from schemathesis.checks import (  # noqa: E402
 
 pytestmark = pytest.mark.stack
 
-_JOBS = Path("/var/tmp/epnml-test/schemathesis-jobs")
+_JOBS = TEST_ROOT / "schemathesis-jobs"
 
 
 def _app() -> object:
     """The app on the test instance (its settings are fixed; the schema loads at import)."""
-    from conftest import _stack_env
     from epnml.api import create_app
 
     env = _stack_env()
@@ -48,7 +48,7 @@ def _app() -> object:
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _stack(ingested: object) -> Iterator[None]:
+def _stack(ingested_icme: object) -> Iterator[None]:
     """The stack is up (and rows ingested) before any call; generated jobs are deleted."""
     yield
     with psycopg.connect(load_settings().dsn, autocommit=True) as conn:

@@ -3,12 +3,11 @@ secrets or server paths in answers and logs, previews with a deadline that kills
 
 The first tests need no stack (the database is unreachable on purpose: previews of
 uploads need none; the request log then stays silent). The ``stack`` tests run
-``create_app`` on the test database with the rows the ``ingested`` fixture wrote.
+``create_app`` on the test database with the rows of the icme ingest (``ingested_icme``).
 """
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import stat
@@ -19,7 +18,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import quote
 
@@ -31,21 +29,15 @@ from epnml.api.workers import WorkerPool
 from epnml.config import Settings, load_settings
 from epnml.rerun import Busy, Timeout, TooLarge
 from epnml.safety import QueryStringFilter, clean_message, install_query_filter, open_log
+from tests.conftest import Ingest
+from tests.fixtures.make_crossings_fixtures import make_crossings_fixtures
+from tests.fixtures.make_units_fixtures import make_units_fixtures
 
 REPO = Path(__file__).resolve().parent.parent
 TOKEN = "security-test-token-91d2"
 SECRET = "SECRET-CONTENT-4b7e0c"
 OWNER_A = "owner-a-0123456789abcdef"
 OWNER_B = "owner-b-0123456789abcdef"
-
-
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "fixtures" / f"{name}.py")
-    if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot load {name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _slow_preview(*args: Any, **kwargs: Any) -> dict[str, Any]:
@@ -212,9 +204,8 @@ def crafted(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     outside = tmp_path_factory.mktemp("outside")
     secret = outside / "epnml-api-token"
     secret.write_text(f"{SECRET}\n")
-    mag = _load("make_crossings_fixtures").make_crossings_fixtures(
-        tmp_path_factory.mktemp("c"))
-    units = _load("make_units_fixtures").make_units_fixtures(tmp_path_factory.mktemp("u"))
+    mag = make_crossings_fixtures(tmp_path_factory.mktemp("c"))
+    units = make_units_fixtures(tmp_path_factory.mktemp("u"))
     mag_label = mag["pds3_lbl"].read_text().replace(f'"{mag["pds3_tab"].name}"',
                                                      f'"{secret}"')
     vis = units["vis_lbl"].read_text()
@@ -354,7 +345,7 @@ def test_hostile_values_without_a_database_are_4xx(offline: Settings,
 # --- with the stack: owners, limits, expiry --------------------------------------------
 
 @pytest.fixture(scope="module")
-def stack_settings(ingested: Any, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def stack_settings(ingested_icme: Ingest, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     base = load_settings()
     with psycopg.connect(base.dsn, autocommit=True) as conn:
         conn.execute("DELETE FROM epnml.jobs")  # the test database is disposable

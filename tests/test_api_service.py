@@ -1,6 +1,6 @@
 """The HTTP service in-process (issue #6): DataLink, preview, validation, tokens, UWS.
 
-Runs ``create_app`` on the test database with the rows the ``ingested`` fixture wrote;
+Runs ``create_app`` on the test database with the rows of the icme, crossings and pits ingests;
 nothing here commits rows (tests/test_api_e2e.py does, on a granule of its own).
 """
 
@@ -19,6 +19,7 @@ import pytest
 
 from epnml.api.auth import owner_tag
 from epnml.config import Settings, load_settings
+from tests.conftest import Ingest
 
 pyvo = pytest.importorskip("pyvo")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -41,7 +42,8 @@ INJECTIONS = [
 
 
 @pytest.fixture(scope="module")
-def settings(ingested: Any, tmp_path_factory: pytest.TempPathFactory) -> Settings:
+def settings(ingested_icme: Ingest, ingested_crossings: Ingest, ingested_pits: Ingest,
+             tmp_path_factory: pytest.TempPathFactory) -> Settings:
     base = load_settings()
     with psycopg.connect(base.dsn, autocommit=True) as conn:
         conn.execute("DELETE FROM epnml.jobs")  # the test database is disposable
@@ -63,9 +65,17 @@ def _one(settings: Settings, sql: str, *args: Any) -> Any:
     return None if row is None else row[0]
 
 
+#: the pipeline whose default-parameter rows each table's tests use (other tests of the
+#: session may add rows of other pipelines or derived versions to the same tables).
+MODELS = {"events": "icme", "crossings": "crossings", "landforms": "pits", "units": "units"}
+
+
 def _uid(settings: Settings, table: str) -> str:
-    return str(_one(settings, f"SELECT granule_uid FROM epnml.{table} WHERE superseded_at IS NULL"
-                              " ORDER BY granule_uid LIMIT 1"))
+    uid = _one(settings, f"SELECT granule_uid FROM epnml.{table} WHERE superseded_at IS NULL"
+                         " AND ml_model_name = %s AND ml_model_version = '1.0.0'"
+                         " ORDER BY granule_uid LIMIT 1", MODELS[table])
+    assert uid is not None, f"no {MODELS[table]} row in epnml.{table}"
+    return str(uid)
 
 
 def _counts(settings: Settings) -> dict[str, int]:
@@ -105,12 +115,17 @@ def test_drift_indicator(client: TestClient, settings: Settings) -> None:
     assert client.get("/models/nosuchmodel/drift").status_code == 404
 
 
-def test_drift_is_served_through_tap(tap: Any, client: TestClient) -> None:
+def test_drift_is_served_through_tap(tap: Any, client: TestClient, settings: Settings) -> None:
     served = tap.search("SELECT model_name, model_version, n_rows, score_p50"
                         " FROM epnml_models.score_drift WHERE model_name = 'icme'").to_table()
     api = client.get("/models/icme/drift").json()
-    assert len(served) == len(api) >= 1
-    assert sum(int(n) for n in served["n_rows"]) == sum(r["n_rows"] for r in api)
+    # one row per model version and month of creation, current and superseded rows alike
+    groups = int(_one(settings, "SELECT count(DISTINCT (ml_model_version,"
+                                " date_trunc('month', creation_date))) FROM epnml.events"
+                                " WHERE ml_model_name = 'icme'"))
+    assert len(served) == len(api) == groups > 0
+    assert sum(int(n) for n in served["n_rows"]) == sum(r["n_rows"] for r in api) == int(
+        _one(settings, "SELECT count(*) FROM epnml.events WHERE ml_model_name = 'icme'"))
 
 
 def test_datalink_document(client: TestClient, settings: Settings) -> None:
@@ -180,8 +195,10 @@ def test_preview_returns_rows_and_writes_nothing(client: TestClient, settings: S
 
     uid = _uid(settings, table)
     obs_id = _one(settings, f"SELECT obs_id FROM epnml.{table} WHERE granule_uid = %s", uid)
+    # the image of a routed ingest has rows of several models (pits and ice) under one obs_id
     n_current = int(_one(settings, f"SELECT count(*) FROM epnml.{table} WHERE obs_id = %s"
-                                   " AND superseded_at IS NULL", obs_id))
+                                   " AND ml_model_name = %s AND superseded_at IS NULL",
+                         obs_id, MODELS[table]))
     before = _counts(settings)
     n_log = int(_one(settings, "SELECT count(*) FROM epnml.inference_log"))
     as_json = client.get("/preview", params={"ID": uid, "RESPONSEFORMAT": "json"})
@@ -202,13 +219,14 @@ def test_preview_returns_rows_and_writes_nothing(client: TestClient, settings: S
     assert other.status_code == 200 and other.json()["model_version"] == "1.0.0+threshold-0.9"
     assert _counts(settings) == before  # nothing written: no rows, no runs
     logged = int(_one(settings, "SELECT count(*) FROM epnml.inference_log"))
-    assert logged >= n_log + 2
+    assert logged == n_log + 3  # json, VOTable and threshold previews: one line each
     assert _one(settings, "SELECT outcome FROM epnml.inference_log WHERE endpoint = 'preview'"
                           " AND granule_id = %s ORDER BY id DESC LIMIT 1", uid) == "ok"
 
 
-def test_preview_of_an_upload(client: TestClient, ingested: Any, settings: Settings) -> None:
-    source = ingested.inputs / "wind_simulated_20210301.csv"
+def test_preview_of_an_upload(client: TestClient, ingested_icme: Ingest,
+                              settings: Settings) -> None:
+    source = ingested_icme.files["good"]
     before = _counts(settings)
     response = client.post(
         "/preview/icme", params={"RESPONSEFORMAT": "json"},
@@ -216,7 +234,8 @@ def test_preview_of_an_upload(client: TestClient, ingested: Any, settings: Setti
                          "text/csv"))])
     assert response.status_code == 200, response.text
     body = response.json()
-    assert body["ID"] is None and body["pipeline"] == "icme" and body["n_rows"] >= 1
+    assert body["ID"] is None and body["pipeline"] == "icme"
+    assert body["n_rows"] == ingested_icme.n_rows()  # the same model on the same file
     assert _counts(settings) == before
     # the upload directory is gone afterwards; no client path was ever used
     assert not any((settings.jobs_dir / "uploads").glob("*/*"))
@@ -343,7 +362,11 @@ def test_uws_lifecycle(settings: Settings) -> None:
 
     uids = _rows(settings, "SELECT granule_uid FROM epnml.crossings WHERE superseded_at IS NULL"
                            " ORDER BY granule_uid")
+    assert len(uids) > 3
     before = _counts(settings)
+    job_log = "SELECT count(*) FROM epnml.inference_log WHERE endpoint = 'job'" \
+        " AND pipeline = 'crossings'"
+    n_job_log = int(_one(settings, job_log))
     with TestClient(create_app(replace(settings, job_worker=1))) as client:
         created = client.post("/jobs", data={"ID": uids[:3], "THRESHOLD": "0.5"},
                               follow_redirects=False)
@@ -377,7 +400,7 @@ def test_uws_lifecycle(settings: Settings) -> None:
         hrefs = {r.id_: r.href for r in job.results}
         rows = parse(io.BytesIO(client.get(_path(hrefs["rows"], settings)).content))
         table = rows.get_first_table().to_table()
-        assert set(str(v) for v in table["ml_model_version"]) <= {"1.0.0+threshold-0.6"}
+        assert set(str(v) for v in table["ml_model_version"]) == {"1.0.0+threshold-0.6"}
         summary = client.get(_path(hrefs["summary"], settings)).json()
         assert summary["n_ok"] == 1 and summary["n_failed"] == 0  # 3 IDs, one orbit
         assert client.post(f"{path}/parameters", data={"THRESHOLD": "0.7"},
@@ -396,8 +419,7 @@ def test_uws_lifecycle(settings: Settings) -> None:
         assert client.delete(path, follow_redirects=False).status_code == 303
         assert client.get(path).status_code == 404 and client.get(other).status_code == 404
     assert _counts(settings) == before  # a preview job writes no rows
-    assert _one(settings, "SELECT count(*) FROM epnml.inference_log WHERE endpoint = 'job'"
-                          " AND pipeline = 'crossings'") >= 1
+    assert int(_one(settings, job_log)) == n_job_log + 1  # the job that ran
 
 
 def test_bounded_queue(client: TestClient, settings: Settings) -> None:

@@ -7,7 +7,6 @@ versions (``+threshold-0.7``) reach model_info() and every row through the stage
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -19,9 +18,7 @@ from epnml.ingest.spec import validate_params
 from epnml.ingest.stage import Granule, RunContext
 from epnml.ml.model_info import ModelInfo
 from epnml.schemas.products import get_product
-
-sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-from make_icme_fixtures import make_icme_fixtures  # noqa: E402
+from tests.fixtures.make_icme_fixtures import make_icme_fixtures
 
 INFO = ModelInfo("icme", "1.0.0", "ab" * 32)
 CTX = RunContext(run_id="run-1", files_base_url="http://host/files",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +10,7 @@ import pytest
 
 from epnml.ingest.readers.messenger import group_mag_files, parse_label, read_mag
 from epnml.ingest.stage import GranuleError
-
-sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-from make_crossings_fixtures import (  # noqa: E402
+from tests.fixtures.make_crossings_fixtures import (
     GAP_MINUTES,
     fixture_truth,
     make_crossings_fixtures,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -121,8 +120,7 @@ def test_threshold_drops_low_scores(stage: object,
 
 
 def test_bad_file_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    sys.path.insert(0, str(Path(__file__).resolve().parent / "fixtures"))
-    from make_crossings_fixtures import make_crossings_fixtures
+    from tests.fixtures.make_crossings_fixtures import make_crossings_fixtures
 
     files = make_crossings_fixtures(tmp_path)
     bad = files["bad_label_without_table"]

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -25,9 +24,7 @@ from epnml.ml.ice.icenet import (
 )
 from epnml.ml.ice.model import available_versions
 from epnml.schemas.products import get_product
-
-sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-from make_ice_fixtures import CORNERS, chunk_labels, make_ice_fixtures  # noqa: E402
+from tests.fixtures.make_ice_fixtures import CORNERS, chunk_labels, make_ice_fixtures
 
 PRODUCT = get_product("landforms")
 CTX = RunContext("run-test", "http://files.example/static", datetime(2026, 1, 2, 3, 4, 5))
@@ -115,6 +112,7 @@ def fake_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _not_null(rows: list[dict[str, object]]) -> None:
+    assert rows, "no rows to check"
     names = {c.name for c in PRODUCT.columns()}
     for row in rows:
         assert set(row) <= names, set(row) - names
@@ -207,7 +205,10 @@ def test_real_model_on_simulated_images(stage: IceStage, fx: dict[str, Path]) ->
         assert len(image_rows) == 1 and 0.0 <= image_rows[0]["ml_score"] <= 1.0
         n = int(np.asarray(truth[name]).size)
         assert int(out.records.loc[0, "n_chunks"]) == n
-        assert (out.records["score"].iloc[1:] >= 0.6).all()
+        # one "ice patch" row per simulated icy chunk (the chip has none)
+        n_icy = int(np.asarray(truth[name]).sum())
+        assert [r["landform_class"] for r in out.rows[1:]] == ["ice patch"] * n_icy
+        assert len(out.records) == 1 + n_icy and (out.records["score"].iloc[1:] >= 0.6).all()
 
 
 @needs_weights

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -26,6 +24,12 @@ from epnml.ingest.readers.solarwind import (
     temperature_from_thermal_speed,
 )
 from epnml.ingest.simulate.solarwind import icme_label
+from tests.fixtures.make_icme_fixtures import (
+    LONG_GAP,
+    SHORT_GAP,
+    fixture_truth,
+    make_icme_fixtures,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = load_settings().shared_data
@@ -35,27 +39,14 @@ REAL_SWE = SOLARWIND / "wind_swe_h1_20240510_20240512.cdf"
 REAL_CSV = SOLARWIND / "wind_2019_10min.csv"
 
 
-def _load_fixture_module() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "make_icme_fixtures", REPO / "tests" / "fixtures" / "make_icme_fixtures.py")
-    if spec is None or spec.loader is None:
-        raise RuntimeError("cannot load tests/fixtures/make_icme_fixtures.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-FX = _load_fixture_module()
-
-
 @pytest.fixture(scope="module")
 def fx(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return dict(FX.make_icme_fixtures(tmp_path_factory.mktemp("solarwind")))
+    return dict(make_icme_fixtures(tmp_path_factory.mktemp("solarwind")))
 
 
 @pytest.fixture(scope="module")
 def truth() -> tuple[pd.DataFrame, list[tuple[pd.Timestamp, pd.Timestamp]]]:
-    return FX.fixture_truth()
+    return fixture_truth()
 
 
 def _needs(path: Path) -> None:
@@ -98,7 +89,7 @@ def test_csv_round_trip(fx: dict[str, Path], truth: tuple) -> None:
 
 def test_gaps_short_interpolated_long_left_nan(fx: dict[str, Path], truth: tuple) -> None:
     frame = read_solarwind_csv(fx["csv"])
-    short, long_ = _in_gap(frame.index, FX.SHORT_GAP), _in_gap(frame.index, FX.LONG_GAP)
+    short, long_ = _in_gap(frame.index, SHORT_GAP), _in_gap(frame.index, LONG_GAP)
     assert short.sum() == 3 and long_.sum() == 18
     assert frame[short].notna().all().all(), "gaps <= 1 h are interpolated"
     assert frame[long_].isna().all().all(), "gaps > 1 h stay NaN"
@@ -134,7 +125,7 @@ def test_cdf_pair_round_trip(fx: dict[str, Path], truth: tuple) -> None:
     # CDF_FLOAT storage: ~1e-7 relative; T via the thermal speed round trip
     np.testing.assert_allclose(frame.loc[rows].to_numpy(), truth[0].loc[rows].to_numpy(),
                                rtol=2e-6, atol=1e-12)
-    assert frame[_in_gap(frame.index, FX.LONG_GAP)].isna().all().all()
+    assert frame[_in_gap(frame.index, LONG_GAP)].isna().all().all()
 
 
 def test_omni_5min_round_trip(fx: dict[str, Path], truth: tuple) -> None:
@@ -149,7 +140,7 @@ def test_omni_5min_round_trip(fx: dict[str, Path], truth: tuple) -> None:
         np.testing.assert_allclose(got[col], exp[col], atol=atol, rtol=0, err_msg=col)
     for col in ("beta", "pdyn", "texrat"):
         np.testing.assert_allclose(got[col], exp[col], rtol=0.03, err_msg=col)
-    assert frame[_in_gap(frame.index, FX.LONG_GAP)].isna().all().all()
+    assert frame[_in_gap(frame.index, LONG_GAP)].isna().all().all()
 
 
 def test_omni_sibling_fmt_found(fx: dict[str, Path]) -> None:

@@ -195,7 +195,8 @@ def test_icme_label() -> None:
 
 
 def test_demo_main_writes_simulated_set(tmp_path: Path) -> None:
-    assert sim.main(["--out", str(tmp_path), "--days", "7", "--seed", "4"]) == 0
+    assert sim.main(["--out", str(tmp_path), "--days", "7", "--seed", "4",
+                     "--n-icmes", "2"]) == 0
     files = sorted(p for p in tmp_path.iterdir() if p.name != "truth.csv")
     assert len(files) == 5 and all("simulated" in p.name for p in files)
     truth = pd.read_csv(tmp_path / "truth.csv", parse_dates=["icme_start_time", "mo_end_time"])
@@ -206,7 +207,12 @@ def test_demo_main_writes_simulated_set(tmp_path: Path) -> None:
         assert len(frame) >= 7 * 144 - 1
     csv = next(p for p in files if p.suffix == ".csv")
     labels = read_solarwind_csv_labels(csv)
-    assert labels.sum() > 0 or truth.empty
+    # the CSV's labels are exactly the bins inside the truth intervals [start, end)
+    assert len(truth) == 2
+    inside = np.zeros(len(labels), bool)
+    for start, end in zip(truth["icme_start_time"], truth["mo_end_time"], strict=True):
+        inside |= (labels.index >= start) & (labels.index < end)
+    assert inside.any() and (labels.to_numpy(bool) == inside).all()
     mfi = next(p for p in files if "mfi" in p.name)
     assert cdflib.CDF(str(mfi)).globalattsget()["Simulated"] == ["yes"]
     assert "SIMULATED" in next(p for p in files if p.suffix == ".fmt").read_text()

@@ -26,7 +26,6 @@ import pandas as pd
 import psycopg
 import pytest
 
-from conftest import empty_store_settings, migrated_database
 from epnml.config import Settings
 from epnml.db import sweep_runs
 from epnml.ingest.runner import RunFailed, run_pipeline
@@ -40,6 +39,7 @@ from epnml.ingest.writer import (
     write_granule,
 )
 from epnml.schemas import get_product
+from tests.conftest import empty_store_settings, migrated_database
 
 EVENTS = get_product("events")
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +9,7 @@ import pytest
 
 from epnml.ingest.readers.images import hirise_observation_id, read_image, read_yolo_labels
 from epnml.ingest.stage import GranuleError
-
-sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-from make_pits_fixtures import (  # noqa: E402
+from tests.fixtures.make_pits_fixtures import (
     GEO_LAT0,
     GEO_LON0,
     GEO_PIXEL_M,

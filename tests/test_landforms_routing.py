@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 from epnml.ingest.routing import models_for, route_landforms
 from epnml.ingest.stage import GranuleError
-
-sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-from make_craters_fixtures import make_craters_fixtures  # noqa: E402
-from make_ice_fixtures import make_ice_fixtures  # noqa: E402
-from make_mounds_fixtures import make_mounds_fixtures  # noqa: E402
-from make_pits_fixtures import make_pits_fixtures  # noqa: E402
+from tests.fixtures.make_craters_fixtures import make_craters_fixtures
+from tests.fixtures.make_ice_fixtures import make_ice_fixtures
+from tests.fixtures.make_mounds_fixtures import make_mounds_fixtures
+from tests.fixtures.make_pits_fixtures import make_pits_fixtures
 
 
 @pytest.fixture(scope="module")

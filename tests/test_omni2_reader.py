@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +17,7 @@ from epnml.ingest.readers.solarwind import (
     read_solarwind_csv,
 )
 from epnml.ingest.stage import GranuleError
-
-sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-from make_omni2_fixtures import (  # noqa: E402
+from tests.fixtures.make_omni2_fixtures import (
     EXPECTED_INVALID,
     FIRST_RECORD,
     make_omni2_fixtures,

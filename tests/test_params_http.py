@@ -17,11 +17,11 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import empty_store_settings, migrated_database
 from epnml.config import Settings
 from epnml.ingest.runner import run_pipeline
 from epnml.ingest.simulate.solarwind import simulate_solar_wind, write_csv
 from epnml.ingest.spec import SPECS, defaults
+from tests.conftest import empty_store_settings, migrated_database
 
 TOKEN = "test-token-params-3c1d"
 

@@ -2,30 +2,45 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
 
+from tests.conftest import Ingest
+from tests.fixtures.make_pits_fixtures import GEO_LAT0, GEO_LON0, GEO_PIXEL_M, MARS_R, PITS
+
 pyvo = pytest.importorskip("pyvo")
 
 pytestmark = pytest.mark.stack
+#: rows per drawn pit (PITS order) the committed model (1.0.0) writes for each image: the
+#: second pit is reported twice, as Type-1 and Type-3 (one box, per-class suppression).
+ROWS_PER_PIT = [1, 2, 1]
 
 
-def test_ingest_succeeded(ingested: Any) -> None:
-    result = ingested.landforms_result
+def _mine(ingested: Ingest) -> str:
+    """The pits rows of this fixture's two images (the routed ice images add pits rows too)."""
+    names = ", ".join(f"'{p.name}'" for p in ingested.files.values())
+    return f"ml_model_name = 'pits' AND source_image IN ({names})"
+
+
+def test_ingest_succeeded(ingested_pits: Ingest) -> None:
+    result = ingested_pits.result
     assert result.returncode == 0, result.stderr
     assert "2 granule(s) ok, 0 failed" in result.stderr
 
 
-def test_pits_within_two_degrees_of_a_point(tap: Any) -> None:
+def test_pits_within_two_degrees_of_a_point(ingested_pits: Ingest, tap: Any) -> None:
     """The issue's query: pits of a type within 2 deg of (lon, lat) on Mars."""
     near = tap.search(
-        "SELECT granule_uid, landform_class, c1min, c1max, c2min, c2max, s_region"
+        "SELECT granule_uid, landform_class, c1min, c1max, c2min, c2max, source_image"
         " FROM epnml_landforms.epn_core WHERE target_name = 'Mars'"
-        " AND ml_model_name = 'pits'"
+        f" AND {_mine(ingested_pits)}"
         " AND 1 = INTERSECTS(s_region, CIRCLE(135.05, -4.95, 2))").to_table()
-    assert len(near) >= 1
-    for row in near:  # only the image at 135 E, -4.9 N; the other lies at 350 E, 10 N
+    # the pits drawn into the image at 135 E, -4.9 N; the other image lies at 350 E, 10 N
+    assert len(near) == sum(ROWS_PER_PIT)
+    assert set(near["source_image"]) == {ingested_pits.files["geotiff"].name}
+    for row in near:
         assert 134 < row["c1min"] <= row["c1max"] < 136
         assert -6 < row["c2min"] <= row["c2max"] < -3.9
     far = tap.search("SELECT COUNT(*) AS n FROM epnml_landforms.epn_core"
@@ -34,10 +49,24 @@ def test_pits_within_two_degrees_of_a_point(tap: Any) -> None:
     assert int(far["n"][0]) == 0
 
 
-def test_outline_contains_its_box_centre(tap: Any) -> None:
+def test_every_drawn_pit_is_found(ingested_pits: Ingest, tap: Any) -> None:
+    """Rows whose outline contains a drawn pit's centre, per pit, in the projected image."""
+    deg = math.degrees(GEO_PIXEL_M / MARS_R)
+    found = []
+    for x, y, _ in PITS:
+        lon, lat = GEO_LON0 + x * deg, GEO_LAT0 - y * deg
+        rows = tap.search(
+            "SELECT granule_uid FROM epnml_landforms.epn_core WHERE"
+            f" {_mine(ingested_pits)} AND 1 = CONTAINS(POINT({lon}, {lat}), s_region)"
+        ).to_table()
+        found.append(len(rows))
+    assert found == ROWS_PER_PIT
+
+
+def test_outline_contains_its_box_centre(ingested_pits: Ingest, tap: Any) -> None:
     rows = tap.search("SELECT granule_uid, c1min, c1max, c2min, c2max"
-                      " FROM epnml_landforms.epn_core WHERE ml_model_name = 'pits'").to_table()
-    assert len(rows) >= 1
+                      f" FROM epnml_landforms.epn_core WHERE {_mine(ingested_pits)}").to_table()
+    assert len(rows) == ingested_pits.n_rows() == 2 * sum(ROWS_PER_PIT)
     for row in rows:
         lon = (row["c1min"] + row["c1max"]) / 2
         lat = (row["c2min"] + row["c2max"]) / 2
@@ -48,11 +77,14 @@ def test_outline_contains_its_box_centre(tap: Any) -> None:
         assert len(hit) == 1, f"{row['granule_uid']}: outline does not contain its centre"
 
 
-def test_rows_carry_class_size_and_provenance(tap: Any) -> None:
+def test_rows_carry_class_size_and_provenance(ingested_pits: Ingest, tap: Any) -> None:
     rows = tap.search("SELECT landform_class, landform_size, source_image, ml_model_name,"
                       " spatial_frame_type, target_class FROM epnml_landforms.epn_core"
-                      " WHERE ml_model_name = 'pits'").to_table()
-    assert len(rows) >= 1
+                      f" WHERE {_mine(ingested_pits)}").to_table()
+    assert len(rows) == 2 * sum(ROWS_PER_PIT)
+    assert sorted(rows["source_image"]) == sorted(
+        [p.name for p in ingested_pits.files.values()] * sum(ROWS_PER_PIT))
     assert set(rows["spatial_frame_type"]) == {"body"}
+    assert set(rows["target_class"]) == {"planet"}
     assert all(str(c).startswith("Type-") for c in rows["landform_class"])
     assert (rows["landform_size"] > 0).all()

@@ -23,8 +23,8 @@ import psycopg
 import pytest
 import pyvo
 
-from conftest import REPO, TEST_API_PORT, TEST_DB, Stack
 from epnml.config import read_dsn_file
+from tests.conftest import REPO, TEST_API_PORT, TEST_DB, Ingest, Stack
 
 pytestmark = pytest.mark.stack
 
@@ -155,11 +155,12 @@ def test_dachs_profiles_and_logs_private(stack: Stack) -> None:
     assert _mode(stack.dachs_root / "logs" / "epnml-val.log") == (0o600, "root", "root")
 
 
-def test_tap_still_serves_epn_core(stack: Stack) -> None:
+def test_tap_still_serves_epn_core(ingested_icme: Ingest) -> None:
+    stack = ingested_icme.stack
     with psycopg.connect(stack.owner_dsn) as conn:
         stored = conn.execute("SELECT count(*) FROM epnml.events WHERE superseded_at IS NULL"
                               ).fetchone()
-    assert stored is not None
+    assert stored is not None and stored[0] > 0, "nothing to serve: the check would be empty"
     served = pyvo.dal.TAPService(stack.tap_url).search(
         "SELECT COUNT(*) AS n FROM epnml_events.epn_core").to_table()
     assert int(served["n"][0]) == stored[0]

@@ -6,7 +6,6 @@ No stack needed: real file formats written by the fixture generators, then alter
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
 import re
@@ -14,7 +13,6 @@ import shutil
 import struct
 import zlib
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
@@ -28,34 +26,27 @@ from epnml.ingest.readers.paths import PointerRefused, plain_name
 from epnml.ingest.readers.spectra import read_envi_sli, read_relab_json
 from epnml.ingest.stage import GranuleError
 from epnml.ingest.stages.mounds import MoundsStage
+from tests.fixtures.make_crossings_fixtures import make_crossings_fixtures
+from tests.fixtures.make_mounds_fixtures import make_mounds_fixtures
+from tests.fixtures.make_units_fixtures import make_units_fixtures
 
 REPO = Path(__file__).resolve().parent.parent
 SECRET = "SECRET-TOKEN-7f3a9c"
 
 
-def _load(name: str) -> ModuleType:
-    spec = importlib.util.spec_from_file_location(name, REPO / "tests" / "fixtures" / f"{name}.py")
-    if spec is None or spec.loader is None:
-        raise RuntimeError(f"cannot load {name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
 @pytest.fixture(scope="module")
 def units(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return dict(_load("make_units_fixtures").make_units_fixtures(tmp_path_factory.mktemp("u")))
+    return dict(make_units_fixtures(tmp_path_factory.mktemp("u")))
 
 
 @pytest.fixture(scope="module")
 def mag(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    mod = _load("make_crossings_fixtures")
-    return dict(mod.make_crossings_fixtures(tmp_path_factory.mktemp("c")))
+    return dict(make_crossings_fixtures(tmp_path_factory.mktemp("c")))
 
 
 @pytest.fixture(scope="module")
 def mounds(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return dict(_load("make_mounds_fixtures").make_mounds_fixtures(tmp_path_factory.mktemp("m")))
+    return dict(make_mounds_fixtures(tmp_path_factory.mktemp("m")))
 
 
 @pytest.fixture(scope="module")
@@ -545,7 +536,6 @@ def test_yolo_label_errors_do_not_echo_lines(tmp_path: Path) -> None:
     with pytest.raises(GranuleError) as err:
         read_yolo_labels(path, 100, 100)
     assert err.value.reason == "line 1: expected 'class cx cy w h', got 1 fields"
-
 
 
 # --------------------------------------------------------------------------- footprints

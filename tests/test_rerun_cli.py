@@ -18,11 +18,11 @@ import psycopg
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import empty_store_settings, migrated_database
 from epnml.cli import main
 from epnml.config import Settings
 from epnml.ingest.runner import run_pipeline
 from epnml.ingest.simulate.solarwind import simulate_solar_wind, write_csv
+from tests.conftest import empty_store_settings, migrated_database
 
 #: columns that differ between two runs of the same model on the same granule.
 PER_RUN = {"ml_run_id", "creation_date", "modification_date", "release_date"}

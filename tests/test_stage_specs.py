@@ -14,11 +14,11 @@ from typing import Any
 import psycopg
 import pytest
 
-from conftest import empty_store_settings, migrated_database
 from epnml.config import Settings, load_settings
 from epnml.ingest.runner import run_pipeline
 from epnml.ingest.simulate.solarwind import simulate_solar_wind, write_csv
 from epnml.ingest.spec import SPECS, defaults, validate_params
+from tests.conftest import empty_store_settings, migrated_database
 
 
 @pytest.fixture(scope="session")

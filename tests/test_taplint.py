@@ -8,9 +8,10 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
-from typing import Any
 
 import pytest
+
+from tests.conftest import Ingest
 
 pytestmark = pytest.mark.stack
 
@@ -30,11 +31,11 @@ def test_parse_totals() -> None:
         parse_totals("taplint crashed")
 
 
-def test_taplint_has_no_errors(ingested: Any) -> None:
+def test_taplint_has_no_errors(ingested_all: dict[str, Ingest]) -> None:
     if shutil.which("stilts") is None:
         pytest.fail("stilts is not installed (service/provision.sh install installs it)")
     proc = subprocess.run(
-        ["stilts", "taplint", f"tapurl={ingested.stack.tap_url}", "maxtable=20"],
+        ["stilts", "taplint", f"tapurl={ingested_all['icme'].stack.tap_url}", "maxtable=20"],
         capture_output=True, text=True, timeout=600,
     )
     report = proc.stdout + proc.stderr

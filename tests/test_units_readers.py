@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pandas as pd
@@ -18,26 +16,14 @@ from epnml.ingest.readers.mascs import (
 )
 from epnml.ingest.readers.spectra import read_envi_sli, read_relab_dir, read_relab_json
 from epnml.ingest.stage import GranuleError
+from tests.fixtures.make_units_fixtures import make_units_fixtures
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "make_units_fixtures", REPO / "tests" / "fixtures" / "make_units_fixtures.py")
-    if spec is None or spec.loader is None:
-        raise RuntimeError("cannot load make_units_fixtures.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-FX = _load()
-
-
 @pytest.fixture(scope="module")
 def fx(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return dict(FX.make_units_fixtures(tmp_path_factory.mktemp("units")))
+    return dict(make_units_fixtures(tmp_path_factory.mktemp("units")))
 
 
 def test_odl_nesting_comments_and_multiline() -> None:

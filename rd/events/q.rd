@@ -64,11 +64,14 @@
 	</data>
 
 	<regSuite title="epnml events regression">
-		<regTest title="epn_core answers a time-overlap query through TAP">
+		<regTest title="epn_core serves a current row">
 			<url parSet="TAP" QUERY="SELECT TOP 1 service_title, target_class FROM epnml_events.epn_core"
 				>/tap/sync</url>
 			<code>
-				self.assertHasStrings("epnml_events")
+				# a row, not the table name: the name is also in the query echoed back
+				row = self.getUnique(self.getVOTableRows())
+				self.assertEqual(row["service_title"], "epnml_events")
+				self.assertEqual(row["target_class"], "interplanetary_medium")
 			</code>
 		</regTest>
 	</regSuite>

@@ -82,10 +82,14 @@
 
 	<regSuite title="epnml model registry regression">
 		<regTest title="the registry answers through TAP">
-			<url parSet="TAP" QUERY="SELECT TOP 5 model_name, model_version FROM epnml_models.versions"
+			<url parSet="TAP" QUERY="SELECT model_name, model_version, weights_sha256 FROM epnml_models.versions WHERE model_version = '1.0.0'"
 				>/tap/sync</url>
 			<code>
-				self.assertHasStrings("model_version")
+				# rows, not the column name: it is also in the header of an empty answer
+				rows = self.getVOTableRows()
+				self.assertTrue(rows, "no registered model version served")
+				for row in rows:
+					self.assertEqual(len(row["weights_sha256"]), 64)
 			</code>
 		</regTest>
 	</regSuite>

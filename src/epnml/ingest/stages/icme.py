@@ -196,7 +196,8 @@ class IcmeStage:
             "measurement_type": "phys.magField#phys.veloc#phys.density#phys.temperature",
             "processing_level_desc": (
                 f"ICME detected by model {info.name} v{info.version} (1-D ResUNet++-style "
-                f"segmentation at {cadence_s / 60:g}-min cadence) in {what}" + invalid_note(invalid or {})
+                f"segmentation at {cadence_s / 60:g}-min cadence) in {what}"
+                + invalid_note(invalid or {})
             ),
             "time_refposition": source.host,
             "target_region": "solar-wind",
