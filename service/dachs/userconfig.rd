@@ -1,6 +1,7 @@
 <!-- epnml's DaCHS site configuration: DaCHS' default userconfig.rd (Debian
-     gavodachs2-server 2.7) with the TAP examples filled in. DaCHS reads it from
-     <rootDir>/etc/userconfig.rd, where service/provision.sh installs it. -->
+     gavodachs2-server 2.7) with the TAP examples and epnml's DataLink redirect
+     filled in. DaCHS reads it from <rootDir>/etc/userconfig.rd, where
+     service/provision.sh renders it (@API_URL@ = the settings' api_url). -->
 <resource schema="__system">
 
 
@@ -97,12 +98,51 @@
 			<meta name="subject">virtual-observatories</meta>
 			<meta name="shortName">\\metaString{authority.shortName} RG</meta>
 			<meta name="content.type">Archive</meta>
-			<meta name="rights">public</meta>
 			<meta name="harvest.description">The harvesting interface for 
 				the publishing registry of the \getConfig{web}{sitename}</meta>
 			<meta name="maxRecords">10000</meta>
 			<meta name="managedAuthority">\getConfig{ivoa}{authority}</meta>
-			<meta name="publisher">The staff at the \getConfig{web}{sitename}</meta>
+
+		</service>
+	</STREAM>
+
+<!-- ============================= DataLink ===================== -->
+
+	<STREAM id="epnml-datalink">
+		<doc>
+			The DataLink service each epnml family RD declares on its epn_core
+			table (``_associatedDatalinkService``), so that every TAP response
+			carries a DataLink service descriptor (RESOURCE utype adhoc:service)
+			bound to granule_uid.  The DataLink documents are written by epnml's
+			HTTP service (``epnml serve``, the settings' api_url, rendered here
+			by service/provision.sh as @API_URL@); this endpoint answers every
+			request with a 303 redirect to ``api_url/datalink?ID=...``, the URL
+			each row's datalink_url holds.  Clients (pyvo's iter_datalinks,
+			TOPCAT's DataLink action) follow the redirect.  pyvo posts all IDs
+			of a result at once: the redirect carries the first maxIDs of them,
+			the client asks again for the rest.
+		</doc>
+		<service id="dl" allowed="dlmeta">
+			<meta name="title">epnml DataLink (redirect to the epnml HTTP service)</meta>
+			<meta name="description">DataLink documents of the rows of this
+				table: the product's source, its preview, the re-inference
+				service (#proc) and the model card.  Served by epnml's HTTP
+				service; this endpoint redirects there.</meta>
+			<datalinkCore>
+				<descriptorGenerator>
+					<setup imports="urllib.parse, gavo.svcs">
+						<par key="apiURL">"@API_URL@"</par>
+						<par key="maxIDs">50</par>
+					</setup>
+					<code>
+						ids = args.get("ID") or [pubDID]
+						if isinstance(ids, str):
+							ids = [ids]
+						query = urllib.parse.urlencode([("ID", i) for i in ids[:maxIDs]])
+						raise svcs.SeeOther(apiURL.rstrip("/") + "/datalink?" + query)
+					</code>
+				</descriptorGenerator>
+			</datalinkCore>
 		</service>
 	</STREAM>
 
@@ -195,6 +235,10 @@
 
 	
 	<NXSTREAM id="tapdescription">
+		<!-- UAT subjects beside //tap's own (virtual-observatories, catalogs) -->
+		<meta name="subject">planetary-science</meta>
+		<meta name="subject">solar-system-astronomy</meta>
+		<meta name="subject">solar-physics</meta>
 		<meta name="description">The \\getConfig{web}{sitename}'s TAP end point.  
 			The Table Access Protocol (TAP) lets you execute queries against our
 			database tables, inspect various metadata, and upload your own
