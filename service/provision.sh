@@ -4,7 +4,9 @@
 #
 #   service/provision.sh install   Debian packages + the project virtualenv
 #   service/provision.sh stack     PostgreSQL, migrations, DaCHS config, RD import, server
-#   service/provision.sh demo      ingest the simulated demo inputs
+#   service/provision.sh demo      ingest the simulated demo inputs (then: coverage)
+#   service/provision.sh coverage  registry coverage and row statistics from the rows
+#                                  (`dachs limits`): run it after every ingest
 #   service/provision.sh api       (re)start the re-inference/DataLink HTTP service (epnml serve)
 #   service/provision.sh api stop  stop it (SIGTERM, SIGKILL after EPNML_STOP_GRACE seconds)
 #   service/provision.sh run       install + stack + demo + api (the README's first command)
@@ -158,7 +160,11 @@ dachs_init_instance() {
         mkdir -p "$DACHS_ROOT/state" && touch "$DACHS_ROOT/state/.epnml-init"
     fi
     cp "$REPO/service/dachs/defaultmeta.txt" "$DACHS_ROOT/etc/defaultmeta.txt"
-    cp "$REPO/service/dachs/userconfig.rd" "$DACHS_ROOT/etc/userconfig.rd"
+    # the DataLink redirect (userconfig.rd's epnml-datalink) points at epnml serve
+    [[ $EPNML_API_URL =~ ^https?://[A-Za-z0-9.:/_-]+$ ]] \
+        || { log "EPNML_API_URL is not a plain http(s) URL: $EPNML_API_URL"; return 1; }
+    sed -e "s|@API_URL@|$EPNML_API_URL|" "$REPO/service/dachs/userconfig.rd" \
+        > "$DACHS_ROOT/etc/userconfig.rd"
     # Offline, DaCHS cannot fetch the UAT: seed its cache with the terms we use
     # (never overwriting a real, complete copy).
     local uat="$DACHS_ROOT/cache/http:=2F=2Fwww.ivoa.net=2Frdf=2Fuat"
@@ -415,7 +421,7 @@ setup_stack() {
     storage_schema
     mkdir -p "$EPNML_DATA_DIR" && chmod 755 "$EPNML_DATA_DIR"
     private_log "$DACHS_ROOT/logs/epnml-val.log"
-    if ! dachs val __system__/userconfig $(printf '%s/q ' $FAMILIES $EXTRA_RDS) \
+    if ! dachs val % $(printf '%s/q ' $FAMILIES $EXTRA_RDS) \
             >"$DACHS_ROOT/logs/epnml-val.log" 2>&1; then
         cat "$DACHS_ROOT/logs/epnml-val.log" >&2
         log "dachs val failed"; return 1
@@ -428,6 +434,11 @@ setup_stack() {
     for rd in $EXTRA_RDS; do
         dachs imp "$rd/q" >/dev/null
     done
+    # The rest of the registry (docs/registry.md): the authority and the publishing
+    # registry (userconfig.rd's registry-interfacerecords, fed into //services) and the
+    # TAP service the table records' IsServedBy points to.
+    dachs pub //services //tap >/dev/null
+    update_coverage
     # every committed model version is in the registry before it writes a row
     "$VENV/bin/epnml" models --register >/dev/null
     dachs_server start
@@ -435,8 +446,23 @@ setup_stack() {
     log "EPN-TAP served at $SERVER_URL/tap (schemas: $(printf 'epnml_%s ' $FAMILIES))"
 }
 
+update_coverage() {
+    # Row statistics and the registry records' temporal/spectral coverage from the rows
+    # (`dachs limits`, reading each RD's coverage_src view). Operators run
+    # `provision.sh coverage` after every ingest (docs/registry.md); a running server
+    # reloads its RDs to serve the new coverage.
+    local family
+    for family in $FAMILIES; do
+        dachs limits "$family/q" >/dev/null
+    done
+    if curl -sf "$SERVER_URL/tap/availability" >/dev/null 2>&1; then
+        dachs serve reload >/dev/null 2>&1 || log "dachs serve reload failed: restart DaCHS"
+    fi
+}
+
 run_demo() {
     EPNML_VENV=$VENV bash "$REPO/ingest/demo.sh" "$DACHS_ROOT"
+    update_coverage
 }
 
 run_tests() {
@@ -452,6 +478,7 @@ case ${1:-} in
     install) install_packages; install_venv ;;
     stack) setup_stack ;;
     demo) run_demo ;;
+    coverage) update_coverage ;;
     api) api_server "${2:-start}" ;;  # api stop: the HTTP service only
     run) install_packages; install_venv; setup_stack; run_demo; api_server start
          log "ready: pyvo.dal.TAPService('$SERVER_URL/tap'); re-inference and DataLink at" \
@@ -460,5 +487,5 @@ case ${1:-} in
     stop) api_server stop; tapwatch stop; dachs_server stop ;;
     rotate) rotate_passwords ;;
     tapwatch-loop) tapwatch_loop ;;
-    *) echo "usage: $0 install|stack|demo|api|run|test|stop|rotate" >&2; exit 2 ;;
+    *) echo "usage: $0 install|stack|demo|coverage|api|run|test|stop|rotate" >&2; exit 2 ;;
 esac

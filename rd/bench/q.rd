@@ -6,7 +6,6 @@
 	<meta name="description">dachs imp of SIMULATED epn_core rows with polygons.</meta>
 	<meta name="creationDate">2026-11-22T00:00:00</meta>
 	<meta name="subject">planetary-science</meta>
-	<meta name="creator">epnml team</meta>
 
 	<table id="epn_core" onDisk="True" adql="True">
 		<mixin spatial_frame_type="body">//epntap2#table-2_0</mixin>

@@ -11,7 +11,6 @@
 	<meta name="creationDate">2026-11-22T00:00:00</meta>
 	<meta name="subject">planetary-science</meta>
 	<meta name="subject">solar-system-astronomy</meta>
-	<meta name="creator">epnml team</meta>
 	<meta name="contentLevel">Research</meta>
 	<meta name="type">Catalog</meta>
 

@@ -18,7 +18,6 @@
 	<meta name="subject">solar-system-astronomy</meta>
 	<meta name="subject">planetary-surfaces</meta>
 	<meta name="subject">mercury-planet</meta>
-	<meta name="creator">epnml team</meta>
 	<meta name="contentLevel">Research</meta>
 	<meta name="type">Catalog</meta>
 	<meta name="source">10.5281/zenodo.7778172</meta>
@@ -27,9 +26,17 @@
 	<meta name="facility">MESSENGER</meta>
 
 	<table id="epn_core" onDisk="True" adql="True">
+		<!-- the registry record's shortName (at most 16 characters) -->
+		<meta name="shortName">epnml units</meta>
 		<meta name="description">
 			Spectral units, one unit region tile per row (EPN-TAP 2.0, dataproduct_type ma).
 			The table is a view over the current rows of the store.
+		</meta>
+		<!-- every TAP response carries a DataLink service descriptor (adhoc:service)
+			on granule_uid: the service dl below (service/dachs/userconfig.rd) -->
+		<meta name="_associatedDatalinkService">
+			<meta name="serviceId">dl</meta>
+			<meta name="idColumn">granule_uid</meta>
 		</meta>
 		<mixin spatial_frame_type="body"
 			optional_columns="thumbnail_url processing_level_desc publisher bib_reference time_scale time_refposition spatial_coordinate_description access_url access_format datalink_url"
@@ -97,8 +104,48 @@
 		<publish/>
 	</table>
 
+	<table id="coverage_src" onDisk="True" adql="False">
+		<meta name="description">
+			The time and spectral extent of epn_core's rows under the names and units
+			DaCHS' coverage updater knows (t_min/t_max in JD, em_min/em_max as vacuum
+			wavelengths in m).  Not queryable through TAP: only `dachs limits` reads it.
+			sky_ra/sky_dec are always NULL: the footprints are in body-fixed frames,
+			not on the sky, and DaCHS 2.7 writes spatial coverage as ICRS MOCs only,
+			so its updater finds no sky position and writes no spatial coverage.
+		</meta>
+		<column name="t_min" type="double precision" unit="d" ucd="time.start;obs"/>
+		<column name="t_max" type="double precision" unit="d" ucd="time.end;obs"/>
+		<column name="em_min" type="double precision" unit="m" ucd="em.wl;stat.min"/>
+		<column name="em_max" type="double precision" unit="m" ucd="em.wl;stat.max"/>
+		<column name="sky_ra" type="double precision" unit="deg" ucd="pos.eq.ra;meta.main"/>
+		<column name="sky_dec" type="double precision" unit="deg" ucd="pos.eq.dec;meta.main"/>
+		<viewStatement>
+			CREATE VIEW \curtable AS (
+				SELECT time_min AS t_min, time_max AS t_max,
+					299792458.0 / NULLIF(spectral_range_max, 0) AS em_min,
+					299792458.0 / NULLIF(spectral_range_min, 0) AS em_max,
+					NULL::double precision AS sky_ra, NULL::double precision AS sky_dec
+				FROM \schema.epn_core)
+		</viewStatement>
+	</table>
+
+	<!-- Coverage for the registry records, from the rows: `dachs limits <family>/q`
+		(service/provision.sh coverage, run after every ingest) fills it in from
+		coverage_src (temporal in MJD, spectral in J, as VODataService wants).  No
+		spatial coverage: DaCHS 2.7 writes ICRS MOCs only, these footprints are in
+		body-fixed frames (see coverage_src). -->
+	<coverage>
+		<updater sourceTable="coverage_src"/>
+	</coverage>
+
+	<FEED source="%#epnml-datalink"/>
+
 	<data id="import">
 		<make table="epn_core"/>
+	</data>
+
+	<data id="coverage">
+		<make table="coverage_src"/>
 	</data>
 
 	<regSuite title="epnml units regression">

@@ -1,6 +1,7 @@
 <!-- epnml's DaCHS site configuration: DaCHS' default userconfig.rd (Debian
-     gavodachs2-server 2.7) with the TAP examples filled in. DaCHS reads it from
-     <rootDir>/etc/userconfig.rd, where service/provision.sh installs it. -->
+     gavodachs2-server 2.7) with the TAP examples and epnml's DataLink redirect
+     filled in. DaCHS reads it from <rootDir>/etc/userconfig.rd, where
+     service/provision.sh renders it (@API_URL@ = the settings' api_url). -->
 <resource schema="__system">
 
 
@@ -97,12 +98,51 @@
 			<meta name="subject">virtual-observatories</meta>
 			<meta name="shortName">\\metaString{authority.shortName} RG</meta>
 			<meta name="content.type">Archive</meta>
-			<meta name="rights">public</meta>
 			<meta name="harvest.description">The harvesting interface for 
 				the publishing registry of the \getConfig{web}{sitename}</meta>
 			<meta name="maxRecords">10000</meta>
 			<meta name="managedAuthority">\getConfig{ivoa}{authority}</meta>
-			<meta name="publisher">The staff at the \getConfig{web}{sitename}</meta>
+
+		</service>
+	</STREAM>
+
+<!-- ============================= DataLink ===================== -->
+
+	<STREAM id="epnml-datalink">
+		<doc>
+			The DataLink service each epnml family RD declares on its epn_core
+			table (``_associatedDatalinkService``), so that every TAP response
+			carries a DataLink service descriptor (RESOURCE utype adhoc:service)
+			bound to granule_uid.  The DataLink documents are written by epnml's
+			HTTP service (``epnml serve``, the settings' api_url, rendered here
+			by service/provision.sh as @API_URL@); this endpoint answers every
+			request with a 303 redirect to ``api_url/datalink?ID=...``, the URL
+			each row's datalink_url holds.  Clients (pyvo's iter_datalinks,
+			TOPCAT's DataLink action) follow the redirect.  pyvo posts all IDs
+			of a result at once: the redirect carries the first maxIDs of them,
+			the client asks again for the rest.
+		</doc>
+		<service id="dl" allowed="dlmeta">
+			<meta name="title">epnml DataLink (redirect to the epnml HTTP service)</meta>
+			<meta name="description">DataLink documents of the rows of this
+				table: the product's source, its preview, the re-inference
+				service (#proc) and the model card.  Served by epnml's HTTP
+				service; this endpoint redirects there.</meta>
+			<datalinkCore>
+				<descriptorGenerator>
+					<setup imports="urllib.parse, gavo.svcs">
+						<par key="apiURL">"@API_URL@"</par>
+						<par key="maxIDs">50</par>
+					</setup>
+					<code>
+						ids = args.get("ID") or [pubDID]
+						if isinstance(ids, str):
+							ids = [ids]
+						query = urllib.parse.urlencode([("ID", i) for i in ids[:maxIDs]])
+						raise svcs.SeeOther(apiURL.rstrip("/") + "/datalink?" + query)
+					</code>
+				</descriptorGenerator>
+			</datalinkCore>
 		</service>
 	</STREAM>
 
@@ -111,15 +151,19 @@
 	<STREAM id="tapexamples">
 		<doc>Examples for TAP querying (epnml EPN-TAP services)</doc>
 
+	<!-- Every example answers on the demo (provision.sh demo) and on the test stack:
+		tests/test_tap_examples.py runs each one from /tap/examples and wants rows.
+		Body-fixed coordinates: CIRCLE and POINT take no ICRS, only an empty
+		coordinate system ('', ADQL 2.0; ADQL 2.1 allows leaving it out). -->
 	<meta name="_example" title="ICMEs overlapping a time interval">
-		ICMEs whose interval overlaps 10 to 20 January 2024 (``time_min`` and
+		ICMEs whose interval overlaps the years 2021 to 2024 (``time_min`` and
 		``time_max`` are Julian Days, UTC):
 
 		.. tapquery::
 
 			SELECT granule_uid, time_min, time_max, ml_score, thumbnail_url
 			FROM epnml_events.epn_core
-			WHERE time_min &lt;= 2460329.5 AND time_max &gt;= 2460319.5
+			WHERE time_min &lt;= 2460676.5 AND time_max &gt;= 2459215.5
 	</meta>
 	<meta name="_example" title="Confident detections in Wind data">
 		Events the model scored above 0.8, from Wind, with the model version
@@ -142,7 +186,7 @@
 	</meta>
 
 	<meta name="_example" title="Dayside bow shock crossings at Mercury">
-		Bow shock edges MESSENGER crossed in 2012 between 10 and 14 h MSO
+		Bow shock edges MESSENGER crossed in 2012 between 8 and 16 h MSO
 		local time, with their MSO position (km) and the model's score:
 
 		.. tapquery::
@@ -151,15 +195,16 @@
 			  c1min AS x_mso, c2min AS y_mso, c3min AS z_mso, local_time_min, ml_score
 			FROM epnml_crossings.epn_core
 			WHERE feature_name = 'bow shock'
-			AND local_time_min BETWEEN 10 AND 14
+			AND local_time_min BETWEEN 8 AND 16
 			AND time_min &gt;= 2455927.5 AND time_max &lt; 2456293.5
 			ORDER BY time_min
 	</meta>
 
 	<meta name="_example" title="Spectral units of Mercury in a region">
 		Mercury spectral units whose outline intersects a 5 degree circle
-		around (10 E, 0 N), with the link to each unit's mean spectrum and
-		its estimated olivine abundance:
+		around (10 E, 0 N) in body-fixed coordinates (empty coordinate system:
+		not on the sky), with the link to each unit's mean spectrum and its
+		estimated olivine abundance:
 
 		.. tapquery::
 
@@ -167,34 +212,56 @@
 			  abundance_sigma_olivine, access_url, thumbnail_url
 			FROM epnml_units.epn_core
 			WHERE target_name = 'Mercury'
-			AND 1 = INTERSECTS(s_region, CIRCLE(10, 0, 5))
+			AND 1 = INTERSECTS(s_region, CIRCLE('', 10, 0, 5))
 	</meta>
 
 	<meta name="_example" title="Landforms near a point (spatial)">
-		Landforms whose outline intersects a 2 degree circle around
-		(77.5 E, 18.4 N) on Mars, using the pgSphere index on ``s_region``:
+		Landforms on Mars whose outline intersects a 4 degree circle around
+		(353 E, 10.5 N) in body-fixed coordinates, using the pgSphere index on
+		``s_region``:
 
 		.. tapquery::
 
 			SELECT granule_uid, landform_class, ml_score, s_region
 			FROM epnml_landforms.epn_core
 			WHERE target_name = 'Mars'
-			AND 1 = INTERSECTS(s_region, CIRCLE(77.5, 18.4, 2))
+			AND 1 = INTERSECTS(s_region, CIRCLE('', 353, 10.5, 4))
 	</meta>
-	<meta name="_example" title="ML-derived catalogue items of every service">
-		What the epnml services hold, by target class (EPN-TAP hash lists):
+	<meta name="_example" title="ML-derived products of every service">
+		What the four epnml services hold, by service, product type (``ci``
+		catalogue items: events, crossings, landforms; ``ma`` maps: spectral
+		units) and target class (EPN-TAP hash lists):
 
 		.. tapquery::
 
-			SELECT service_title, target_class, COUNT(*) AS n
+			SELECT service_title, dataproduct_type, target_class, COUNT(*) AS n
 			FROM epnml_events.epn_core
-			WHERE processing_level &gt;= 5 AND dataproduct_type LIKE '%ci%'
-			GROUP BY service_title, target_class
+			WHERE processing_level &gt;= 5
+			GROUP BY service_title, dataproduct_type, target_class
+			UNION ALL
+			SELECT service_title, dataproduct_type, target_class, COUNT(*) AS n
+			FROM epnml_crossings.epn_core
+			WHERE processing_level &gt;= 5
+			GROUP BY service_title, dataproduct_type, target_class
+			UNION ALL
+			SELECT service_title, dataproduct_type, target_class, COUNT(*) AS n
+			FROM epnml_landforms.epn_core
+			WHERE processing_level &gt;= 5
+			GROUP BY service_title, dataproduct_type, target_class
+			UNION ALL
+			SELECT service_title, dataproduct_type, target_class, COUNT(*) AS n
+			FROM epnml_units.epn_core
+			WHERE processing_level &gt;= 5
+			GROUP BY service_title, dataproduct_type, target_class
 	</meta>
 	</STREAM>
 
 	
 	<NXSTREAM id="tapdescription">
+		<!-- UAT subjects beside //tap's own (virtual-observatories, catalogs) -->
+		<meta name="subject">planetary-science</meta>
+		<meta name="subject">solar-system-astronomy</meta>
+		<meta name="subject">solar-physics</meta>
 		<meta name="description">The \\getConfig{web}{sitename}'s TAP end point.  
 			The Table Access Protocol (TAP) lets you execute queries against our
 			database tables, inspect various metadata, and upload your own
