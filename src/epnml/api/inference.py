@@ -27,7 +27,7 @@ from epnml.ingest.runner import RunFailed, RunSummary, run_pipeline
 ID_RE = re.compile(r"^[A-Za-z0-9_.:+\-]{1,200}$")
 #: model versions as clients may name them (base versions; derived ones come from params).
 VERSION_RE = re.compile(r"^[A-Za-z0-9_.+\-]{1,80}$")
-FAMILIES = ("events", "crossings", "landforms", "units")
+FAMILIES = ("events", "crossings", "landforms", "units", "meteors")
 #: most IDs one request or job may name.
 MAX_IDS = 500
 #: one inference at a time per process: torch already uses every core, and 20
