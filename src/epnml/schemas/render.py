@@ -2,7 +2,8 @@
 from :mod:`epnml.schemas`.
 
 ``python -m epnml.schemas.render`` rewrites ``sql/0002_products.sql`` (and the later
-column migrations and the tables of families added later, ``sql/<created_by>.sql``), the generated blocks of ``rd/<family>/q.rd`` and
+column migrations and the tables of families added later, ``sql/<created_by>.sql``),
+the generated blocks of ``rd/<family>/q.rd`` and
 ``schemas/<family>.json``; ``--check`` (run by the test command) fails when a committed
 file is not what this module renders.
 """

@@ -95,7 +95,7 @@ def _open_text(path: Path, limit_bytes: int) -> Iterator[str]:
         head = raw.read(2)
     opener = gzip.open if head == _GZIP_MAGIC else open
     read = 0
-    with opener(path, "rb") as fh:  # type: ignore[operator]
+    with opener(path, "rb") as fh:
         for line in fh:
             read += len(line)
             if read > limit_bytes:

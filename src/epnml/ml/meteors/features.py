@@ -11,8 +11,8 @@ relative to the peak, so a camera's zero point cancels out of the shape features
 ``t_peak``          relative time of the peak (0..1)
 ``skewness``        third standardised moment of relative time weighted by flux: > 0 when the
                     light is early and the tail late (an early peak), < 0 the other way
-``rise_slope``      brightening from the first frame to the peak, magnitudes per unit of
-                    relative time (log-compressed in the classifier)
+``rise_slope``      brightening from the first field to the peak field, magnitudes per unit
+                    of relative time (log-compressed in the classifier)
 ``decay_slope``     fading from the peak to the last frame, likewise
 ``flare_amp``       largest brightening above the curve's trend (running median over about a
                     third of the curve), magnitudes; 0 for curves too short to tell (< 7)
@@ -58,7 +58,9 @@ def light_curve_features(mag: np.ndarray) -> dict[str, float]:
     if n < 3 or not np.isfinite(m).all():
         raise ValueError("a light curve needs 3 finite magnitudes")
     smooth = _running_median(m, 3)
-    p = int(np.argmin(smooth))
+    # the running median flattens a peak: among its tied fields, the brightest raw one
+    tied = np.flatnonzero(smooth == smooth.min())
+    p = int(tied[np.argmin(m[tied])])
     t = np.linspace(0.0, 1.0, n)
     step = 1.0 / (n - 1)
     flux = 10.0 ** (-0.4 * (m - m.min()))
@@ -67,8 +69,10 @@ def light_curve_features(mag: np.ndarray) -> dict[str, float]:
     var = float(w @ (t - mu) ** 2)
     skew = float(w @ (t - mu) ** 3) / var ** 1.5 if var > 1e-12 else 0.0
     t_peak = p * step
-    rise = (smooth[0] - smooth[p]) / max(t_peak, step)
-    decay = (smooth[-1] - smooth[p]) / max(1.0 - t_peak, step)
+    # slopes between fields at fixed relative times (first, peak, last): no smoothing
+    # window whose width in relative time would depend on the frame count
+    rise = (m[0] - m[p]) / max(t_peak, step)
+    decay = (m[-1] - m[p]) / max(1.0 - t_peak, step)
     flare_amp, n_flares = 0.0, 0
     if n >= MIN_FLARE_FRAMES:
         width = max(5, (n // 3) | 1)

@@ -90,6 +90,10 @@ class ClassifierConfig:
 class MeteorClassifier(nn.Module):
     """Scaler (mean, scale) and centroids in the scaled space, as buffers."""
 
+    mean: torch.Tensor
+    scale: torch.Tensor
+    centroids: torch.Tensor
+
     def __init__(self, config: ClassifierConfig) -> None:
         super().__init__()
         self.config = config

@@ -46,6 +46,8 @@ class Track:
     speed_deg_s: float
     #: largest distance of a frame position from the fitted circle (degrees).
     scatter_deg: float
+    #: farthest a position lies beyond the fitted start or end, along the track (degrees).
+    overshoot_deg: float = 0.0
 
 
 def fit_track(ra_deg: np.ndarray, dec_deg: np.ndarray, t_s: np.ndarray) -> Track:
@@ -74,13 +76,16 @@ def fit_track(ra_deg: np.ndarray, dec_deg: np.ndarray, t_s: np.ndarray) -> Track
     start = math.cos(th0) * ref + math.sin(th0) * ortho
     end = math.cos(th1) * ref + math.sin(th1) * ortho
     scatter = float(np.degrees(np.abs(np.arcsin(np.clip(p @ pole, -1.0, 1.0)))).max())
+    lo, hi = min(th0, th1), max(th0, th1)
+    over = max(0.0, lo - float(theta.min()), float(theta.max()) - hi)
     return Track(start, end, pole, float(np.degrees(abs(th1 - th0))),
-                 float(np.degrees(abs(slope))), scatter)
+                 float(np.degrees(abs(slope))), scatter, float(np.degrees(over)))
 
 
 def outline(track: Track) -> list[tuple[float, float]]:
-    """The track as a quadrilateral (RA, Dec in degrees, counter-clockwise on the sky):
-    the fitted start and end offset by the half-width on both sides of the circle.
+    """The track as a quadrilateral (RA, Dec in degrees): the fitted start and end,
+    lengthened by the half-width plus any overshoot of the positions, offset by the
+    half-width on both sides of the circle.
 
     The half-width holds every frame position (its scatter), at least
     :data:`MIN_HALF_WIDTH_DEG`; edges are short great circles, the polygon far smaller
@@ -97,6 +102,11 @@ def outline(track: Track) -> list[tuple[float, float]]:
     # the direction of motion is a -> b; n is the pole with a x b along +n or -n
     if float(np.cross(a, b) @ n) < 0:
         n = -n
+    # lengthen both ends (along the circle) so that positions beyond the fit are inside
+    e = w + math.radians(track.overshoot_deg)
+    along_a, along_b = np.cross(n, a), np.cross(n, b)
+    a = math.cos(e) * a - math.sin(e) * along_a
+    b = math.cos(e) * b + math.sin(e) * along_b
     corners = [math.cos(w) * a - math.sin(w) * n, math.cos(w) * b - math.sin(w) * n,
                math.cos(w) * b + math.sin(w) * n, math.cos(w) * a + math.sin(w) * n]
     return [radec(c) for c in corners]

@@ -51,7 +51,8 @@ from epnml.ml.meteors.model import (
 )
 from epnml.ml.meteors.pairing import pair_meteors
 
-DEFAULT_DATA = Path("/work/shared/data/meteors/armagh_meteors_2011_2015.csv.gz")
+#: the real records under the shared-data setting (EPNML_SHARED_DATA).
+DATA_NAME = "meteors/armagh_meteors_2011_2015.csv.gz"
 
 
 def _kmeans(z: np.ndarray, k: int, seed: int, n_init: int = 10) -> Any:
@@ -67,7 +68,7 @@ def choose_k(z: np.ndarray, ks: list[int], seed: int, n_boot: int, min_ari: floa
 
     rng = np.random.default_rng(seed)
     sample = rng.choice(len(z), min(4000, len(z)), replace=False)
-    table = []
+    table: list[dict[str, Any]] = []
     for k in ks:
         km = _kmeans(z, k, seed)
         sil = float(silhouette_score(z[sample], km.labels_[sample]))
@@ -84,13 +85,14 @@ def choose_k(z: np.ndarray, ks: list[int], seed: int, n_boot: int, min_ari: floa
           if r["bootstrap_ari_mean"] >= min_ari and r["silhouette"] >= 0.9 * best]
     if not ok:
         raise SystemExit("no k meets the criterion; widen --k-range or lower --min-ari")
-    return max(ok), table
+    return int(max(ok)), table
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--data", type=Path, default=None,
+                    help=f"default: <shared_data>/{DATA_NAME}")
     ap.add_argument("--version", default="1.0.0")
     ap.add_argument("--out", type=Path, default=WEIGHTS_DIR)
     ap.add_argument("--seed", type=int, default=2015)
@@ -101,6 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
     lo, hi = (int(x) for x in args.k_range.split("-"))
+    if args.data is None:
+        from epnml.config import load_settings
+
+        args.data = load_settings().shared_data / DATA_NAME
     table = read_meteors_csv(args.data)
     feats, dropped = features_frame(table.records, args.frame_rate_hz)
     x = transform(feats)
