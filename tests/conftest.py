@@ -27,7 +27,7 @@ TEST_ROOT = Path(os.environ.get("EPNML_TEST_ROOT", "/var/tmp/epnml-test"))
 TEST_DB = os.environ.get("EPNML_TEST_DB", "epnml_test")
 TEST_PORT = int(os.environ.get("EPNML_TEST_PORT", "8098"))
 TEST_API_PORT = int(os.environ.get("EPNML_TEST_API_PORT", "8099"))
-PRODUCT_TABLES = ("events", "crossings", "landforms", "units")
+PRODUCT_TABLES = ("events", "crossings", "landforms", "units", "meteors")
 
 
 def shared_data_dir() -> Path:
@@ -44,7 +44,7 @@ def shared_data() -> Path:
 
 
 #: bookkeeping and product tables emptied before each DB-only test (migrated_database).
-STORE_TABLES = ("epnml.events, epnml.crossings, epnml.landforms, epnml.units, "
+STORE_TABLES = ("epnml.events, epnml.crossings, epnml.landforms, epnml.units, epnml.meteors, "
                 "epnml.granule_runs, epnml.runs, epnml.model_versions, epnml.granule_sources, "
                 "epnml.granule_versions")
 

@@ -6,12 +6,13 @@ to the DataLink documents of ``epnml serve``.
 from __future__ import annotations
 
 import urllib.parse
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import requests
 
-from conftest import PRODUCT_TABLES
+from tests.conftest import Ingest, Stack
 
 pyvo = pytest.importorskip("pyvo")
 
@@ -20,13 +21,19 @@ pytestmark = pytest.mark.stack
 DATALINK_IVOID = "ivo://ivoa.net/std/DataLink#links-1.0"
 
 
-@pytest.fixture(scope="module")
-def api(ingested: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    """``epnml serve`` on the test API port (the rows' datalink_url) for this module."""
-    from test_api_e2e import serve
+#: the families ingested by ``ingested_all`` (meteors rows are test_meteors_tap's own).
+FAMILIES = ("events", "crossings", "landforms", "units")
 
-    with serve(ingested, tmp_path_factory.mktemp("api") / "serve.log"):
-        yield ingested
+
+@pytest.fixture(scope="module")
+def api(ingested_all: dict[str, Ingest], tmp_path_factory: pytest.TempPathFactory
+        ) -> Iterator[Stack]:
+    """``epnml serve`` on the test API port (the rows' datalink_url) for this module."""
+    from tests.test_api_e2e import serve
+
+    stack = ingested_all["icme"].stack
+    with serve(stack, tmp_path_factory.mktemp("api") / "serve.log"):
+        yield stack
 
 
 def _descriptor_url(result: Any) -> str:
@@ -37,9 +44,9 @@ def _descriptor_url(result: Any) -> str:
     return str(params["accessURL"])
 
 
-@pytest.mark.parametrize("family", PRODUCT_TABLES)
-def test_iter_datalinks_on_plain_results(api: Any, family: str) -> None:
-    stack = api.stack
+@pytest.mark.parametrize("family", FAMILIES)
+def test_iter_datalinks_on_plain_results(api: Stack, family: str) -> None:
+    stack = api
     result = pyvo.dal.TAPService(stack.tap_url).search(
         f"SELECT * FROM epnml_{family}.epn_core")
     uids = [str(uid) for uid in result["granule_uid"]]
@@ -56,9 +63,9 @@ def test_iter_datalinks_on_plain_results(api: Any, family: str) -> None:
         assert "#proc" in semantics, (uid, semantics)
 
 
-def test_descriptor_redirects_to_the_rows_datalink_url(api: Any) -> None:
+def test_descriptor_redirects_to_the_rows_datalink_url(api: Stack) -> None:
     """TOPCAT's action (GET, one ID) lands where the row's datalink_url points."""
-    stack = api.stack
+    stack = api
     result = pyvo.dal.TAPService(stack.tap_url).search(
         "SELECT TOP 1 granule_uid, datalink_url FROM epnml_events.epn_core")
     assert len(result) == 1
@@ -69,9 +76,9 @@ def test_descriptor_redirects_to_the_rows_datalink_url(api: Any) -> None:
     assert response.headers["Location"] == row["datalink_url"]
 
 
-def test_redirect_carries_at_most_50_ids(api: Any) -> None:
+def test_redirect_carries_at_most_50_ids(api: Stack) -> None:
     """pyvo POSTs all IDs of a result; /datalink takes 50: it asks again for the rest."""
-    url = f"{api.stack.server_url}/units/q/dl/dlmeta"
+    url = f"{api.server_url}/units/q/dl/dlmeta"
     ids = [f"id{n:03d}" for n in range(60)]
     response = requests.post(url, data={"ID": ids}, allow_redirects=False, timeout=30)
     assert response.status_code == 303
@@ -79,8 +86,8 @@ def test_redirect_carries_at_most_50_ids(api: Any) -> None:
     assert query == {"ID": ids[:50]}
 
 
-def test_no_descriptor_without_the_id_column(api: Any) -> None:
-    result = pyvo.dal.TAPService(api.stack.tap_url).search(
+def test_no_descriptor_without_the_id_column(api: Stack) -> None:
+    result = pyvo.dal.TAPService(api.tap_url).search(
         "SELECT COUNT(*) AS n FROM epnml_events.epn_core")
     with pytest.raises(pyvo.dal.DALServiceError):
         result.get_adhocservice_by_ivoid(DATALINK_IVOID)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from conftest import REPO
+from tests.conftest import REPO
 
 pytestmark = pytest.mark.stack
 
@@ -80,9 +80,9 @@ def _defaultmeta() -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def harvest(ingested: Any) -> dict[str, Any]:
+def harvest(ingested_all: dict[str, Any]) -> dict[str, Any]:
     """`provision.sh coverage` (as after every ingest), then the OAI-PMH endpoint."""
-    stack = ingested.stack
+    stack = ingested_all["icme"].stack
     proc = stack.run("bash", str(REPO / "service" / "provision.sh"), "coverage", check=False)
     assert proc.returncode == 0, proc.stderr
     authority = stack.env.get("EPNML_AUTHORITY", "epnml.example.org")

@@ -41,7 +41,8 @@ def served_examples(tap_url: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def examples(tap: Any) -> dict[str, str]:
+def examples(tap: Any, ingested_all: dict[str, Any]) -> dict[str, str]:
+    """The served examples, once every pipeline's rows are in (they must answer)."""
     found = served_examples(tap.baseurl)
     assert sorted(found) == sorted(TITLES)
     return found

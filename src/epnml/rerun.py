@@ -30,12 +30,14 @@ from epnml.config import Settings
 from epnml.ingest.limits import LimitExceeded
 from epnml.ingest.runner import RunFailed, RunSummary, run_pipeline
 from epnml.safety import clean_message, log_internal
+from epnml.schemas.products import PRODUCTS
 
 #: granule_uid syntax accepted from users (the product tables allow no '#' or spaces).
 ID_RE = re.compile(r"^[A-Za-z0-9_.:+\-]{1,200}$")
 #: model versions as users may name them (base versions; derived ones come from params).
 VERSION_RE = re.compile(r"^[A-Za-z0-9_.+\-]{1,80}$")
-FAMILIES = ("events", "crossings", "landforms", "units")
+#: the product families whose rows can be re-run (one storage table each).
+FAMILIES = tuple(PRODUCTS)
 #: one inference at a time per process: torch already uses every core, and 20
 #: concurrent clients then queue here instead of thrashing (seconds to wait at most).
 _INFER_SLOTS = threading.BoundedSemaphore(1)

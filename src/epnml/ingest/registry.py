@@ -55,6 +55,12 @@ def _ice(model_version: str | None) -> Stage:
     return IceStage(model_version)
 
 
+def _meteors(model_version: str | None) -> Stage:
+    from epnml.ingest.stages.meteors import MeteorsStage
+
+    return MeteorsStage(model_version)
+
+
 def _icme_versions() -> list[str]:
     from epnml.ml.icme.inference import available_versions
 
@@ -103,6 +109,12 @@ def _ice_versions() -> list[str]:
     return available_versions()
 
 
+def _meteors_versions() -> list[str]:
+    from epnml.ml.meteors.model import available_versions
+
+    return available_versions()
+
+
 PIPELINES: dict[str, Callable[[str | None], Stage]] = {
     "icme": _icme,
     "crossings": _crossings,
@@ -112,6 +124,7 @@ PIPELINES: dict[str, Callable[[str | None], Stage]] = {
     "craters": _craters,
     "mounds": _mounds,
     "ice": _ice,
+    "meteors": _meteors,
 }
 
 #: committed model versions per pipeline (what ``epnml models`` lists).
@@ -124,6 +137,7 @@ MODEL_VERSIONS: dict[str, Callable[[], list[str]]] = {
     "craters": _craters_versions,
     "mounds": _mounds_versions,
     "ice": _ice_versions,
+    "meteors": _meteors_versions,
 }
 
 

@@ -108,6 +108,14 @@ class IceParams(_Params):
                                     description="probability from which a chunk is icy")
 
 
+class MeteorsParams(_Params):
+    frame_rate_hz: float = Field(50.0, gt=0, le=1000, json_schema_extra=MODEL,
+                                 description="video fields per second of the records")
+    pair_window_s: float = Field(1.0, ge=0, le=10, json_schema_extra=MODEL,
+                                 description="largest start difference of a double-station "
+                                             "pair, seconds")
+
+
 def _card_section(name: str, section: str) -> Callable[[str], dict[str, Any]]:
     def read(version: str) -> dict[str, Any]:
         from epnml.ml.checkpoints import committed_card
@@ -172,6 +180,7 @@ SPECS: dict[str, StageSpec] = {
                         _keys("mounds", "inference", {"threshold": 0.5, "min_area_px": 4})),
     "ice": StageSpec("ice", "landforms", IceParams, _versions("ice"),
                      _keys("ice", "inference", {"threshold": 0.5})),
+    "meteors": StageSpec("meteors", "meteors", MeteorsParams, _versions("meteors")),
 }
 
 

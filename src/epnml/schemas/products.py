@@ -1,4 +1,4 @@
-"""The four product families: one storage table, one RD and one EPN-TAP service each."""
+"""The product families: one storage table, one RD and one EPN-TAP service each."""
 
 from __future__ import annotations
 
@@ -21,6 +21,9 @@ class Product:
     #: columns added after the first release, by the migration that adds them
     #: (``sql/<name>.sql``, generated): applied databases are altered, never rebuilt.
     added: tuple[tuple[str, tuple[Column, ...]], ...] = field(default_factory=tuple)
+    #: the migration creating the table: the first families share ``0002_products``; a
+    #: family added later has its own generated ``sql/<created_by>.sql``.
+    created_by: str = "0002_products"
 
     @property
     def schema(self) -> str:
@@ -140,6 +143,38 @@ PRODUCTS: dict[str, Product] = {
                         "stat.stdev;phys.abund", f"Ensemble standard deviation of abundance_{p}"),
             )),
         )), _DATALINK),
+    ),
+    "meteors": Product(
+        family="meteors",
+        spatial_frame_type="celestial",
+        optional=(*_COMMON_OPTIONAL, "target_region", "spatial_coordinate_description",
+                  "datalink_url"),
+        extra=(
+            _custom("meteor_id", "text", "", "meta.id",
+                    "Record of the camera (its file name without extension)"),
+            _custom("meteor_camera", "text", "", "meta.id;instr",
+                    "Camera of the network that recorded the meteor"),
+            _custom("meteor_peak_mag", "double precision", "mag", "phot.mag;stat.max",
+                    "Peak (brightest) magnitude of the light curve"),
+            _custom("meteor_mean_mag", "double precision", "mag", "phot.mag;stat.mean",
+                    "Magnitude of the mean flux of the light curve"),
+            _custom("meteor_class", "text", "", "src.class",
+                    "Light-curve class: symmetric, early-peaked, late-peaked or flaring"),
+            _custom("meteor_cluster", "integer", "", "meta.code.class",
+                    "Cluster of the classifier (several clusters may share a class)"),
+            _custom("meteor_linked_id", "text", "", "meta.id.cross",
+                    "meteor_id of the same meteor recorded by another camera "
+                    "(double station), NULL when none"),
+            _custom("meteor_frames", "integer", "", "meta.number",
+                    "Number of video fields of the record"),
+            _custom("meteor_t_peak", "double precision", "", "time.epoch;arith.ratio",
+                    "Time of the peak relative to the record (0 first, 1 last field)"),
+            _custom("meteor_angular_speed", "double precision", "deg/s", "phys.veloc.ang",
+                    "Angular speed along the fitted great-circle track"),
+            _custom("meteor_track_length", "double precision", "deg", "pos.angDistance",
+                    "Length of the fitted track on the sky"),
+        ),
+        created_by="0010_meteors",
     ),
 }
 

@@ -1,0 +1,1 @@
+"""Meteor light curves: features, unsupervised classes and double-station pairs."""
