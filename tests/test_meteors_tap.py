@@ -32,9 +32,7 @@ def meteors(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Meteors:
     import psycopg
 
     from epnml.ingest.simulate.meteors import write_simulated
-
-    sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
-    from make_meteors_fixtures import make_meteors_fixtures
+    from tests.fixtures.make_meteors_fixtures import make_meteors_fixtures
 
     with psycopg.connect(stack.owner_dsn) as conn:  # this module's rows only
         conn.execute("TRUNCATE epnml.meteors")
@@ -67,7 +65,7 @@ def test_ingest_succeeded(meteors: Meteors, tap: Any) -> None:
 
 
 def test_table_metadata(tap: Any) -> None:
-    from test_compliance import MANDATORY, _columns
+    from tests.test_compliance import MANDATORY, _columns
 
     tables = tap.search("SELECT table_name, utype FROM TAP_SCHEMA.tables "
                         f"WHERE schema_name = '{SCHEMA}'").to_table()
@@ -89,7 +87,7 @@ def test_table_metadata(tap: Any) -> None:
 
 def test_row_values(tap: Any) -> None:
     from epnml.config import datalink_url, load_settings
-    from test_compliance import DATAPRODUCT_TYPES, NOT_NULL, PAIRS, TARGET_CLASSES, TIMESTAMP
+    from tests.test_compliance import DATAPRODUCT_TYPES, NOT_NULL, PAIRS, TARGET_CLASSES, TIMESTAMP
 
     rows = tap.search(f"SELECT * FROM {SCHEMA}.epn_core", maxrec=100000).to_table()
     assert len(rows) > 0
@@ -138,7 +136,7 @@ def test_double_stations_link_both_ways(tap: Any) -> None:
 
 
 def test_registry_record(meteors: Meteors) -> None:
-    from test_compliance import UAT_TERMS
+    from tests.test_compliance import UAT_TERMS
 
     identifier = "ivo://epnml.example.org/meteors/q/epn_core"
     url = (f"{meteors.stack.server_url}/oai.xml?verb=GetRecord&metadataPrefix=ivo_vor"
