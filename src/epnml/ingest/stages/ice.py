@@ -21,13 +21,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.readers.images import ImageData
-from epnml.ingest.stage import Granule, GranuleError, RunContext, StageOutput
+from epnml.ingest.stage import CommittedModelStage, Granule, GranuleError, RunContext, StageOutput
 from epnml.ingest.stages.outlines import box_outline, outline_geometry
 from epnml.ingest.stages.pits import (
     chip_png,
@@ -35,6 +35,9 @@ from epnml.ingest.stages.pits import (
     landform_row,
 )
 from epnml.ml.model_info import ModelInfo
+
+if TYPE_CHECKING:
+    from epnml.ml.ice.model import LoadedNet
 
 MODEL_NAME = "ice"
 PATCH_CLASS = "ice patch"
@@ -46,28 +49,14 @@ RECORD_COLUMNS = [
 ]
 
 
-class IceStage:
+class IceStage(CommittedModelStage):
     name = "ice"
     product = "landforms"
-    version_suffix = ""  # see Stage.version_suffix
+    model_module = "epnml.ml.ice.model"
+    _model: LoadedNet
     #: one image, classified chunk by chunk: the simulated HiRISE chunks are a few hundred
     #: px; 25 Mpx (5000 x 5000) admits a large HiRISE cut-out.
     limits: ResourceLimits = replace(DEFAULT_LIMITS, max_pixels=25_000_000, max_memory_mb=2000)
-
-    def __init__(self, model_version: str | None = None) -> None:
-        from epnml.ml.ice.model import load_model
-
-        self._model = load_model(model_version)
-
-    def model_info(self) -> ModelInfo:
-        info: ModelInfo = self._model.info
-        return info.derived(self.version_suffix)
-
-    def model_card(self) -> dict[str, Any]:
-        """The JSON model card committed next to the weights."""
-        from epnml.ml.checkpoints import committed_card
-
-        return committed_card(MODEL_NAME, self._model.info.version)
 
     def granules(self, paths: Sequence[Path]) -> list[Granule]:
         """One granule per image; a folder expands to the images inside it."""

@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,7 @@ from epnml.ingest.epn import core_row, earth_sun_distance_au, finite_or_none, is
 from epnml.ingest.limits import ResourceLimits
 from epnml.ingest.readers.solarwind import SOLARWIND_LIMITS
 from epnml.ingest.stage import (
+    CommittedModelStage,
     Granule,
     GranuleError,
     ModelInfo,
@@ -28,6 +29,9 @@ from epnml.ingest.stage import (
     invalid_note,
 )
 from epnml.schemas.products import get_product
+
+if TYPE_CHECKING:
+    from epnml.ml.icme.inference import LoadedModel
 
 PRODUCT = get_product("events")
 BIB_REFERENCE = "10.1029/2022SW003149"
@@ -71,29 +75,15 @@ def _cdf_says_simulated(path: Path) -> bool:
     return "simulated" in json.dumps(attrs, default=str).lower()
 
 
-class IcmeStage:
+class IcmeStage(CommittedModelStage):
     name = "icme"
     product = "events"
-    version_suffix = ""  # see Stage.version_suffix
+    model_module = "epnml.ml.icme.inference"
+    _model: LoadedModel
     #: per-granule limits, checked by the readers before resampling (see
     #: :data:`epnml.ingest.readers.solarwind.SOLARWIND_LIMITS` for the choice):
     #: 22 years of time span, 1.2 M samples in the file(s) and 10-min bins, 1 GB.
     limits: ResourceLimits = SOLARWIND_LIMITS
-
-    def __init__(self, model_version: str | None = None) -> None:
-        from epnml.ml.icme.inference import load_model
-
-        self._model = load_model(model_version)
-
-    def model_info(self) -> ModelInfo:
-        info: ModelInfo = self._model.info
-        return info.derived(self.version_suffix)
-
-    def model_card(self) -> dict[str, Any]:
-        """The JSON model card committed next to the weights (stored in epnml.model_versions)."""
-        from epnml.ml.checkpoints import committed_card
-
-        return committed_card("icme", self._model.info.version)
 
     def granules(self, paths: Sequence[Path]) -> list[Granule]:
         from epnml.ingest.readers.solarwind import group_solarwind_files

@@ -12,7 +12,7 @@ import hashlib
 import io
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,7 @@ from epnml.ingest.epn import iso_utc, to_jd
 from epnml.ingest.limits import ResourceLimits
 from epnml.ingest.readers.meteors import METEORS_LIMITS, MeteorRecord
 from epnml.ingest.stage import (
+    CommittedModelStage,
     Granule,
     GranuleError,
     ModelInfo,
@@ -29,6 +30,9 @@ from epnml.ingest.stage import (
     invalid_note,
 )
 from epnml.schemas.products import get_product
+
+if TYPE_CHECKING:
+    from epnml.ml.meteors.model import LoadedMeteorModel
 
 PRODUCT = get_product("meteors")
 SUFFIXES = (".csv", ".gz")
@@ -56,25 +60,12 @@ def _safe(uid: str) -> str:
     return clean[:100] + "_" + hashlib.sha256(uid.encode()).hexdigest()[:16]
 
 
-class MeteorsStage:
+class MeteorsStage(CommittedModelStage):
     name = "meteors"
     product = "meteors"
     limits: ResourceLimits = METEORS_LIMITS
-    version_suffix = ""  # see Stage.version_suffix
-
-    def __init__(self, model_version: str | None = None) -> None:
-        from epnml.ml.meteors.model import load_model
-
-        self._model = load_model(model_version)
-
-    def model_info(self) -> ModelInfo:
-        info: ModelInfo = self._model.info
-        return info.derived(self.version_suffix)
-
-    def model_card(self) -> dict[str, Any]:
-        from epnml.ml.checkpoints import committed_card
-
-        return committed_card("meteors", self._model.info.version)
+    model_module = "epnml.ml.meteors.model"
+    _model: LoadedMeteorModel
 
     def granules(self, paths: Sequence[Path]) -> list[Granule]:
         """One granule per CSV (``.csv`` or ``.csv.gz``); a folder gives its CSVs."""

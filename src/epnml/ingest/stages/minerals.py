@@ -16,14 +16,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
-from epnml.ingest.stage import Granule, GranuleError, RunContext, StageOutput
-from epnml.ml.model_info import ModelInfo
+from epnml.ingest.stage import CommittedModelStage, Granule, GranuleError, RunContext, StageOutput
+
+if TYPE_CHECKING:
+    from epnml.ml.minerals.abundance import MineralModel
 
 REFLECTANCE_COLUMNS = ("reflectance", "iof_mean", "iof")
 SUFFIXES = {".json", ".csv", ".sli"}
@@ -64,28 +66,14 @@ def _read(path: Path, limits: ResourceLimits = LIMITS
     return [(path.stem, wl, refl)]
 
 
-class MineralsStage:
+class MineralsStage(CommittedModelStage):
     name = "minerals"
     product = "units"
-    version_suffix = ""  # see Stage.version_suffix
+    model_module = "epnml.ml.minerals.abundance"
+    _model: MineralModel
     #: results are columns of ``units`` rows; nothing of its own to ingest.
     predict_only = True
     limits: ResourceLimits = LIMITS
-
-    def __init__(self, model_version: str | None = None) -> None:
-        from epnml.ml.minerals.abundance import load_model
-
-        self._model = load_model(model_version)
-
-    def model_info(self) -> ModelInfo:
-        info: ModelInfo = self._model.info
-        return info.derived(self.version_suffix)
-
-    def model_card(self) -> dict[str, Any]:
-        """The JSON model card committed next to the weights (stored in epnml.model_versions)."""
-        from epnml.ml.checkpoints import committed_card
-
-        return committed_card("minerals", self._model.info.version)
 
     def granules(self, paths: Sequence[Path]) -> list[Granule]:
         files: list[Path] = []

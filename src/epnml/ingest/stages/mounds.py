@@ -19,14 +19,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.readers.images import ImageData
-from epnml.ingest.stage import Granule, GranuleError, RunContext, StageOutput
+from epnml.ingest.stage import CommittedModelStage, Granule, GranuleError, RunContext, StageOutput
 from epnml.ingest.stages.outlines import component_outline, outline_geometry
 from epnml.ingest.stages.pits import (
     chip_png,
@@ -35,6 +35,9 @@ from epnml.ingest.stages.pits import (
 )
 from epnml.ml.model_info import ModelInfo
 from epnml.schemas.products import get_product
+
+if TYPE_CHECKING:
+    from epnml.ml.mounds.model import LoadedNet
 
 PRODUCT = get_product("landforms")
 MODEL_NAME = "mounds"
@@ -52,29 +55,15 @@ RESAMPLE_FACTOR = 1.5
 UNET_BYTES_PER_PIXEL = 120
 
 
-class MoundsStage:
+class MoundsStage(CommittedModelStage):
     name = "mounds"
     product = "landforms"
-    version_suffix = ""  # see Stage.version_suffix
+    model_module = "epnml.ml.mounds.model"
+    _model: LoadedNet
     #: one DTM or image, and the same bound once resampled to the model's pixel size (a
     #: coarse DTM is upsampled: 400 m/px to 20 m/px multiplies its pixels by 400). The
     #: simulated DTMs are 192-512 px a side; 16 Mpx is a 4000 x 4000 px scene.
     limits: ResourceLimits = replace(DEFAULT_LIMITS, max_pixels=16_000_000, max_memory_mb=2000)
-
-    def __init__(self, model_version: str | None = None) -> None:
-        from epnml.ml.mounds.model import load_model
-
-        self._model = load_model(model_version)
-
-    def model_info(self) -> ModelInfo:
-        info: ModelInfo = self._model.info
-        return info.derived(self.version_suffix)
-
-    def model_card(self) -> dict[str, Any]:
-        """The JSON model card committed next to the weights."""
-        from epnml.ml.checkpoints import committed_card
-
-        return committed_card(MODEL_NAME, self._model.info.version)
 
     def granules(self, paths: Sequence[Path]) -> list[Granule]:
         """One granule per DTM or image; a folder expands to the images inside it."""

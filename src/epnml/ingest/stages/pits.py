@@ -14,7 +14,7 @@ import io
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -22,9 +22,12 @@ import pandas as pd
 from epnml.ingest.epn import core_row
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.readers.images import GeoRef, ImageData, image_files
-from epnml.ingest.stage import Granule, GranuleError, RunContext, StageOutput
+from epnml.ingest.stage import CommittedModelStage, Granule, GranuleError, RunContext, StageOutput
 from epnml.ml.model_info import ModelInfo
 from epnml.schemas.products import get_product
+
+if TYPE_CHECKING:
+    from epnml.ml.pits.inference import LoadedModel
 
 PRODUCT = get_product("landforms")
 BIB_REFERENCE = "10.1029/2022EA002278"
@@ -42,28 +45,14 @@ def _class_names() -> tuple[tuple[str, ...], tuple[str, ...]]:
     return CLASS_NAMES, FEATURE_NAMES
 
 
-class PitsStage:
+class PitsStage(CommittedModelStage):
     name = "pits"
     product = "landforms"
-    version_suffix = ""  # see Stage.version_suffix
+    model_module = "epnml.ml.pits.inference"
+    _model: LoadedModel
     #: one image: the real HiRISE crops are about 900 x 900 px, the bench tile 1024 x 1024;
     #: 25 Mpx (5000 x 5000) leaves room for whole CTX/HiRISE cut-outs.
     limits: ResourceLimits = replace(DEFAULT_LIMITS, max_pixels=25_000_000, max_memory_mb=2000)
-
-    def __init__(self, model_version: str | None = None) -> None:
-        from epnml.ml.pits.inference import load_model
-
-        self._model = load_model(model_version)
-
-    def model_info(self) -> ModelInfo:
-        info: ModelInfo = self._model.info
-        return info.derived(self.version_suffix)
-
-    def model_card(self) -> dict[str, Any]:
-        """The JSON model card committed next to the weights."""
-        from epnml.ml.checkpoints import committed_card
-
-        return committed_card("pits", self._model.info.version)
 
     def granules(self, paths: Sequence[Path]) -> list[Granule]:
         """One granule per image; a folder expands to the images inside it."""
