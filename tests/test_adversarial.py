@@ -340,7 +340,8 @@ def outcomes(corpus: tuple[Path, dict[str, Case]]) -> dict[str, Any]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "EPNML_WORKERS": "1", "EPNML_DSN": BAD_DSN}
     for group in GROUPS:
         out = root / f"results_{group}.json"
-        proc = subprocess.run([sys.executable, __file__, "worker", str(root), group, str(out)],
+        proc = subprocess.run([sys.executable, "-m", "tests.test_adversarial", "worker", str(root),
+                               group, str(out)],
                               env=env, capture_output=True, text=True, cwd=HERE.parent)
         if proc.returncode != 0 or not out.is_file():
             raise RuntimeError(f"worker {group} failed ({proc.returncode}):\n"

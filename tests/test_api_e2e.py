@@ -28,7 +28,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from tests.conftest import Ingest, Stack
+from tests.conftest import ICME_VERSION, Ingest, Stack
 
 pyvo = pytest.importorskip("pyvo")
 
@@ -103,7 +103,8 @@ def own_granule(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Inges
     source = inputs / f"{OBS_ID}.csv"
     write_csv(frame, source)
     result = stack.run(str(Path(sys.prefix) / "bin" / "epnml"), "ingest", "icme",
-                       "--no-progress", "--workers", "1", str(source), check=False)
+                       "--no-progress", "--workers", "1", "--model-version", ICME_VERSION,
+                       str(source), check=False)
     assert result.returncode == 0, result.stderr
     return Ingest(stack, result, inputs, {"source": source})
 

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 from epnml.ingest.epn import to_jd
-from tests.conftest import ICME_BROKEN, ICME_GOOD, Ingest
+from tests.conftest import ICME_BROKEN, ICME_GOOD, ICME_VERSION, Ingest
 
 pyvo = pytest.importorskip("pyvo")
 
@@ -102,7 +102,8 @@ def test_second_ingest_is_idempotent(ingested_icme: Ingest, tap: Any) -> None:
     assert len(before) == N_ROWS
     good = str(ingested_icme.files["good"])
     result = ingested_icme.stack.run(str(Path(sys.prefix) / "bin" / "epnml"), "ingest", "icme",
-                                     "--no-progress", good, check=False)
+                                     "--no-progress", "--model-version", ICME_VERSION, good,
+                                     check=False)
     assert result.returncode == 0, result.stderr
     after = sorted(str(u) for u in tap.search(query).to_table()["granule_uid"])
     assert after == before

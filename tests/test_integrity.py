@@ -39,7 +39,7 @@ from epnml.ingest.writer import (
     write_granule,
 )
 from epnml.schemas import get_product
-from tests.conftest import empty_store_settings, migrated_database
+from tests.conftest import ICME_VERSION, empty_store_settings, migrated_database
 
 EVENTS = get_product("events")
 
@@ -69,6 +69,7 @@ def _wind(path: Path, seed: int, start: str = "2021-03-01", days: float = 10) ->
 
 
 def _ingest(settings: Settings, *paths: Path, **kw: Any) -> Any:
+    kw.setdefault("model_version", ICME_VERSION)  # rows of the simulated wind: 1.0.0's
     return run_pipeline("icme", list(paths), mode="ingest", settings=settings,
                         progress=False, **kw)
 
@@ -257,7 +258,7 @@ def test_v1_v2_v1_through_the_runner(settings: Settings, tmp_path: Path,
     v2 = _ingest(settings, f)
     n2 = v2.n_rows
     assert n2 > 0 and v2.model_version == "1.0.0"
-    stage = executor.get_stage("icme", None)
+    stage = executor.get_stage("icme", ICME_VERSION)
     old = ModelInfo(stage.model_info().name, "0.9.0", stage.model_info().sha256)
     monkeypatch.setattr(stage, "model_info", lambda: old)
     v1 = _ingest(settings, f)
@@ -296,7 +297,7 @@ def test_every_write_path_keeps_superseded_rows(settings: Settings, tmp_path: Pa
     step("ingest, same version")
     _ingest(settings, f, params={"threshold": 0.3})
     step("ingest, derived version")
-    stage = executor.get_stage("icme", None)
+    stage = executor.get_stage("icme", ICME_VERSION)
     real = stage.model_info()
     with monkeypatch.context() as m:
         m.setattr(stage, "model_info", lambda: ModelInfo(real.name, "0.9.0", real.sha256))

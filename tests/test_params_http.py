@@ -21,7 +21,7 @@ from epnml.config import Settings
 from epnml.ingest.runner import run_pipeline
 from epnml.ingest.simulate.solarwind import simulate_solar_wind, write_csv
 from epnml.ingest.spec import SPECS, defaults
-from tests.conftest import empty_store_settings, migrated_database
+from tests.conftest import ICME_VERSION, empty_store_settings, migrated_database
 
 TOKEN = "test-token-params-3c1d"
 
@@ -44,7 +44,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
         conn.execute("DELETE FROM epnml.jobs")
     frame, _ = simulate_solar_wind("2021-03-01", days=5, seed=3, n_icmes=1)
     wind = write_csv(frame, tmp / "wind_simulated_20210301.csv")
-    summary = run_pipeline("icme", [wind], mode="ingest", settings=settings, progress=False)
+    summary = run_pipeline("icme", [wind], mode="ingest", settings=settings, progress=False,
+                           model_version=ICME_VERSION)
     assert summary.n_failed == 0 and summary.n_rows == 1
     with psycopg.connect(dsn) as conn:
         row = conn.execute("SELECT granule_uid FROM epnml.events").fetchone()
@@ -135,7 +136,8 @@ def test_a_non_threshold_parameter_reaches_the_stage(client: TestClient,
     assert long.status_code == 200, long.text
     assert long.json()["model_version"] == "1.0.0+min_duration_h-240"
     assert long.json()["n_rows"] == 0  # no ICME of the simulation lasts 240 h
-    upload = client.post("/preview/icme", params={"Min_Duration_H": "240",
+    upload = client.post("/preview/icme", params={"model_version": ICME_VERSION,
+                                                  "Min_Duration_H": "240",
                                                   "RESPONSEFORMAT": "json"},
                          files=[("file", (store.wind.name, store.wind.read_bytes(),
                                           "text/csv"))])

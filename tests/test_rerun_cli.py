@@ -22,7 +22,7 @@ from epnml.cli import main
 from epnml.config import Settings
 from epnml.ingest.runner import run_pipeline
 from epnml.ingest.simulate.solarwind import simulate_solar_wind, write_csv
-from tests.conftest import empty_store_settings, migrated_database
+from tests.conftest import ICME_VERSION, empty_store_settings, migrated_database
 
 #: columns that differ between two runs of the same model on the same granule.
 PER_RUN = {"ml_run_id", "creation_date", "modification_date", "release_date"}
@@ -43,7 +43,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
                        preview_memory_mb=0)
     frame, _ = simulate_solar_wind("2021-03-01", days=5, seed=3, n_icmes=1)
     wind = write_csv(frame, tmp / "wind_simulated_20210301.csv")
-    summary = run_pipeline("icme", [wind], mode="ingest", settings=settings, progress=False)
+    summary = run_pipeline("icme", [wind], mode="ingest", settings=settings, progress=False,
+                           model_version=ICME_VERSION)
     assert summary.n_failed == 0 and summary.n_rows == 1
     (uid,) = _all(settings, "SELECT granule_uid FROM epnml.events")
     return Store(settings, str(uid[0]))
@@ -117,7 +118,7 @@ def test_preview_csv_to_a_file(env: Store, tmp_path: Path,
     (["--param", "target=Mars"],
      "icme: unknown parameter 'target' (known: threshold, min_duration_h)"),
     (["--param", "threshold"], "--param wants NAME=VALUE, got 'threshold'"),
-    (["--model-version", "9.9.9"], "model_version not allowed for icme; allowed: 1.0.0 "
+    (["--model-version", "9.9.9"], "model_version not allowed for icme; allowed: 1.0.0, 2.0.0 "
                                    "(parameters such as threshold make a derived version by "
                                    "themselves)"),
 ])

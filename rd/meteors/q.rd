@@ -16,13 +16,14 @@
 	<meta name="subject">planetary-science</meta>
 	<meta name="subject">solar-system-astronomy</meta>
 	<meta name="subject">meteors</meta>
-	<meta name="creator">epnml team</meta>
 	<meta name="contentLevel">Research</meta>
 	<meta name="type">Catalog</meta>
 	<meta name="instrument">Armagh/Bangor meteor cameras</meta>
 	<meta name="facility">Armagh Observatory</meta>
 
 	<table id="epn_core" onDisk="True" adql="True">
+		<!-- the registry record's shortName (at most 16 characters) -->
+		<meta name="shortName">epnml meteors</meta>
 		<meta name="description">
 			Meteors, one per camera record (EPN-TAP 2.0, dataproduct_type ci).
 			The table is a view over the current rows of the store.

@@ -21,10 +21,10 @@ import torch
 from torch import nn
 
 from epnml.config import models_dir
-from epnml.ingest.stage import ModelInfo
 from epnml.ml.checkpoints import available_versions as _available_versions
 from epnml.ml.checkpoints import load_checkpoint
 from epnml.ml.checkpoints import save_checkpoint as _save
+from epnml.ml.model_info import ModelInfo
 
 from .features import SHAPE_FEATURES
 

@@ -1,6 +1,7 @@
 """Fit the meteor light-curve classes on the REAL Armagh records (no labels) and commit them.
 
-    python -m epnml.ml.meteors.train --data ../shared/data/meteors/armagh_meteors_2011_2015.csv.gz \
+    python -m epnml.experiments.meteors.train \
+        --data ../shared/data/meteors/armagh_meteors_2011_2015.csv.gz \
         --version 1.0.0
 
 Steps (seeded, ``--seed``):
@@ -176,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
                 agree_cluster, 4),
             "pair_cluster_agreement_by_chance": round(chance_cluster, 4),
         },
-        "command": f"python -m epnml.ml.meteors.train --data {args.data.name} "
+        "command": f"python -m epnml.experiments.meteors.train --data {args.data.name} "
                    f"--version {args.version} --seed {args.seed}",
         "torch": torch.__version__,
     }

@@ -1,0 +1,1 @@
+"""Training run of the meteors light-curve classifier (see ml/MODEL_CARD_meteors.md)."""
