@@ -82,10 +82,46 @@
 		<publish/>
 	</table>
 
+	<table id="coverage_src" onDisk="True" adql="False">
+		<meta name="description">
+			The time and spectral extent of epn_core's rows under the names and units
+			DaCHS' coverage updater knows (t_min/t_max in JD, em_min/em_max as vacuum
+			wavelengths in m).  Not queryable through TAP: only `dachs limits` reads it.
+			sky_ra/sky_dec are NULL for now: meteor tracks are on the sky (ICRS), but a
+			spatial coverage (MOC) of their polygons is not written yet.
+		</meta>
+		<column name="t_min" type="double precision" unit="d" ucd="time.start;obs"/>
+		<column name="t_max" type="double precision" unit="d" ucd="time.end;obs"/>
+		<column name="em_min" type="double precision" unit="m" ucd="em.wl;stat.min"/>
+		<column name="em_max" type="double precision" unit="m" ucd="em.wl;stat.max"/>
+		<column name="sky_ra" type="double precision" unit="deg" ucd="pos.eq.ra;meta.main"/>
+		<column name="sky_dec" type="double precision" unit="deg" ucd="pos.eq.dec;meta.main"/>
+		<viewStatement>
+			CREATE VIEW \curtable AS (
+				SELECT time_min AS t_min, time_max AS t_max,
+					299792458.0 / NULLIF(spectral_range_max, 0) AS em_min,
+					299792458.0 / NULLIF(spectral_range_min, 0) AS em_max,
+					NULL::double precision AS sky_ra, NULL::double precision AS sky_dec
+				FROM \schema.epn_core)
+		</viewStatement>
+	</table>
+
+	<!-- Coverage for the registry records, from the rows: `dachs limits meteors/q`
+		(service/provision.sh coverage, run after every ingest) fills it in from
+		coverage_src (temporal in MJD, as VODataService wants).  No spatial coverage
+		yet (see coverage_src). -->
+	<coverage>
+		<updater sourceTable="coverage_src"/>
+	</coverage>
+
 	<FEED source="%#epnml-datalink"/>
 
 	<data id="import">
 		<make table="epn_core"/>
+	</data>
+
+	<data id="coverage">
+		<make table="coverage_src"/>
 	</data>
 
 	<regSuite title="epnml meteors regression">
