@@ -19,7 +19,7 @@ import pytest
 
 from epnml.api.auth import owner_tag
 from epnml.config import Settings, load_settings
-from tests.conftest import Ingest
+from tests.conftest import ICME_VERSION, Ingest
 
 pyvo = pytest.importorskip("pyvo")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -229,7 +229,7 @@ def test_preview_of_an_upload(client: TestClient, ingested_icme: Ingest,
     source = ingested_icme.files["good"]
     before = _counts(settings)
     response = client.post(
-        "/preview/icme", params={"RESPONSEFORMAT": "json"},
+        "/preview/icme", params={"RESPONSEFORMAT": "json", "model_version": ICME_VERSION},
         files=[("file", ("../../etc/wind_simulated_20210301.csv", source.read_bytes(),
                          "text/csv"))])
     assert response.status_code == 200, response.text

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Ingest
+from tests.conftest import ICME_VERSION, Ingest
 
 pyvo = pytest.importorskip("pyvo")
 
@@ -18,12 +18,11 @@ def test_ingested_models_are_registered_with_their_checksum(
         ingested_icme: Ingest, ingested_crossings: Ingest, ingested_units: Ingest,
         tap: Any) -> None:
     from epnml.ml.crossings.inference import load_model
-    from epnml.ml.icme.inference import available_versions as icme_versions
 
     rows = tap.search("SELECT * FROM epnml_models.versions").to_table()
     found = {(str(r["model_name"]), str(r["model_version"])): r for r in rows}
-    # ingest uses the newest icme version (2.0.0 since #13)
-    icme = ("icme", icme_versions()[-1])
+    # the service tests ingest icme with ICME_VERSION (tests/conftest.py)
+    icme = ("icme", ICME_VERSION)
     assert {icme, ("crossings", "1.0.0"), ("units", "1.0.0")} <= set(found)
     crossings = found[("crossings", "1.0.0")]
     assert str(crossings["weights_sha256"]) == load_model("1.0.0").info.sha256

@@ -55,6 +55,9 @@ def env(store: Store, monkeypatch: pytest.MonkeyPatch) -> Store:
     """The CLI's settings: the test store's DSN and folders."""
     for name, value in (("DSN", store.settings.dsn), ("DATA_DIR", store.settings.data_dir),
                         ("API_URL", store.settings.api_url), ("WORKERS", "1"),
+                        # the stack fixture exports its own URLs: the CLI must not see them
+                        ("SERVER_URL", store.settings.server_url),
+                        ("FILES_URL", store.settings.files_url),
                         ("JOBS_DIR", store.settings.jobs_dir)):
         monkeypatch.setenv(f"EPNML_{name}", str(value))
     monkeypatch.setenv("EPNML_CONFIG", "/nonexistent/epnml.toml")
@@ -99,6 +102,9 @@ def test_preview_json_rows_are_the_http_previews(env: Store,
     assert set(cli["rows"][0]) == set(http["rows"][0])
     assert env.uid.endswith("_v1.0.0")
     assert cli["rows"][0]["granule_uid"] == env.uid + "+min_duration_h-1.5"
+    differing = {k: (a, http["rows"][0][k]) for k, a in _same_run(cli["rows"])[0].items()
+                 if a != http["rows"][0][k]}
+    assert differing == {}
     assert _same_run(cli["rows"]) == _same_run(http["rows"])
     assert cli["rows"][0]["ml_run_id"] != http["rows"][0]["ml_run_id"]  # two runs indeed
     assert _state(env.settings) == before  # a preview writes nothing
