@@ -58,6 +58,14 @@
 			description="Mean magnetic field magnitude in the event"/>
 		<column name="event_v_mean" type="double precision" unit="km/s" ucd="phys.veloc;stat.mean"
 			description="Mean solar-wind speed in the event"/>
+		<column name="icmecat_id" type="text" ucd="meta.id.cross"
+			description="ICMECAT event of the same spacecraft most covered by this detection (NULL: none overlaps, or not cross-matched)"/>
+		<column name="icmecat_overlap" type="double precision" ucd="time.interval;arith.ratio"
+			description="Fraction of the ICMECAT event (icme_start..mo_end) covered by this detection (0..1]"/>
+		<column name="nguyen_id" type="text" ucd="meta.id.cross"
+			description="Nguyen et al. 2019 Wind ICME most covered by this detection (N19_&lt;begin&gt;; NULL: none overlaps, or not cross-matched)"/>
+		<column name="nguyen_overlap" type="double precision" ucd="time.interval;arith.ratio"
+			description="Fraction of the Nguyen 2019 event (begin..end) covered by this detection (0..1]"/>
 		<!-- END generated columns -->
 		<viewStatement>
 			CREATE VIEW \curtable AS (

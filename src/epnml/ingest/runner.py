@@ -76,6 +76,9 @@ class RunSummary:
     seconds: float = 0.0
     #: runs of dead processes closed as aborted before this one started.
     swept: list[str] = field(default_factory=list)
+    #: other inputs of the run (Stage.run_inputs: catalogue names and sha256), also in
+    #: ``epnml.runs.inputs``.
+    inputs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def n_failed(self) -> int:
@@ -93,6 +96,9 @@ class RunSummary:
             f"{sum(g.n_superseded for g in self.granules)} superseded, {self.seconds:.1f} s"
         ]
         lines += [f"  closed run {r} of a process that is gone: aborted" for r in self.swept]
+        if self.inputs.get("catalogue_match"):
+            lines.append(f"  {self.inputs['catalogue_match']}: catalogue cross-match columns "
+                         "left empty")
         lines += [f"  NEW ID {g.files}: obs_id {g.renamed_from} belongs to other source data; "
                   f"stored as {g.granule_id}" for g in self.granules if g.renamed_from]
         lines += [f"  NOT CURRENT {g.granule_id}: a newer model version is current; rows "
@@ -164,8 +170,12 @@ def run_pipeline(
         started=datetime.now(UTC).replace(tzinfo=None),
         make_quicklooks=mode == "ingest",
         params=dict(params or {}),
+        reference_data=settings.shared_data,
     )
-    summary = RunSummary(run_id, pipeline, mode, model.version)
+    # what else the run reads besides its files and model (catalogues): names and sha256
+    run_inputs: dict[str, Any] = (stage.run_inputs(ctx) if hasattr(stage, "run_inputs")
+                                  else {})
+    summary = RunSummary(run_id, pipeline, mode, model.version, inputs=run_inputs)
     conn = None
     sources: dict[str, Any] = {}
     renamed: dict[str, str] = {}
@@ -182,10 +192,10 @@ def run_pipeline(
         hostname, boot_id, pid, proc_start = process_identity()
         conn.execute(
             "INSERT INTO epnml.runs (run_id, pipeline, model_name, model_version, started_at,"
-            " params, status, hostname, boot_id, pid, proc_start, heartbeat_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s::jsonb, 'running', %s, %s, %s, %s, %s)",
+            " params, inputs, status, hostname, boot_id, pid, proc_start, heartbeat_at)"
+            " VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, 'running', %s, %s, %s, %s, %s)",
             (run_id, pipeline, model.name, model.version, ctx.started, json.dumps(ctx.params),
-             hostname, boot_id, pid, proc_start, ctx.started),
+             json.dumps(run_inputs), hostname, boot_id, pid, proc_start, ctx.started),
         )
     status = "stopped"
     t0 = time.perf_counter()

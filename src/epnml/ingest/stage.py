@@ -76,6 +76,10 @@ class RunContext:
     #: pipeline parameters as given (validated by the runner with epnml.ingest.spec); a
     #: stage reads every value through ``spec.resolve`` (defaults filled in, same check).
     params: dict[str, Any] = field(default_factory=dict)
+    #: the read-only reference data of the settings (``Settings.shared_data``): published
+    #: catalogues a stage cross-matches (icme: ICMECAT, Nguyen 2019). An input of the run
+    #: like the model file, recorded with it (``Stage.run_inputs``); None = not available.
+    reference_data: Path | None = None
 
 
 @dataclass

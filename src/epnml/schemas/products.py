@@ -87,7 +87,21 @@ PRODUCTS: dict[str, Product] = {
             _custom("event_v_mean", "double precision", "km/s", "phys.veloc;stat.mean",
                     "Mean solar-wind speed in the event"),
         ),
-        added=(_DATALINK,),
+        # catalogue cross-match of each detection (issue #13; rule: docs/pipelines/icme.md)
+        added=(_DATALINK, ("0012_events_catalogue_match", (
+            _custom("icmecat_id", "text", "", "meta.id.cross",
+                    "ICMECAT event of the same spacecraft most covered by this detection "
+                    "(NULL: none overlaps, or not cross-matched)"),
+            _custom("icmecat_overlap", "double precision", "", "time.interval;arith.ratio",
+                    "Fraction of the ICMECAT event (icme_start..mo_end) covered by "
+                    "this detection (0..1]"),
+            _custom("nguyen_id", "text", "", "meta.id.cross",
+                    "Nguyen et al. 2019 Wind ICME most covered by this detection "
+                    "(N19_<begin>; NULL: none overlaps, or not cross-matched)"),
+            _custom("nguyen_overlap", "double precision", "", "time.interval;arith.ratio",
+                    "Fraction of the Nguyen 2019 event (begin..end) covered by this "
+                    "detection (0..1]"),
+        ))),
     ),
     "crossings": Product(
         family="crossings",

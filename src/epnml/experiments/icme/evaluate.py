@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from epnml.ingest.readers.icme_catalogues import ICMECAT_NAME, between, read_icmecat
 from epnml.ml.icme.events import extract_events
 from epnml.ml.icme.features import FEATURES
 
@@ -33,7 +34,7 @@ DATA_FILES = {
     "stereoa": "solarwind/stereoa_2019_10min.csv",
 }
 SPACECRAFT_NAMES = {"wind": "Wind", "stereoa": "STEREO-A"}
-ICMECAT_FILE = "catalogues/helio4cast_icmecat_v23.csv"
+ICMECAT_FILE = f"catalogues/{ICMECAT_NAME}"
 
 #: (spacecraft, first day, last day inclusive). Separated by spacecraft AND time:
 #: the test months (Wind Sep-Dec 2019) are never seen in training or model selection.
@@ -243,11 +244,8 @@ def icmecat_events(
     spacecraft: str, start: Any, end: Any, data_dir: Path | None = None
 ) -> list[Interval]:
     """ICMECAT v2.3 (icme_start, mo_end) intervals of one spacecraft overlapping [start, end]."""
-    cat = pd.read_csv((data_dir or shared_data_dir()) / ICMECAT_FILE)
-    s = pd.to_datetime(cat["icme_start_time"]).dt.tz_localize(None)
-    e = pd.to_datetime(cat["mo_end_time"]).dt.tz_localize(None)
-    m = (cat["sc_insitu"] == spacecraft) & (e >= pd.Timestamp(start)) & (s <= pd.Timestamp(end))
-    return sorted(zip(s[m], e[m], strict=True))
+    return between(read_icmecat((data_dir or shared_data_dir()) / ICMECAT_FILE), spacecraft,
+                   start, end)
 
 
 # ----------------------------------------------------------------------------- evaluation

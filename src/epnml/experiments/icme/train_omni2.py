@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from epnml.ingest.readers.icme_catalogues import NGUYEN_NAME, between, read_nguyen
 from epnml.ml.icme.events import extract_events
 from epnml.ml.icme.features import DEFAULT_SCALER, FEATURES, Scaler, frame_to_array
 from epnml.ml.icme.inference import (
@@ -64,7 +65,7 @@ SPLIT_YEARS: dict[str, list[int]] = {
     "test": [2000, 2005, 2008, 2014],
 }
 OMNI2_DIR = "solarwind/omni2_hourly"
-NGUYEN_FILE = "catalogues/nguyen2019_wind_icmes.csv"
+NGUYEN_FILE = f"catalogues/{NGUYEN_NAME}"
 CADENCE = pd.Timedelta(hours=1)
 WINDOW = 256  # hours (10.7 days)
 SCALER = Scaler(log=DEFAULT_SCALER.log, center=DEFAULT_SCALER.center, scale=DEFAULT_SCALER.scale,
@@ -95,11 +96,8 @@ def icmecat_wind(data_dir: Path) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
 
 
 def nguyen_events(data_dir: Path) -> list[tuple[pd.Timestamp, pd.Timestamp]]:
-    cat = pd.read_csv(data_dir / NGUYEN_FILE)
-    s = pd.to_datetime(cat["begin"], format="mixed")  # with or without seconds
-    e = pd.to_datetime(cat["end"], format="mixed")
-    m = (e >= pd.Timestamp(f"{YEARS[0]}-01-01")) & (s < pd.Timestamp(f"{YEARS[-1] + 1}-01-01"))
-    return sorted(zip(s[m], e[m], strict=True))
+    return between(read_nguyen(data_dir / NGUYEN_FILE), None, f"{YEARS[0]}-01-01",
+                   f"{YEARS[-1]}-12-31 23:59:59")
 
 
 def hourly_labels(index: pd.DatetimeIndex, events: Sequence[tuple[Any, Any]]) -> np.ndarray:

@@ -2,6 +2,12 @@
 
 Science case: Europlanet IWF (Rüdisser et al. 2022, Space Weather,
 doi:10.1029/2022SW003149). Pure: reads files, runs the model, builds rows.
+
+Every row is cross-matched with the published ICME lists found in the run's reference data
+(``RunContext.reference_data`` = ``Settings.shared_data``: ICMECAT and Nguyen 2019, read by
+:mod:`epnml.ingest.readers.icme_catalogues`). They are an input of the run like the model
+file: the runner records their names and sha256 (``run_inputs`` -> ``epnml.runs.inputs``),
+and the stage never looks anywhere else for them.
 """
 
 from __future__ import annotations
@@ -18,6 +24,12 @@ import pandas as pd
 
 from epnml.ingest.epn import core_row, earth_sun_distance_au, finite_or_none, iso_utc, to_jd
 from epnml.ingest.limits import ResourceLimits
+from epnml.ingest.readers.icme_catalogues import (
+    MATCH_SPACECRAFT,
+    Catalogues,
+    best_match,
+    load_catalogues,
+)
 from epnml.ingest.readers.solarwind import SOLARWIND_LIMITS
 from epnml.ingest.stage import (
     CommittedModelStage,
@@ -84,6 +96,20 @@ class IcmeStage(CommittedModelStage):
     #: :data:`epnml.ingest.readers.solarwind.SOLARWIND_LIMITS` for the choice):
     #: 22 years of time span, 1.2 M samples in the file(s) and 10-min bins, 1 GB.
     limits: ResourceLimits = SOLARWIND_LIMITS
+    #: catalogues already read, by reference-data folder (read once per process)
+    _catalogues: dict[Path | None, Catalogues]
+
+    def catalogues(self, ctx: RunContext) -> Catalogues:
+        """The ICME catalogues of the run's reference data (CatalogueError if unreadable)."""
+        cache = self.__dict__.setdefault("_catalogues", {})
+        if ctx.reference_data not in cache:
+            cache[ctx.reference_data] = load_catalogues(ctx.reference_data)
+        found: Catalogues = cache[ctx.reference_data]
+        return found
+
+    def run_inputs(self, ctx: RunContext) -> dict[str, Any]:
+        """Recorded with the run: the catalogue files' names, sha256 and event counts."""
+        return self.catalogues(ctx).record()
 
     def granules(self, paths: Sequence[Path]) -> list[Granule]:
         from epnml.ingest.readers.solarwind import group_solarwind_files
@@ -124,6 +150,7 @@ class IcmeStage(CommittedModelStage):
         proba = predict_proba(frame, self._model)
         events = extract_events(pd.DatetimeIndex(frame.index), proba, **postprocess)
         source = describe_source(granule)
+        catalogues = self.catalogues(ctx)
         info = self.model_info()
         records = []
         rows = []
@@ -138,13 +165,14 @@ class IcmeStage(CommittedModelStage):
                 "v_mean": float(np.nanmean(inside["vt"])) if inside["vt"].notna().any() else np.nan,
             }
             uid = f"icme_{granule.granule_id}_{start:%Y%m%dt%H%M}_v{info.version}"
+            matches = cross_match(catalogues, source, start, end)
             records.append({
                 "start": iso_utc(start), "end": iso_utc(end),
                 "score": round(float(event["score"]), 4), "peak": round(float(event["peak"]), 4),
                 **{k: round(v, 3) if np.isfinite(v) else None for k, v in stats.items()},
                 "spacecraft": source.host, "granule_id": granule.granule_id,
                 "granule_uid": uid, "model": info.name, "model_version": info.version,
-                "simulated": source.simulated,
+                "simulated": source.simulated, **matches,
             })
             thumb = f"events/{_safe(uid)}.png"
             if ctx.make_quicklooks:
@@ -154,18 +182,17 @@ class IcmeStage(CommittedModelStage):
                                                                  if source.simulated else "")
                 files[thumb] = solarwind_quicklook_png(frame, start, end, title)
             rows.append(self._row(uid, granule, source, info, start, end, float(event["score"]),
-                                  stats, ctx, thumb if ctx.make_quicklooks else None, invalid))
+                                  stats, ctx, thumb if ctx.make_quicklooks else None, invalid,
+                                  catalogues, matches))
         return StageOutput(granule, pd.DataFrame.from_records(records, columns=RECORD_COLUMNS),
                            rows, files, invalid_values=invalid)
 
     def _row(self, uid: str, granule: Granule, source: Source, info: ModelInfo,
              start: pd.Timestamp, end: pd.Timestamp, score: float, stats: dict[str, float],
              ctx: RunContext, thumb: str | None,
-             invalid: dict[str, int] | None = None) -> dict[str, Any]:
-        # the cadence the model sees (icme 1.x: 10 min; 2.x: 1 h means of the 10-min frame)
-        cadence_s = 60.0 * float(self._model.config.get("cadence_min", CADENCE_S / 60))
-        what = "SIMULATED solar wind (demo inputs, not spacecraft data)" if source.simulated \
-            else f"{source.host} {source.instrument.replace('#', '/')} data"
+             invalid: dict[str, int] | None = None, catalogues: Catalogues | None = None,
+             matches: dict[str, Any] | None = None) -> dict[str, Any]:
+        cadence_s = self._cadence_s()
         sun = None
         if source.near_earth:
             # L1 monitors sit about 0.01 au sunward of Earth; OMNI is shifted to the bow shock.
@@ -184,11 +211,7 @@ class IcmeStage(CommittedModelStage):
             "instrument_host_name": source.host,
             "instrument_name": source.instrument,
             "measurement_type": "phys.magField#phys.veloc#phys.density#phys.temperature",
-            "processing_level_desc": (
-                f"ICME detected by model {info.name} v{info.version} (1-D ResUNet++-style "
-                f"segmentation at {cadence_s / 60:g}-min cadence) in {what}"
-                + invalid_note(invalid or {})
-            ),
+            "processing_level_desc": self._desc(info, source, catalogues, invalid),
             "time_refposition": source.host,
             "target_region": "solar-wind",
             "sun_distance_min": sun,
@@ -200,12 +223,51 @@ class IcmeStage(CommittedModelStage):
             "event_b_max": finite_or_none(stats["b_max"]),
             "event_b_mean": finite_or_none(stats["b_mean"]),
             "event_v_mean": finite_or_none(stats["v_mean"]),
-        }
+        } | (matches or dict.fromkeys(MATCH_COLUMNS))
+
+
+    def _cadence_s(self) -> float:
+        # the cadence the model sees (icme 1.x: 10 min; 2.x: 1 h means of the 10-min frame)
+        return 60.0 * float(self._model.config.get("cadence_min", CADENCE_S / 60))
+
+    def _desc(self, info: ModelInfo, source: Source, catalogues: Catalogues | None,
+              invalid: dict[str, int] | None) -> str:
+        what = "SIMULATED solar wind (demo inputs, not spacecraft data)" if source.simulated \
+            else f"{source.host} {source.instrument.replace('#', '/')} data"
+        note = ""
+        if catalogues is not None and not source.simulated and not catalogues.available:
+            note = "; not cross-matched with ICME catalogues (catalogues not available)"
+        return (f"ICME detected by model {info.name} v{info.version} (1-D ResUNet++-style "
+                f"segmentation at {self._cadence_s() / 60:g}-min cadence) in {what}"
+                + note + invalid_note(invalid or {}))
+
+
+#: the cross-match columns (rows and ``predict`` records), NULL when nothing matches.
+MATCH_COLUMNS = ["icmecat_id", "icmecat_overlap", "nguyen_id", "nguyen_overlap"]
+
+
+def cross_match(catalogues: Catalogues, source: Source, start: pd.Timestamp,
+                end: pd.Timestamp) -> dict[str, Any]:
+    """Per catalogue, the event of the source's spacecraft most covered by [start, end].
+
+    Simulated inputs are never matched: their times are invented, a catalogued ICME at
+    the same time would be a coincidence. Overlaps are rounded to 4 decimals.
+    """
+    out: dict[str, Any] = dict.fromkeys(MATCH_COLUMNS)
+    if source.simulated:
+        return out
+    for key, spacecraft in MATCH_SPACECRAFT.items():
+        cat = catalogues.get(key)
+        match = best_match(cat.events, spacecraft.get(source.host), start, end) \
+            if cat is not None else None
+        if match is not None:
+            out[f"{key}_id"], out[f"{key}_overlap"] = match[0], round(match[1], 4)
+    return out
 
 
 RECORD_COLUMNS = [
     "start", "end", "score", "peak", "duration_h", "b_max", "b_mean", "v_mean", "spacecraft",
-    "granule_id", "granule_uid", "model", "model_version", "simulated",
+    "granule_id", "granule_uid", "model", "model_version", "simulated", *MATCH_COLUMNS,
 ]
 
 
