@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import pytest
@@ -202,7 +201,8 @@ def _truth_catalogue(root: Path, truth: list[tuple[T, T]]) -> list[tuple[str, st
     return [e for e in ICMECAT_EVENTS if e[1] == "Wind"] + events
 
 
-def test_stage_rows_carry_the_matches(wind_csv: tuple[Path, list[tuple[T, T]]], tmp_path: Path) -> None:
+def test_stage_rows_carry_the_matches(wind_csv: tuple[Path, list[tuple[T, T]]],
+                                      tmp_path: Path) -> None:
     path, truth = wind_csv
     assert len(truth) == 3
     catalogue = _truth_catalogue(tmp_path, truth)
