@@ -43,6 +43,10 @@ C_NM_HZ = 299_792_458.0 * 1e9
 #: NIR grid used when a granule has no VIS product (real NIR DDRs: 896-1491 nm).
 NIR_GRID_NM = (900.0, 1450.0, 4.0)
 MIN_CELLS = 10
+#: MESSENGER from launch to impact: a MASCS spectrum dated outside it cannot be an
+#: observation (a simulator's or a clock's date), and its rows would mislead time searches.
+MISSION_START = pd.Timestamp("2004-08-03T00:00:00")
+MISSION_END = pd.Timestamp("2015-04-30T19:26:00")
 PHASES = ("olivine", "orthopyroxene", "clinopyroxene", "plagioclase", "glass", "other")
 
 
@@ -148,6 +152,7 @@ class UnitsStage:
             metas.append(o.meta.loc[keep].reset_index(drop=True))
             specs.append(G.resample(o.wavelength_nm, clipped[keep], wl))
         meta = pd.concat(metas, ignore_index=True)
+        _check_mission_times(granule, meta)
         spectra = np.vstack(specs) if specs else np.zeros((0, wl.size))
         if len(meta) == 0:
             raise GranuleError(granule.label, "no footprint passes the geometry filter "
@@ -279,6 +284,20 @@ RECORD_COLUMNS = [
     "lon_max", "lat_min", "lat_max", "score", "n_units", "simulated", "granule_id",
     *(f"abundance_{p}" for p in PHASES), *(f"abundance_sigma_{p}" for p in PHASES),
 ]
+
+
+def _check_mission_times(granule: Granule, meta: pd.DataFrame) -> None:
+    """Refuse a granule whose spectra are dated outside MESSENGER's mission."""
+    times = pd.to_datetime(meta["time"]).dropna()
+    if not len(times):
+        return
+    outside = times[(times < MISSION_START) | (times > MISSION_END)]
+    if len(outside):
+        bad = outside.min()
+        raise GranuleError(granule.label, f"spectrum time {bad:%Y-%m-%dT%H:%M:%S} is outside "
+                                          f"the MESSENGER mission ({MISSION_START:%Y-%m-%d} .. "
+                                          f"{MISSION_END:%Y-%m-%d}): MASCS cannot have "
+                                          "observed it")
 
 
 def _purity(embedding: np.ndarray, labels: np.ndarray, k: int = 10) -> np.ndarray:
