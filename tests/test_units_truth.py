@@ -7,6 +7,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -53,3 +54,38 @@ def test_stage_refuses_spectra_dated_after_the_mission(tmp_path: Path,
                         r"\(2004-08-03 \.\. 2015-04-30\): MASCS cannot have observed it",
                         str(err.value)), str(err.value)
     assert "simulated_virsvd_sim_26001_000000.lbl" in str(err.value)
+
+
+def test_membership_stability_is_a_graded_frequency() -> None:
+    """Cells between two overlapping units lose their unit in some bootstraps; far ones never."""
+    from epnml.ml.units.pipeline import membership_stability
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0, 1, (200, 2)), rng.normal(2.5, 1, (200, 2))
+    labels = np.r_[np.zeros(200, int), np.ones(200, int)]
+    near = membership_stability(np.vstack([a, b]), labels)
+    assert near is not None and near.shape == (400,)
+    assert set(np.unique(near * 10).astype(int)) <= set(range(11))  # 10 bootstraps
+    assert 0.0 <= near.min() < 0.5 and near.max() == 1.0
+    middle = int(np.argmin(np.abs(np.vstack([a, b]).sum(axis=1) - 2.5)))
+    assert near[middle] < 1.0
+    far = membership_stability(np.vstack([a, b + 100.0]), labels)
+    assert far is not None and far.min() == 1.0
+    assert membership_stability(np.vstack([a, b]), np.zeros(400, int)) is None
+
+
+def test_units_rows_score_is_the_stability_or_null(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    import epnml.ml.units.pipeline as pipeline
+
+    files = _product(tmp_path)
+    stage = UnitsStage()
+    granule = stage.granules(files)[0]
+    rows = stage.process(granule, _ctx(**FAST)).rows
+    assert rows
+    for row in rows:
+        assert row["ml_score"] is not None and 0.0 <= row["ml_score"] <= 1.0
+    monkeypatch.setattr(pipeline, "membership_stability", lambda *a, **k: None)
+    out = stage.process(granule, _ctx(**FAST))
+    assert out.rows and [r["ml_score"] for r in out.rows] == [None] * len(out.rows)
+    assert out.records["score"].isna().all()

@@ -129,7 +129,7 @@ class UnitsStage:
     def process(self, granule: Granule, ctx: RunContext) -> StageOutput:
         from epnml.ingest.readers.mascs import read_mascs_files
         from epnml.ml.units import grid as G
-        from epnml.ml.units.pipeline import fit_units
+        from epnml.ml.units.pipeline import fit_units, membership_stability
         from epnml.ml.units.regions import spoly_literal, unit_regions
 
         p = self._params(ctx)
@@ -171,7 +171,8 @@ class UnitsStage:
             cfg = replace(cfg, embedding="none")
         res = fit_units(x, cfg, None if p["n_clusters"] is None else int(p["n_clusters"]))
         cells["unit"] = res.labels
-        cells["purity"] = _purity(res.embedding, res.labels)
+        stability = membership_stability(res.embedding, res.labels, seed=cfg.seed)
+        cells["stability"] = np.nan if stability is None else stability
         angles = _cell_angles(meta, grid)
         cells = cells.merge(angles, on=["row", "col"], how="left")
         tiles = unit_regions(cells["row"].to_numpy(), cells["col"].to_numpy(), res.labels,
@@ -201,12 +202,14 @@ class UnitsStage:
             sel = key.loc[[tuple(rc) for rc in t.cells]]
             uid = (f"units_{granule.granule_id}_u{t.unit_id}_r{t.region}_t{t.tile}"
                    f"_v{info.version}")
-            score = float(np.clip(sel["purity"].mean(), 0.0, 1.0))
+            # the share of bootstraps in which the row's cells keep their unit (None: one unit)
+            mean_stab = float(sel["stability"].mean())
+            score = round(mean_stab, 4) if np.isfinite(mean_stab) else None
             ab = abund.get(t.unit_id)
             rec: dict[str, Any] = {"granule_uid": uid, "unit_id": t.unit_id, "region": t.region,
                    "tile": t.tile, "cell_count": t.cell_count, "region_cells": t.region_cells,
                    "lon_min": t.lon_min, "lon_max": t.lon_max, "lat_min": t.lat_min,
-                   "lat_max": t.lat_max, "score": round(score, 4),
+                   "lat_max": t.lat_max, "score": score,
                    "n_units": res.n_clusters, "simulated": simulated,
                    "granule_id": granule.granule_id}
             for ph in PHASES:
@@ -298,18 +301,6 @@ def _check_mission_times(granule: Granule, meta: pd.DataFrame) -> None:
                                           f"the MESSENGER mission ({MISSION_START:%Y-%m-%d} .. "
                                           f"{MISSION_END:%Y-%m-%d}): MASCS cannot have "
                                           "observed it")
-
-
-def _purity(embedding: np.ndarray, labels: np.ndarray, k: int = 10) -> np.ndarray:
-    """Share of each cell's k nearest neighbours (embedding) in its own unit: a 0..1 score."""
-    from sklearn.neighbors import NearestNeighbors
-
-    n = embedding.shape[0]
-    k = min(k, n - 1)
-    if k < 1:
-        return np.ones(n)
-    idx = NearestNeighbors(n_neighbors=k + 1).fit(embedding).kneighbors(return_distance=False)
-    return (labels[idx[:, 1:]] == labels[:, None]).mean(axis=1)
 
 
 def _cell_angles(meta: pd.DataFrame, grid: Any) -> pd.DataFrame:
