@@ -89,3 +89,40 @@ def test_units_rows_score_is_the_stability_or_null(tmp_path: Path,
     out = stage.process(granule, _ctx(**FAST))
     assert out.rows and [r["ml_score"] for r in out.rows] == [None] * len(out.rows)
     assert out.records["score"].isna().all()
+
+
+def test_abundances_withheld_above_the_spread_limit(tmp_path: Path) -> None:
+    """cpx 36.6 +- 37.4 % is not an estimate: NULL above max_abundance_sigma, spread kept."""
+    from epnml.ingest.stages.units import PHASES
+
+    files = _product(tmp_path)
+    stage = UnitsStage()
+    granule = stage.granules(files)[0]
+    loose = stage.process(granule, _ctx(**FAST, max_abundance_sigma=100.0)).records
+    assert len(loose)
+    for _, r in loose.iterrows():
+        assert sum(r[f"abundance_{p}"] for p in PHASES) == pytest.approx(100.0, abs=0.1)
+    sigmas = loose[[f"abundance_sigma_{p}" for p in PHASES]].to_numpy().ravel()
+    limit = float(np.median(sigmas))  # some estimates on each side of it
+    assert (sigmas > limit).any() and (sigmas <= limit).any()
+    strict = stage.process(granule, _ctx(**FAST, max_abundance_sigma=limit)).records
+    assert len(strict) == len(loose)
+    for (_, a), (_, b) in zip(loose.iterrows(), strict.iterrows(), strict=True):
+        for p in PHASES:
+            assert b[f"abundance_sigma_{p}"] == a[f"abundance_sigma_{p}"]
+            if a[f"abundance_sigma_{p}"] > limit:
+                assert pd.isna(b[f"abundance_{p}"])
+            else:
+                assert b[f"abundance_{p}"] == a[f"abundance_{p}"]
+
+
+def test_regions_below_min_cells_are_not_rows(tmp_path: Path) -> None:
+    files = _product(tmp_path)
+    stage = UnitsStage()
+    granule = stage.granules(files)[0]
+    every = stage.process(granule, _ctx(**FAST, min_cells=1)).records
+    default = stage.process(granule, _ctx(**FAST)).records
+    small = every.drop_duplicates(["unit_id", "region"])
+    assert (small["region_cells"] < 4).any()  # the fixture has specks
+    assert len(default) and default["region_cells"].min() >= 4
+    assert len(default) == int((every["region_cells"] >= 4).sum())

@@ -197,6 +197,7 @@ class UnitsStage:
                 files[thumb] = _spectrum_png(wl_used, means[u], stds[u], int(u), simulated)
             spec_url[int(u)] = (f"{base}.csv", thumb)
         key = cells.set_index(["row", "col"])
+        max_sigma = float(p["max_abundance_sigma"])
         records, out_rows = [], []
         for t in tiles:
             sel = key.loc[[tuple(rc) for rc in t.cells]]
@@ -213,9 +214,12 @@ class UnitsStage:
                    "n_units": res.n_clusters, "simulated": simulated,
                    "granule_id": granule.granule_id}
             for ph in PHASES:
-                rec[f"abundance_{ph}"] = None if ab is None else round(ab["abundance"][ph], 2)
-                rec[f"abundance_sigma_{ph}"] = None if ab is None else \
-                    round(ab["abundance_sigma"][ph], 2)
+                sigma = None if ab is None else round(ab["abundance_sigma"][ph], 2)
+                # an estimate whose ensemble spread exceeds the limit is not informative:
+                # withheld (NULL), its spread kept so the reason stays visible
+                rec[f"abundance_{ph}"] = None if ab is None or sigma is None or \
+                    sigma > max_sigma else round(ab["abundance"][ph], 2)
+                rec[f"abundance_sigma_{ph}"] = sigma
             records.append(rec)
             csv_path, thumb = spec_url[t.unit_id]
             row = core_row(
@@ -244,7 +248,8 @@ class UnitsStage:
                 "access_url": f"{ctx.files_base_url}/{csv_path}",
                 "access_format": "text/csv",
                 "processing_level_desc": self._desc(info, res, detector, used, simulated,
-                                                    grid.step_deg, ab is not None, cfg.embedding),
+                                                    grid.step_deg, ab is not None, cfg.embedding,
+                                                    max_sigma),
                 "time_refposition": "MESSENGER",
                 "spatial_coordinate_description": "Mercury planetocentric, east longitude",
                 "ml_score": score,
@@ -269,12 +274,14 @@ class UnitsStage:
         return {int(u): pr for u, pr in zip(units, preds, strict=True) if pr is not None}
 
     def _desc(self, info: ModelInfo, res: Any, detector: str, used: list[Any],
-              simulated: bool, step: float, with_abundances: bool, embedding: str) -> str:
+              simulated: bool, step: float, with_abundances: bool, embedding: str,
+              max_sigma: float) -> str:
         what = ("SIMULATED MASCS-like spectra (demo inputs, not spacecraft data)" if simulated
                 else f"MESSENGER MASCS VIRS {detector} DDR spectra "
                      f"({sum(o.n_spectra for o in used)} spectra, {len(used)} observations)")
         ab = (f"; abundances by model minerals v{self._minerals.info.version} "
-              "(RELAB-trained, 350-1050 nm)" if with_abundances else
+              "(RELAB-trained, 350-1050 nm; NULL where the ensemble spread exceeds "
+              f"{max_sigma:g} pp)" if with_abundances else
               "; no abundances (spectra do not cover 350-1050 nm or no minerals model)")
         emb = "UMAP" if embedding == "umap" else "no UMAP (ICA sources clustered directly)"
         return (f"Spectral unit region from {info.name} v{info.version} (FastICA "
