@@ -24,9 +24,14 @@ if [ ! -f "$demo/.generated" ]; then
     "$VENV/bin/python" -m epnml.ingest.simulate.solarwind --out "$demo" --days 56 --seed 2026
     touch "$demo/.generated"
 fi
-log "ingesting the demo inputs (simulated solar wind)"
+log "ingesting the demo inputs (simulated solar wind, the CDAWeb CDF pair)"
+# One input, one set of rows: the simulator writes the same wind as a CSV, a CDAWeb CDF pair
+# and an OMNIWeb listing (each a granule of its own, so ingesting all three served every
+# ICME three times); the demo ingests only the CDF pair (the real Wind archive's format).
+# The other two stay on disk for trying the readers; the tests cover every format.
 # truth.csv (the simulator's true ICME intervals) is for evaluation, not an input.
-"$VENV/bin/epnml" ingest icme --no-progress "$demo"/simulated_*
+"$VENV/bin/epnml" ingest icme --no-progress "$demo"/simulated_wind_mfi_h0_*.cdf \
+    "$demo"/simulated_wind_swe_h1_*.cdf
 mag=$DACHS_ROOT/epnml-demo-messenger
 if [ ! -f "$mag/.generated" ]; then
     log "generating simulated MESSENGER MAG orbits in $mag"

@@ -51,7 +51,7 @@ def test_fixture_vis_round_trip(fx: dict[str, Path]) -> None:
     # fill (1e32) became NaN, nothing huge survives; corners kept
     assert np.isnan(obs.iof).any() and np.nanmax(obs.iof) < 1.0
     assert {"lat_c1", "lon_c4", "phase", "time", "dq_index"} <= set(obs.meta.columns)
-    assert obs.meta["time"].iloc[1] == pd.Timestamp("2026-01-01 00:00:01")
+    assert obs.meta["time"].iloc[1] == pd.Timestamp("2012-06-15 00:00:01")
     # the .dat path reads the same product
     assert read_mascs(fx["vis_dat"]).n_spectra == obs.n_spectra
 

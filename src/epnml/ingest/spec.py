@@ -69,8 +69,13 @@ class UnitsParams(_Params):
                                               description="embedding before clustering")
     n_clusters: int | None = Field(None, ge=2, le=50, json_schema_extra=MODEL,
                                    description="number of units; None: largest dendrogram gap")
-    min_cells: int = Field(1, ge=1, le=100000, json_schema_extra=MODEL,
-                           description="smallest region kept, grid cells")
+    min_cells: int = Field(4, ge=1, le=100000, json_schema_extra=MODEL,
+                           description="smallest region served as a row, grid cells "
+                                       "(smaller specks are not regions)")
+    max_abundance_sigma: float = Field(
+        20.0, gt=0, le=100, json_schema_extra=MODEL,
+        description="largest ensemble spread of a served abundance, percentage points "
+                    "(above it the abundance is NULL, its spread kept)")
     detector: Literal["auto", "VIS", "NIR"] = Field("auto", json_schema_extra=MODEL,
                                                     description="MASCS detector used")
     max_incidence: float = Field(80.0, ge=0, le=90, json_schema_extra=MODEL,

@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .geotiff import write_mars_geotiff
+from .geotiff import MARS_R, write_mars_geotiff
 
 CHUNK = 1024
 PIXEL_M = 0.5
@@ -222,8 +222,15 @@ def simulate_ice_scene(seed: int, chunks: tuple[int, int] = (2, 2), icy: bool | 
 
 
 def write_ice_geotiff(path: Path, scene: IceScene, lon0: float, lat0: float) -> Path:
-    """8-bit image as a Mars equirectangular GeoTIFF, top-left corner at lon0 / lat0."""
-    return write_mars_geotiff(path, scene.image, lon0, lat0, scene.pixel_m)
+    """8-bit image as a Mars equirectangular GeoTIFF, top-left corner at lon0 / lat0.
+
+    The standard parallel is the image's centre latitude, so its pixels are ``pixel_m``
+    square on the ground (HiRISE RDRs do the same): with the parallel at 0 a 512 m chunk
+    at 50 deg S spanned only 0.33 km east-west while the rows said 0.512 km."""
+    height_m = scene.image.shape[0] * scene.pixel_m
+    centre = lat0 - math.degrees(height_m / 2.0 / MARS_R)
+    return write_mars_geotiff(path, scene.image, lon0, lat0, scene.pixel_m,
+                              std_parallel=centre)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,6 +34,10 @@ import pandas as pd
 
 SIMULATED = "SIMULATED"
 FILL = 1e32
+#: The simulated observation's first spectrum: a day of MESSENGER's orbital phase
+#: (2011-03-18 .. 2015-04-30), never the simulator's clock: rows made from it must carry
+#: dates the instrument could have observed (the units stage refuses any other).
+SIMULATED_EPOCH = pd.Timestamp("2012-06-15T00:00:00")
 #: USGS names (prefix match) used as endmembers, in this order.
 USGS_ENDMEMBERS = ("Olivine GDS70", "Enstatite", "Augite", "Labradorite")
 ENDMEMBER_NAMES = ("olivine", "orthopyroxene", "clinopyroxene", "plagioclase", "dark_opaque")
@@ -323,7 +327,7 @@ def write_simulated_mascs(out_dir: Path | str, obs_id: str = "sim_26001_000000",
     out.mkdir(parents=True, exist_ok=True)
     meta, iof, wl = simulate_footprints(**kwargs)
     n = len(meta)
-    t0 = pd.Timestamp("2026-01-01T00:00:00")
+    t0 = SIMULATED_EPOCH
     times = [(t0 + pd.Timedelta(seconds=i)).strftime("%y%jT%H:%M:%S.00") for i in range(n)]
     data: dict[str, np.ndarray] = {
         "SC_TIME": np.arange(n, dtype=np.uint32) + 1,

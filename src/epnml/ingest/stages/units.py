@@ -43,6 +43,10 @@ C_NM_HZ = 299_792_458.0 * 1e9
 #: NIR grid used when a granule has no VIS product (real NIR DDRs: 896-1491 nm).
 NIR_GRID_NM = (900.0, 1450.0, 4.0)
 MIN_CELLS = 10
+#: MESSENGER from launch to impact: a MASCS spectrum dated outside it cannot be an
+#: observation (a simulator's or a clock's date), and its rows would mislead time searches.
+MISSION_START = pd.Timestamp("2004-08-03T00:00:00")
+MISSION_END = pd.Timestamp("2015-04-30T19:26:00")
 PHASES = ("olivine", "orthopyroxene", "clinopyroxene", "plagioclase", "glass", "other")
 
 
@@ -125,7 +129,7 @@ class UnitsStage:
     def process(self, granule: Granule, ctx: RunContext) -> StageOutput:
         from epnml.ingest.readers.mascs import read_mascs_files
         from epnml.ml.units import grid as G
-        from epnml.ml.units.pipeline import fit_units
+        from epnml.ml.units.pipeline import fit_units, membership_stability
         from epnml.ml.units.regions import spoly_literal, unit_regions
 
         p = self._params(ctx)
@@ -148,6 +152,7 @@ class UnitsStage:
             metas.append(o.meta.loc[keep].reset_index(drop=True))
             specs.append(G.resample(o.wavelength_nm, clipped[keep], wl))
         meta = pd.concat(metas, ignore_index=True)
+        _check_mission_times(granule, meta)
         spectra = np.vstack(specs) if specs else np.zeros((0, wl.size))
         if len(meta) == 0:
             raise GranuleError(granule.label, "no footprint passes the geometry filter "
@@ -166,7 +171,8 @@ class UnitsStage:
             cfg = replace(cfg, embedding="none")
         res = fit_units(x, cfg, None if p["n_clusters"] is None else int(p["n_clusters"]))
         cells["unit"] = res.labels
-        cells["purity"] = _purity(res.embedding, res.labels)
+        stability = membership_stability(res.embedding, res.labels, seed=cfg.seed)
+        cells["stability"] = np.nan if stability is None else stability
         angles = _cell_angles(meta, grid)
         cells = cells.merge(angles, on=["row", "col"], how="left")
         tiles = unit_regions(cells["row"].to_numpy(), cells["col"].to_numpy(), res.labels,
@@ -191,23 +197,29 @@ class UnitsStage:
                 files[thumb] = _spectrum_png(wl_used, means[u], stds[u], int(u), simulated)
             spec_url[int(u)] = (f"{base}.csv", thumb)
         key = cells.set_index(["row", "col"])
+        max_sigma = float(p["max_abundance_sigma"])
         records, out_rows = [], []
         for t in tiles:
             sel = key.loc[[tuple(rc) for rc in t.cells]]
             uid = (f"units_{granule.granule_id}_u{t.unit_id}_r{t.region}_t{t.tile}"
                    f"_v{info.version}")
-            score = float(np.clip(sel["purity"].mean(), 0.0, 1.0))
+            # the share of bootstraps in which the row's cells keep their unit (None: one unit)
+            mean_stab = float(sel["stability"].mean())
+            score = round(mean_stab, 4) if np.isfinite(mean_stab) else None
             ab = abund.get(t.unit_id)
             rec: dict[str, Any] = {"granule_uid": uid, "unit_id": t.unit_id, "region": t.region,
                    "tile": t.tile, "cell_count": t.cell_count, "region_cells": t.region_cells,
                    "lon_min": t.lon_min, "lon_max": t.lon_max, "lat_min": t.lat_min,
-                   "lat_max": t.lat_max, "score": round(score, 4),
+                   "lat_max": t.lat_max, "score": score,
                    "n_units": res.n_clusters, "simulated": simulated,
                    "granule_id": granule.granule_id}
             for ph in PHASES:
-                rec[f"abundance_{ph}"] = None if ab is None else round(ab["abundance"][ph], 2)
-                rec[f"abundance_sigma_{ph}"] = None if ab is None else \
-                    round(ab["abundance_sigma"][ph], 2)
+                sigma = None if ab is None else round(ab["abundance_sigma"][ph], 2)
+                # an estimate whose ensemble spread exceeds the limit is not informative:
+                # withheld (NULL), its spread kept so the reason stays visible
+                rec[f"abundance_{ph}"] = None if ab is None or sigma is None or \
+                    sigma > max_sigma else round(ab["abundance"][ph], 2)
+                rec[f"abundance_sigma_{ph}"] = sigma
             records.append(rec)
             csv_path, thumb = spec_url[t.unit_id]
             row = core_row(
@@ -236,7 +248,8 @@ class UnitsStage:
                 "access_url": f"{ctx.files_base_url}/{csv_path}",
                 "access_format": "text/csv",
                 "processing_level_desc": self._desc(info, res, detector, used, simulated,
-                                                    grid.step_deg, ab is not None, cfg.embedding),
+                                                    grid.step_deg, ab is not None, cfg.embedding,
+                                                    max_sigma),
                 "time_refposition": "MESSENGER",
                 "spatial_coordinate_description": "Mercury planetocentric, east longitude",
                 "ml_score": score,
@@ -261,12 +274,14 @@ class UnitsStage:
         return {int(u): pr for u, pr in zip(units, preds, strict=True) if pr is not None}
 
     def _desc(self, info: ModelInfo, res: Any, detector: str, used: list[Any],
-              simulated: bool, step: float, with_abundances: bool, embedding: str) -> str:
+              simulated: bool, step: float, with_abundances: bool, embedding: str,
+              max_sigma: float) -> str:
         what = ("SIMULATED MASCS-like spectra (demo inputs, not spacecraft data)" if simulated
                 else f"MESSENGER MASCS VIRS {detector} DDR spectra "
                      f"({sum(o.n_spectra for o in used)} spectra, {len(used)} observations)")
         ab = (f"; abundances by model minerals v{self._minerals.info.version} "
-              "(RELAB-trained, 350-1050 nm)" if with_abundances else
+              "(RELAB-trained, 350-1050 nm; NULL where the ensemble spread exceeds "
+              f"{max_sigma:g} pp)" if with_abundances else
               "; no abundances (spectra do not cover 350-1050 nm or no minerals model)")
         emb = "UMAP" if embedding == "umap" else "no UMAP (ICA sources clustered directly)"
         return (f"Spectral unit region from {info.name} v{info.version} (FastICA "
@@ -281,16 +296,18 @@ RECORD_COLUMNS = [
 ]
 
 
-def _purity(embedding: np.ndarray, labels: np.ndarray, k: int = 10) -> np.ndarray:
-    """Share of each cell's k nearest neighbours (embedding) in its own unit: a 0..1 score."""
-    from sklearn.neighbors import NearestNeighbors
-
-    n = embedding.shape[0]
-    k = min(k, n - 1)
-    if k < 1:
-        return np.ones(n)
-    idx = NearestNeighbors(n_neighbors=k + 1).fit(embedding).kneighbors(return_distance=False)
-    return (labels[idx[:, 1:]] == labels[:, None]).mean(axis=1)
+def _check_mission_times(granule: Granule, meta: pd.DataFrame) -> None:
+    """Refuse a granule whose spectra are dated outside MESSENGER's mission."""
+    times = pd.to_datetime(meta["time"]).dropna()
+    if not len(times):
+        return
+    outside = times[(times < MISSION_START) | (times > MISSION_END)]
+    if len(outside):
+        bad = outside.min()
+        raise GranuleError(granule.label, f"spectrum time {bad:%Y-%m-%dT%H:%M:%S} is outside "
+                                          f"the MESSENGER mission ({MISSION_START:%Y-%m-%d} .. "
+                                          f"{MISSION_END:%Y-%m-%d}): MASCS cannot have "
+                                          "observed it")
 
 
 def _cell_angles(meta: pd.DataFrame, grid: Any) -> pd.DataFrame:

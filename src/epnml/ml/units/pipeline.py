@@ -241,3 +241,43 @@ def bootstrap_ari(x: np.ndarray, cfg: UnitsConfig | None = None, n_boot: int = 5
     return {"n_rows": int(base_idx.size), "n_boot": n_boot, "k": ref.n_clusters,
             "ari": scores, "ari_mean": float(np.mean(scores)) if scores else float("nan"),
             "ari_min": float(np.min(scores)) if scores else float("nan")}
+
+
+def membership_stability(embedding: np.ndarray, labels: np.ndarray, n_boot: int = 10,
+                         max_rows: int = 2000, seed: int = 0) -> np.ndarray | None:
+    """Per-cell bootstrap stability of its unit: a 0..1 frequency, or None for one unit.
+
+    Each bootstrap resamples at most ``max_rows`` cells with replacement, re-runs the Ward
+    clustering of the embedding with the reference number of units, gives every cell the
+    nearest bootstrap centroid, matches bootstrap units to reference units (Hungarian, on
+    the confusion matrix) and counts whether the cell keeps its unit.  The score is the
+    share of bootstraps in which it does: the probability that the cell's membership is
+    reproduced by the clustering, not a calibrated class probability.
+    """
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.optimize import linear_sum_assignment
+
+    labels = np.asarray(labels)
+    units = np.unique(labels)
+    n = labels.size
+    if units.size < 2 or n < 3:
+        return None
+    k = int(units.size)
+    rng = np.random.default_rng(seed)
+    kept = np.zeros(n)
+    for _ in range(n_boot):
+        pick = rng.choice(n, min(n, max_rows), replace=True)
+        sub = embedding[pick]
+        boot = fcluster(linkage(sub, method="ward"), t=k, criterion="maxclust") - 1
+        present = np.unique(boot)
+        centroids = np.vstack([sub[boot == b].mean(axis=0) for b in present])
+        d = ((embedding[:, None, :] - centroids[None, :, :]) ** 2).sum(axis=2)
+        assigned = present[np.argmin(d, axis=1)]
+        conf = np.zeros((k, int(present.max()) + 1))
+        ref_index = np.searchsorted(units, labels)
+        np.add.at(conf, (ref_index, assigned), 1)
+        r, c = linear_sum_assignment(-conf)
+        mapping = np.full(conf.shape[1], -1)
+        mapping[c] = units[r]
+        kept += mapping[assigned] == labels
+    return kept / n_boot
