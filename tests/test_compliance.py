@@ -181,6 +181,18 @@ def test_row_values(ingested_all: dict[str, Ingest], tap: Any, schema: str) -> N
             assert np.ma.is_masked(row[lo]) == np.ma.is_masked(row[hi]), f"{base}: half pair"
             if not np.ma.is_masked(row[lo]):
                 assert row[lo] <= row[hi], f"{base}: min > max"
+        for axis in ("c1", "c2", "c3"):
+            lo, hi = f"{axis}min", f"{axis}max"
+            if lo not in names:
+                continue
+            assert np.ma.is_masked(row[lo]) == np.ma.is_masked(row[hi]), f"{axis}: half pair"
+            if np.ma.is_masked(row[lo]) or row[lo] <= row[hi]:
+                continue
+            # EPN-TAP 2.0: only a longitude range crossing 0 deg has c1min > c1max
+            # (west bound, east bound), both in [0, 360] (docs/architecture.md)
+            assert axis == "c1" and row["spatial_frame_type"] in ("body", "celestial"), \
+                f"{axis}: min > max"
+            assert 0 <= row[hi] < row[lo] <= 360, f"c1: {row[lo]} > {row[hi]} outside 0..360"
         if not np.ma.is_masked(row["time_min"]):
             assert 2086000 < row["time_min"] < 2817000, "time_min is not a plausible JD"
         if "local_time_min" in names and not np.ma.is_masked(row["local_time_min"]):

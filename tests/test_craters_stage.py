@@ -133,11 +133,16 @@ def test_moon_rows_outline_across_zero_east(stage: CratersStage, fx: dict[str, P
         assert 16 <= len(verts) <= 24
         assert ccw_and_contains(verts, truth.lon, truth.lat)
         assert "Moon planetocentric" in row["spatial_coordinate_description"]
-    zero = out.rows[0]  # centred on 0 deg E: bounds cover all longitudes, vertices both sides
-    assert (zero["c1min"], zero["c1max"]) == (0.0, 360.0)
+    # centred on 0 deg E: tight bounds, west > east (EPN-TAP 2.0), vertices in one
+    # continuous range 359.x .. 360.x (no jump for plane plots)
+    zero = out.rows[0]
+    half = (zero["c2max"] - zero["c2min"]) / 2  # the circle's radius in deg at the equator
+    assert zero["c1min"] == pytest.approx(360.0 - half, abs=0.02)
+    assert zero["c1max"] == pytest.approx(half, abs=0.02)
+    assert 359.0 < zero["c1min"] < 360.0 and 0.0 < zero["c1max"] < 1.0
     lons = [v[0] for v in _vertices(zero["s_region"])]
-    assert any(lo > 359.0 for lo in lons) and any(lo < 1.0 for lo in lons)
-    assert all(0.0 <= lo < 360.0 for lo in lons)
+    assert min(lons) == pytest.approx(zero["c1min"], abs=1e-3)
+    assert max(lons) == pytest.approx(360.0 + zero["c1max"], abs=1e-3)
     east = out.rows[1]
     assert 2.0 < east["c1min"] < 2.5 < east["c1max"] < 3.0
     assert east["c2min"] < -2.5 < east["c2max"]

@@ -84,3 +84,52 @@ def core_row(product: Product, *, uid: str, gid: str, granule: Granule, info: Mo
     if time_scale is not None:
         row["time_scale"] = time_scale
     return row
+
+
+# --- longitudes of footprints (docs/architecture.md, "Longitudes across 0 deg E") -------
+def continuous_lons(lons: Any) -> list[float]:
+    """Polygon vertex longitudes (deg) in one continuous range: each vertex within 180 deg
+    of the previous one (pgSphere edges are short great circles), the whole shifted so the
+    west-most vertex lies in [0, 360). A footprint across 0 deg E then reads 359.5 .. 360.5,
+    one ending at the seam 270 .. 360, never 0 for 360. A polygon holding a pole (the walk
+    comes back shifted by 360) keeps its longitudes in [0, 360)."""
+    vals = [float(v) for v in np.asarray(lons, dtype=float).ravel()]
+    if not vals:
+        raise ValueError("a polygon needs vertices, got none")
+    if _winds(vals):  # winds round a pole: no continuous range exists
+        return [v % 360.0 for v in vals]
+    out = [vals[0]]
+    for v in vals[1:]:
+        out.append(out[-1] + ((v - out[-1] + 180.0) % 360.0 - 180.0))
+    shift = 360.0 * math.floor(min(out) / 360.0)
+    return [v - shift for v in out]
+
+
+def lon_bounds(lons: Any) -> tuple[float, float]:
+    """Tight (c1min, c1max) of a polygon's vertex longitudes, EPN-TAP 2.0 convention:
+    both in [0, 360]; c1min > c1max when the footprint crosses 0 deg E (west bound, east
+    bound: 359.5, 0.5); 0, 360 for a footprint holding a pole."""
+    if _winds(lons):
+        return 0.0, 360.0
+    cont = continuous_lons(lons)
+    return wrap_bounds(min(cont), max(cont))
+
+
+def wrap_bounds(west: float, east: float) -> tuple[float, float]:
+    """(c1min, c1max) of the longitude interval ``west`` .. ``east`` (deg, ``east >= west``,
+    any turn): 0, 360 when it spans all longitudes, else both folded into [0, 360] with
+    c1min > c1max when the interval crosses 0 deg E. An east bound exactly on the seam
+    stays 360 (the interval 270 .. 360 does not cross 0 deg E)."""
+    if east - west >= 360.0:
+        return 0.0, 360.0
+    lo = west % 360.0
+    hi = lo + (east - west)
+    return lo, hi - 360.0 if hi > 360.0 else hi
+
+
+def _winds(lons: Any) -> bool:
+    """True when the closed vertex walk turns once round the pole (net 360 deg)."""
+    vals = [float(v) for v in np.asarray(lons, dtype=float).ravel()]
+    total = sum((b - a + 180.0) % 360.0 - 180.0 for a, b in zip(vals, vals[1:] + vals[:1],
+                                                                     strict=True))
+    return abs(total) > 180.0

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from epnml.ingest.epn import continuous_lons, wrap_bounds
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.readers.images import GeoRef, ImageData
 from epnml.ingest.stage import CommittedModelStage, Granule, GranuleError, RunContext, StageOutput
@@ -197,8 +198,9 @@ def crater_geometry(georef: GeoRef, cx: float, cy: float, diameter_px: float
 
 def circle_outline(lon: float, lat: float, radius_km: float, body_radius_km: float,
                    n: int = N_VERTICES) -> list[tuple[float, float]]:
-    """``n`` points (lon 0..360, lat) at ``radius_km`` around (lon, lat) on the sphere,
-    counter-clockwise seen from outside the body (north, west, south, east)."""
+    """``n`` points (lon, lat) at ``radius_km`` around (lon, lat) on the sphere,
+    counter-clockwise seen from outside the body (north, west, south, east); longitudes
+    in one continuous range (``epn.continuous_lons``: 359.5 .. 360.5 across 0 deg E)."""
     a = radius_km / body_radius_km
     p, lam = math.radians(lat), math.radians(lon)
     pts = []
@@ -208,25 +210,24 @@ def circle_outline(lon: float, lat: float, radius_km: float, body_radius_km: flo
                                      + math.cos(p) * math.sin(a) * math.cos(theta))))
         l2 = lam + math.atan2(math.sin(theta) * math.sin(a) * math.cos(p),
                               math.cos(a) - math.sin(p) * math.sin(p2))
-        # rounded as spoly_literal writes it, so no vertex reads 360.000000
-        pts.append((round(math.degrees(l2) % 360.0, 6) % 360.0, round(math.degrees(p2), 6)))
-    return pts
+        pts.append((math.degrees(l2), round(math.degrees(p2), 6)))
+    lons = continuous_lons([q[0] for q in pts])
+    return [(round(lo, 6), la) for lo, (_, la) in zip(lons, pts, strict=True)]
 
 
 def circle_bounds(lon: float, lat: float, radius_km: float, body_radius_km: float
                   ) -> tuple[float, float, float, float]:
-    """c1min, c1max, c2min, c2max of a small circle. A circle crossing 0 deg E or holding
-    a pole covers longitudes 0..360 (the project's convention: c1min <= c1max)."""
+    """Tight c1min, c1max, c2min, c2max of a small circle (EPN-TAP 2.0): a circle across
+    0 deg E has c1min > c1max (west bound, east bound: 359.2, 0.8); one holding a pole
+    covers longitudes 0 .. 360."""
     a = math.degrees(radius_km / body_radius_km)
     c2min, c2max = max(-90.0, lat - a), min(90.0, lat + a)
     if abs(lat) + a >= 90.0:  # the circle holds (or touches) a pole
         return 0.0, 360.0, round(c2min, 6), round(c2max, 6)
     half = math.degrees(math.asin(min(1.0, math.sin(math.radians(a))
                                       / math.cos(math.radians(lat)))))
-    lo, hi = lon - half, lon + half
-    if lo < 0.0 or hi > 360.0:
-        return 0.0, 360.0, round(c2min, 6), round(c2max, 6)
-    return round(lo, 6), round(hi, 6), round(c2min, 6), round(c2max, 6)
+    lo, hi = wrap_bounds(lon - half, lon + half)
+    return round(lo, 6) % 360.0, round(hi, 6), round(c2min, 6), round(c2max, 6)
 
 
 @lru_cache(maxsize=4)

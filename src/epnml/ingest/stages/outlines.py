@@ -7,8 +7,9 @@ dropping the vertex that loses the least area (the result stays convex; a reduct
 would leave the centroid outside is not made). Corners are mapped to planetocentric
 east longitude / latitude with the image's GeoRef, ordered counter-clockwise seen from
 outside Mars (east right, north up) even for south-up images, and longitudes are
-unwrapped so an outline across 0 deg E keeps its true shape; such an outline gets
-``c1min = 0, c1max = 360`` (the pits convention: the bounds cover all longitudes).
+written in one continuous range (359.5 .. 360.5 across 0 deg E) so the outline keeps its
+true shape; its bounds are tight, c1min > c1max across 0 deg E (EPN-TAP 2.0,
+``epnml.ingest.epn.lon_bounds``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from epnml.ingest.epn import continuous_lons, lon_bounds
 from epnml.ingest.readers.images import GeoRef
 from epnml.ingest.stages.pits import _signed_area, spoly_literal
 
@@ -118,12 +120,8 @@ def outline_geometry(georef: GeoRef, outline_px: np.ndarray, size_px: float,
     """
     lon, lat = georef.pixel_to_lonlat(outline_px[:, 0], outline_px[:, 1])
     lon, lat = np.asarray(lon, float), np.asarray(lat, float)
-    unwrapped = lon[0] + ((lon - lon[0] + 180.0) % 360.0 - 180.0)
-    if unwrapped.min() < 0.0 or unwrapped.max() >= 360.0:  # crosses 0 deg E
-        c1min, c1max = 0.0, 360.0
-    else:
-        c1min, c1max = float(unwrapped.min()), float(unwrapped.max())
-    verts = list(zip(lon.tolist(), lat.tolist(), strict=True))
+    c1min, c1max = lon_bounds(lon)
+    verts = list(zip(continuous_lons(lon), lat.tolist(), strict=True))
     if _signed_area(verts) < 0:  # a south-up or mirrored image
         verts = verts[::-1]
     kx, ky = georef.pixel_size_km(row)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from epnml.ingest.epn import core_row
+from epnml.ingest.epn import continuous_lons, core_row, lon_bounds
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.readers.images import GeoRef, ImageData, image_files
 from epnml.ingest.stage import CommittedModelStage, Granule, GranuleError, RunContext, StageOutput
@@ -130,11 +130,9 @@ def _geometry(georef: GeoRef, box: tuple[float, float, float, float]) -> dict[st
     # corners counter-clockwise on the map (north up, east right): NW, SW, SE, NE
     lon, lat = georef.pixel_to_lonlat([x0, x0, x1, x1], [y0, y1, y1, y0])
     lon, lat = np.asarray(lon, float), np.asarray(lat, float)
-    if lon.max() - lon.min() > 180.0:  # crosses 0 deg E: the bounds cover all longitudes
-        c1min, c1max = 0.0, 360.0
-    else:
-        c1min, c1max = float(lon.min()), float(lon.max())
-    verts = list(zip(lon.tolist(), lat.tolist(), strict=True))
+    # tight bounds (c1min > c1max across 0 deg E) and vertices in one continuous range
+    c1min, c1max = lon_bounds(lon)
+    verts = list(zip(continuous_lons(lon), lat.tolist(), strict=True))
     if _signed_area(verts) < 0:  # a south-up image: keep pgSphere's counter-clockwise order
         verts = verts[::-1]
     cy = (y0 + y1) / 2
