@@ -1,4 +1,4 @@
-"""Benchmarks (``epnml bench ingest|query|icme|all``): numbers for the README, never tests.
+"""Benchmarks (``epnml bench ingest|query|icme|dask|all``): numbers for the README, never tests.
 
 Ingest and query benchmarks run on their own DaCHS instance and database
 (``epnml_bench``, port 8097), provisioned by ``service/provision.sh``, and load
@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -362,6 +362,74 @@ def bench_crossings_ingest(n_orbits: int = 24, workers: int = 2) -> dict[str, An
     }
 
 
+def bench_dask(n_granules: int = 8, days: int = 120,
+               worker_counts: tuple[int, ...] = (1, 2)) -> dict[str, Any]:
+    """``run_pipeline(executor="dask")`` over SIMULATED solar-wind granules on LocalClusters
+    of 1 and 2 worker processes (1 thread each) started here: granules/s and the ratio.
+
+    Ingest (each worker writes its granules) into ``EPNML_BENCH_DSN`` when it is set (a
+    disposable migrated database: SIMULATED rows stay there), else predict (no database).
+    Models are loaded and a first small granule run on every worker before the clock
+    starts; the figure is this host's, any cluster figure is an extrapolation.
+    """
+    import dataclasses
+    import tempfile
+
+    from distributed import Client, LocalCluster
+
+    from epnml.config import load_settings
+    from epnml.ingest.executor import get_stage
+    from epnml.ingest.runner import run_pipeline
+    from epnml.ingest.simulate.solarwind import simulate_solar_wind, write_csv
+
+    os.environ["OMP_NUM_THREADS"] = "1"  # inherited by the worker processes
+    dsn = os.environ.get("EPNML_BENCH_DSN", "")
+    mode: Literal["ingest", "predict"] = "ingest" if dsn else "predict"
+    settings = load_settings()
+    out: dict[str, Any] = {"data": f"SIMULATED solar wind, {n_granules} granules of {days} days"
+                                   " at 10-min cadence", "mode": mode, "pipeline": "icme",
+                           "threads_per_worker": 1}
+    with tempfile.TemporaryDirectory(prefix="epnml-bench-dask-") as scratch:
+        settings = dataclasses.replace(settings, dsn=dsn or settings.dsn,
+                                       data_dir=Path(scratch) / "static")
+        for n in worker_counts:
+            folder = Path(scratch) / f"workers_{n}"
+            folder.mkdir()
+            for k in range(n_granules):  # other granules per pass: nothing is re-ingested
+                start = pd.Timestamp("2001-01-01") + pd.Timedelta(days=days * (k + 100 * n))
+                frame, _ = simulate_solar_wind(f"{start:%Y-%m-%d}", days=days, seed=k,
+                                               n_icmes=3)
+                write_csv(frame, folder / f"wind_simulated_{start:%Y%m%d}.csv")
+            warm = Path(scratch) / f"warm_{n}"
+            warm.mkdir()
+            for k in range(n):
+                frame, _ = simulate_solar_wind(f"1990-0{k + 1}-01", days=5, seed=k, n_icmes=1)
+                write_csv(frame, warm / f"wind_simulated_19900{k + 1}01.csv")
+            with LocalCluster(n_workers=n, threads_per_worker=1, processes=True,
+                              dashboard_address=None) as cluster, Client(cluster) as client:
+                client.run(get_stage, "icme", None)  # models loaded before the clock
+                # and the imports, quicklook plotting and connections of a first granule
+                run_pipeline("icme", [warm], mode=mode, settings=settings, executor="dask",
+                             scheduler=cluster.scheduler_address, progress=False)
+                t0 = time.perf_counter()
+                summary = run_pipeline("icme", [folder], mode=mode, settings=settings,
+                                       executor="dask", scheduler=cluster.scheduler_address,
+                                       progress=False)
+                seconds = time.perf_counter() - t0
+            if summary.n_failed:
+                raise RuntimeError(summary.text())
+            out[f"workers_{n}"] = {"seconds": seconds, "granules": n_granules,
+                                   "rows": summary.n_rows,
+                                   "granules_per_s": n_granules / seconds,
+                                   "granules_per_s_per_worker": n_granules / seconds / n,
+                                   # compute time inside the workers, summed over granules
+                                   "worker_busy_s": sum(g.seconds for g in summary.granules)}
+    first, last = worker_counts[0], worker_counts[-1]
+    out[f"scaling_{first}_to_{last}"] = \
+        out[f"workers_{last}"]["granules_per_s"] / out[f"workers_{first}"]["granules_per_s"]
+    return out
+
+
 def bench_api() -> dict[str, Any]:
     """Preview latency and 20 concurrent clients against ``epnml serve`` on the bench
     instance (SIMULATED granules: a one-week solar-wind window, one MESSENGER orbit, one
@@ -410,6 +478,8 @@ def run_bench(what: str, rows: int | None = None, output: Path | None = None) ->
                              ("mounds", landforms.run_mounds), ("ice", landforms.run_ice))}
     if what in ("api", "all"):
         results["api"] = bench_api()
+    if what in ("dask", "all"):
+        results["dask"] = bench_dask()
     text = json.dumps(results, indent=2)
     print(text)
     if output is not None:

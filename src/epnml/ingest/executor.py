@@ -19,7 +19,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -34,6 +35,14 @@ from epnml.ingest.stage import (
 )
 
 _STAGES: dict[tuple[str, str | None, str], Stage] = {}
+#: models loaded by this process, per (pipeline, model version asked): each key should
+#: count 1 in a worker however many granules it ran (read by tests through Client.run).
+_LOADS: Counter[tuple[str, str | None]] = Counter()
+
+
+def stage_loads() -> dict[tuple[str, str | None], int]:
+    """How often this process built each stage (loaded its model)."""
+    return dict(_LOADS)
 
 
 def get_stage(pipeline: str, model_version: str | None,
@@ -56,6 +65,7 @@ def get_stage(pipeline: str, model_version: str | None,
         base_key = (pipeline, model_version, "")
         if base_key not in _STAGES:
             _STAGES[base_key] = make_stage(pipeline, model_version)
+            _LOADS[(pipeline, model_version)] += 1
         if suffix:
             clone = copy.copy(_STAGES[base_key])  # shares the loaded model
             clone.version_suffix = suffix  # model_info() and every row carry it
@@ -88,6 +98,22 @@ class GranuleResult:
     #: what failed: ``input`` (bad file), ``limit`` (LimitExceeded), ``memory`` or
     #: ``internal`` (a bug); the CLI exits 2 on a limit, the HTTP service answers 413.
     kind: str | None = None
+    #: set when the worker that computed the granule also wrote it (Dask ingest): its
+    #: ``GranuleReport``, already committed with the rows; the caller only reports it.
+    report: Any = None
+
+
+#: writes one granule where it was computed (runner.WorkerWrite): (result, source) -> report.
+GranuleWriter = Callable[[GranuleResult, Any], Any]
+
+
+def run_granule(pipeline: str, model_version: str | None, granule: Granule, ctx: RunContext,
+                write: GranuleWriter | None = None, source: Any = None) -> GranuleResult:
+    """A granule computed and, with ``write``, written in this same process."""
+    result = process_granule(pipeline, model_version, granule, ctx)
+    if write is not None:
+        result.report = write(result, source)
+    return result
 
 
 def error_kind(exc: BaseException) -> str:
@@ -135,7 +161,8 @@ def granule_error_text(granule: Granule, exc: BaseException) -> str:
 class Executor(Protocol):
     def map_granules(
         self, pipeline: str, model_version: str | None, granules: Sequence[Granule],
-        ctx: RunContext,
+        ctx: RunContext, write: GranuleWriter | None = None,
+        sources: Mapping[str, Any] | None = None,
     ) -> Iterator[GranuleResult]: ...
 
     def close(self) -> None: ...
@@ -145,9 +172,12 @@ class InlineExecutor:
     """One granule after the other in this process (workers=1; easiest to debug)."""
 
     def map_granules(self, pipeline: str, model_version: str | None,
-                     granules: Sequence[Granule], ctx: RunContext) -> Iterator[GranuleResult]:
+                     granules: Sequence[Granule], ctx: RunContext,
+                     write: GranuleWriter | None = None,
+                     sources: Mapping[str, Any] | None = None) -> Iterator[GranuleResult]:
         for granule in granules:
-            yield process_granule(pipeline, model_version, granule, ctx)
+            yield run_granule(pipeline, model_version, granule, ctx, write,
+                              (sources or {}).get(granule.granule_id))
 
     def close(self) -> None:
         pass
@@ -236,9 +266,12 @@ class LocalExecutor:
         )
 
     def map_granules(self, pipeline: str, model_version: str | None,
-                     granules: Sequence[Granule], ctx: RunContext) -> Iterator[GranuleResult]:
+                     granules: Sequence[Granule], ctx: RunContext,
+                     write: GranuleWriter | None = None,
+                     sources: Mapping[str, Any] | None = None) -> Iterator[GranuleResult]:
         futures: dict[Future[GranuleResult], Granule] = {
-            self._pool.submit(process_granule, pipeline, model_version, g, ctx): g
+            self._pool.submit(run_granule, pipeline, model_version, g, ctx, write,
+                              (sources or {}).get(g.granule_id)): g
             for g in granules
         }
         for future in as_completed(futures):
@@ -263,29 +296,71 @@ def _name(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
+def _dask_task(pipeline: str, model_version: str | None, granule: Granule, ctx: RunContext,
+               write: GranuleWriter | None, source: Any) -> GranuleResult:
+    """One granule on a Dask worker: torch capped at the worker's threads, then run_granule."""
+    _cap_threads_to_dask_worker()
+    return run_granule(pipeline, model_version, granule, ctx, write, source)
+
+
+_CAPPED = False
+
+
+def _cap_threads_to_dask_worker() -> None:
+    """A worker of N threads runs torch on N threads (not all the host's cores)."""
+    global _CAPPED
+    if _CAPPED:
+        return
+    try:
+        from distributed import get_worker
+
+        _limit_threads(max(1, int(get_worker().state.nthreads)))
+    except (ImportError, ValueError, AttributeError):
+        pass  # not on a worker (tests calling it directly): leave torch as it is
+    _CAPPED = True
+
+
 class DaskExecutor:
-    """Hand granules to a Dask distributed scheduler (``tcp://host:8786``)."""
+    """Hand granules to a Dask distributed scheduler (``tcp://host:8786``).
+
+    Each task runs one granule on a worker (the stage, hence the model, is built once per
+    worker process: :func:`get_stage`); with ``write`` (ingest) the same worker also writes
+    the granule's rows and its ``granule_runs`` record in one transaction of its own, so the
+    client only reports. Inputs are read by the workers from their paths: the workers must
+    see the same files (a shared filesystem) and reach the database.
+    """
 
     def __init__(self, address: str) -> None:
         try:
             from distributed import Client
         except ImportError as exc:  # optional dependency
             raise RuntimeError("the dask executor needs `pip install epnml[dask]`") from exc
-        self._client: Any = Client(address)
+        try:
+            self._client: Any = Client(address, timeout=30)
+        except OSError as exc:
+            raise RuntimeError(f"cannot reach the Dask scheduler {printable(address)}: "
+                               f"{_name(exc)}") from exc
 
     def map_granules(self, pipeline: str, model_version: str | None,
-                     granules: Sequence[Granule], ctx: RunContext) -> Iterator[GranuleResult]:
+                     granules: Sequence[Granule], ctx: RunContext,
+                     write: GranuleWriter | None = None,
+                     sources: Mapping[str, Any] | None = None) -> Iterator[GranuleResult]:
         from distributed import as_completed as dask_as_completed
 
+        # pure=False: a granule is run each time it is asked (a new run, new rows), and
+        # every task is its own key, so a failure fails that granule only
         futures = {
-            self._client.submit(process_granule, pipeline, model_version, g, ctx,
-                                pure=False): g
-            for g in granules
+            self._client.submit(_dask_task, pipeline, model_version, g, ctx, write,
+                                (sources or {}).get(g.granule_id), pure=False,
+                                key=f"epnml-{ctx.run_id}-{k}"): g
+            for k, g in enumerate(granules)
         }
         for future in dask_as_completed(list(futures)):
             yield _result(future, futures[future])
 
     def close(self) -> None:
+        # releasing the futures cancels granules not started; started ones finish (and,
+        # when ingesting, commit their rows and records: counted in the run's totals)
         self._client.close()
 
 

@@ -14,10 +14,13 @@ transaction as its rows, so after a crash the counts are the committed ones and
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import socket
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -217,10 +220,21 @@ def run_pipeline(
         bar = tqdm(total=len(granules), unit="granule", disable=not show, desc=pipeline)
         if granules:
             pool = make_executor(executor, n_workers, scheduler)
-            for result in pool.map_granules(pipeline, model_version, granules, ctx):
-                report = _handle(result, mode, conn, product, pipeline, model, settings,
-                                 records, run_id=run_id, source=sources.get(
-                                     result.granule.granule_id), make_current=make_current)
+            # Dask ingest: each worker writes the granules it computed (WorkerWrite)
+            write = WorkerWrite(settings, pipeline, stage.product, model, run_id,
+                                make_current) if mode == "ingest" and executor == "dask" \
+                else None
+            for result in pool.map_granules(pipeline, model_version, granules, ctx,
+                                            write=write, sources=sources):
+                if result.report is not None:  # written (and recorded) by the worker
+                    report = result.report
+                    if report.status == "ok" and result.output is not None:
+                        records.append(result.output.records)
+                else:
+                    report = _handle(result, mode, conn, product, pipeline, model, settings,
+                                     records, run_id=run_id, source=sources.get(
+                                         result.granule.granule_id),
+                                     make_current=make_current)
                 report.renamed_from = renamed.get(report.granule_id)
                 if keep_rows and result.output is not None and report.status == "ok":
                     summary.rows.extend(result.output.rows)
@@ -412,14 +426,56 @@ def _identify(conn: Any, pipeline: str, granules: list[Granule], sources: dict[s
     return out, failures
 
 
+@dataclass(frozen=True)
+class WorkerWrite:
+    """Write a granule in the (Dask) worker that computed it: the worker's own connection,
+    one transaction per granule holding its rows and its ``granule_runs`` record.
+
+    Sent with every task, so it holds the settings (the DSN) but never shows them: no repr.
+    """
+
+    settings: Settings = field(repr=False)
+    pipeline: str
+    product: str
+    model: Any
+    run_id: str
+    make_current: bool = False
+
+    def __call__(self, result: GranuleResult, source: Any) -> GranuleReport:
+        conn = _worker_connection(self.settings)
+        return _handle(result, "ingest", conn, get_product(self.product), self.pipeline,
+                       self.model, self.settings, [], run_id=self.run_id, source=source,
+                       make_current=self.make_current)
+
+
+_WORKER_CONNS = threading.local()
+
+
+def _worker_connection(settings: Settings) -> Any:
+    """One autocommit connection per worker thread and database, reused across granules."""
+    from epnml.db import connect
+
+    conns: dict[str, Any] = _WORKER_CONNS.__dict__.setdefault("conns", {})
+    key = hashlib.sha256((settings.dsn or str(settings.dsn_file)).encode()).hexdigest()
+    conn = conns.get(key)
+    if conn is None or conn.closed or conn.broken:
+        conn = conns[key] = connect(settings)
+    return conn
+
+
 def _record(cur: Any, run_id: str, report: GranuleReport) -> None:
-    """The granule's granule_runs line and the run's counts (in the caller's transaction)."""
+    """The granule's granule_runs line and the run's counts (in the caller's transaction).
+
+    The line names the process writing it (host, pid): the run's own process, or the Dask
+    worker that computed and wrote the granule."""
     cur.execute(
         "INSERT INTO epnml.granule_runs (run_id, granule_id, files, status, n_rows,"
-        " n_superseded, error, seconds) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)",
+        " n_superseded, error, seconds, hostname, pid)"
+        " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)",
         (run_id, printable(report.granule_id), printable(report.files), report.status,
          report.n_rows, report.n_superseded,
-         None if report.error is None else printable(report.error), report.seconds),
+         None if report.error is None else printable(report.error), report.seconds,
+         socket.gethostname(), os.getpid()),
     )
     cur.execute(
         "UPDATE epnml.runs SET n_granules = n_granules + 1, n_failed = n_failed + %s,"
