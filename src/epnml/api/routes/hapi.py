@@ -193,7 +193,7 @@ PARAMS: tuple[Param, ...] = (
           "(instrument_host_name)", "instrument_host_name", fill=""),
     Param("simulated", "integer", None, "1: detected in simulated solar wind (demo inputs, "
           "not spacecraft data; processing_level_desc says so), 0: real data",
-          "CASE WHEN processing_level_desc ILIKE '%simulated%' THEN 1 ELSE 0 END"),
+          "CASE WHEN strpos(lower(processing_level_desc), 'simulated') > 0 THEN 1 ELSE 0 END"),
     Param("icmecat_id", "string", None, "ICMECAT event of the same spacecraft most covered "
           "by this detection (empty: none overlaps, or not cross-matched)", "icmecat_id",
           fill=""),
@@ -281,7 +281,8 @@ def info_body(settings: Settings, ds: Dataset, params: Sequence[Param]) -> dict[
         "licenseURL": "https://creativecommons.org/licenses/by/4.0/",
         "provenance": (
             f"Written by the epnml ingest pipeline 'icme' with model version(s) {models}; "
-            "each row records its ingest run (ml_run_id, table epnml_models.runs via TAP) "
+            "each row records its ingest run (ml_run_id) and the weights' sha256 "
+            "(ml_weights_sha256; TAP table epnml_models.versions) "
             f"and its source granule: DataLink {api}/datalink?ID=<granule_uid> "
             "(#progenitor: the input files). Superseded rows are not served here."),
         "contact": settings.contact,
