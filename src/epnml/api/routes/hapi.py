@@ -238,7 +238,8 @@ def describe(conn: psycopg.Connection) -> Dataset:
     # whole days around the event starts, so [startDate, stopDate) holds every record
     start = first.replace(hour=0, minute=0, second=0, microsecond=0)
     stop = last.replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
-    lengths = {p.name: max(MIN_STRING_LENGTH, int(n or 0)) for p, n in zip(strings, row[3:])}
+    lengths = {p.name: max(MIN_STRING_LENGTH, int(n or 0))
+               for p, n in zip(strings, row[3:], strict=True)}
     lengths.update({p.name: TIME_LENGTH for p in PARAMS if p.type == "isotime"})
     return Dataset(start, stop, lengths,
                    [(str(a), str(b), str(c)) for a, b, c in models], int(row[0]))
@@ -306,7 +307,7 @@ def fetch_records(conn: psycopg.Connection, params: Sequence[Param], start: date
     out: list[Record] = []
     for row in rows:
         record: Record = []
-        for p, value in zip(params, row):
+        for p, value in zip(params, row, strict=True):
             if p.type == "isotime":
                 record.append(jd_to_datetime(value))
             elif value is None:
@@ -339,29 +340,30 @@ def _csv_cell(text: str) -> str:
 
 
 def to_csv(params: Sequence[Param], records: list[Record]) -> bytes:
-    lines = [",".join(_csv_cell(_text(p, v)) for p, v in zip(params, r)) for r in records]
+    lines = [",".join(_csv_cell(_text(p, v)) for p, v in zip(params, r, strict=True))
+             for r in records]
     return "".join(line + "\n" for line in lines).encode()
 
 
 def to_binary(params: Sequence[Param], records: list[Record],
               lengths: dict[str, int]) -> bytes:
     """Little-endian doubles and 4-byte integers, fixed-length null-padded strings."""
-    packers: list[Callable[[Any], bytes]] = []
-    for p in params:
-        if p.type == "double":
-            fill = float(p.fill) if p.fill is not None else math.nan
-            packers.append(lambda v, f=fill: struct.pack("<d", f if v is None else v))
-        elif p.type == "integer":
-            packers.append(lambda v: struct.pack("<i", v))
-        else:
-            n = lengths[p.name]
-            packers.append(lambda v, p=p, n=n: _text(p, v).encode()[:n].ljust(n, b"\0"))
-    return b"".join(pack(v) for r in records for pack, v in zip(packers, r))
+    return b"".join(_pack(p, v, lengths.get(p.name, 0))
+                    for r in records for p, v in zip(params, r, strict=True))
+
+
+def _pack(p: Param, value: Any, length: int) -> bytes:
+    if p.type == "double":
+        fill = float(p.fill) if p.fill is not None else math.nan
+        return struct.pack("<d", fill if value is None else value)
+    if p.type == "integer":
+        return struct.pack("<i", value)
+    return _text(p, value).encode()[:length].ljust(length, b"\0")
 
 
 def to_json_record(params: Sequence[Param], record: Record) -> list[Any]:
     out: list[Any] = []
-    for p, v in zip(params, record):
+    for p, v in zip(params, record, strict=True):
         if p.type == "isotime":
             out.append(isotime(v))
         elif v is None:
