@@ -58,6 +58,9 @@ class Settings:
     api_url: str = "http://localhost:8090"
     #: ivoa authority of the registry records.
     authority: str = "epnml.example.org"
+    #: contact of the service operators (HAPI ``about``; keep equal to ``contact.email`` of
+    #: service/dachs/defaultmeta.txt, the registry records' contact).
+    contact: str = "epnml@example.org"
     #: worker processes of the local executor.
     workers: int = 2
     #: bearer token that commits (re-inference writing rows) need; empty = commits refused.

@@ -95,7 +95,8 @@ class CaseInsensitiveParams:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or scope.get("path", "").startswith("/hapi"):
+            # HAPI names are case-sensitive and its deprecated ``id`` is not DALI's ``ID``
             await self.app(scope, receive, send)
             return
         names = _names(scope.get("path", ""))
