@@ -213,7 +213,7 @@ MAPPINGS: dict[str, Mapping] = {
 
 def not_mapped(name: str) -> str:
     return (f"{name} has no Open Inference Protocol tensor mapping yet (mapped: "
-            f"{', '.join(sorted(MAPPINGS))}); use POST /preview/{name} with files")
+            f"{', '.join(sorted(MAPPINGS))}); send its files to the preview upload endpoint")
 
 
 # --- errors ----------------------------------------------------------------------------
@@ -385,7 +385,9 @@ def _tensor(name: str, spec: TensorSpec, given: dict[str, Any]) -> np.ndarray:
             if floats and np.isinf(array).any():
                 raise TensorError(f"{name}: input {spec.name} holds values out of "
                                   f"{datatype} range or infinite")
-    except ValueError as exc:  # ragged nested lists
+    except TensorError:
+        raise
+    except ValueError as exc:  # ragged nested lists (TensorError is a ValueError too)
         raise TensorError(f"{name}: input {spec.name} data is not a regular array") from exc
     if array.size != math.prod(shape):
         raise TensorError(f"{name}: input {spec.name} has {array.size} values, shape "
