@@ -45,6 +45,7 @@ from epnml.api.workers import WorkerPool
 from epnml.config import Settings
 from epnml.db import connect
 from epnml.ingest.limits import LimitExceeded
+from epnml.ingest.readers.solarwind import FRAME_COLUMNS
 from epnml.ingest.runner import RunFailed, run_pipeline
 from epnml.rerun import (
     Busy,
@@ -66,10 +67,10 @@ router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 SERVER_NAME = "epnml"
 PLATFORM = "pytorch"
 #: the solar-wind frame columns, in the order of the icme input tensor's second axis.
-SOLAR_WIND_COLUMNS = ("bx", "by", "bz", "bt", "vt", "np", "tp", "beta", "pdyn", "texrat")
+SOLAR_WIND_COLUMNS = tuple(FRAME_COLUMNS)
 #: numpy types of the protocol's datatypes this service accepts.
-_NUMPY = {"FP64": np.float64, "FP32": np.float32, "INT64": np.int64, "INT32": np.int32,
-          "UINT8": np.uint8}
+_NUMPY: dict[str, Any] = {"FP64": np.float64, "FP32": np.float32, "INT64": np.int64,
+                          "UINT8": np.uint8}
 
 
 class TensorError(InputError):
@@ -483,7 +484,10 @@ class _TooBig(InputError):
 async def _infer(request: Request, name: str, version: str | None) -> JSONResponse:
     settings, pool = get_settings(request), get_pool(request)
     t0 = time.perf_counter()
-    status, error, params, used = 500, None, {}, version
+    status: int = 500
+    error: str | None = None
+    params: Any = {}
+    used = version
     directory = settings.jobs_dir / "uploads" / f"oip-{uuid.uuid4().hex}"
     try:
         _model(name, version)
