@@ -39,7 +39,7 @@ from fastapi.responses import JSONResponse
 
 from epnml.api.auth import client_id
 from epnml.api.deps import NAME, VERSION, get_pool, get_settings, service_version
-from epnml.api.errors import http_status
+from epnml.api.errors import ERRORS, http_status
 from epnml.api.requestlog import log_request
 from epnml.api.workers import WorkerPool
 from epnml.config import Settings
@@ -62,7 +62,7 @@ from epnml.rerun import (
 )
 from epnml.safety import clean_message
 
-router = APIRouter(prefix="/v2", tags=["open inference protocol"])
+router = APIRouter(prefix="/v2", tags=["open inference protocol"], responses=ERRORS)
 
 SERVER_NAME = "epnml"
 PLATFORM = "pytorch"
