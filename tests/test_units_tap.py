@@ -77,11 +77,26 @@ def test_mean_spectrum_and_plot_are_served(ingested_units: Ingest, tap: Any) -> 
 
 
 def test_abundances_sum_to_100(ingested_units: Ingest, tap: Any) -> None:
+    from epnml.ingest.spec import defaults
     from epnml.schemas.products import MINERAL_PHASES
 
-    cols = ", ".join(f"abundance_{p}" for p in MINERAL_PHASES)
-    rows = tap.search(f"SELECT {cols} FROM epnml_units.epn_core"
-                      " WHERE abundance_olivine IS NOT NULL").to_table()
-    assert len(rows) == ingested_units.n_rows(), "every unit row carries its abundances"
-    total = sum(np.asarray(rows[f"abundance_{p}"], float) for p in MINERAL_PHASES)
-    assert np.allclose(total, 100.0, atol=0.1)
+    limit = float(defaults("units")["max_abundance_sigma"])
+    cols = ", ".join(f"abundance_{p}, abundance_sigma_{p}" for p in MINERAL_PHASES)
+    rows = tap.search(f"SELECT {cols} FROM epnml_units.epn_core").to_table()
+    assert len(rows) == ingested_units.n_rows()
+    n_served = 0
+    for row in rows:
+        served = {p: float(row[f"abundance_{p}"]) for p in MINERAL_PHASES
+                  if not np.ma.is_masked(row[f"abundance_{p}"])}
+        n_served += len(served)
+        for p in set(MINERAL_PHASES) - set(served):  # withheld: its spread is too large
+            assert float(row[f"abundance_sigma_{p}"]) > limit, (p, row)
+        for p, value in served.items():
+            assert float(row[f"abundance_sigma_{p}"]) <= limit, (p, row)
+            assert 0.0 <= value <= 100.0, (p, row)
+        # the phases sum to 100: what is served cannot exceed it, and all of them reach it
+        total = sum(served.values())
+        assert total <= 100.1, row
+        if len(served) == len(MINERAL_PHASES):
+            assert abs(total - 100.0) <= 0.1, row
+    assert n_served > 0, "no unit row serves any abundance"

@@ -388,6 +388,16 @@ def _run(fn: Callable[[], Response]) -> Response:
         return error_response(exc)
 
 
+#: the OpenAPI ``responses`` of the HAPI routes: errors are HAPI status documents.
+HAPI_ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"description": "HAPI status (code 14xx)", "content": {"application/json": {
+        "schema": {"type": "object", "required": ["HAPI", "status"], "properties": {
+            "HAPI": {"type": "string"},
+            "status": {"type": "object", "required": ["code", "message"], "properties": {
+                "code": {"type": "integer"}, "message": {"type": "string"}}}}}}}}
+    for code in (400, 404)}
+
+
 @router.get("", response_class=HTMLResponse, include_in_schema=False)
 @router.get("/", response_class=HTMLResponse, include_in_schema=False)
 def landing() -> HTMLResponse:
@@ -399,7 +409,7 @@ def landing() -> HTMLResponse:
                         "</body></html>", headers=CORS)
 
 
-@router.get("/capabilities")
+@router.get("/capabilities", responses=HAPI_ERRORS)
 def capabilities(request: Request) -> Response:
     def run() -> Response:
         request_params(request, [])
@@ -407,7 +417,7 @@ def capabilities(request: Request) -> Response:
     return _run(run)
 
 
-@router.get("/about")
+@router.get("/about", responses=HAPI_ERRORS)
 def about(request: Request) -> Response:
     def run() -> Response:
         request_params(request, [])
@@ -421,7 +431,7 @@ def about(request: Request) -> Response:
     return _run(run)
 
 
-@router.get("/catalog")
+@router.get("/catalog", responses=HAPI_ERRORS)
 def catalog(request: Request, conn: Conn) -> Response:
     def run() -> Response:
         given = request_params(request, ["depth", "resolve_references"])
@@ -452,7 +462,7 @@ def _dataset(given: dict[str, str]) -> None:
         raise HapiError(1406, f"'{given['dataset'][:60]}' (known: {DATASET})")
 
 
-@router.get("/info")
+@router.get("/info", responses=HAPI_ERRORS)
 def info(request: Request, conn: Conn) -> Response:
     def run() -> Response:
         given = request_params(request, ["dataset", "parameters", "resolve_references"])
@@ -463,7 +473,7 @@ def info(request: Request, conn: Conn) -> Response:
     return _run(run)
 
 
-@router.get("/data")
+@router.get("/data", responses=HAPI_ERRORS)
 def data(request: Request, conn: Conn) -> Response:
     def run() -> Response:
         given = request_params(request,
