@@ -92,7 +92,7 @@ start_postgres() {
 
 install_packages() {
     local need=()
-    for pkg in postgresql-15 postgresql-15-pgsphere stilts python3-venv curl; do
+    for pkg in postgresql-15 postgresql-15-pgsphere stilts python3-venv curl procps; do
         dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
     done
     if [ ${#need[@]} -gt 0 ] || ! dpkg -s gavodachs2-server >/dev/null 2>&1; then
@@ -315,6 +315,11 @@ dachs_server() {
     esac
 }
 
+group_running() {  # pgid: a live (not zombie) process in the group; an init that reaps
+    # late (containers, microVMs) keeps exited members as zombies, and those cannot be killed
+    ps -A -o pgid=,stat= | awk -v g="$1" '$1 == g && $2 !~ /^Z/ {found = 1} END {exit !found}'
+}
+
 stop_process() {  # pidfile what cmdline-pattern: SIGTERM its process group, SIGKILL after a grace
     local pidfile=$1 what=$2 pattern=$3 pid cmdline
     [ -f "$pidfile" ] || return 0
@@ -326,10 +331,12 @@ stop_process() {  # pidfile what cmdline-pattern: SIGTERM its process group, SIG
         # it leads its own process group (setsid): workers go with it
         kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
         local waited=0
-        while kill -0 "$pid" 2>/dev/null && [ "$waited" -lt $((STOP_GRACE * 10)) ]; do
+        # wait for the whole group, not just its leader: the forkserver of the preview
+        # workers exits a moment after it
+        while group_running "$pid" && [ "$waited" -lt $((STOP_GRACE * 10)) ]; do
             sleep 0.1; waited=$((waited + 1))
         done
-        if kill -0 -- "-$pid" 2>/dev/null || kill -0 "$pid" 2>/dev/null; then
+        if group_running "$pid"; then
             log "the $what did not stop within ${STOP_GRACE}s: SIGKILL"
             kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
         fi
