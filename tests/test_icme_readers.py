@@ -372,3 +372,82 @@ def test_cdf_pair_from_1min_frame(tmp_path: Path, truth: tuple) -> None:
     assert frame.index.equals(expect.index)
     for col in ("bx", "bz", "vt", "np", "tp"):
         np.testing.assert_allclose(frame[col], expect[col], rtol=1e-5, err_msg=col)
+
+
+def _as_omni_words(src: Path, dest: Path) -> pd.DataFrame:
+    """The fixture CSV rewritten with OMNI word names and YEAR/DOY/HR/MN times (the
+    header CDAWeb and the SYMHnet 1-min storm files use), derived columns dropped."""
+    table = pd.read_csv(src, parse_dates=["time"])
+    t = table["time"].dt
+    omni = pd.DataFrame({
+        "YEAR": t.year, "DOY": t.day_of_year, "HR": t.hour, "MN": t.minute,
+        "Field_magnitude_average": table["bt"], "BX_GSE_GSM": table["bx"],
+        "BY_GSE": table["by"] + 1.0, "BZ_GSE": table["bz"] - 1.0,  # GSE: not the model's
+        "BY_GSM": table["by"], "BZ_GSM": table["bz"], "Speed": table["vt"],
+        "Proton_Density": table["np"], "Proton_Temperature": table["tp"],
+        "Flow_pressure": 1.0, "SYM_H": -20})
+    omni.to_csv(dest, index=False)
+    return table
+
+
+def test_csv_with_omni_words_reads_as_the_shared_layout(fx: dict[str, Path],
+                                                       tmp_path: Path) -> None:
+    path = tmp_path / "storm01_1min.csv"
+    _as_omni_words(fx["csv"], path)
+    words = read_solarwind_csv(path)
+    plain = read_solarwind_csv(fx["csv"])
+    _check_standard(words)
+    assert words.index.equals(plain.index)
+    for column in ("bx", "by", "bz", "bt", "vt", "np", "tp"):  # GSM, not the GSE decoys
+        np.testing.assert_allclose(words[column], plain[column], rtol=1e-9, equal_nan=True)
+    # beta is derived from n, T, B (the OMNI words carry none)
+    np.testing.assert_allclose(words["beta"], proton_beta(words["np"], words["tp"], words["bt"]),
+                               rtol=1e-9, equal_nan=True)
+
+
+def test_csv_with_omni_words_but_no_field_names_the_missing_word(fx: dict[str, Path],
+                                                                tmp_path: Path) -> None:
+    path = tmp_path / "storm02_1min.csv"
+    _as_omni_words(fx["csv"], path)
+    table = pd.read_csv(path).drop(columns=["BX_GSE_GSM"])
+    table.to_csv(path, index=False)
+    with pytest.raises(GranuleError, match=r"storm02_1min.csv: missing required column\(s\): bx$"):
+        read_solarwind_csv(path)
+
+
+def test_csv_with_omni_words_is_omni_not_wind(fx: dict[str, Path], tmp_path: Path) -> None:
+    from epnml.ingest.stage import Granule
+    from epnml.ingest.stages.icme import describe_source
+
+    path = tmp_path / "storm03_1min.csv"
+    _as_omni_words(fx["csv"], path)
+    assert describe_source(Granule("storm03_1min", (path,))).host == "OMNI"
+    assert describe_source(Granule("wind", (fx["csv"],))).host == "Wind"
+
+
+def test_real_1min_omni_storm_matches_the_hourly_omni2_detection() -> None:
+    """Cadence consistency on real data (validation year 2013, storm 40 of the SYMHnet
+    list): the 1-min OMNI window and the hourly OMNI2 year find the same ICMECAT ICME."""
+    storm = SOLARWIND / "omni_1min_storms" / "storm40_1min.csv"
+    hourly = SOLARWIND / "omni2_hourly" / "omni2_2013.dat"
+    _needs(storm)
+    _needs(hourly)
+    from datetime import datetime
+
+    from epnml.ingest.registry import make_stage
+    from epnml.ingest.stage import RunContext
+
+    stage = make_stage("icme")
+    ctx = RunContext(run_id="t-1min", files_base_url="http://example.org/static/epnml",
+                     started=datetime(2026, 1, 2), make_quicklooks=False, params={},
+                     reference_data=SHARED)
+
+    def rows(path: Path) -> list[dict[str, object]]:
+        (granule,) = stage.granules([path])
+        return list(stage.process(granule, ctx).rows)
+
+    minute_rows, hourly_rows = rows(storm), rows(hourly)
+    matched = {r["icmecat_id"] for r in minute_rows if r["icmecat_id"]}
+    assert matched == {"ICME_Wind_NASA_20130627_01"}
+    assert matched <= {r["icmecat_id"] for r in hourly_rows}
+    assert {r["instrument_host_name"] for r in minute_rows} == {"OMNI"}

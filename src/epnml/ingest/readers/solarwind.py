@@ -402,6 +402,8 @@ def _read_csv_table(path: Path, limits: ResourceLimits = SOLARWIND_LIMITS) -> pd
                 exc, pd.errors.ParserError) else type(exc).__name__
         raise GranuleError(path, f"not a readable CSV ({kind})") from exc
     table.columns = [str(c).strip().lower() for c in table.columns]
+    if not {"time", "bx"} <= set(table.columns):
+        table = _omni_named_csv(path, table)
     missing = [c for c in CSV_REQUIRED if c not in table.columns]
     if "vt" in missing and {"vx", "vy", "vz"} <= set(table.columns):
         missing.remove("vt")  # |V| is derived from the components
@@ -427,6 +429,42 @@ def _read_csv_table(path: Path, limits: ResourceLimits = SOLARWIND_LIMITS) -> pd
     _check_monotonic(table.index, path)
     check_extent(path, table.index, limits, fields_per_sample=len(table.columns))
     return table
+
+
+def _omni_named_csv(path: Path, table: pd.DataFrame) -> pd.DataFrame:
+    """A CSV whose header uses OMNIWeb word names (``YEAR,DOY,HR,MN,BX_GSE_GSM,BY_GSM,
+    Speed,Proton_Density,...``, as CDAWeb and the SYMHnet storm files write them): columns
+    renamed to the frame's roles by meaning (as OMNIWeb listings), the time built from
+    year, day of year, hour and minute. Tables that are neither layout are left as they
+    are (the caller names what is missing)."""
+    roles: dict[str, str] = {}
+    for column in table.columns:
+        role = _omni_role(column.replace("_", " "))
+        if role is not None and role not in roles.values():
+            roles[column] = role
+    if "time" in table.columns or not {"year", "doy", "hour"} <= set(roles.values()):
+        return table
+    renamed = table.rename(columns=roles)
+    by_role = {role: i for i, role in enumerate(renamed.columns)}
+    numbers = np.column_stack([pd.to_numeric(renamed[c], errors="coerce").to_numpy(float)
+                               for c in renamed.columns])
+    times = omni_times(path, numbers, by_role)
+    renamed = renamed.drop(columns=[c for c in ("year", "doy", "hour", "minute")
+                                    if c in renamed.columns])
+    renamed.insert(0, "time", times.strftime("%Y-%m-%d %H:%M:%S"))
+    return renamed
+
+
+def csv_has_omni_words(path: Path) -> bool:
+    """Whether a CSV's header names OMNI words (an OMNI listing saved as CSV), not the
+    one-spacecraft layout; unreadable files are the reader's to report."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            header = next((line for line in handle if not line.startswith("#")), "")
+    except OSError:
+        return False
+    words = {w.strip().lower() for w in header.split(",")}
+    return "time" not in words and {"year", "doy"} <= words
 
 
 def _csv_numbers(column: pd.Series) -> np.ndarray:

@@ -30,7 +30,7 @@ from epnml.ingest.readers.icme_catalogues import (
     best_match,
     load_catalogues,
 )
-from epnml.ingest.readers.solarwind import SOLARWIND_LIMITS
+from epnml.ingest.readers.solarwind import SOLARWIND_LIMITS, csv_has_omni_words
 from epnml.ingest.stage import (
     CommittedModelStage,
     Granule,
@@ -66,7 +66,8 @@ def describe_source(granule: Granule) -> Source:
     simulated = "simulated" in names or "sim_" in names or any(
         _cdf_says_simulated(p) for p in granule.paths if p.suffix.lower() == ".cdf"
     )
-    if any(p.suffix.lower() in (".lst", ".dat") for p in granule.paths) or "omni" in names:
+    if any(p.suffix.lower() in (".lst", ".dat") for p in granule.paths) or "omni" in names \
+            or any(csv_has_omni_words(p) for p in granule.paths if p.suffix.lower() == ".csv"):
         return Source("OMNI", "OMNI", simulated, True)
     if "stereo" in names or "sta_" in names:
         return Source("STEREO-A", "IMPACT#PLASTIC", simulated, False)
