@@ -32,6 +32,11 @@ log "ingesting the demo inputs (simulated solar wind, the CDAWeb CDF pair)"
 # truth.csv (the simulator's true ICME intervals) is for evaluation, not an input.
 "$VENV/bin/epnml" ingest icme --no-progress "$demo"/simulated_wind_mfi_h0_*.cdf \
     "$demo"/simulated_wind_swe_h1_*.cdf
+# Instances provisioned before that served the CSV and OMNIWeb granules too: retire them
+# (rows kept, superseded; epnml.retirements says why). Nothing current: nothing recorded.
+"$VENV/bin/epnml" db retire icme --files "$demo"/simulated_wind_*_10min.csv \
+    "$demo"/simulated_omni_*.lst --reason "demo: one input, one set of rows (the CDF pair)" \
+    2>&1 | grep -v "no current rows\|no icme granule was ingested" >&2 || true
 mag=$DACHS_ROOT/epnml-demo-messenger
 if [ ! -f "$mag/.generated" ]; then
     log "generating simulated MESSENGER MAG orbits in $mag"

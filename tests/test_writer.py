@@ -88,3 +88,38 @@ def test_rows_must_match_granule(stack: Any) -> None:
         with pytest.raises(ValueError, match="does not belong"):
             write_granule(conn, EVENTS, "icme", out, ModelInfo("icme", "1", "a" * 64))
         assert _state(conn, "w_t2") == {}
+
+
+def test_retire_supersedes_records_and_finds_granules_by_file(stack: Any, tmp_path: Path
+                                                              ) -> None:
+    from epnml.cli import main
+    from epnml.ingest.writer import describe_source, granules_of_files, retire_granules
+
+    settings = load_settings()
+    v1 = ModelInfo("icme", "1", "a" * 64)
+    kept, gone = tmp_path / "w_r_kept.csv", tmp_path / "w_r_gone.csv"
+    kept.write_text("kept\n")
+    gone.write_text("gone\n")
+    with psycopg.connect(settings.dsn, autocommit=True) as conn:
+        for path, uids in ((kept, ["r1"]), (gone, ["r2", "r3"])):
+            out = _output(path.stem, "1", uids)
+            out = StageOutput(Granule(path.stem, (path,)), out.records, out.rows)
+            write_granule(conn, EVENTS, "icme", out, v1, source=describe_source(out.granule))
+        assert granules_of_files(conn, "icme", [gone]) == ["w_r_gone"]
+        with pytest.raises(ValueError, match="needs a reason"):
+            retire_granules(conn, EVENTS, "icme", ["w_r_gone"], "  ")
+
+        assert main(["db", "retire", "icme", "--files", str(gone),
+                     "--reason", "withdrawn input"]) == 0
+        assert _state(conn, "w_r_gone") == {"r2": False, "r3": False}  # kept, superseded
+        assert _state(conn, "w_r_kept") == {"r1": True}
+        recorded = conn.execute("SELECT obs_id, reason, n_rows FROM epnml.retirements"
+                                " WHERE obs_id LIKE 'w_r_%'").fetchall()
+        assert recorded == [("w_r_gone", "withdrawn input", 2)]
+        # a second retirement finds nothing current and records nothing
+        assert retire_granules(conn, EVENTS, "icme", ["w_r_gone"], "again") == {"w_r_gone": 0}
+        assert conn.execute("SELECT count(*) FROM epnml.retirements WHERE obs_id = 'w_r_gone'"
+                            ).fetchone() == (1,)
+        served = pyvo.dal.TAPService(stack.tap_url).search(
+            "SELECT obs_id FROM epnml_events.epn_core WHERE obs_id LIKE 'w_r_%'").to_table()
+        assert [str(o) for o in served["obs_id"]] == ["w_r_kept"]

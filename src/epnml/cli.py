@@ -191,6 +191,30 @@ def cmd_db_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_retire(args: argparse.Namespace) -> int:
+    from epnml.db import connect
+    from epnml.ingest.registry import make_stage
+    from epnml.ingest.writer import granules_of_files, retire_granules
+    from epnml.schemas import get_product
+
+    product = get_product(make_stage(args.pipeline).product)
+    with connect(load_settings()) as conn:
+        if not args.obs_id and not args.files:
+            raise ValueError("nothing to retire: give obs_ids or --files of ingested granules")
+        obs_ids = list(args.obs_id)
+        if args.files:
+            obs_ids += [o for o in granules_of_files(conn, args.pipeline, args.files)
+                        if o not in obs_ids]
+        if not obs_ids:
+            print(f"no {args.pipeline} granule was ingested from these files", file=sys.stderr)
+            return 0
+        retired = retire_granules(conn, product, args.pipeline, obs_ids, args.reason)
+    for obs_id, n in retired.items():
+        print(f"{args.pipeline} {obs_id}: " + (f"{n} row(s) retired (kept, superseded)" if n
+              else "no current rows"), file=sys.stderr)
+    return 0
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from epnml.ingest.registry import MODEL_VERSIONS, make_stage
 
@@ -321,6 +345,18 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--stale-hours", type=float, default=24.0,
                    help="runs of another host: aborted when silent this long (default 24)")
     m.set_defaults(func=cmd_db_sweep)
+
+    m = dbsub.add_parser("retire", help="supersede a granule's current rows without a new "
+                                        "version (kept, never deleted; epnml.retirements "
+                                        "records why)")
+    from epnml.ingest.registry import PIPELINES
+
+    m.add_argument("pipeline", choices=sorted(PIPELINES))
+    m.add_argument("obs_id", nargs="*", help="granules to retire (obs_id)")
+    m.add_argument("--files", nargs="+", type=Path, default=[],
+                   help="retire the granules ingested from these files")
+    m.add_argument("--reason", required=True, help="why (stored with the retirement)")
+    m.set_defaults(func=cmd_db_retire)
 
     p = sub.add_parser("models", help="list the committed model versions")
     p.add_argument("--register", action="store_true",

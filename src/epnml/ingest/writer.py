@@ -351,3 +351,37 @@ def bulk_load(
             cur.execute(definition)
         cur.execute(sql.SQL("ANALYZE {}").format(sql.SQL(product.storage_table)))
     return n
+
+
+def granules_of_files(conn: psycopg.Connection, pipeline: str, paths: Sequence[Path]
+                      ) -> list[str]:
+    """The obs_ids of ``pipeline`` whose recorded sources include one of ``paths``."""
+    resolved = [printable(str(Path(p).resolve())) for p in paths]
+    found = conn.execute(
+        "SELECT DISTINCT obs_id FROM epnml.granule_sources WHERE pipeline = %s"
+        " AND paths && %s::text[] ORDER BY obs_id", (pipeline, resolved)).fetchall()
+    return [obs_id for (obs_id,) in found]
+
+
+def retire_granules(conn: psycopg.Connection, product: Product, pipeline: str,
+                    obs_ids: Sequence[str], reason: str) -> dict[str, int]:
+    """Supersede the current rows of these granules without a newer version (kept,
+    never deleted) and record why in ``epnml.retirements``; one transaction per granule.
+    Returns the number of rows retired per obs_id (0: nothing current, nothing recorded)."""
+    if not reason.strip():
+        raise ValueError("a retirement needs a reason (--reason)")
+    table = sql.SQL(product.storage_table)
+    retired: dict[str, int] = {}
+    for obs_id in obs_ids:
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"{pipeline}:{obs_id}",))
+            now = _now()
+            cur.execute(sql.SQL("UPDATE {} SET superseded_at = %s WHERE pipeline = %s"
+                                " AND obs_id = %s AND superseded_at IS NULL").format(table),
+                        (now, pipeline, obs_id))
+            retired[obs_id] = cur.rowcount
+            if cur.rowcount:
+                cur.execute("INSERT INTO epnml.retirements (pipeline, obs_id, retired_at,"
+                            " reason, n_rows) VALUES (%s, %s, %s, %s, %s)",
+                            (pipeline, obs_id, now, reason.strip(), retired[obs_id]))
+    return retired
