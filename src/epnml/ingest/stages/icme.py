@@ -32,11 +32,11 @@ from epnml.ingest.readers.icme_catalogues import (
 )
 from epnml.ingest.readers.solarwind import SOLARWIND_LIMITS
 from epnml.ingest.stage import (
+    SERIES_COLUMNS,
     CommittedModelStage,
     Granule,
     GranuleError,
     ModelInfo,
-    SERIES_COLUMNS,
     RunContext,
     SolarWindSeries,
     StageOutput,
