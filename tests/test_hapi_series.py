@@ -71,8 +71,8 @@ def _count(dsn: str, sql: str = "SELECT count(*) FROM epnml.solarwind_samples") 
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    dsn = migrated_database("hapisw")
-    tmp = tmp_path_factory.mktemp("hapisw")
+    dsn = migrated_database("hapi_series")
+    tmp = tmp_path_factory.mktemp("hapi_series")
     settings = replace(empty_store_settings(dsn, tmp, "http://127.0.0.1:9"),
                        jobs_dir=tmp / "jobs", job_worker=0, server_url="http://127.0.0.1:9",
                        preview_memory_mb=0, contact="hapi-test@example.org")
