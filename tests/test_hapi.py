@@ -106,7 +106,11 @@ def test_capabilities_about_catalog(client: TestClient) -> None:
     assert about["contact"] == "hapi-test@example.org"
     assert about["title"] == "epnml ML-detected heliophysics events"
     catalog = client.get("/hapi/catalog").json()
-    assert catalog["catalog"] == [{"id": DATASET, "title": "ICMEs detected by the epnml model"}]
+    # the events, and the simulated Wind series the pipeline read (tests/test_hapi_series.py)
+    assert catalog["catalog"] == [
+        {"id": DATASET, "title": "ICMEs detected by the epnml model"},
+        {"id": "solarwind_wind_10min_simulated", "title": "Wind solar wind at 10min, as "
+         "ingested by the epnml ICME pipeline (SIMULATED)"}]
     full = client.get("/hapi/catalog", params={"depth": "all"}).json()
     info = client.get("/hapi/info", params={"dataset": DATASET}).json()
     del info["HAPI"], info["status"]

@@ -82,6 +82,29 @@ class RunContext:
     reference_data: Path | None = None
 
 
+@dataclass(frozen=True)
+class SolarWindSeries:
+    """The series a solar-wind reader made of a granule, as served by HAPI.
+
+    Built by the icme stage (pure: no I/O), stored by the ingest writer in the granule's
+    transaction (``epnml.solarwind_samples``, keyed by the granule's content sha256).
+    """
+
+    #: instrument_host_name of the granule's rows (Wind, ACE, OMNI, STEREO-A, ...)
+    spacecraft: str
+    #: seconds between samples: 600 (the reader's 10-min frame) or the source's coarser
+    #: native cadence (hourly OMNI: only the bins holding an hourly value are kept)
+    cadence_s: float
+    simulated: bool
+    #: tz-naive UTC DatetimeIndex, float columns :data:`SERIES_COLUMNS`; NaN = missing;
+    #: bins with no value at all are left out
+    frame: pd.DataFrame
+
+
+#: the stored and served quantities (names of the solar-wind standard frame).
+SERIES_COLUMNS = ("np", "vt", "tp", "bx", "by", "bz", "bt", "beta", "pdyn")
+
+
 @dataclass
 class StageOutput:
     granule: Granule
@@ -94,6 +117,8 @@ class StageOutput:
     #: values that were not physical (inf, NaN text, +-1e308, undeclared fill values,
     #: negative densities...) and became missing data: quantity -> count in this granule.
     invalid_values: dict[str, int] = field(default_factory=dict)
+    #: the input series (icme only), stored with the rows by the ingest writer.
+    series: SolarWindSeries | None = None
 
 
 class Stage(Protocol):

@@ -24,6 +24,10 @@ their first ``creation_date``). When a new row needs a ``granule_uid`` that a su
 row holds (the primary key is ``granule_uid`` alone), the stored row keeps everything but
 its id, which becomes ``<uid>~s<superseded_at>`` (archived); a re-run of an older version
 from the same source whose rows are already stored superseded writes nothing new.
+
+A stage's input series (``StageOutput.series``: the icme stage's solar wind) is stored in
+the same transaction, keyed by the source's sha256 (:func:`store_series`): identical
+content is stored once, whatever the number of re-ingests; nothing of it is deleted.
 """
 
 from __future__ import annotations
@@ -39,11 +43,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import numpy as np
+import pandas as pd
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from epnml.ingest.stage import Granule, ModelInfo, StageOutput, printable
+from epnml.ingest.stage import (
+    SERIES_COLUMNS,
+    Granule,
+    ModelInfo,
+    SolarWindSeries,
+    StageOutput,
+    printable,
+)
 from epnml.schemas.products import Product
 
 
@@ -137,6 +150,8 @@ class WriteResult:
     n_kept: int = 0
     #: superseded rows whose granule_uid was needed by a new row (renamed ``uid~s...``).
     n_archived: int = 0
+    #: input-series samples written (0: none, or the same content's series was stored).
+    n_samples: int = 0
 
 
 #: called inside the granule's transaction after the rows (run bookkeeping).
@@ -282,12 +297,65 @@ def write_granule(
                 " last_seen = EXCLUDED.last_seen",
                 (*key, source.sha256, list(source.paths), list(source.sizes),
                  run_id or "", run_id or "", now, now))
+        n_samples = 0
+        if output.series is not None and source is not None:
+            n_samples = store_series(cur, pipeline, obs_id, source.sha256, output.series,
+                                     run_id or "", now, current=becomes_current)
         result = WriteResult(n_rows=n_rows, n_replaced=len(first_seen),
                              n_superseded=n_superseded, current=becomes_current,
-                             n_kept=n_kept, n_archived=n_archived)
+                             n_kept=n_kept, n_archived=n_archived, n_samples=n_samples)
         if bookkeeping is not None:
             bookkeeping(cur, result)
     return result
+
+
+def store_series(cur: psycopg.Cursor[Any], pipeline: str, obs_id: str, sha256: str,
+                 series: SolarWindSeries, run_id: str, now: datetime, *,
+                 current: bool = True) -> int:
+    """Store a granule's input series (in the caller's transaction); samples written.
+
+    Series are keyed by the content sha256 of the granule's files: a series already
+    stored (an identical re-ingest, another model version, a copy of the file) writes no
+    sample. The granule -> series link records which series is the granule's current one:
+    a changed file of the same granule supersedes the previous series (never deleted),
+    as its rows supersede the previous rows; ``current=False`` (rows stored already
+    superseded) stores the series superseded too.
+    """
+    cur.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"solarwind:{sha256}",))
+    if current:
+        cur.execute("UPDATE epnml.solarwind_granules SET superseded_at = %s WHERE pipeline = %s"
+                    " AND obs_id = %s AND sha256 <> %s AND superseded_at IS NULL",
+                    (now, pipeline, obs_id, sha256))
+    n = 0
+    if cur.execute("SELECT 1 FROM epnml.solarwind_series WHERE sha256 = %s",
+                   (sha256,)).fetchone() is None:
+        frame = series.frame.loc[:, list(SERIES_COLUMNS)]
+        times = pd.DatetimeIndex(frame.index)
+        cur.execute(
+            "INSERT INTO epnml.solarwind_series (sha256, spacecraft, cadence_s, simulated,"
+            " n_samples, time_min, time_max, first_run_id, stored_at)"
+            " VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s)",
+            (sha256, series.spacecraft, series.cadence_s, series.simulated, len(frame),
+             times.min().to_pydatetime() if len(times) else None,
+             times.max().to_pydatetime() if len(times) else None, run_id, now))
+        values = frame.to_numpy(dtype="float64")
+        finite = np.isfinite(values)
+        with cur.copy("COPY epnml.solarwind_samples (sha256, time, "
+                      f"{', '.join(SERIES_COLUMNS)}) FROM STDIN") as copy:
+            for when, row, ok in zip(times.to_pydatetime(), values.tolist(), finite,
+                                     strict=True):
+                copy.write_row([sha256, when, *(v if good else None
+                                                for v, good in zip(row, ok, strict=True))])
+        n = len(frame)
+    cur.execute(
+        "INSERT INTO epnml.solarwind_granules (pipeline, obs_id, sha256, first_run_id,"
+        " last_run_id, first_seen, last_seen, superseded_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)"
+        " ON CONFLICT (pipeline, obs_id, sha256) DO UPDATE SET last_run_id ="
+        " EXCLUDED.last_run_id, last_seen = EXCLUDED.last_seen, superseded_at ="
+        " CASE WHEN %s THEN NULL ELSE epnml.solarwind_granules.superseded_at END",
+        (pipeline, obs_id, sha256, run_id, run_id, now, now, None if current else now,
+         current))
+    return n
 
 
 def _resolve_collisions(cur: psycopg.Cursor[Any], product: Product,

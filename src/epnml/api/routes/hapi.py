@@ -1,5 +1,6 @@
 """HAPI 3.3 (the heliophysics time-series API of hapiclient, Autoplot, SPEDAS, speasy) for
-the ICME event catalogue: ``/hapi/{capabilities,about,catalog,info,data}``.
+the ICME event catalogue and the solar-wind series the ICME pipeline ingested:
+``/hapi/{capabilities,about,catalog,info,data}``.
 
 One dataset, ``epnml_icme_events``: one record per current row of ``epnml.events``
 (``superseded_at IS NULL``) of the ``icme`` pipeline, the primary time being the event's
@@ -8,6 +9,12 @@ duration, model score, catalogue matches and model version are parameters. Event
 cadence, so ``cadence`` is absent. ``start`` (inclusive) and ``stop`` (exclusive) select
 on the event start as written in the stream (millisecond ISO time), so adjacent requests
 concatenate without duplicates.
+
+Series datasets, ``solarwind_<spacecraft>_<cadence>[_simulated]`` (:func:`series_id`):
+one per (spacecraft, cadence, simulated) of ``epnml.solarwind_series`` with a current
+granule link, records = its samples (``epnml.solarwind_samples``), NULL as the double
+fill; ``startDate`` is the first sample, ``stopDate`` the last sample plus the cadence.
+Both kinds go through the same parameter selection, time parsing, streams and statuses.
 
 Errors are HAPI status JSON with the HTTP code of the spec's table (400, or 404 for an
 unknown dataset or parameter). The deprecated 2.x names ``id``, ``time.min``,
@@ -208,23 +215,144 @@ PARAMS: tuple[Param, ...] = (
     Param("granule_uid", "string", None, "The row in the EPN-TAP table epnml_events.epn_core "
           "(DataLink: /datalink?ID=<granule_uid>)", "granule_uid"),
 )
-BY_NAME = {p.name: p for p in PARAMS}
 CURRENT = ("FROM epnml.events WHERE superseded_at IS NULL AND pipeline = 'icme' "
            "AND time_min IS NOT NULL AND time_max IS NOT NULL")
+
+#: the parameters of every solar-wind series dataset (columns of epnml.solarwind_samples).
+SERIES_PARAMS: tuple[Param, ...] = (
+    Param("Time", "isotime", "UTC", "Sample time: start of the 10-min bin (cadence PT10M), "
+          "or centre of the hour of hourly sources (cadence PT1H)", "s.time", label="Time"),
+    Param("density", "double", "cm^-3", "Proton number density (np)", "s.np",
+          fill=DOUBLE_FILL, label="Np"),
+    Param("speed", "double", "km/s", "Solar-wind bulk speed |V| (vt)", "s.vt",
+          fill=DOUBLE_FILL, label="|V|"),
+    Param("temperature", "double", "K", "Proton temperature (tp)", "s.tp",
+          fill=DOUBLE_FILL, label="Tp"),
+    Param("bx", "double", "nT", "Magnetic field x component, as in the source files (GSM "
+          "for Wind, ACE and OMNI)", "s.bx", fill=DOUBLE_FILL, label="Bx"),
+    Param("by", "double", "nT", "Magnetic field y component (frame of bx)", "s.by",
+          fill=DOUBLE_FILL, label="By"),
+    Param("bz", "double", "nT", "Magnetic field z component (frame of bx)", "s.bz",
+          fill=DOUBLE_FILL, label="Bz"),
+    Param("b_total", "double", "nT", "Magnetic field magnitude |B| (bt)", "s.bt",
+          fill=DOUBLE_FILL, label="|B|"),
+    Param("beta", "double", None, "Proton plasma beta n k T / (B^2 / 2 mu0)", "s.beta",
+          fill=DOUBLE_FILL, label="beta"),
+    Param("pdyn", "double", "Pa", "Dynamic pressure m_p n V^2", "s.pdyn",
+          fill=DOUBLE_FILL, label="Pdyn"),
+)
+#: the granule -> series links served: current ones (superseded series are kept, not served)
+SERIES_CURRENT = ("EXISTS (SELECT 1 FROM epnml.solarwind_granules g WHERE g.sha256 = r.sha256"
+                  " AND g.superseded_at IS NULL)")
+#: the data citation of each spacecraft's source data (series from simulated files: none)
+SOURCE_CITATIONS = {
+    "Wind": "Wind MFI (Lepping et al. 1995, doi:10.1007/BF00751330) and SWE (Ogilvie et al. "
+            "1995, doi:10.1007/BF00751326), NASA CDAWeb",
+    "OMNI": "OMNI (King & Papitashvili 2005, doi:10.1029/2004JA010649), NASA OMNIWeb",
+    "ACE": "ACE MAG (Smith et al. 1998) and SWEPAM (McComas et al. 1998), ACE Science Center",
+    "STEREO-A": "STEREO IMPACT (Luhmann et al. 2008) and PLASTIC (Galvin et al. 2008)",
+    "STEREO-B": "STEREO IMPACT (Luhmann et al. 2008) and PLASTIC (Galvin et al. 2008)",
+}
+
+
+@dataclass(frozen=True)
+class Definition:
+    """One HAPI dataset: its parameters and the SQL of its current records."""
+    id: str
+    title: str
+    params: tuple[Param, ...]
+    #: FROM and WHERE of the current records (placeholders: ``args``)
+    relation: str
+    args: tuple[Any, ...] = ()
+    #: the primary time column: "jd" (float JD UTC) or "timestamp" (UTC)
+    time_kind: str = "jd"
+    #: secondary sort key, or DISTINCT ON the time when records of overlapping sources
+    #: share a time (the series stored last wins)
+    order: str = ""
+    distinct_time: bool = False
+    #: solar-wind series: (spacecraft, cadence_s, simulated); None for the event catalogue
+    series: tuple[str, float, bool] | None = None
+
+    @property
+    def by_name(self) -> dict[str, Param]:
+        return {p.name: p for p in self.params}
+
+
+EVENTS = Definition(DATASET, "ICMEs detected by the epnml model", PARAMS, CURRENT,
+                    order="granule_uid")
+BY_NAME = EVENTS.by_name
+
+
+def cadence_label(seconds: float) -> tuple[str, str]:
+    """(dataset id part, ISO 8601 duration) of a cadence: 600 -> ("10min", "PT10M")."""
+    s = int(round(seconds))
+    if s % 3600 == 0:
+        return f"{s // 3600}h", f"PT{s // 3600}H"
+    if s % 60 == 0:
+        return f"{s // 60}min", f"PT{s // 60}M"
+    return f"{s}s", f"PT{s}S"
+
+
+def series_id(spacecraft: str, cadence_s: float, simulated: bool) -> str:
+    """``solarwind_<spacecraft>_<cadence>[_simulated]``, e.g. solarwind_omni_1h."""
+    slug = re.sub(r"[^a-z0-9]+", "_", spacecraft.lower()).strip("_") or "unknown"
+    return (f"solarwind_{slug}_{cadence_label(cadence_s)[0]}"
+            + ("_simulated" if simulated else ""))
+
+
+def series_definition(spacecraft: str, cadence_s: float, simulated: bool) -> Definition:
+    title = (f"{spacecraft} solar wind at {cadence_label(cadence_s)[0]}, as ingested by the "
+             "epnml ICME pipeline" + (" (SIMULATED)" if simulated else ""))
+    relation = ("FROM epnml.solarwind_samples s JOIN epnml.solarwind_series r "
+                "ON r.sha256 = s.sha256 WHERE r.spacecraft = %s AND r.cadence_s = %s "
+                f"AND r.simulated = %s AND {SERIES_CURRENT}")
+    return Definition(series_id(spacecraft, cadence_s, simulated), title, SERIES_PARAMS,
+                      relation, (spacecraft, cadence_s, simulated), time_kind="timestamp",
+                      order="r.stored_at DESC, r.sha256", distinct_time=True,
+                      series=(spacecraft, cadence_s, simulated))
+
+
+def definitions(conn: psycopg.Connection) -> list[Definition]:
+    """Every dataset: the event catalogue, then one per stored series source."""
+    rows = conn.execute(
+        "SELECT DISTINCT spacecraft, cadence_s, simulated FROM epnml.solarwind_series r "
+        f"WHERE {SERIES_CURRENT} ORDER BY 1, 2, 3").fetchall()
+    out = [EVENTS]
+    for spacecraft, cadence_s, simulated in rows:
+        d = series_definition(str(spacecraft), float(cadence_s), bool(simulated))
+        if d.id not in {o.id for o in out}:
+            out.append(d)
+    return out
+
+
+def find(conn: psycopg.Connection, dataset: str) -> Definition:
+    """The definition of a dataset id; 1406 when it is not one."""
+    if dataset == DATASET:
+        return EVENTS
+    if dataset.startswith("solarwind_"):
+        for d in definitions(conn)[1:]:
+            if d.id == dataset:
+                return d
+    raise HapiError(1406, f"'{dataset[:60]}' (known: {DATASET}, solarwind_*: see catalog)")
 
 
 @dataclass(frozen=True)
 class Dataset:
-    """What ``info`` says of the current rows (read once per request)."""
+    """What ``info`` says of the current records (read once per request)."""
+    definition: Definition
     start: datetime
     stop: datetime
     lengths: dict[str, int]
-    models: list[tuple[str, str, str]]
+    #: the info keys that depend on the dataset (description, provenance, citation, ...)
+    meta: dict[str, Any]
     n_rows: int
 
 
-def describe(conn: psycopg.Connection) -> Dataset:
-    """The dataset's extent and fixed string lengths; 1406 when no current rows exist."""
+def describe(conn: psycopg.Connection, settings: Settings,
+             definition: Definition = EVENTS) -> Dataset:
+    """The dataset's extent, string lengths and metadata; 1406 when it has no records."""
+    if definition.series is not None:
+        return _describe_series(conn, settings, definition)
     strings = [p for p in PARAMS if p.type == "string"]
     lengths_sql = ", ".join(f"max(octet_length({p.sql}))" for p in strings)
     row = conn.execute(f"SELECT count(*), min(time_min), max(time_min), {lengths_sql} "
@@ -241,33 +369,15 @@ def describe(conn: psycopg.Connection) -> Dataset:
     lengths = {p.name: max(MIN_STRING_LENGTH, int(n or 0))
                for p, n in zip(strings, row[3:], strict=True)}
     lengths.update({p.name: TIME_LENGTH for p in PARAMS if p.type == "isotime"})
-    return Dataset(start, stop, lengths,
-                   [(str(a), str(b), str(c)) for a, b, c in models], int(row[0]))
+    return Dataset(EVENTS, start, stop, lengths,
+                   _events_meta(settings, [(str(a), str(b), str(c)) for a, b, c in models]),
+                   int(row[0]))
 
 
-def select(names: str | None) -> list[Param]:
-    """The parameters of a ``parameters`` request value (spec 3.6.1): the primary time
-    always first; 1407 for an unknown name, 1411 for an out-of-order or repeated one."""
-    if names is None or names.strip() == "":
-        return list(PARAMS)
-    wanted = [n.strip() for n in names.split(",")]
-    for name in wanted:
-        if name not in BY_NAME:
-            raise HapiError(1407, f"'{name[:40]}'")
-    positions = [PARAMS.index(BY_NAME[n]) for n in wanted]
-    if positions != sorted(set(positions)):
-        raise HapiError(1411, ",".join(wanted)[:200])
-    return [PARAMS[0]] + [PARAMS[i] for i in positions if i != 0]
-
-
-def info_body(settings: Settings, ds: Dataset, params: Sequence[Param]) -> dict[str, Any]:
-    models = "; ".join(f"{n} {v} (weights sha256 {w or 'not recorded'})"
-                       for n, v, w in ds.models)
+def _events_meta(settings: Settings, models: list[tuple[str, str, str]]) -> dict[str, Any]:
+    names = "; ".join(f"{n} {v} (weights sha256 {w or 'not recorded'})" for n, v, w in models)
     api = settings.api_url.rstrip("/")
     return {
-        "parameters": [p.meta(ds.lengths.get(p.name)) for p in params],
-        "startDate": isotime(ds.start),
-        "stopDate": isotime(ds.stop),
         "timeStampLocation": "begin",
         "description": (
             "Interplanetary coronal mass ejections detected by the epnml machine-learning "
@@ -279,13 +389,109 @@ def info_body(settings: Settings, ds: Dataset, params: Sequence[Param]) -> dict[
         "datasetCitation": (
             f"epnml ICME event catalogue, ivo://{settings.authority}/events/q/epn_core; "
             "method: https://doi.org/10.1029/2022SW003149"),
-        "licenseURL": "https://creativecommons.org/licenses/by/4.0/",
+        "licenseURL": LICENSE_URL,
         "provenance": (
-            f"Written by the epnml ingest pipeline 'icme' with model version(s) {models}; "
+            f"Written by the epnml ingest pipeline 'icme' with model version(s) {names}; "
             "each row records its ingest run (ml_run_id) and the weights' sha256 "
             "(ml_weights_sha256; TAP table epnml_models.versions) "
             f"and its source granule: DataLink {api}/datalink?ID=<granule_uid> "
             "(#progenitor: the input files). Superseded rows are not served here."),
+    }
+
+
+LICENSE_URL = "https://creativecommons.org/licenses/by/4.0/"
+#: granules named in a series' provenance (the rest are counted)
+MAX_PROVENANCE_GRANULES = 20
+
+
+def _describe_series(conn: psycopg.Connection, settings: Settings,
+                     definition: Definition) -> Dataset:
+    """A series' extent from its current series (first sample to last sample + cadence)."""
+    if definition.series is None:
+        raise ValueError("not a series dataset")
+    spacecraft, cadence_s, simulated = definition.series
+    where = ("FROM epnml.solarwind_series r WHERE r.spacecraft = %s AND r.cadence_s = %s "
+             f"AND r.simulated = %s AND {SERIES_CURRENT}")
+    row = conn.execute(f"SELECT sum(n_samples), min(time_min), max(time_max) {where}",
+                       definition.args).fetchone()
+    if row is None or not row[0] or row[1] is None:
+        raise HapiError(1406, f"{definition.id} has no current samples")
+    granules = conn.execute(
+        "SELECT g.obs_id, g.sha256, g.last_run_id FROM epnml.solarwind_granules g JOIN "
+        "epnml.solarwind_series r ON r.sha256 = g.sha256 WHERE g.superseded_at IS NULL AND "
+        "r.spacecraft = %s AND r.cadence_s = %s AND r.simulated = %s ORDER BY r.time_min, "
+        "g.obs_id", definition.args).fetchall()
+    cadence = timedelta(seconds=cadence_s)
+    start = _utc(row[1])
+    stop = _utc(row[2]) + cadence
+    listed = "; ".join(f"{o} (sha256 {sha}, run {run})"
+                       for o, sha, run in granules[:MAX_PROVENANCE_GRANULES])
+    more = len(granules) - MAX_PROVENANCE_GRANULES
+    hourly = cadence_s > 600
+    source = ("SIMULATED solar wind (demo inputs made by epnml.ingest.simulate.solarwind, "
+              "not spacecraft data)" if simulated else f"{spacecraft} in-situ data")
+    how = ("the source's hourly values, time = centre of the hour" if hourly else
+           "10-min bin means of the source samples, time = bin start; gaps of up to 1 h "
+           "between valid bins are linearly interpolated, as the ICME model reads them")
+    citation = ("simulated data, no source to cite" if simulated
+                else SOURCE_CITATIONS.get(spacecraft, f"{spacecraft} data"))
+    resource_id = f"ivo://{settings.authority}/hapi/{definition.id}"
+    return Dataset(definition, start, stop,
+                   {p.name: TIME_LENGTH for p in definition.params if p.type == "isotime"},
+                   {
+                       "timeStampLocation": "center" if hourly else "begin",
+                       "cadence": cadence_label(cadence_s)[1],
+                       "description": (
+                           f"{source}: the solar-wind series the epnml ICME pipeline "
+                           f"ingested ({how}). Missing values are the fill {DOUBLE_FILL}. "
+                           "The ICMEs the model detected in it are dataset "
+                           f"{DATASET}."),
+                       "resourceID": resource_id,
+                       "datasetCitation": (
+                           f"epnml solar-wind series {definition.id}, {resource_id}; source "
+                           f"data: {citation}"),
+                       "licenseURL": LICENSE_URL,
+                       "provenance": (
+                           "Read by the epnml ingest pipeline 'icme' (reader "
+                           "epnml.ingest.readers.solarwind) from "
+                           f"{len(granules)} granule(s), each stored once per content "
+                           "(sha256 of its files, as in epnml.granule_sources): "
+                           f"{listed}" + (f"; and {more} more" if more > 0 else "")
+                           + ". A changed file of a granule supersedes its former series "
+                           "(kept, not served); where two sources overlap, the one stored "
+                           "last is served."),
+                   }, int(row[0]))
+
+
+def _utc(value: datetime) -> datetime:
+    """A stored UTC timestamp (naive) as an aware datetime at the stream's precision."""
+    when = value.replace(tzinfo=UTC)
+    return when - timedelta(microseconds=when.microsecond % 1000)
+
+
+def select(names: str | None, definition: Definition = EVENTS) -> list[Param]:
+    """The parameters of a ``parameters`` request value (spec 3.6.1): the primary time
+    always first; 1407 for an unknown name, 1411 for an out-of-order or repeated one."""
+    params = definition.params
+    if names is None or names.strip() == "":
+        return list(params)
+    wanted = [n.strip() for n in names.split(",")]
+    by_name = definition.by_name
+    for name in wanted:
+        if name not in by_name:
+            raise HapiError(1407, f"'{name[:40]}'")
+    positions = [params.index(by_name[n]) for n in wanted]
+    if positions != sorted(set(positions)):
+        raise HapiError(1411, ",".join(wanted)[:200])
+    return [params[0]] + [params[i] for i in positions if i != 0]
+
+
+def info_body(settings: Settings, ds: Dataset, params: Sequence[Param]) -> dict[str, Any]:
+    return {
+        "parameters": [p.meta(ds.lengths.get(p.name)) for p in params],
+        "startDate": isotime(ds.start),
+        "stopDate": isotime(ds.stop),
+        **ds.meta,
         "contact": settings.contact,
     }
 
@@ -296,20 +502,29 @@ Record = list[Any]
 
 
 def fetch_records(conn: psycopg.Connection, params: Sequence[Param], start: datetime,
-                  stop: datetime) -> list[Record]:
-    """Records whose start, as written (ms), is in [start, stop), in time order."""
+                  stop: datetime, definition: Definition = EVENTS) -> list[Record]:
+    """Records whose time, as written (ms), is in [start, stop), in time order."""
     cols = ", ".join(p.sql for p in params)
-    margin = 1.0 / 86400  # one second in JD: the exact test is on the written time below
+    time_sql = definition.params[0].sql
+    if definition.time_kind == "jd":
+        margin: Any = 1.0 / 86400  # one second in JD: the exact test is on the written time
+        bounds: tuple[Any, Any] = (datetime_to_jd(start) - margin,
+                                   datetime_to_jd(stop) + margin)
+    else:
+        margin = timedelta(seconds=1)
+        bounds = ((start - margin).replace(tzinfo=None), (stop + margin).replace(tzinfo=None))
+    distinct = f"DISTINCT ON ({time_sql}) " if definition.distinct_time else ""
+    order = f"{time_sql}, {definition.order}" if definition.order else time_sql
     rows = conn.execute(
-        f"SELECT {cols} {CURRENT} AND time_min >= %s AND time_min < %s "
-        "ORDER BY time_min, granule_uid",
-        (datetime_to_jd(start) - margin, datetime_to_jd(stop) + margin)).fetchall()
+        f"SELECT {distinct}{cols} {definition.relation} AND {time_sql} >= %s "
+        f"AND {time_sql} < %s ORDER BY {order}", (*definition.args, *bounds)).fetchall()
     out: list[Record] = []
     for row in rows:
         record: Record = []
         for p, value in zip(params, row, strict=True):
             if p.type == "isotime":
-                record.append(jd_to_datetime(value))
+                record.append(_utc(value) if isinstance(value, datetime)
+                              else jd_to_datetime(value))
             elif value is None:
                 record.append(None)
             elif p.type == "double":
@@ -426,7 +641,8 @@ def about(request: Request) -> Response:
                    "title": "epnml ML-detected heliophysics events",
                    "contact": settings.contact,
                    "description": "Event catalogues written by the epnml machine-learning "
-                                  "pipelines (also served through EPN-TAP).",
+                                  "pipelines (also served through EPN-TAP), and the "
+                                  "solar-wind series the ICME pipeline ingested.",
                    "resourceID": f"ivo://{settings.authority}"})
     return _run(run)
 
@@ -439,14 +655,18 @@ def catalog(request: Request, conn: Conn) -> Response:
         if depth not in ("dataset", "all"):
             raise HapiError(1413, f"'{depth[:20]}' (dataset or all)")
         _resolve(given)
-        entry: dict[str, Any] = {"id": DATASET, "title": "ICMEs detected by the epnml model"}
-        try:
-            ds = describe(conn)
-        except HapiError:
-            return ok({"catalog": []})
-        if depth == "all":
-            entry["info"] = info_body(get_settings(request), ds, PARAMS)
-        return ok({"catalog": [entry]})
+        settings = get_settings(request)
+        entries: list[dict[str, Any]] = []
+        for definition in definitions(conn):
+            try:
+                ds = describe(conn, settings, definition)
+            except HapiError:  # no current records: not listed
+                continue
+            entry: dict[str, Any] = {"id": definition.id, "title": definition.title}
+            if depth == "all":
+                entry["info"] = info_body(settings, ds, definition.params)
+            entries.append(entry)
+        return ok({"catalog": entries})
     return _run(run)
 
 
@@ -455,21 +675,21 @@ def _resolve(given: dict[str, str]) -> None:
         raise HapiError(1412, "true or false")
 
 
-def _dataset(given: dict[str, str]) -> None:
+def _dataset(given: dict[str, str], conn: psycopg.Connection) -> Definition:
     if "dataset" not in given:
         raise HapiError(1400, "dataset is required")
-    if given["dataset"] != DATASET:
-        raise HapiError(1406, f"'{given['dataset'][:60]}' (known: {DATASET})")
+    return find(conn, given["dataset"])
 
 
 @router.get("/info", responses=HAPI_ERRORS)
 def info(request: Request, conn: Conn) -> Response:
     def run() -> Response:
         given = request_params(request, ["dataset", "parameters", "resolve_references"])
-        _dataset(given)
+        definition = _dataset(given, conn)
         _resolve(given)
-        params = select(given.get("parameters"))
-        return ok(info_body(get_settings(request), describe(conn), params))
+        params = select(given.get("parameters"), definition)
+        settings = get_settings(request)
+        return ok(info_body(settings, describe(conn, settings, definition), params))
     return _run(run)
 
 
@@ -478,7 +698,7 @@ def data(request: Request, conn: Conn) -> Response:
     def run() -> Response:
         given = request_params(request,
                                ["dataset", "start", "stop", "parameters", "include", "format"])
-        _dataset(given)
+        definition = _dataset(given, conn)
         fmt = given.get("format", "csv") or "csv"
         if fmt not in FORMATS:
             raise HapiError(1409, f"'{fmt[:20]}' (csv, binary or json)")
@@ -495,15 +715,17 @@ def data(request: Request, conn: Conn) -> Response:
         start, stop = parse_time(given["start"]), parse_time(given["stop"])
         if start >= stop:
             raise HapiError(1404)
-        params = select(given.get("parameters"))
-        ds = describe(conn)
+        params = select(given.get("parameters"), definition)
+        settings = get_settings(request)
+        ds = describe(conn, settings, definition)
         if stop <= ds.start or start >= ds.stop:
             raise HapiError(1405, f"the dataset spans {isotime(ds.start)} to "
                                   f"{isotime(ds.stop)}")
-        records = fetch_records(conn, params, max(start, ds.start), min(stop, ds.stop))
+        records = fetch_records(conn, params, max(start, ds.start), min(stop, ds.stop),
+                                definition)
         code = 1200 if records else 1201
         header = {"HAPI": HAPI_VERSION, "status": status(code),
-                  **info_body(get_settings(request), ds, params), "format": fmt}
+                  **info_body(settings, ds, params), "format": fmt}
         headers = {**CORS}
         if fmt == "json":
             header["data"] = [to_json_record(params, r) for r in records]

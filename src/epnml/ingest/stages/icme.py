@@ -32,11 +32,13 @@ from epnml.ingest.readers.icme_catalogues import (
 )
 from epnml.ingest.readers.solarwind import SOLARWIND_LIMITS, csv_has_omni_words
 from epnml.ingest.stage import (
+    SERIES_COLUMNS,
     CommittedModelStage,
     Granule,
     GranuleError,
     ModelInfo,
     RunContext,
+    SolarWindSeries,
     StageOutput,
     invalid_note,
 )
@@ -148,9 +150,10 @@ class IcmeStage(CommittedModelStage):
         if frame.empty or frame[["bt", "vt"]].notna().sum().min() == 0:
             raise GranuleError(granule.label, "no valid magnetic field or plasma samples")
         invalid: dict[str, int] = dict(frame.attrs.get("invalid_values", {}))
+        source = describe_source(granule)
+        series = solarwind_series(frame, source)
         proba = predict_proba(frame, self._model)
         events = extract_events(pd.DatetimeIndex(frame.index), proba, **postprocess)
-        source = describe_source(granule)
         catalogues = self.catalogues(ctx)
         info = self.model_info()
         records = []
@@ -186,7 +189,7 @@ class IcmeStage(CommittedModelStage):
                                   stats, ctx, thumb if ctx.make_quicklooks else None, invalid,
                                   catalogues, matches))
         return StageOutput(granule, pd.DataFrame.from_records(records, columns=RECORD_COLUMNS),
-                           rows, files, invalid_values=invalid)
+                           rows, files, invalid_values=invalid, series=series)
 
     def _row(self, uid: str, granule: Granule, source: Source, info: ModelInfo,
              start: pd.Timestamp, end: pd.Timestamp, score: float, stats: dict[str, float],
@@ -241,6 +244,24 @@ class IcmeStage(CommittedModelStage):
         return (f"ICME detected by model {info.name} v{info.version} (1-D ResUNet++-style "
                 f"segmentation at {self._cadence_s() / 60:g}-min cadence) in {what}"
                 + note + invalid_note(invalid or {}))
+
+
+def solarwind_series(frame: pd.DataFrame, source: Source) -> SolarWindSeries:
+    """The series the reader made of the granule (stored with the rows, served by HAPI).
+
+    The reader's frame is a 10-min grid. A source with a coarser native cadence (hourly
+    OMNI) fills 5 of every 6 bins by interpolation: only the bins holding a native value
+    are kept, at the native cadence. Bins without any value are left out.
+    """
+    data = frame.loc[:, list(SERIES_COLUMNS)].astype("float64")
+    cadence = CADENCE_S
+    native = frame.attrs.get("source_cadence_s")
+    if native and native > CADENCE_S and native % CADENCE_S == 0 and len(data):
+        offsets = pd.DatetimeIndex(data.index) - data.index[0]
+        data = data[(offsets % pd.Timedelta(seconds=native)) == pd.Timedelta(0)]
+        cadence = float(native)
+    return SolarWindSeries(source.host, cadence, source.simulated,
+                           data.dropna(how="all").copy())
 
 
 #: the cross-match columns (rows and ``predict`` records), NULL when nothing matches.
