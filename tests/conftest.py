@@ -50,7 +50,7 @@ def shared_data() -> Path:
 STORE_TABLES = ("epnml.events, epnml.crossings, epnml.landforms, epnml.units, epnml.meteors, "
                 "epnml.granule_runs, epnml.runs, epnml.model_versions, epnml.granule_sources, "
                 "epnml.granule_versions, epnml.solarwind_samples, epnml.solarwind_granules, "
-                "epnml.solarwind_series")
+                "epnml.solarwind_series, epnml.retirements")
 
 
 def _psql(sql: str, db: str = "postgres") -> None:
@@ -158,7 +158,7 @@ def stack() -> Iterator[Stack]:
         tables = ", ".join(f"epnml.{t}" for t in PRODUCT_TABLES)
         conn.execute(f"TRUNCATE {tables}, epnml.granule_runs, epnml.runs, epnml.model_versions, "
                      "epnml.jobs, epnml.inference_log, epnml.solarwind_samples, "
-                     "epnml.solarwind_granules, epnml.solarwind_series")
+                     "epnml.solarwind_granules, epnml.solarwind_series, epnml.retirements")
     for key in ("EPNML_DSN", "EPNML_DSN_FILE", "EPNML_DATA_DIR", "EPNML_SERVER_URL",
                 "EPNML_API_URL", "GAVOSETTINGS"):
         os.environ[key] = env[key]
