@@ -27,6 +27,7 @@ from .manifest import (
     hash_near_pairs,
     iso,
     quality_report,
+    simulator_source,
     time_near_pairs,
 )
 
@@ -165,6 +166,105 @@ def build_icme_2(shared: Path, version: str = "2.0.0") -> Manifest:
                      [PROJECT, ("Moestl, Christian", "Personal")], ["solar wind", "ICME"])
 
 
+# ----------------------------------------------------------------------------- icme 1.0.0
+SOLARWIND_SIM = "epnml.ingest.simulate.solarwind"
+
+
+def _match_icmecat(cat: Any, spacecraft: str, start: Any, end: Any) -> str | None:
+    """The ICMECAT v2.3 id of the event of ``spacecraft`` overlapping [start, end] most."""
+    m = cat[(cat["spacecraft"] == spacecraft) & (cat["end"] >= start) & (cat["start"] <= end)]
+    if not len(m):
+        return None
+    overlap = [(min(e, end) - max(s, start), i) for i, s, e in zip(m["id"], m["start"],
+                                                                   m["end"], strict=True)]
+    return str(max(overlap)[1])
+
+
+def build_icme_1(shared: Path, version: str = "1.0.0") -> Manifest:
+    """icme 1.0.0: REAL 2019 Wind / STEREO-A 10-min segments split by spacecraft and months
+    (labels: the CSVs' ICMECAT v2.0 column, matched to ICMECAT v2.3 ids), plus the SIMULATED
+    ICMEs the trainer injected into quiet training wind (re-drawn with its seed)."""
+    from epnml.experiments.icme import train as tr
+    from epnml.experiments.icme.evaluate import (
+        DATA_FILES,
+        ICMECAT_FILE,
+        SPACECRAFT_NAMES,
+        SPLIT,
+        load_split,
+    )
+    from epnml.ingest.readers.icme_catalogues import read_icmecat
+
+    c = card("icme", version)
+    cfg = c["hyperparameters"]["train"]
+    cat = read_icmecat(_need(shared / ICMECAT_FILE))
+    for rel in DATA_FILES.values():
+        _need(shared / rel)
+    parts = {"train": "train", "validation": "val", "test": "test"}
+    samples: list[Sample] = []
+    same: dict[str, str] = {}
+    segments = {}
+    for split, part in parts.items():
+        segments[part] = load_split(part, shared)
+        for seg in segments[part]:
+            name = SPACECRAFT_NAMES[seg.spacecraft]
+            for s, e in seg.label_events:
+                cid = _match_icmecat(cat, name, s, e)
+                sid = cid or f"{name}-ICMECATv2.0-{s:%Y%m%dT%H%M}"
+                if sid in same:  # one v2.3 event split in two by a gap: keep both
+                    sid = f"{sid}@{s:%Y%m%dT%H%M}"
+                same[sid] = cid or sid
+                samples.append(Sample(
+                    sid, split, DATA_FILES[seg.spacecraft], "ICME",
+                    "ICMECAT v2.0 (icme column of the EPSC2021 workshop CSVs)",
+                    obs_id=f"{name} 2019", time_min=iso(s.floor("s")),
+                    time_max=iso(e.floor("s"))))
+    n_sim = int(cfg["simulated_icmes"])
+    sims = tr.simulated_segments(n_sim, int(c["seed"]), segments["train"],
+                                 float(cfg["simulated_catalogue_fraction"]), shared)
+    sim_src = simulator_source(
+        SOLARWIND_SIM, int(c["seed"]) + 1000,
+        f"epnml.experiments.icme.train.simulated_segments({n_sim}, seed={c['seed']}): "
+        "numpy default_rng(seed + 1000), ICMEParams drawn from ICMECAT v2.3")
+    for k, seg in enumerate(sims):
+        if len(seg.true_events) != 1:
+            raise ValueError(f"icme {version}: simulated ICME #{k} has "
+                             f"{len(seg.true_events)} label intervals, 1 expected")
+        s, e = seg.true_events[0]
+        samples.append(Sample(
+            f"SIMULATED-{k:04d}", "train", sim_src.source_file, "ICME (simulated)",
+            f"simulator {SOLARWIND_SIM}.inject_icme (the injected interval)",
+            obs_id=f"{seg.name.split(' in ', 1)[1]} (quiet wind)", time_min=iso(s.floor("s")),
+            time_max=iso(e.floor("s"))))
+    split_text = {k: [f"{SPACECRAFT_NAMES[sc]} {a}..{b}" for sc, a, b in v]
+                  for k, v in SPLIT.items()}
+    if c.get("split") != split_text:
+        raise _mismatch("icme", "split", split_text, c.get("split"))
+    sources = [_file_source(shared, rel, "archive", "doi:10.1029/2022SW003149")
+               for rel in DATA_FILES.values()]
+    sources += [_file_source(shared, ICMECAT_FILE, "catalogue", ICMECAT_REF), sim_src]
+    real = [s for s in samples if s.label == "ICME"]
+    title = f"Training, validation and test set of the epnml icme model {version}"
+    description = (
+        "REAL 10-min Wind and STEREO-A solar wind of 2019 (the EPSC2021 ICME workshop "
+        "windows), split by spacecraft and months: train " + "; ".join(split_text["train"])
+        + ", validation " + "; ".join(split_text["val"]) + ", test "
+        + "; ".join(split_text["test"]) + ". Real samples are the ICMEs of the CSVs' "
+        "ICMECAT v2.0 label column (ids matched to ICMECAT v2.3 where one overlaps); "
+        f"{n_sim} SIMULATED ICMEs (seed {sim_src.seed}) were injected into quiet training "
+        "wind and are listed as training samples labelled simulated.")
+    quality = quality_report(
+        samples, duplicate_keys=same,
+        duplicate_method="the same ICMECAT event in two splits",
+        near_pairs=time_near_pairs(real, 86400.0, same),
+        near_method="real ICMEs of different splits within 24 h of each other",
+        label_agreement={"available": False,
+                         "reason": "the 2019 windows have one label column (ICMECAT v2.0); "
+                                   "ICMECAT v2.3 is the evaluation truth of the same team"},
+        extra={"simulated_samples": n_sim})
+    return _manifest("icme", version, title, description, False, sources, samples, quality,
+                     [PROJECT, ("Moestl, Christian", "Personal")], ["solar wind", "ICME"])
+
+
 # ----------------------------------------------------------------------------- pits
 PITS_DIR = "images/hirise_pits"
 
@@ -245,6 +345,69 @@ def build_pits(shared: Path, version: str = "1.0.0") -> Manifest:
                      ["Mars", "pits", "skylights", "HiRISE"])
 
 
+# ----------------------------------------------------------------------------- simulated
+def _seed_range(pair: Sequence[int]) -> range:
+    return range(int(pair[0]), int(pair[1]) + 1)
+
+
+def build_simulated_scenes(model: str, version: str, simulator: str, label: str,
+                           test_seeds: Sequence[range], notes: dict[str, Any],
+                           what: str) -> Manifest:
+    """A model trained on SIMULATED scenes: one sample per scene, named by the simulator
+    and its seed (the trainer's seed ranges as the card records them)."""
+    c = card(model, version)
+    split = c["split"]
+    parts = {"train": [_seed_range(split["train_seeds"])],
+             "validation": [_seed_range(split["validation_seeds"])], "test": list(test_seeds)}
+    samples, sources = [], []
+    for part, ranges in parts.items():
+        for r in ranges:
+            for seed in r:
+                src = simulator_source(simulator, seed)
+                sources.append(src)
+                samples.append(Sample(f"{model}-sim-{seed}", part, src.source_file, label,
+                                      f"simulator {simulator} (its truth)",
+                                      obs_id=f"simulated scene seed {seed}"))
+    title = f"Training, validation and test set of the epnml {model} model {version} (SIMULATED)"
+    description = (f"SIMULATED: {what}, each made by {simulator} from its seed; training "
+                   f"seeds {split['train_seeds'][0]}..{split['train_seeds'][1]}, validation "
+                   f"{split['validation_seeds'][0]}..{split['validation_seeds'][1]}, test "
+                   + ", ".join(f"{r.start}..{r.stop - 1}" for r in test_seeds)
+                   + ": disjoint seed ranges, so no scene is in two splits.")
+    seeds = {s.sample_id: s.obs_id or "" for s in samples}
+    quality = quality_report(
+        samples, duplicate_keys=seeds, duplicate_method="the same simulator seed in two splits",
+        near_pairs=[], near_method="not applicable: scenes of distinct seeds are independent "
+                                   "draws of the simulator",
+        label_agreement={"available": False, "reason": "simulated: the simulator's truth is "
+                                                       "the only label"},
+        extra={"from_model_card": notes})
+    return _manifest(model, version, title, description, True, sources, samples, quality,
+                     [PROJECT], ["Mars", model, "simulated"])
+
+
+def build_mounds(shared: Path, version: str = "1.0.0") -> Manifest:
+    t = card("mounds", version)["metrics"]["test"]
+    return build_simulated_scenes(
+        "mounds", version, "epnml.ingest.simulate.mounds", "mound mask (simulated DTM scene)",
+        [_seed_range(t["seeds"])], {"test_scene_px": t["scene_px"], "pixel_m": t["pixel_m"]},
+        "Mars DTM scenes with pitted cones and domes (256 px at 20 m for training and "
+        "validation, 512 px test scenes)")
+
+
+def build_ice(shared: Path, version: str = "1.0.0") -> Manifest:
+    c = card("ice", version)
+    t = c["metrics"]["test"]
+    return build_simulated_scenes(
+        "ice", version, "epnml.ingest.simulate.ice", "ice chunk labels (simulated scene)",
+        [_seed_range(t["full_res"]["seeds"]), _seed_range(t["coarse"]["seeds"])],
+        {"train_chunks": c["split"]["train_chunks"], "train_icy_chunks": c["split"]["train_icy"],
+         "test_full_res": {k: t["full_res"][k] for k in ("pixel_m", "n_chunks", "n_icy")},
+         "test_coarse": {k: t["coarse"][k] for k in ("pixel_m", "n_chunks", "n_icy")}},
+        "HiRISE-like scenes of 2 x 2 chunks with residual ice patches (2.0 m pixels for "
+        "training and validation; test at 0.5 m and 2.0 m)")
+
+
 # ----------------------------------------------------------------------------- common
 def _manifest(model: str, version: str, title: str, description: str, simulated: bool,
               sources: Sequence[Source], samples: Sequence[Sample], quality: dict[str, Any],
@@ -265,8 +428,11 @@ def _manifest(model: str, version: str, title: str, description: str, simulated:
 
 #: model version -> builder (shared-data root -> manifest).
 BUILDERS: dict[str, Callable[[Path], Manifest]] = {
+    "icme-1.0.0": build_icme_1,
     "icme-2.0.0": build_icme_2,
     "pits-1.0.0": build_pits,
+    "mounds-1.0.0": build_mounds,
+    "ice-1.0.0": build_ice,
 }
 
 
