@@ -345,6 +345,107 @@ def build_pits(shared: Path, version: str = "1.0.0") -> Manifest:
                      ["Mars", "pits", "skylights", "HiRISE"])
 
 
+# ----------------------------------------------------------------------------- crossings
+MESSENGER_SIM = "epnml.ingest.simulate.messenger"
+PHILPOTT_REF = "doi:10.1029/2019JA027544"
+SUN_FILE = "catalogues/sun2023_messenger_boundary_intervals.csv"
+SUN_REF = "doi:10.5281/zenodo.8298647"
+#: Philpott edge pairs (first, last boundary number) and the Sun et al. interval type.
+CROSSING_TYPES = {"bs_in": (1, 2), "mp_in": (3, 4), "mp_out": (5, 6), "bs_out": (7, 8)}
+
+
+def philpott_vs_sun(table: Any, orbits: dict[str, list[int]], sun: Any, tol_s: float
+                    ) -> dict[str, Any]:
+    """Per crossing type, Philpott crossings [t_first, t_last] of the sample orbits that a
+    Sun et al. interval of the same type overlaps (within ``tol_s``)."""
+    import pandas as pd
+
+    tol = pd.Timedelta(seconds=tol_s)
+    out: dict[str, Any] = {}
+    for split, ids in orbits.items():
+        rows = table[table["orbit"].isin(ids)]
+        per: dict[str, dict[str, int]] = {}
+        for kind, (a, b) in CROSSING_TYPES.items():
+            iv = sun[sun["Type"] == kind]
+            starts = iv["start"].to_numpy()
+            ends = iv["end"].to_numpy()
+            hit = 0
+            for t0, t1 in zip(rows[f"t{a}"], rows[f"t{b}"], strict=True):
+                lo, hi = (pd.Timestamp(t0) - tol).to_datetime64(), (pd.Timestamp(t1) + tol
+                                                                    ).to_datetime64()
+                hit += bool(((starts <= hi) & (ends >= lo)).any())
+            per[kind] = {"philpott": len(rows), "matched_by_sun": hit}
+        out[split] = per
+    return out
+
+
+def build_crossings(shared: Path, version: str = "1.0.0", model: str = "crossings"
+                    ) -> Manifest:
+    """crossings (and its baseline): SIMULATED MESSENGER orbits around the REAL Philpott
+    et al. 2020 edge times; one sample per orbit, the trainer's ``split_orbits`` and seeds."""
+    import pandas as pd
+
+    from epnml.experiments.crossings.evaluate import N_TEST, SEED_OFFSET, split_orbits
+    from epnml.ml.crossings.catalogue import PHILPOTT_FILE, load_boundaries
+
+    c = card(model, version)["data"]
+    n = {"train": c["train_orbits"]["n"], "val": c["val_orbits"]["n"], "test": N_TEST}
+    parts = {"train": "train", "validation": "val", "test": "test"}
+    orbits = {split: split_orbits(part, n[part], shared) for split, part in parts.items()}
+    for part, key in (("train", "train_orbits"), ("validation", "val_orbits")):
+        got = (len(orbits[part]), orbits[part][0], orbits[part][-1])
+        want = (c[key]["n"], c[key]["first"], c[key]["last"])
+        if got != want:
+            raise _mismatch(model, f"{part} orbits (n, first, last)", got, want)
+    table = load_boundaries(shared).set_index("orbit", drop=False)
+    cat_rel = f"catalogues/{PHILPOTT_FILE}"
+    sources = [_file_source(shared, cat_rel, "catalogue", PHILPOTT_REF)]
+    samples = []
+    for split, ids in orbits.items():
+        for o in ids:
+            src = simulator_source(MESSENGER_SIM, SEED_OFFSET[parts[split]] + o,
+                                   f"simulate_orbit({o}, seed) around the Philpott et al. "
+                                   "2020 edge times of the orbit")
+            sources.append(src)
+            row = table.loc[o]
+            samples.append(Sample(
+                f"orbit-{o:05d}", split, src.source_file,
+                "8 boundary edges: bow shock and magnetopause, in and out",
+                "Philpott et al. 2020 edge times (regions between them: simulator truth)",
+                obs_id=f"MESSENGER orbit {o}", time_min=iso(pd.Timestamp(row["t1"]).floor("s")),
+                time_max=iso(pd.Timestamp(row["t8"]).floor("s"))))
+    agreement: dict[str, Any]
+    sun_path = shared / SUN_FILE
+    if sun_path.is_file():
+        sources.append(_file_source(shared, SUN_FILE, "catalogue", SUN_REF))
+        sun = pd.read_csv(sun_path, parse_dates=["start", "end"])
+        agreement = {"available": True,
+                     "annotators": ["Philpott et al. 2020", "Sun et al. (zenodo 8298647)"],
+                     "rule": "a Philpott crossing (first..last edge of the pair) is matched "
+                             "when a Sun et al. interval of the same type overlaps it within "
+                             "300 s",
+                     "per_split": philpott_vs_sun(table, orbits, sun, 300.0)}
+    else:
+        agreement = {"available": False, "reason": f"{SUN_FILE} not in the shared data"}
+    same = {s.sample_id: s.sample_id for s in samples}
+    title = (f"Training, validation and test set of the epnml {model} model {version} "
+             "(SIMULATED magnetometer data, REAL boundary times)")
+    description = (
+        "SIMULATED MESSENGER magnetometer orbits (epnml.ingest.simulate.messenger, seed "
+        "= split offset + orbit: train 0, validation 100000, test 200000) around the REAL "
+        "Philpott et al. 2020 boundary times of complete catalogue orbits, evenly spread "
+        "over each period (split by the time of edge 1: train 2011-03..2012-12, validation "
+        "2013-01..06, test 2013-07..2015-04). One sample per orbit.")
+    quality = quality_report(
+        samples, duplicate_keys=same, duplicate_method="the same orbit in two splits",
+        near_pairs=time_near_pairs(samples, 0.0, same),
+        near_method="orbits of different splits whose edge-1..edge-8 spans overlap",
+        label_agreement=agreement)
+    return _manifest(model, version, title, description, True, sources, samples, quality,
+                     [PROJECT, ("Philpott, Lydia C.", "Personal")],
+                     ["Mercury", "magnetosphere", "MESSENGER", "simulated"])
+
+
 # ----------------------------------------------------------------------------- simulated
 def _seed_range(pair: Sequence[int]) -> range:
     return range(int(pair[0]), int(pair[1]) + 1)
@@ -430,6 +531,9 @@ def _manifest(model: str, version: str, title: str, description: str, simulated:
 BUILDERS: dict[str, Callable[[Path], Manifest]] = {
     "icme-1.0.0": build_icme_1,
     "icme-2.0.0": build_icme_2,
+    "crossings-1.0.0": build_crossings,
+    "crossings-baseline-1.0.0": lambda shared: build_crossings(shared, "1.0.0",
+                                                               "crossings-baseline"),
     "pits-1.0.0": build_pits,
     "mounds-1.0.0": build_mounds,
     "ice-1.0.0": build_ice,
