@@ -98,17 +98,18 @@ def build_icme_2(shared: Path, version: str = "2.0.0") -> Manifest:
                         c["data"]["n_icmecat_wind_events"])
     samples: list[Sample] = []
     same: dict[str, str] = {}
-    for ev in wind.itertuples():
-        years = [y for y in tr.YEARS if ev.end >= tr.year_bounds(y)[0]
-                 and ev.start <= tr.year_bounds(y)[1]]
+    for eid, start, end in zip(wind["id"], wind["start"], wind["end"], strict=True):
+        ev0, ev1 = pd.Timestamp(start), pd.Timestamp(end)
+        years = [y for y in tr.YEARS if ev1 >= tr.year_bounds(y)[0]
+                 and ev0 <= tr.year_bounds(y)[1]]
         for y in years:
             y0, y1 = tr.year_bounds(y)
-            sid = ev.id if len(years) == 1 else f"{ev.id}@{y}"
+            sid = str(eid) if len(years) == 1 else f"{eid}@{y}"
             samples.append(Sample(
                 sid, split_of_year[y], f"{tr.OMNI2_DIR}/omni2_{y}.dat", "ICME", ICMECAT_LABEL,
-                obs_id=f"omni2_{y}", time_min=iso(max(ev.start, y0).floor("s")),
-                time_max=iso(min(ev.end, y1).floor("s"))))
-            same[sid] = str(ev.id)
+                obs_id=f"omni2_{y}", time_min=iso(max(ev0, y0).floor("s")),
+                time_max=iso(min(ev1, y1).floor("s"))))
+            same[sid] = str(eid)
     sources = [_file_source(shared, f"{tr.OMNI2_DIR}/omni2_{y}.dat", "archive", OMNI2_REF)
                for y in tr.YEARS]
     sources += [_file_source(shared, ICMECAT_FILE, "catalogue", ICMECAT_REF),
@@ -397,7 +398,9 @@ def build_crossings(shared: Path, version: str = "1.0.0", model: str = "crossing
         want = (c[key]["n"], c[key]["first"], c[key]["last"])
         if got != want:
             raise _mismatch(model, f"{part} orbits (n, first, last)", got, want)
-    table = load_boundaries(shared).set_index("orbit", drop=False)
+    table = load_boundaries(shared)
+    span = {int(o): (pd.Timestamp(a), pd.Timestamp(b))
+            for o, a, b in zip(table["orbit"], table["t1"], table["t8"], strict=True)}
     cat_rel = f"catalogues/{PHILPOTT_FILE}"
     sources = [_file_source(shared, cat_rel, "catalogue", PHILPOTT_REF)]
     samples = []
@@ -407,13 +410,12 @@ def build_crossings(shared: Path, version: str = "1.0.0", model: str = "crossing
                                    f"simulate_orbit({o}, seed) around the Philpott et al. "
                                    "2020 edge times of the orbit")
             sources.append(src)
-            row = table.loc[o]
             samples.append(Sample(
                 f"orbit-{o:05d}", split, src.source_file,
                 "8 boundary edges: bow shock and magnetopause, in and out",
                 "Philpott et al. 2020 edge times (regions between them: simulator truth)",
-                obs_id=f"MESSENGER orbit {o}", time_min=iso(pd.Timestamp(row["t1"]).floor("s")),
-                time_max=iso(pd.Timestamp(row["t8"]).floor("s"))))
+                obs_id=f"MESSENGER orbit {o}", time_min=iso(span[o][0].floor("s")),
+                time_max=iso(span[o][1].floor("s"))))
     agreement: dict[str, Any]
     sun_path = shared / SUN_FILE
     if sun_path.is_file():
