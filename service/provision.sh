@@ -65,7 +65,7 @@ export EPNML_AUTHORITY=$AUTHORITY
 export EPNML_API_URL=${EPNML_API_URL:-http://localhost:$API_PORT}
 FAMILIES="events crossings landforms units meteors"
 # RDs served beside the EPN-TAP families, not published as EPN-TAP services.
-EXTRA_RDS="models"
+EXTRA_RDS="models datasets"
 
 log() { printf '[provision] %s\n' "$*" >&2; }
 
@@ -467,6 +467,8 @@ setup_stack() {
     update_coverage
     # every committed model version is in the registry before it writes a row
     "$VENV/bin/epnml" models --register >/dev/null
+    # and the training dataset of each (the committed manifests of ml/datasets: docs/datasets.md)
+    "$VENV/bin/epnml" datasets register
     dachs_server start
     tapwatch start
     log "EPN-TAP served at $SERVER_URL/tap (schemas: $(printf 'epnml_%s ' $FAMILIES))"

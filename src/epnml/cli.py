@@ -238,6 +238,30 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_datasets_build(args: argparse.Namespace) -> int:
+    from epnml.datasets.build import build_all
+
+    settings = load_settings()
+    out = args.out or settings.models_dir / "datasets"
+    for path in build_all(settings.shared_data, out, args.model or ()):
+        print(f"wrote {path}", file=sys.stderr)
+    return 0
+
+
+def cmd_datasets_register(args: argparse.Namespace) -> int:
+    from epnml.datasets.register import manifest_files, register_all
+    from epnml.db import connect
+
+    settings = load_settings()
+    paths = args.manifests or manifest_files(settings.models_dir / "datasets")
+    with connect(settings) as conn:
+        done = register_all(conn, paths)
+    for r in done:
+        print(f"{r.dataset_id}: {'registered' if r.added else 'already registered'} "
+              f"({r.n_samples} samples)", file=sys.stderr)
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from epnml.bench import run_bench
 
@@ -362,6 +386,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--register", action="store_true",
                    help="also record them in the model registry (epnml_models.versions)")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("datasets", help="training datasets of the model versions "
+                                        "(docs/datasets.md)")
+    dsub = p.add_subparsers(dest="datasets_command", required=True)
+    m = dsub.add_parser("build", help="write ml/datasets/<model>-<version>.json from the shared "
+                                      "data and the trainers' split code")
+    m.add_argument("--model", action="append", metavar="NAME-VERSION",
+                   help="only this model version (repeatable), e.g. pits-1.0.0")
+    m.add_argument("--out", type=Path, help="folder (default <models_dir>/datasets)")
+    m.set_defaults(func=cmd_datasets_build)
+    m = dsub.add_parser("register", help="load the committed manifests into the store "
+                                         "(idempotent; a registered dataset never changes)")
+    m.add_argument("manifests", nargs="*", type=Path,
+                   help="manifest files (default: all of <models_dir>/datasets)")
+    m.set_defaults(func=cmd_datasets_register)
 
     p = sub.add_parser("serve", help="start DaCHS and the re-inference/DataLink HTTP service")
     p.add_argument("--host", default="127.0.0.1",
