@@ -138,9 +138,11 @@ class CrossingsStage(CommittedModelStage):
             thumb = thumbs.get(int(edge.orbit_index))
             row = self._row(uid, granule, info, edge, t, (x, y, z), r, lt, orbit,
                             simulated, ctx, thumb, note)
-            rel = f"crossings/{_safe(uid)}.csv"
-            files[rel] = crossing_extract_csv(frame, t, uid, edge, simulated, granule)
-            rows.append(row | access_columns(ctx, rel, files[rel], CSV))
+            if ctx.make_quicklooks:  # files to publish (ingest), not for predict
+                rel = f"crossings/{_safe(uid)}.csv"
+                files[rel] = crossing_extract_csv(frame, t, uid, edge, simulated, granule)
+                row |= access_columns(ctx, rel, files[rel], CSV)
+            rows.append(row)
         return StageOutput(granule, pd.DataFrame.from_records(records, columns=RECORD_COLUMNS),
                            rows, files, invalid_values=invalid)
 

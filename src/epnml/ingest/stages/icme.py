@@ -185,9 +185,11 @@ class IcmeStage(CommittedModelStage):
             row = self._row(uid, granule, source, info, start, end, float(event["score"]),
                             stats, ctx, thumb if ctx.make_quicklooks else None, invalid,
                             catalogues, matches)
-            rel = f"events/{_safe(uid)}.csv"
-            files[rel] = event_extract_csv(frame, start, end, uid, source, granule)
-            rows.append(row | access_columns(ctx, rel, files[rel], CSV))
+            if ctx.make_quicklooks:  # files to publish (ingest), not for predict
+                rel = f"events/{_safe(uid)}.csv"
+                files[rel] = event_extract_csv(frame, start, end, uid, source, granule)
+                row |= access_columns(ctx, rel, files[rel], CSV)
+            rows.append(row)
         return StageOutput(granule, pd.DataFrame.from_records(records, columns=RECORD_COLUMNS),
                            rows, files, invalid_values=invalid)
 

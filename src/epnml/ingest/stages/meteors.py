@@ -146,9 +146,11 @@ class MeteorsStage(CommittedModelStage):
                 uid, granule, rec, info, ctx, start, end, fps, values,
                 (ra0, ra1, de0, de1), spoly_literal(verts), cls, linked,
                 thumb if ctx.make_quicklooks else None, simulated, invalid)
-            rel = f"meteors/{_safe(uid)}.csv"
-            files[rel] = meteor_csv(rec, track, fps, uid, str(cls["meteor_class"]), simulated)
-            rows.append(row | access_columns(ctx, rel, files[rel], CSV))
+            if ctx.make_quicklooks:  # files to publish (ingest), not for predict
+                rel = f"meteors/{_safe(uid)}.csv"
+                files[rel] = meteor_csv(rec, track, fps, uid, str(cls["meteor_class"]), simulated)
+                row |= access_columns(ctx, rel, files[rel], CSV)
+            rows.append(row)
         return StageOutput(granule, pd.DataFrame.from_records(out_records,
                                                               columns=RECORD_COLUMNS),
                            rows, files, invalid_values=invalid)

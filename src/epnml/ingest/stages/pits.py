@@ -218,9 +218,12 @@ def landform_access(ctx: RunContext, uid: str, image: ImageData,
                     box: tuple[float, float, float, float],
                     files: dict[str, bytes]) -> dict[str, Any]:
     """The landform's ``access_url`` file, added to ``files``: the PNG cut-out of the source
-    samples around its box (:func:`epnml.ingest.access.cutout_png`); its access columns."""
+    samples around its box (:func:`epnml.ingest.access.cutout_png`); its access columns.
+    Nothing without quicklooks (predict: no file is published)."""
     from epnml.ingest.access import PNG, access_columns, cutout_png
 
+    if not ctx.make_quicklooks:
+        return {}
     rel = f"landforms/access/{_safe_uid(uid)}.png"
     files[rel] = cutout_png(image.pixels, box, f"{simulated_note(image.path)}"
                             f"{image.path.name}, landform {uid}")
