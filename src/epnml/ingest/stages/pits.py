@@ -188,7 +188,7 @@ def landform_row(uid: str, gid: str, granule: Granule, image: ImageData, info: M
     row = core_row(
         PRODUCT, uid=uid, gid=gid, granule=granule, info=info, ctx=ctx,
         dataproduct_type="ci", target_name=target, target_class=TARGET_CLASS[target],
-        thumb=thumb, bib_reference=bib_reference,
+        thumb=thumb, bib_reference=bib_reference, time_scale="UTC" if t0 is not None else None,
     ) | {
         "time_min": to_jd(t0) if t0 is not None else None,
         "time_max": to_jd(t1 if t1 is not None else t0) if t0 is not None else None,
