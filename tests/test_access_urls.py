@@ -157,7 +157,7 @@ def test_landform_cutout_holds_the_source_samples(tmp_path: Path) -> None:
         assert window is not None
         a, c, b, d = (int(v) for v in window.groups())
         assert (png.width, png.height) == (c - a + 1, d - b + 1)
-        assert png.width >= 96 and png.height >= 96
+        assert png.width >= 128 and png.height >= 128
         scale = re.fullmatch(r"value = (\S+) \+ DN / 255 \* \((\S+) - \S+\)",
                              png.text["epnml:scale"])
         assert scale is not None
@@ -174,7 +174,7 @@ def test_cutout_window_is_clipped_and_widened_at_the_edge() -> None:
 
     pixels = np.arange(200 * 300, dtype=np.float32).reshape(200, 300)
     png = Image.open(io.BytesIO(cutout_png(pixels, (0.0, 190.0, 4.0, 200.0), "test")))
-    assert png.text["epnml:window"] == "x 0..95, y 104..199 (source pixels)"
+    assert png.text["epnml:window"] == "x 0..127, y 72..199 (source pixels)"
 
 
 def test_pds3_label_gives_landform_times_and_instrument(tmp_path: Path) -> None:

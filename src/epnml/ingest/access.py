@@ -25,9 +25,9 @@ CSV = "text/csv"
 PNG = "image/png"
 #: bytes per kB of ``access_estsize`` (VOUnit ``kbyte``: SI prefix, 1000 bytes).
 KBYTE = 1000
-#: the smallest side (source pixels) of a landform cut-out: a 10 px crater still gets a
-#: window that shows its surroundings.
-MIN_CUTOUT_PX = 96
+#: the smallest side (source pixels) of a landform cut-out (the quicklook size): a 10 px
+#: crater still gets a window that shows its surroundings, and a file of several kB.
+MIN_CUTOUT_PX = 128
 
 
 def estsize_kb(content: bytes) -> int:
