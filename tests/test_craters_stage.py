@@ -149,7 +149,8 @@ def test_moon_rows_outline_across_zero_east(stage: CratersStage, fx: dict[str, P
     rec = out.records.iloc[0]
     assert rec["lon"] == pytest.approx(0.0, abs=0.05) or rec["lon"] == pytest.approx(360, abs=0.05)
     assert rec["diameter_km"] == pytest.approx(MOON_CRATERS[0].diameter_km, rel=0.02)
-    assert set(out.files) == {r["thumbnail_url"].split("static/")[1] for r in out.rows}
+    assert set(out.files) == {r[c].split("static/")[1] for r in out.rows
+                              for c in ("thumbnail_url", "access_url")}
 
 
 def test_mars_near_pole_and_mid_latitude(stage: CratersStage, fx: dict[str, Path],

@@ -82,7 +82,8 @@ def test_stage_rows_follow_epntap(stage: object,
     assert len(granules) == 1
     output = stage.process(granules[0], _ctx())  # type: ignore[attr-defined]
     assert output.rows, "no crossings found in a simulated orbit"
-    png = [v for k, v in output.files.items() if k.startswith("crossings/")]
+    png = [v for k, v in output.files.items() if k.startswith("crossings/")
+           and k.endswith(".png")]
     assert png and all(v.startswith(b"\x89PNG") for v in png)
     for row in output.rows:
         assert row["spatial_frame_type"] == "cartesian"

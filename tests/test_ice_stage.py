@@ -155,7 +155,8 @@ def test_rows_chunks_and_image_row(stage: IceStage, fx: dict[str, Path],
     assert image_row["landform_size"] == pytest.approx(1.024, rel=1e-3)
     rec = out.records
     assert list(rec["class"]) == classes and rec.loc[0, "n_chunks"] == 2
-    assert len(out.files) == 2 and image_row["thumbnail_url"].startswith(CTX.files_base_url)
+    # a quicklook and an access_url cut-out per row
+    assert len(out.files) == 4 and image_row["thumbnail_url"].startswith(CTX.files_base_url)
 
 
 @needs_weights

@@ -46,7 +46,10 @@ def test_rows_are_epn_tap_rows(simulated_csv: Path) -> None:
         assert row["target_class"] == "interplanetary_medium"
         assert "SIMULATED" in row["processing_level_desc"]
         assert row["thumbnail_url"].startswith("http://example.org/static/epnml/events/")
-    assert all(f.startswith("events/") and c[:4] == b"\x89PNG" for f, c in out.files.items())
+    # quicklooks (PNG) and the rows' data extracts (CSV, access_url)
+    assert all(f.startswith("events/") and (c[:4] == b"\x89PNG" if f.endswith(".png")
+                                            else f.endswith(".csv")) for f, c in out.files.items())
+    assert sum(f.endswith(".csv") for f in out.files) == len(out.rows)
     start = pd.Timestamp(out.records["start"].iloc[0])
     assert abs(start.tz_convert(None).to_julian_date() - out.rows[0]["time_min"]) < 1e-6
 

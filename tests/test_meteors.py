@@ -194,8 +194,10 @@ def test_stage_rows(files: dict[str, Path]) -> None:
     expected = {m: p if isinstance(p, str) else None
                 for m, p in zip(truth["meteor_id"], truth["partner"], strict=True)}
     assert {m: r["meteor_linked_id"] for m, r in by_id.items()} == expected
-    assert len(out.files) == len(out.rows)
-    assert all(png.startswith(b"\x89PNG") for png in out.files.values())
+    # a quicklook PNG and a light-curve CSV (access_url) per row
+    pngs = [v for k, v in out.files.items() if k.endswith(".png")]
+    assert len(pngs) == len(out.rows) == len(out.files) - len(pngs)
+    assert all(png.startswith(b"\x89PNG") for png in pngs)
 
 
 def test_stage_says_what_was_left_out(files: dict[str, Path]) -> None:

@@ -122,7 +122,9 @@ def test_rows_have_ccw_outlines_containing_their_centroid(stage: MoundsStage, fx
     for (x, y, _, _), _ in zip(cross0_mounds() if name == "dtm_cross0" else MOUNDS, truth,
                                strict=True):
         assert min(np.hypot(x - fx_, y - fy_) for fx_, fy_ in found) < 1.5
-    assert len(out.files) == 3 and all(k.startswith("landforms/") for k in out.files)
+    # a quicklook and an access_url cut-out per mound
+    assert len(out.files) == 6 and all(k.startswith("landforms/") for k in out.files)
+    assert sum(k.startswith("landforms/access/") for k in out.files) == 3
     assert out.rows[0]["thumbnail_url"].startswith(CTX.files_base_url)
 
 

@@ -94,11 +94,13 @@ def test_chip_rows_have_core_columns_and_null_geometry(stage: PitsStage, fx: dic
         (fx["chip_jpg"].name, 2, 56.0, 94.0)
     assert pd.isna(rec["lon_min"]) and pd.isna(rec["size_km"])
     # quicklook chips: PNG files under landforms/, named by the rows
-    assert len(out.files) == 2 and all(k.startswith("landforms/") for k in out.files)
-    assert first["thumbnail_url"] == f"{CTX.files_base_url}/{sorted(out.files)[0]}"
+    # quicklooks, and the cut-outs of access_url under landforms/access/
+    quick = sorted(k for k in out.files if not k.startswith("landforms/access/"))
+    assert len(quick) == 2 == len(out.files) - 2 and all(k.startswith("landforms/") for k in quick)
+    assert first["thumbnail_url"] == f"{CTX.files_base_url}/{quick[0]}"
     from PIL import Image
 
-    png = Image.open(io.BytesIO(out.files[sorted(out.files)[0]]))
+    png = Image.open(io.BytesIO(out.files[quick[0]]))
     assert png.format == "PNG" and max(png.size) == 128
 
 

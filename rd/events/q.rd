@@ -37,7 +37,7 @@
 			<meta name="idColumn">granule_uid</meta>
 		</meta>
 		<mixin spatial_frame_type="none"
-			optional_columns="thumbnail_url processing_level_desc publisher bib_reference time_scale time_refposition target_region sun_distance_min sun_distance_max event_type event_status datalink_url"
+			optional_columns="thumbnail_url processing_level_desc publisher bib_reference time_scale time_refposition target_region sun_distance_min sun_distance_max event_type event_status datalink_url access_url access_format access_estsize"
 			>//epntap2#table-2_0</mixin>
 		<!-- BEGIN generated columns: python -m epnml.schemas.render -->
 		<column name="ml_model_name" type="text" ucd="meta.id;meta.software" required="True"

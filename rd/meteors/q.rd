@@ -35,7 +35,7 @@
 			<meta name="idColumn">granule_uid</meta>
 		</meta>
 		<mixin spatial_frame_type="celestial"
-			optional_columns="thumbnail_url processing_level_desc publisher bib_reference time_scale time_refposition target_region spatial_coordinate_description datalink_url"
+			optional_columns="thumbnail_url processing_level_desc publisher bib_reference time_scale time_refposition target_region spatial_coordinate_description datalink_url access_url access_format access_estsize"
 			>//epntap2#table-2_0</mixin>
 		<!-- BEGIN generated columns: python -m epnml.schemas.render -->
 		<column name="ml_model_name" type="text" ucd="meta.id;meta.software" required="True"

@@ -71,7 +71,8 @@ class RunContext:
     #: base URL under which files returned in ``StageOutput.files`` are served.
     files_base_url: str
     started: datetime
-    #: quicklooks cost time; ``predict`` skips them.
+    #: the files a row links to (quicklooks and ``access_url`` artefacts, see
+    #: epnml.ingest.access) cost time; ``predict`` publishes nothing and skips them.
     make_quicklooks: bool = True
     #: pipeline parameters as given (validated by the runner with epnml.ingest.spec); a
     #: stage reads every value through ``spec.resolve`` (defaults filled in, same check).
@@ -112,7 +113,8 @@ class StageOutput:
     records: pd.DataFrame
     #: rows of the product table: EPN-TAP columns plus ML provenance.
     rows: list[dict[str, Any]]
-    #: files to publish, relative path -> content (quicklook PNGs).
+    #: files to publish, relative path -> content: quicklook PNGs (thumbnail_url) and
+    #: the artefacts of access_url (epnml.ingest.access).
     files: dict[str, bytes] = field(default_factory=dict)
     #: values that were not physical (inf, NaN text, +-1e308, undeclared fill values,
     #: negative densities...) and became missing data: quantity -> count in this granule.

@@ -70,6 +70,12 @@ _COMMON_OPTIONAL = (
 
 #: every product gained DataLink (issue #6): the service's document for each row.
 _DATALINK = ("0006_datalink_url", (OPTIONAL["datalink_url"],))
+#: every row gained something to download (issue #18): families without access_url get
+#: the three columns, those with it (landforms, units) the estimated size.
+_ACCESS_NAME = "0019_access"
+_ACCESS = (_ACCESS_NAME, tuple(OPTIONAL[n] for n in ("access_url", "access_format",
+                                                      "access_estsize")))
+_ESTSIZE = (_ACCESS_NAME, (OPTIONAL["access_estsize"],))
 
 PRODUCTS: dict[str, Product] = {
     "events": Product(
@@ -101,7 +107,7 @@ PRODUCTS: dict[str, Product] = {
             _custom("nguyen_overlap", "double precision", "", "time.interval;arith.ratio",
                     "Fraction of the Nguyen 2019 event (begin..end) covered by this "
                     "detection (0..1]"),
-        ))),
+        )), _ACCESS),
     ),
     "crossings": Product(
         family="crossings",
@@ -116,7 +122,7 @@ PRODUCTS: dict[str, Product] = {
             _custom("orbit_number", "integer", "", "meta.id;obs.sequence",
                     "Spacecraft orbit number"),
         ),
-        added=(_DATALINK,),
+        added=(_DATALINK, _ACCESS),
     ),
     "landforms": Product(
         family="landforms",
@@ -131,7 +137,7 @@ PRODUCTS: dict[str, Product] = {
             _custom("source_image", "text", "", "meta.id;obs.image",
                     "Identifier of the source image"),
         ),
-        added=(_DATALINK,),
+        added=(_DATALINK, _ESTSIZE),
     ),
     "units": Product(
         family="units",
@@ -156,7 +162,7 @@ PRODUCTS: dict[str, Product] = {
                 _custom(f"abundance_sigma_{p}", "double precision", "%",
                         "stat.stdev;phys.abund", f"Ensemble standard deviation of abundance_{p}"),
             )),
-        )), _DATALINK),
+        )), _DATALINK, _ESTSIZE),
     ),
     "meteors": Product(
         family="meteors",
@@ -188,6 +194,7 @@ PRODUCTS: dict[str, Product] = {
             _custom("meteor_track_length", "double precision", "deg", "pos.angDistance",
                     "Length of the fitted track on the sky"),
         ),
+        added=(_ACCESS,),
         created_by="0010_meteors",
     ),
 }

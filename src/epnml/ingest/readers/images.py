@@ -226,7 +226,8 @@ def read_image(path: Path | str, bodies: tuple[str, ...] = ("Mars",),
         return _read_pds3(path, bodies, limits)
     img = _open(path, limits)
     georef = None
-    meta: dict[str, Any] = {"format": img.format, "mode": img.mode}
+    meta: dict[str, Any] = {**product_id_meta(path.name), "format": img.format,
+                            "mode": img.mode}
     if suffix in GEOTIFF_SUFFIXES:
         georef = parse_geotiff_tags(path, _tiff_tags(img), bodies, (img.width, img.height))
     with guard(path, "image"):
@@ -254,15 +255,33 @@ def _pds3_header(path: Path, bodies: tuple[str, ...], with_georef: bool = True,
 
 
 def _read_pds3(path: Path, bodies: tuple[str, ...], limits: ResourceLimits) -> ImageData:
-    from epnml.ingest.readers.pds3_images import read_pds3_samples
+    from epnml.ingest.readers.pds3_images import observation_meta, read_pds3_samples
 
     info, georef, mode = _pds3_header(path, bodies, limits=limits)
+    observed = observation_meta(info)
     pixels = read_pds3_samples(info)
     if not np.isfinite(pixels).any():
         raise GranuleError(path, "no valid data: the image holds no valid pixel")
     name = info.data_path.name
     return ImageData(path, pixels, georef, hirise_observation_id(name),
-                     {"format": "PDS3", "mode": mode})
+                     {**product_id_meta(name), "format": "PDS3", "mode": mode, **observed})
+
+
+#: CTX (``P01_001472_1747_XI_05S146W``) and HRSC (``h0905_0000``) product ids that start
+#: a file name: the instrument is known, the time is not (the id holds no date).
+_PRODUCT_IDS = (
+    (re.compile(r"^[A-Z]\d{2}_\d{6}_\d{4}_X[IN]_\d{2}[NS]\d{3}W", re.I), "MRO", "CTX"),
+    (re.compile(r"^h\d{4}_\d{4}", re.I), "MEX", "HRSC"),
+)
+
+
+def product_id_meta(name: str) -> dict[str, Any]:
+    """``instrument_host_name``/``instrument_name`` when a file name starts with a CTX or
+    HRSC product id (HiRISE ids: :func:`hirise_observation_id`), else nothing."""
+    for pattern, host, instrument in _PRODUCT_IDS:
+        if pattern.match(Path(name).name):
+            return {"instrument_host_name": host, "instrument_name": instrument}
+    return {}
 
 
 def image_files(paths: Sequence[Path | str], what: str) -> list[Path]:

@@ -213,6 +213,59 @@ def _read_pds3_image_label(path: Path) -> Pds3Image:
         missing, label, dtype.kind == "f")
 
 
+#: label values that mean "not given" (PDS3 N/A, UNK, NULL constants).
+_NOT_GIVEN = {"", "N/A", "UNK", "NULL", "UNKNOWN"}
+#: short names of the hosts and instruments a label may spell out (as other rows say them).
+_HOSTS = {"MARS RECONNAISSANCE ORBITER": "MRO", "MRO": "MRO", "MARS EXPRESS": "MEX",
+          "MEX": "MEX", "LUNAR RECONNAISSANCE ORBITER": "LRO", "LRO": "LRO",
+          "MESSENGER": "MESSENGER"}
+_INSTRUMENTS = {"HIRISE": "HiRISE", "CTX": "CTX", "HRSC": "HRSC", "LROC": "LROC",
+                "MDIS": "MDIS", "HIGH RESOLUTION IMAGING SCIENCE EXPERIMENT": "HiRISE",
+                "CONTEXT CAMERA": "CTX", "HIGH RESOLUTION STEREO CAMERA": "HRSC"}
+
+
+def observation_meta(info: Pds3Image) -> dict[str, Any]:
+    """What the label says about the observation: ``start_time``/``stop_time``
+    (pd.Timestamp, UTC) from START_TIME/STOP_TIME, ``instrument_host_name`` from
+    INSTRUMENT_HOST_NAME/SPACECRAFT_NAME/INSTRUMENT_HOST_ID and ``instrument_name`` from
+    INSTRUMENT_ID/INSTRUMENT_NAME (known missions by their short names). Keys the label
+    does not give (or gives as N/A, UNK) are left out; a time that is not a date is a
+    GranuleError."""
+    import pandas as pd
+
+    out: dict[str, Any] = {}
+
+    def text(*keys: str) -> str | None:
+        for key in keys:
+            val = info.label.get(key)
+            if isinstance(val, tuple):
+                val = val[0]
+            if val is not None and str(val).strip().strip('"').upper() not in _NOT_GIVEN:
+                return str(val).strip().strip('"').strip()
+        return None
+
+    for key, name in (("START_TIME", "start_time"), ("STOP_TIME", "stop_time")):
+        raw = text(key)
+        if raw is None:
+            continue
+        try:
+            t = pd.Timestamp(raw.rstrip("Z"))
+        except (ValueError, TypeError, OverflowError):
+            raise GranuleError(info.label_path, f"{key} is not a date") from None
+        if t.tzinfo is not None:
+            t = t.tz_convert("UTC").tz_localize(None)
+        out[name] = t
+    host = text("INSTRUMENT_HOST_NAME", "SPACECRAFT_NAME", "INSTRUMENT_HOST_ID")
+    if host is not None:
+        out["instrument_host_name"] = _HOSTS.get(host.upper(), host)
+    instrument = text("INSTRUMENT_ID", "INSTRUMENT_NAME")
+    if instrument is not None:
+        out["instrument_name"] = _INSTRUMENTS.get(instrument.upper(), instrument)
+    if "start_time" in out and "stop_time" in out and out["stop_time"] < out["start_time"]:
+        raise GranuleError(info.label_path, "STOP_TIME is before START_TIME")
+    return out
+
+
 def read_pds3_samples(info: Pds3Image) -> np.ndarray:
     """The samples as float32 (NaN where missing), scaled by SCALING_FACTOR and OFFSET.
     Check the size against the stage's limits before (images.check_image_size)."""

@@ -31,6 +31,7 @@ from epnml.ingest.stage import CommittedModelStage, Granule, GranuleError, RunCo
 from epnml.ingest.stages.pits import (
     chip_png,
     image_granules,
+    landform_access,
     landform_row,
     spoly_literal,
 )
@@ -133,7 +134,8 @@ class CratersStage(CommittedModelStage):
                 "model": info.name, "model_version": info.version,
             })
             rows.append(self._row(uid, granule, image, info, target, det, score, geo, iau,
-                                  ctx, thumb))
+                                  ctx, thumb)
+                        | landform_access(ctx, uid, image, box, files))
         return StageOutput(granule, pd.DataFrame.from_records(records, columns=RECORD_COLUMNS),
                            rows, files)
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from epnml.ingest.access import CSV, access_columns, series_csv
 from epnml.ingest.epn import core_row, iso_utc, to_jd
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.stage import (
@@ -135,8 +136,13 @@ class CrossingsStage(CommittedModelStage):
                 "model": info.name, "model_version": info.version, "simulated": simulated,
             })
             thumb = thumbs.get(int(edge.orbit_index))
-            rows.append(self._row(uid, granule, info, edge, t, (x, y, z), r, lt, orbit,
-                                  simulated, ctx, thumb, note))
+            row = self._row(uid, granule, info, edge, t, (x, y, z), r, lt, orbit,
+                            simulated, ctx, thumb, note)
+            if ctx.make_quicklooks:  # files to publish (ingest), not for predict
+                rel = f"crossings/{_safe(uid)}.csv"
+                files[rel] = crossing_extract_csv(frame, t, uid, edge, simulated, granule)
+                row |= access_columns(ctx, rel, files[rel], CSV)
+            rows.append(row)
         return StageOutput(granule, pd.DataFrame.from_records(records, columns=RECORD_COLUMNS),
                            rows, files, invalid_values=invalid)
 
@@ -181,6 +187,28 @@ class CrossingsStage(CommittedModelStage):
             "orbit_number": orbit,
         }
 
+
+
+#: half-width of a crossing's data extract: the boundary edge +- 5 min of 1-s samples.
+EXTRACT_HALF_WIDTH = pd.Timedelta(minutes=5)
+#: units of the MAG frame columns (epnml.ingest.readers.messenger.FRAME_COLUMNS).
+MAG_UNITS = {"x": "km", "y": "km", "z": "km", "bx": "nT", "by": "nT", "bz": "nT"}
+
+
+def crossing_extract_csv(frame: pd.DataFrame, t: pd.Timestamp, uid: str, edge: Any,
+                         simulated: bool, granule: Granule) -> bytes:
+    """The row's ``access_url`` file: the granule's MAG samples (MSO position and field,
+    as read) within :data:`EXTRACT_HALF_WIDTH` of the edge."""
+    from epnml.ingest.readers.messenger import FRAME_COLUMNS
+
+    what = "SIMULATED MESSENGER MAG data (not spacecraft data)" if simulated else \
+        "MESSENGER MAG MSO data"
+    header = [f"epnml crossings: data extract of {uid}",
+              f"{edge.boundary} {edge.direction} {edge.edge} edge at {iso_utc(t)}; "
+              f"window = edge +- {EXTRACT_HALF_WIDTH.total_seconds() / 60:g} min",
+              f"source: {what}, granule {granule.granule_id}; positions MSO"]
+    return series_csv(frame, t - EXTRACT_HALF_WIDTH, t + EXTRACT_HALF_WIDTH, FRAME_COLUMNS,
+                      MAG_UNITS, header, digits=7)
 
 
 def _safe(name: str) -> str:

@@ -32,6 +32,7 @@ from epnml.ingest.stages.outlines import box_outline, outline_geometry
 from epnml.ingest.stages.pits import (
     chip_png,
     image_granules,
+    landform_access,
     landform_row,
 )
 from epnml.ml.model_info import ModelInfo
@@ -125,7 +126,8 @@ class IceStage(CommittedModelStage):
                 "granule_uid": uid, "model": info.name, "model_version": info.version,
             })
             rows.append(self._row(uid, granule, image, info, cls, box, score, geo, ctx, thumb,
-                                  len(chunks), n_icy))
+                                  len(chunks), n_icy)
+                        | landform_access(ctx, uid, image, box, files))
         return StageOutput(granule, pd.DataFrame.from_records(records, columns=RECORD_COLUMNS),
                            rows, files)
 

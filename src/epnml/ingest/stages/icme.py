@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from epnml.ingest.access import CSV, access_columns, series_csv
 from epnml.ingest.epn import core_row, earth_sun_distance_au, finite_or_none, iso_utc, to_jd
 from epnml.ingest.limits import ResourceLimits
 from epnml.ingest.readers.icme_catalogues import (
@@ -185,9 +186,14 @@ class IcmeStage(CommittedModelStage):
                 title = f"{source.host} ICME {start:%Y-%m-%d}" + (" (simulated)"
                                                                  if source.simulated else "")
                 files[thumb] = solarwind_quicklook_png(frame, start, end, title)
-            rows.append(self._row(uid, granule, source, info, start, end, float(event["score"]),
-                                  stats, ctx, thumb if ctx.make_quicklooks else None, invalid,
-                                  catalogues, matches))
+            row = self._row(uid, granule, source, info, start, end, float(event["score"]),
+                            stats, ctx, thumb if ctx.make_quicklooks else None, invalid,
+                            catalogues, matches)
+            if ctx.make_quicklooks:  # files to publish (ingest), not for predict
+                rel = f"events/{_safe(uid)}.csv"
+                files[rel] = event_extract_csv(frame, start, end, uid, source, granule)
+                row |= access_columns(ctx, rel, files[rel], CSV)
+            rows.append(row)
         return StageOutput(granule, pd.DataFrame.from_records(records, columns=RECORD_COLUMNS),
                            rows, files, invalid_values=invalid, series=series)
 
@@ -292,6 +298,29 @@ RECORD_COLUMNS = [
     "granule_id", "granule_uid", "model", "model_version", "simulated", *MATCH_COLUMNS,
 ]
 
+
+
+def extract_window(start: pd.Timestamp, end: pd.Timestamp
+                   ) -> tuple[pd.Timestamp, pd.Timestamp]:
+    """The window of an event's data extract: the event +- max(1 day, 50 % of its length),
+    the window of its quicklook."""
+    pad = max(pd.Timedelta(days=1), (end - start) * 0.5)
+    return start - pad, end + pad
+
+
+def event_extract_csv(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp,
+                      uid: str, source: Source, granule: Granule) -> bytes:
+    """The row's ``access_url`` file: the granule's solar-wind series (as read, at the
+    reader's 10-min cadence) in :func:`extract_window`."""
+    from epnml.ingest.readers.solarwind import FRAME_COLUMNS, UNITS
+
+    lo, hi = extract_window(start, end)
+    what = "SIMULATED solar wind (not spacecraft data)" if source.simulated else \
+        f"{source.host} {source.instrument.replace('#', '/')} data"
+    header = [f"epnml events: data extract of {uid}",
+              f"ICME {iso_utc(start)} .. {iso_utc(end)}; window = event +- max(1 day, 50 %)",
+              f"source: {what}, granule {granule.granule_id} (10-min samples as read)"]
+    return series_csv(frame, lo, hi, FRAME_COLUMNS, UNITS, header)
 
 
 def _safe(uid: str) -> str:

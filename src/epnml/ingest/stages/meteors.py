@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from epnml.ingest.access import CSV, access_columns
 from epnml.ingest.epn import iso_utc, to_jd
 from epnml.ingest.limits import ResourceLimits
 from epnml.ingest.readers.meteors import METEORS_LIMITS, MeteorRecord
@@ -33,6 +34,7 @@ from epnml.schemas.products import get_product
 
 if TYPE_CHECKING:
     from epnml.ml.meteors.model import LoadedMeteorModel
+    from epnml.ml.meteors.track import Track
 
 PRODUCT = get_product("meteors")
 SUFFIXES = (".csv", ".gz")
@@ -140,10 +142,15 @@ class MeteorsStage(CommittedModelStage):
                 "granule_id": granule.granule_id, "granule_uid": uid, "model": info.name,
                 "model_version": info.version, "simulated": simulated,
             })
-            rows.append(self._row(
+            row = self._row(
                 uid, granule, rec, info, ctx, start, end, fps, values,
                 (ra0, ra1, de0, de1), spoly_literal(verts), cls, linked,
-                thumb if ctx.make_quicklooks else None, simulated, invalid))
+                thumb if ctx.make_quicklooks else None, simulated, invalid)
+            if ctx.make_quicklooks:  # files to publish (ingest), not for predict
+                rel = f"meteors/{_safe(uid)}.csv"
+                files[rel] = meteor_csv(rec, track, fps, uid, str(cls["meteor_class"]), simulated)
+                row |= access_columns(ctx, rel, files[rel], CSV)
+            rows.append(row)
         return StageOutput(granule, pd.DataFrame.from_records(out_records,
                                                               columns=RECORD_COLUMNS),
                            rows, files, invalid_values=invalid)
@@ -208,6 +215,43 @@ class MeteorsStage(CommittedModelStage):
             "meteor_angular_speed": f["angular_speed"],
             "meteor_track_length": f["track_length"],
         }
+
+
+def meteor_csv(rec: MeteorRecord, track: Track, fps: float, uid: str, meteor_class: str,
+               simulated: bool) -> bytes:
+    """The row's ``access_url`` file: the light curve and the sky track, one line per video
+    field as recorded (``mag``, ``ra_deg``, ``dec_deg``), with the position on the fitted
+    great-circle track at that time (``ra_fit_deg``, ``dec_fit_deg``)."""
+    from epnml.ml.meteors.track import radec
+
+    n = len(rec.mag)
+    t = np.arange(n) / fps
+    frac = t / t[-1] if n > 1 and t[-1] > 0 else np.zeros(n)
+    omega = float(np.arccos(np.clip(track.start @ track.end, -1.0, 1.0)))
+    fit = []
+    for f in frac:  # constant angular speed along the circle: slerp start -> end
+        v = track.start if omega < 1e-12 else (
+            np.sin((1 - f) * omega) * track.start + np.sin(f * omega) * track.end
+        ) / np.sin(omega)
+        fit.append(radec(v))
+    times = [iso_utc(rec.start + pd.Timedelta(seconds=float(s)))[:-1]
+             + f".{int(round(s * 1000)) % 1000:03d}Z" for s in t]
+    what = ("SIMULATED meteor record (not camera data)" if simulated
+            else "Armagh/Bangor meteor network record")
+    lines = [f"# epnml meteors: light curve and track of {uid}",
+             f"# source: {what} {rec.meteor_id}, camera {rec.camera}; class {meteor_class}",
+             f"# {n} video fields at {fps:g} per second from {iso_utc(rec.start)} (the record "
+             "gives whole seconds); fitted track: great circle at constant angular speed, "
+             f"{track.length_deg:.4f} deg, {track.speed_deg_s:.4f} deg/s, scatter "
+             f"{track.scatter_deg:.4f} deg",
+             "# units: time UTC; t_s s; mag mag; ra_deg, dec_deg, ra_fit_deg, dec_fit_deg deg "
+             "(J2000)",
+             "field,time,t_s,mag,ra_deg,dec_deg,ra_fit_deg,dec_fit_deg"]
+    for i in range(n):
+        lines.append(f"{i},{times[i]},{t[i]:.3f},{float(rec.mag[i]):.3f},"
+                     f"{float(rec.ra[i]):.5f},{float(rec.dec[i]):.5f},"
+                     f"{fit[i][0]:.5f},{fit[i][1]:.5f}")
+    return ("\n".join(lines) + "\n").encode()
 
 
 def meteor_quicklook_png(rec: MeteorRecord, outline_radec: list[tuple[float, float]],

@@ -31,6 +31,7 @@ from epnml.ingest.stages.outlines import component_outline, outline_geometry
 from epnml.ingest.stages.pits import (
     chip_png,
     image_granules,
+    landform_access,
     landform_row,
 )
 from epnml.ml.model_info import ModelInfo
@@ -181,7 +182,8 @@ class MoundsStage(CommittedModelStage):
                 "granule_uid": uid, "model": info.name, "model_version": info.version,
             })
             rows.append(self._row(uid, granule, image, info, box, score, geo, ctx, thumb,
-                                  path_taken))
+                                  path_taken)
+                        | landform_access(ctx, uid, image, box, files))
         return StageOutput(granule, pd.DataFrame.from_records(records, columns=RECORD_COLUMNS),
                            rows, files)
 

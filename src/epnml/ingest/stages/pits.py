@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from epnml.ingest.epn import continuous_lons, core_row, lon_bounds
+from epnml.ingest.epn import continuous_lons, core_row, lon_bounds, to_jd
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.readers.images import GeoRef, ImageData, image_files
 from epnml.ingest.stage import CommittedModelStage, Granule, GranuleError, RunContext, StageOutput
@@ -103,7 +103,8 @@ class PitsStage(CommittedModelStage):
                 "granule_uid": uid, "model": info.name, "model_version": info.version,
             })
             rows.append(self._row(uid, granule, image, info, k, box, score, geo, ctx, thumb,
-                                  class_names[k - 1], feature_names[k - 1]))
+                                  class_names[k - 1], feature_names[k - 1])
+                        | landform_access(ctx, uid, image, box, files))
         return StageOutput(granule, pd.DataFrame.from_records(records, columns=RECORD_COLUMNS),
                            rows, files)
 
@@ -179,17 +180,22 @@ def landform_row(uid: str, gid: str, granule: Granule, image: ImageData, info: M
     HiRISE as the instrument."""
     if hirise is None:
         hirise = image.observation_id is not None
+    host, instrument = ("MRO", "HiRISE") if hirise else (None, None)
+    # the source product's own label or metadata, when it says (PDS3 labels, CTX names)
+    host = image.meta.get("instrument_host_name") or host
+    instrument = image.meta.get("instrument_name") or instrument
+    t0, t1 = image.meta.get("start_time"), image.meta.get("stop_time")
     row = core_row(
         PRODUCT, uid=uid, gid=gid, granule=granule, info=info, ctx=ctx,
         dataproduct_type="ci", target_name=target, target_class=TARGET_CLASS[target],
-        thumb=thumb, bib_reference=bib_reference,
+        thumb=thumb, bib_reference=bib_reference, time_scale="UTC" if t0 is not None else None,
     ) | {
-        "time_min": None,
-        "time_max": None,
+        "time_min": to_jd(t0) if t0 is not None else None,
+        "time_max": to_jd(t1 if t1 is not None else t0) if t0 is not None else None,
         "c1min": None, "c1max": None, "c2min": None, "c2max": None,
         "c3min": None, "c3max": None, "s_region": None,
-        "instrument_host_name": "MRO" if hirise else None,
-        "instrument_name": "HiRISE" if hirise else None,
+        "instrument_host_name": host,
+        "instrument_name": instrument,
         "measurement_type": measurement_type,
         "processing_level_desc": simulated_note(image.path) + desc,
         "feature_name": feature,
@@ -206,6 +212,30 @@ def landform_row(uid: str, gid: str, granule: Granule, image: ImageData, info: M
         row["landform_size"] = geo["size_km"]
         row["spatial_coordinate_description"] = f"{target} planetocentric, east longitude"
     return row
+
+
+def landform_access(ctx: RunContext, uid: str, image: ImageData,
+                    box: tuple[float, float, float, float],
+                    files: dict[str, bytes]) -> dict[str, Any]:
+    """The landform's ``access_url`` file, added to ``files``: the PNG cut-out of the source
+    samples around its box (:func:`epnml.ingest.access.cutout_png`); its access columns.
+    Nothing without quicklooks (predict: no file is published)."""
+    from epnml.ingest.access import PNG, access_columns, cutout_png
+
+    if not ctx.make_quicklooks:
+        return {}
+    rel = f"landforms/access/{_safe_uid(uid)}.png"
+    files[rel] = cutout_png(image.pixels, box, f"{simulated_note(image.path)}"
+                            f"{image.path.name}, landform {uid}")
+    return access_columns(ctx, rel, files[rel], PNG)
+
+
+def _safe_uid(uid: str) -> str:
+    import hashlib
+
+    clean = "".join(c if c.isalnum() or c in "-_." else "_" for c in uid)
+    return clean if len(clean) <= 120 else \
+        clean[:100] + "_" + hashlib.sha256(uid.encode()).hexdigest()[:16]
 
 
 def image_granules(paths: Sequence[Path], pipeline: str) -> list[Granule]:

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from epnml.ingest.access import CSV, access_columns
 from epnml.ingest.epn import core_row, to_jd
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.stage import Granule, GranuleError, RunContext, StageOutput
@@ -245,8 +246,7 @@ class UnitsStage:
                 "phase_max": _fin(sel["phase_max"].max()),
                 "instrument_host_name": "MESSENGER", "instrument_name": "MASCS",
                 "measurement_type": "phys.reflectance",
-                "access_url": f"{ctx.files_base_url}/{csv_path}",
-                "access_format": "text/csv",
+                **access_columns(ctx, csv_path, files[csv_path], CSV),
                 "processing_level_desc": self._desc(info, res, detector, used, simulated,
                                                     grid.step_deg, ab is not None, cfg.embedding,
                                                     max_sigma),
