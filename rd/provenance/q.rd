@@ -23,7 +23,7 @@
 			Entities (ProvDM Entity): product rows, input granules, parameters, model versions, catalogues, training dataset versions.
 		</meta>
 		<column name="id" type="text" ucd="meta.id;meta.main" required="True"
-			description="Qualified name epnml:<kind>/<key> (row, granule, params, model, file, dataset)"/>
+			description="Qualified name epnml:KIND/KEY (row, granule, params, model, file, dataset)"/>
 		<column name="name" type="text" ucd="meta.id"
 			description="Human-readable name (granule_uid, input file names, model name and version, dataset title)"/>
 		<column name="type" type="text" ucd="meta.code.class" required="True"
@@ -48,7 +48,7 @@
 			Activities (ProvDM Activity): the ingest runs that wrote rows.
 		</meta>
 		<column name="id" type="text" ucd="meta.id;meta.main" required="True"
-			description="Qualified name epnml:run/<run_id>"/>
+			description="Qualified name epnml:run/RUN_ID"/>
 		<column name="name" type="text" ucd="meta.id" required="True"
 			description="Pipeline and run id"/>
 		<column name="type" type="text" ucd="meta.code.class" required="True"
@@ -71,7 +71,7 @@
 			Agents (ProvDM Agent): the software versions that ran the runs.
 		</meta>
 		<column name="id" type="text" ucd="meta.id;meta.main" required="True"
-			description="Qualified name epnml:software/epnml-<version>"/>
+			description="Qualified name epnml:software/epnml-VERSION"/>
 		<column name="name" type="text" ucd="meta.id" required="True"
 			description="Software name and version"/>
 		<column name="type" type="text" ucd="meta.code.class" required="True"
