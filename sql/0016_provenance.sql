@@ -141,11 +141,18 @@ SELECT 'epnml:run/' || run_id AS activity_id,
        'software'::text AS role
 FROM epnml.runs;
 
+-- A row was derived from the granule it was computed from (its run may have used others).
 -- A model version was derived from the dataset version registered for it, or for its base
 -- version (a derived version 1.0.0+threshold-0.3 runs the weights trained on 1.0.0's).
 CREATE VIEW epnml.prov_wasderivedfrom AS
-SELECT 'epnml:model/' || m.model_name || '/' || m.model_version AS entity_id,
-       'epnml:dataset/' || d.dataset_id AS progenitor_id, 'training'::text AS role
+SELECT 'epnml:row/' || p.granule_uid AS entity_id, 'epnml:granule/' || g.sha256 AS progenitor_id,
+       'input granule'::text AS role
+FROM epnml.prov_rows p
+JOIN epnml.prov_run_granules g
+  ON g.run_id = p.ml_run_id AND g.pipeline = p.pipeline AND g.obs_id = p.obs_id
+UNION ALL
+SELECT 'epnml:model/' || m.model_name || '/' || m.model_version,
+       'epnml:dataset/' || d.dataset_id, 'training' 
 FROM epnml.model_versions m
 JOIN epnml.dataset_versions d ON d.model_name = m.model_name
  AND d.model_version = CASE WHEN EXISTS (

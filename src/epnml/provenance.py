@@ -83,10 +83,14 @@ def row_graph(conn: psycopg.Connection, uid: str) -> RowGraph:
     rec["wasgeneratedby"] = _select(conn, "wasgeneratedby", "entity_id", [row_id])
     rec["wasinvalidatedby"] = _select(conn, "wasinvalidatedby", "entity_id", [row_id])
     runs = graph.ids("wasgeneratedby", "activity_id")
-    rec["used"] = _select(conn, "used", "activity_id", runs)
+    own = _select(conn, "wasderivedfrom", "entity_id", [row_id])
+    granules = {str(d["progenitor_id"]) for d in own}
+    # the run's other granules made other rows: only this row's granule is its provenance
+    rec["used"] = [u for u in _select(conn, "used", "activity_id", runs)
+                   if u["role"] != "input granule" or u["entity_id"] in granules]
     rec["wasassociatedwith"] = _select(conn, "wasassociatedwith", "activity_id", runs)
     models = sorted({str(u["entity_id"]) for u in rec["used"] if u["role"] == "model"})
-    rec["wasderivedfrom"] = _select(conn, "wasderivedfrom", "entity_id", models)
+    rec["wasderivedfrom"] = own + _select(conn, "wasderivedfrom", "entity_id", models)
     entities = sorted({row_id, *graph.ids("used", "entity_id"),
                        *graph.ids("wasderivedfrom", "progenitor_id")})
     rec["entity"] = _select(conn, "entity", "id", entities)
