@@ -336,11 +336,11 @@ def test_provtap_from_obs_id_to_training_samples(stack: Stack, client: TestClien
     assert samples == list(SAMPLES)
     # the TAP graph of the run is the document's
     used = tap.search(
-        "SELECT entity_id FROM epnml_prov.used"
-        f" WHERE activity_id = 'epnml:run/{row.run_id}'"
-        " AND (role IN ('model', 'parameters', 'catalogue') OR"
-        " entity_id IN (SELECT progenitor_id FROM epnml_prov.wasderivedfrom"
-        f" WHERE entity_id = 'epnml:row/{row.uid}'))").to_table()
+        "SELECT u.entity_id FROM epnml_prov.used AS u"
+        f" WHERE u.activity_id = 'epnml:run/{row.run_id}'"
+        " AND (u.role IN ('model', 'parameters', 'catalogue') OR"
+        " u.entity_id IN (SELECT d.progenitor_id FROM epnml_prov.wasderivedfrom AS d"
+        f" WHERE d.entity_id = 'epnml:row/{row.uid}'))").to_table()
     doc = json.loads(client.get(f"/rows/{quote(row.uid, safe='')}/provenance").text)
     assert sorted(str(u) for u in used["entity_id"]) == sorted(
         u["prov:entity"] for u in doc["used"].values())
