@@ -65,7 +65,7 @@ export EPNML_AUTHORITY=$AUTHORITY
 export EPNML_API_URL=${EPNML_API_URL:-http://localhost:$API_PORT}
 FAMILIES="events crossings landforms units meteors"
 # RDs served beside the EPN-TAP families, not published as EPN-TAP services.
-EXTRA_RDS="models datasets"
+EXTRA_RDS="models datasets provenance"
 
 log() { printf '[provision] %s\n' "$*" >&2; }
 

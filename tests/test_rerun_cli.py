@@ -142,7 +142,7 @@ def test_bad_input_exits_2_and_registers_nothing(
 @pytest.mark.parametrize(("uid", "message"), [
     ("nope-0001", "unknown ID nope-0001: no current or superseded row has this granule_uid"),
     ("a b", "ID must be a granule_uid of this service: 1-200 characters of "
-            "A-Z a-z 0-9 _ . : + -"),
+            "A-Z a-z 0-9 _ . : + - ~"),
 ])
 def test_unknown_or_malformed_id_exits_2(env: Store, capsys: pytest.CaptureFixture[str],
                                          uid: str, message: str) -> None:

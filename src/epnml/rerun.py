@@ -32,8 +32,9 @@ from epnml.ingest.runner import RunFailed, RunSummary, run_pipeline
 from epnml.safety import clean_message, log_internal
 from epnml.schemas.products import PRODUCTS
 
-#: granule_uid syntax accepted from users (the product tables allow no '#' or spaces).
-ID_RE = re.compile(r"^[A-Za-z0-9_.:+\-]{1,200}$")
+#: granule_uid syntax accepted from users (the product tables allow no '#' or spaces;
+#: '~' is in the ids of archived superseded rows, ``<uid>~s<superseded_at>``).
+ID_RE = re.compile(r"^[A-Za-z0-9_.:+~\-]{1,200}$")
 #: model versions as users may name them (base versions; derived ones come from params).
 VERSION_RE = re.compile(r"^[A-Za-z0-9_.+\-]{1,80}$")
 #: the product families whose rows can be re-run (one storage table each).
@@ -154,7 +155,7 @@ def predict_only(pipeline: str) -> bool:
 def check_id(value: str) -> str:
     if not ID_RE.fullmatch(value or ""):
         raise InputError("ID must be a granule_uid of this service: 1-200 characters of "
-                         "A-Z a-z 0-9 _ . : + -")
+                         "A-Z a-z 0-9 _ . : + - ~")
     return value
 
 

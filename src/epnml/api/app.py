@@ -19,14 +19,14 @@ from fastapi.concurrency import run_in_threadpool
 from epnml.api import errors
 from epnml.api.deps import service_version
 from epnml.api.params import CaseInsensitiveParams
-from epnml.api.routes import datalink, hapi, inference, models, oip, service, uws
+from epnml.api.routes import datalink, hapi, inference, models, oip, provenance, service, uws
 from epnml.api.uws.worker import JobWorker
 from epnml.api.workers import WorkerPool
 from epnml.config import Settings, load_settings
 from epnml.safety import AccessLog, install_query_filter
 
 #: the routers, in the order of the OpenAPI document.
-ROUTERS: list[APIRouter] = [service.router, models.router, datalink.router,
+ROUTERS: list[APIRouter] = [service.router, models.router, datalink.router, provenance.router,
                             inference.router, uws.router,
                             hapi.router, oip.router]
 

@@ -195,10 +195,12 @@ def run_pipeline(
         hostname, boot_id, pid, proc_start = process_identity()
         conn.execute(
             "INSERT INTO epnml.runs (run_id, pipeline, model_name, model_version, started_at,"
-            " params, inputs, status, hostname, boot_id, pid, proc_start, heartbeat_at)"
-            " VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, 'running', %s, %s, %s, %s, %s)",
+            " params, inputs, status, hostname, boot_id, pid, proc_start, heartbeat_at,"
+            " software) VALUES (%s, %s, %s, %s, %s, %s::jsonb, %s::jsonb, 'running', %s, %s,"
+            " %s, %s, %s, %s::jsonb)",
             (run_id, pipeline, model.name, model.version, ctx.started, json.dumps(ctx.params),
-             json.dumps(run_inputs), hostname, boot_id, pid, proc_start, ctx.started),
+             json.dumps(run_inputs), hostname, boot_id, pid, proc_start, ctx.started,
+             json.dumps(software_versions())),
         )
     status = "stopped"
     t0 = time.perf_counter()
@@ -424,6 +426,18 @@ def _identify(conn: Any, pipeline: str, granules: list[Granule], sources: dict[s
             sources[obs_id] = source
             out.append(granule)
     return out, failures
+
+
+def software_versions() -> dict[str, str]:
+    """The software agent of a run (epnml.runs.software, the PROV agent of its rows)."""
+    import platform
+
+    import torch
+
+    from epnml import __version__
+
+    return {"epnml": __version__, "python": platform.python_version(),
+            "torch": str(torch.__version__)}
 
 
 @dataclass(frozen=True)

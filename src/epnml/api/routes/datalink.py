@@ -66,6 +66,12 @@ def _links(conn: psycopg.Connection, base: str, uid: str, n: int
     links.append(Link(uid, "#documentation", access_url=card,
                       description=f"model card of {ref.model_name} {ref.model_version}",
                       content_type="application/json"))
+    links.append(Link(uid, "#provenance",
+                      access_url=f"{base}/rows/{quote(uid, safe='')}/provenance?format=json",
+                      description="W3C PROV-JSON provenance: run, input files, model, "
+                                  "parameters, software, training dataset (format=provn: "
+                                  "PROV-N, format=votable: ProvTAP tables)",
+                      content_type="application/json"))
     svc_id = f"proc_svc_{n}"
     links.append(Link(uid, "#proc", service_def=svc_id,
                       description=f"re-run {ref.model_name} on this granule (preview; "
