@@ -41,7 +41,7 @@ TRAIN_TILES = ("MC11E-A", "MC11E-E", "MC11E-G", "MC11E-H")
 VAL_TILES = ("MC11E-B", "MC11E-J")
 TEST_TILES = ("MC11E-C", "MC11E-I")
 IOU = 0.5
-THRESHOLDS = tuple(round(t, 3) for t in np.arange(0.05, 0.951, 0.025))
+THRESHOLDS = tuple(round(float(t), 3) for t in np.arange(0.05, 0.951, 0.025))
 #: detections kept below any candidate threshold
 MIN_SCORE = 0.05
 #: nominal CTX pixel scale of these tiles (README: about 5-6 m/px), for the SFD axis only
@@ -61,9 +61,9 @@ class Tile:
 
 
 def data_root(shared: Path | None = None) -> Path:
-    import os
+    from epnml.config import load_settings
 
-    base = shared or Path(os.environ.get("EPNML_SHARED_DATA", "/work/shared/data"))
+    base = shared or load_settings().shared_data
     root = base / DATA_SUBDIR
     if not (root / "images").is_dir():
         raise FileNotFoundError(f"no CTX crater tiles under {root} (set EPNML_SHARED_DATA)")

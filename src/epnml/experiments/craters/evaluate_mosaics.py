@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from epnml.ml.craters.inference import LoadedCraterModel, circles, detect_craters_array, match
+from epnml.ml.craters.net import CraterNet
 from epnml.ml.imagery.detector import PitsDetector
 
 CUT_PX = 10.0
@@ -123,7 +124,7 @@ def summarise(counts: Sequence[dict[str, int]]) -> dict[str, Any]:
             "detections": tot["n_det"], "detections_matched": tot["tp_det"]}
 
 
-def detect_mosaic(m: Mosaic, module: PitsDetector, scale: float) -> pd.DataFrame:
+def detect_mosaic(m: Mosaic, module: PitsDetector | CraterNet, scale: float) -> pd.DataFrame:
     """All detections (score >= 0.01) of a global mosaic, seam-wrapped."""
     dets = detect_craters_array(m.pixels, module, scale=scale, wrap_px=64)
     return detections_lonlat(m, dets)

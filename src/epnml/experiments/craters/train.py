@@ -93,7 +93,7 @@ def augment(tile: Tile, norm: np.ndarray, rng: np.random.Generator, size: int = 
         lo, hi = float(out.min()), float(out.max())
         if hi > lo:
             u = ((out - lo) / (hi - lo)) ** math.exp(rng.uniform(-0.4, 0.4))
-            out = u * (hi - lo) + lo
+            out = np.asarray(u * (hi - lo) + lo, dtype=np.float32)
     contrast = math.exp(rng.uniform(math.log(0.6), math.log(1.6)))
     out = out * contrast + rng.uniform(-0.4, 0.4) + \
         rng.normal(0.0, rng.uniform(0.0, 0.15), out.shape)
