@@ -95,9 +95,9 @@ def augment(tile: Tile, norm: np.ndarray, rng: np.random.Generator, size: int = 
             u = ((out - lo) / (hi - lo)) ** math.exp(rng.uniform(-0.4, 0.4))
             out = np.asarray(u * (hi - lo) + lo, dtype=np.float32)
     contrast = math.exp(rng.uniform(math.log(0.6), math.log(1.6)))
-    out = out * contrast + rng.uniform(-0.4, 0.4) + \
+    noisy = out * contrast + rng.uniform(-0.4, 0.4) + \
         rng.normal(0.0, rng.uniform(0.0, 0.15), out.shape)
-    return np.ascontiguousarray(out, dtype=np.float32), boxes
+    return np.ascontiguousarray(noisy, dtype=np.float32), boxes
 
 
 def batch_loss(module: CraterNet, batch: list[tuple[np.ndarray, np.ndarray]]
