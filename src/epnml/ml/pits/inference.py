@@ -21,6 +21,7 @@ from epnml.ml.checkpoints import load_checkpoint
 from epnml.ml.checkpoints import save_checkpoint as _save
 from epnml.ml.imagery.detector import (
     DetectorConfig,
+    DetectorModule,
     PitsDetector,
     decode,
     normalize_image,
@@ -85,7 +86,7 @@ def save_checkpoint(path: Path, module: PitsDetector, version: str,
     ``torch.load(weights_only=True)`` reads it); returns its sha256."""
     return _save(path, MODEL_NAME, version, module, config, half=False)
 
-def detect_array(image: np.ndarray, module: PitsDetector, *, scale: float,
+def detect_array(image: np.ndarray, module: DetectorModule, *, scale: float,
                  min_score: float = MIN_SCORE, nms_iou: float = 0.5, tile: int = TILE,
                  overlap: int = OVERLAP) -> np.ndarray:
     """``(n, 6)`` detections (x_min, y_min, x_max, y_max in input px, class 0..4, score)."""
