@@ -46,8 +46,8 @@ import numpy as np
 import pandas as pd
 
 from epnml.ingest.readers.aurora import BAND, png_stretch
-from epnml.ml.aurora.geometry import DiskGeometry, unit
 from epnml.ml.aurora import AURORA_TYPES
+from epnml.ml.aurora.geometry import DiskGeometry, unit
 
 SIZE = 256
 SCALE_RAD = 1.3e-3

@@ -13,7 +13,7 @@ then boxes overlapping another of a higher score (IoU > 0.3, any type) are dropp
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 

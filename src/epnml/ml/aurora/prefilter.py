@@ -104,6 +104,8 @@ def prefilter(b: np.ndarray, geometry: DiskGeometry | None,
         disk_mask = (cols - cx) ** 2 + (rows - cy) ** 2 < (r - 2.0) ** 2
         day = ndimage.binary_dilation(ndimage.gaussian_filter(b, 3) > p.day_r, iterations=12)
         night = disk_mask & ~day
+    if disk is None:  # a geometry always gives one; for the type checker
+        return Prefiltered(False, None, None, np.zeros_like(b, bool))
     cx, cy, r = disk
     clean = ndimage.median_filter(b, 3)
     d2 = ((cols - cx) ** 2 + (rows - cy) ** 2) / max(r * r, 1.0)
