@@ -47,7 +47,8 @@ def shared_data() -> Path:
 
 
 #: bookkeeping and product tables emptied before each DB-only test (migrated_database).
-STORE_TABLES = ("epnml.events, epnml.crossings, epnml.landforms, epnml.units, epnml.meteors, epnml.aurora, "
+STORE_TABLES = ("epnml.events, epnml.crossings, epnml.landforms, epnml.units, epnml.meteors, "
+                "epnml.aurora, "
                 "epnml.granule_runs, epnml.runs, epnml.model_versions, epnml.granule_sources, "
                 "epnml.granule_versions")
 

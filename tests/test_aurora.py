@@ -122,6 +122,7 @@ def test_stage_rows_of_each_kind(files: dict[str, Path], stage: object) -> None:
 
     assert isinstance(stage, AuroraStage)
     sims = fixture_images()
+    footprints: list[bool] = []
     for kind, sim in sims.items():
         (granule,) = stage.granules([files[f"simulated_emus_{kind}.fits"]])
         out = stage.process(granule, _ctx())
@@ -137,10 +138,23 @@ def test_stage_rows_of_each_kind(files: dict[str, Path], stage: object) -> None:
         assert row["processing_level_desc"].startswith("SIMULATED input; ")
         assert row["time_min"] < row["time_max"]
         assert row["spectral_range_min"] < row["spectral_range_max"]
-        assert row["s_region"] is not None and row["s_region"].startswith("{(")
+        # a footprint exactly when the box's outline lies on the disk
+        box = (row["aurora_x"] - row["aurora_width"] / 2, row["aurora_y"]
+               - row["aurora_height"] / 2, row["aurora_x"] + row["aurora_width"] / 2,
+               row["aurora_y"] + row["aurora_height"] / 2)
+        xs, ys = [box[0], box[2], box[2], box[0]], [box[1], box[1], box[3], box[3]]
+        on_disk = bool(sim.geometry.intersect(np.array(xs), np.array(ys))[0].all())
+        footprints.append(on_disk)
+        if on_disk:
+            assert row["s_region"].startswith("{(") and row["s_region"].count("d,") == 16
+            assert row["c2min"] < row["aurora_lat"] < row["c2max"]
+        else:
+            assert row["s_region"] is None and row["c1min"] == row["aurora_lon"]
+            assert "box partly off the disk" in row["processing_level_desc"]
         assert row["incidence_min"] > 100  # on the night side
         assert set(out.files) == {row["thumbnail_url"].removeprefix(
             "http://example.org/static/")}
+    assert len(footprints) == 3 and any(footprints)
 
 
 def test_png_chip_rows_have_no_time_nor_footprint(files: dict[str, Path],

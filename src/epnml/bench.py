@@ -1,4 +1,4 @@
-"""Benchmarks (``epnml bench ingest|query|icme|dask|aurora|all``): numbers for the README, never tests.
+"""Benchmarks (``epnml bench ingest|query|icme|dask|aurora|all``): README numbers, never tests.
 
 Ingest and query benchmarks run on their own DaCHS instance and database
 (``epnml_bench``, port 8097), provisioned by ``service/provision.sh``, and load

@@ -258,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=2026)
     ap.add_argument("--n-train", type=int, default=800)
     ap.add_argument("--n-test", type=int, default=200)
-    ap.add_argument("--epochs", type=int, default=24)
+    ap.add_argument("--epochs", type=int, default=16)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     t0, cpu0 = time.perf_counter(), time.process_time()
@@ -298,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
         "metrics": {"measured_on": "SIMULATED held-out images only", **metrics},
         "command": command,
         "training": {"seconds": round(seconds, 1),
-                     "cpu_seconds": round(time.process_time() - cpu0, 1), "simulate_s": round(t_data, 1),
+                     "cpu_seconds": round(time.process_time() - cpu0, 1),
+                     "simulate_s": round(t_data, 1),
                      "fit_s": round(t_train, 1), "threads": 1,
                      "machine": platform.platform(), "python": platform.python_version(),
                      "torch": torch.__version__},
