@@ -124,9 +124,9 @@ class MeteorsParams(_Params):
 class AuroraParams(_Params):
     threshold: float | None = Field(None, gt=0, lt=1, json_schema_extra=CARD,
                                     description="detector score from which an aurora is kept")
-    prefilter: bool = Field(True, json_schema_extra=MODEL,
-                            description="run the detector on prefilter candidates only "
-                                        "(false: on every image)")
+    prefilter: Literal["on", "off"] = Field("on", json_schema_extra=MODEL,
+                                            description="on: the detector sees prefilter "
+                                                        "candidates only; off: every image")
     prefilter_threshold_r: float = Field(8.0, gt=0, le=1000, json_schema_extra=MODEL,
                                          description="prefilter: zenith brightness of a "
                                                      "bright object, rayleigh")

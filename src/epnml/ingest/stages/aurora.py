@@ -102,7 +102,7 @@ class AuroraStage(CommittedModelStage):
         image = read_aurora_image(granule.paths[0], self.limits)
         pre, dets = detect(image.brightness, image.geometry, self._model,
                            threshold=params["threshold"], prefilter_params=pre_params,
-                           use_prefilter=bool(params["prefilter"]))
+                           use_prefilter=params["prefilter"] == "on")
         info = self.model_info()
         records: list[dict[str, Any]] = []
         rows: list[dict[str, Any]] = []
