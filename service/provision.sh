@@ -63,7 +63,7 @@ export EPNML_DATA_DIR=$DACHS_ROOT/web/nv_static/epnml
 export EPNML_SERVER_URL=$SERVER_URL
 export EPNML_AUTHORITY=$AUTHORITY
 export EPNML_API_URL=${EPNML_API_URL:-http://localhost:$API_PORT}
-FAMILIES="events crossings landforms units meteors"
+FAMILIES="events crossings landforms units meteors aurora"
 # RDs served beside the EPN-TAP families, not published as EPN-TAP services.
 EXTRA_RDS="models datasets provenance"
 

@@ -33,7 +33,7 @@ ICME_VERSION = "1.0.0"
 #: the craters rows the stack tests expect are 1.0.0's (2.0.0, trained on CTX tiles, is the
 #: default since issue #14; the synthetic fixture craters were drawn for 1.0.0).
 CRATERS_VERSION = "1.0.0"
-PRODUCT_TABLES = ("events", "crossings", "landforms", "units", "meteors")
+PRODUCT_TABLES = ("events", "crossings", "landforms", "units", "meteors", "aurora")
 
 
 def shared_data_dir() -> Path:
@@ -51,6 +51,7 @@ def shared_data() -> Path:
 
 #: bookkeeping and product tables emptied before each DB-only test (migrated_database).
 STORE_TABLES = ("epnml.events, epnml.crossings, epnml.landforms, epnml.units, epnml.meteors, "
+                "epnml.aurora, "
                 "epnml.granule_runs, epnml.runs, epnml.model_versions, epnml.granule_sources, "
                 "epnml.granule_versions, epnml.solarwind_samples, epnml.solarwind_granules, "
                 "epnml.solarwind_series, epnml.retirements")
@@ -300,13 +301,25 @@ def ingested_mounds_ice(stack: Stack, tmp_path_factory: pytest.TempPathFactory) 
 
 
 @pytest.fixture(scope="session")
+def ingested_aurora(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Ingest:
+    """The seeded simulated EMUS-like FITS images (one per kind) and the PNG chip."""
+    from tests.fixtures.make_aurora_fixtures import make_aurora_fixtures
+
+    inputs = tmp_path_factory.mktemp("aurora_inputs")
+    made = make_aurora_fixtures(inputs)
+    files = {name: path for name, path in made.items()
+             if name.startswith("simulated_emus_") and path.parent == inputs}
+    return Ingest(stack, _epnml(stack, "aurora", *map(str, files.values())), inputs, files)
+
+
+@pytest.fixture(scope="session")
 def ingested_all(ingested_icme: Ingest, ingested_crossings: Ingest, ingested_units: Ingest,
                  ingested_pits: Ingest, ingested_craters: Ingest,
-                 ingested_mounds_ice: Ingest) -> dict[str, Ingest]:
+                 ingested_mounds_ice: Ingest, ingested_aurora: Ingest) -> dict[str, Ingest]:
     """Every pipeline ingested: for the tests that cover every product family."""
     return {"icme": ingested_icme, "crossings": ingested_crossings, "units": ingested_units,
             "pits": ingested_pits, "craters": ingested_craters,
-            "mounds_ice": ingested_mounds_ice}
+            "mounds_ice": ingested_mounds_ice, "aurora": ingested_aurora}
 
 
 @pytest.fixture(scope="session")

@@ -228,7 +228,7 @@ def test_ctx_and_hrsc_file_names_give_the_instrument() -> None:
 
 SERVICES = {"epnml_events": "text/csv", "epnml_crossings": "text/csv",
             "epnml_landforms": "image/png", "epnml_units": "text/csv",
-            "epnml_meteors": "text/csv"}
+            "epnml_meteors": "text/csv", "epnml_aurora": "image/png"}
 
 
 @pytest.fixture(scope="module")

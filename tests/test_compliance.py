@@ -28,6 +28,7 @@ SCHEMAS = {  # schema -> spatial_frame_type
     "epnml_crossings": "cartesian",
     "epnml_landforms": "body",
     "epnml_units": "body",
+    "epnml_aurora": "body",
 }
 
 # name -> (datatype, unit, ucd) as the REC defines them
@@ -212,7 +213,7 @@ def test_time_columns_are_float64(ingested_icme: Ingest, tap: Any) -> None:
     assert rows["time_max"].dtype == np.float64
 
 
-@pytest.mark.parametrize("family", ["events", "crossings", "landforms", "units"])
+@pytest.mark.parametrize("family", ["events", "crossings", "landforms", "units", "aurora"])
 def test_registry_record(stack: Stack, family: str) -> None:
     identifier = f"ivo://epnml.example.org/{family}/q/epn_core"
     url = (f"{stack.server_url}/oai.xml?verb=GetRecord&metadataPrefix=ivo_vor"
@@ -227,7 +228,8 @@ def test_registry_record(stack: Stack, family: str) -> None:
     assert f"epnml_{family}.epn_core" in record
 
 
-@pytest.mark.parametrize("rd", ["events", "crossings", "landforms", "units", "models"])
+@pytest.mark.parametrize("rd", ["events", "crossings", "landforms", "units", "aurora",
+                                "models"])
 def test_rd_regression_suite(ingested_all: dict[str, Ingest], rd: str) -> None:
     """The RD's own regSuite (``dachs test``) on the test instance: its tests read rows."""
     stack = ingested_all["icme"].stack

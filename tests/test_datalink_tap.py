@@ -22,7 +22,7 @@ DATALINK_IVOID = "ivo://ivoa.net/std/DataLink#links-1.0"
 
 
 #: the families ingested by ``ingested_all`` (meteors rows are test_meteors_tap's own).
-FAMILIES = ("events", "crossings", "landforms", "units")
+FAMILIES = ("events", "crossings", "landforms", "units", "aurora")
 
 
 @pytest.fixture(scope="module")

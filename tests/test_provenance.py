@@ -41,7 +41,7 @@ pytestmark = pytest.mark.stack
 #: family -> the model whose current rows the test reads.
 REPO = Path(__file__).resolve().parents[1]
 MODELS = {"events": "icme", "crossings": "crossings", "landforms": "pits", "units": "units",
-          "meteors": "meteors"}
+          "meteors": "meteors", "aurora": "aurora"}
 RUN_LINE = re.compile(r"^run (\S+) \(meteors, ingest", re.M)
 
 
@@ -95,7 +95,7 @@ def _row(conn: psycopg.Connection, family: str, where: str, *args: Any) -> Row:
 
 @pytest.fixture(scope="module")
 def rows(ingested_icme: Ingest, ingested_crossings: Ingest, ingested_units: Ingest,
-         ingested_pits: Ingest, meteors: Meteors) -> dict[str, Row]:
+         ingested_pits: Ingest, ingested_aurora: Ingest, meteors: Meteors) -> dict[str, Row]:
     """One current row per family, plus the superseded meteors row (key ``superseded``)."""
     out = {}
     with psycopg.connect(load_settings().dsn) as conn:

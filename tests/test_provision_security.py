@@ -31,7 +31,7 @@ pytestmark = pytest.mark.stack
 PROVISION = str(REPO / "service" / "provision.sh")
 OWNER = f"{TEST_DB}_owner"
 INGEST = f"{TEST_DB}_ingest"
-PRODUCTS = ("events", "crossings", "landforms", "units", "meteors")
+PRODUCTS = ("events", "crossings", "landforms", "units", "meteors", "aurora")
 
 
 def _mode(path: Path) -> tuple[int, str, str]:

@@ -33,11 +33,11 @@ NS = {"oai": "http://www.openarchives.org/OAI/2.0/",
       "ri": "http://www.ivoa.net/xml/RegistryInterface/v1.0",
       "dc": "http://purl.org/dc/elements/1.1/",
       "xsi": "http://www.w3.org/2001/XMLSchema-instance"}
-FAMILIES = ("events", "crossings", "landforms", "units", "meteors")
+FAMILIES = ("events", "crossings", "landforms", "units", "meteors", "aurora")
 #: the registry record shortName of each family's table (<= 16 characters)
 SHORT_NAMES = {"events": "epnml events", "crossings": "epnml crossings",
                "landforms": "epnml landforms", "units": "epnml units",
-               "meteors": "epnml meteors"}
+               "meteors": "epnml meteors", "aurora": "epnml aurora"}
 #: UAT terms of which every EPN-TAP resource needs one (EPN-TAP checklist)
 EPN_UAT = {"planetary-science", "solar-system-astronomy", "solar-physics",
            "exoplanet-astronomy"}

@@ -1,4 +1,4 @@
-"""Benchmarks (``epnml bench ingest|query|icme|dask|all``): numbers for the README, never tests.
+"""Benchmarks (``epnml bench ingest|query|icme|dask|aurora|all``): README numbers, never tests.
 
 Ingest and query benchmarks run on their own DaCHS instance and database
 (``epnml_bench``, port 8097), provisioned by ``service/provision.sh``, and load
@@ -480,6 +480,10 @@ def run_bench(what: str, rows: int | None = None, output: Path | None = None) ->
         results["api"] = bench_api()
     if what in ("dask", "all"):
         results["dask"] = bench_dask()
+    if what in ("aurora", "all"):
+        from epnml.experiments.aurora.bench import run as bench_aurora
+
+        results["aurora"] = bench_aurora()
     text = json.dumps(results, indent=2)
     print(text)
     if output is not None:

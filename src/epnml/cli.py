@@ -417,9 +417,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("bench", help="benchmarks (ingest, query, icme, crossings, units, "
-                                     "landforms, api, dask), JSON")
+                                     "landforms, api, dask, aurora), JSON")
     p.add_argument("what", choices=["ingest", "query", "icme", "crossings", "units",
-                                    "landforms", "api", "dask", "all"])
+                                    "landforms", "api", "dask", "aurora", "all"])
     p.add_argument("--rows", type=int, default=None, help="rows for ingest/query benchmarks")
     p.add_argument("-o", "--output", type=Path, help="also write the JSON results here")
     p.set_defaults(func=cmd_bench)

@@ -61,6 +61,12 @@ def _meteors(model_version: str | None) -> Stage:
     return MeteorsStage(model_version)
 
 
+def _aurora(model_version: str | None) -> Stage:
+    from epnml.ingest.stages.aurora import AuroraStage
+
+    return AuroraStage(model_version)
+
+
 def _icme_versions() -> list[str]:
     from epnml.ml.icme.inference import available_versions
 
@@ -115,6 +121,12 @@ def _meteors_versions() -> list[str]:
     return available_versions()
 
 
+def _aurora_versions() -> list[str]:
+    from epnml.ml.aurora.model import available_versions
+
+    return available_versions()
+
+
 PIPELINES: dict[str, Callable[[str | None], Stage]] = {
     "icme": _icme,
     "crossings": _crossings,
@@ -125,6 +137,7 @@ PIPELINES: dict[str, Callable[[str | None], Stage]] = {
     "mounds": _mounds,
     "ice": _ice,
     "meteors": _meteors,
+    "aurora": _aurora,
 }
 
 #: committed model versions per pipeline (what ``epnml models`` lists).
@@ -138,6 +151,7 @@ MODEL_VERSIONS: dict[str, Callable[[], list[str]]] = {
     "mounds": _mounds_versions,
     "ice": _ice_versions,
     "meteors": _meteors_versions,
+    "aurora": _aurora_versions,
 }
 
 

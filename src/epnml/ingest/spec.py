@@ -121,6 +121,24 @@ class MeteorsParams(_Params):
                                              "pair, seconds")
 
 
+class AuroraParams(_Params):
+    threshold: float | None = Field(None, gt=0, lt=1, json_schema_extra=CARD,
+                                    description="detector score from which an aurora is kept")
+    prefilter: Literal["on", "off"] = Field("on", json_schema_extra=MODEL,
+                                            description="on: the detector sees prefilter "
+                                                        "candidates only; off: every image")
+    prefilter_threshold_r: float = Field(8.0, gt=0, le=1000, json_schema_extra=MODEL,
+                                         description="prefilter: zenith brightness of a "
+                                                     "bright object, rayleigh")
+    prefilter_gap_px: float = Field(30.0, gt=0, le=1000, json_schema_extra=MODEL,
+                                    description="prefilter: largest distance of two close "
+                                                "objects, pixels")
+    prefilter_large_area_px: int = Field(40, ge=0, le=100000, json_schema_extra=MODEL,
+                                         description="prefilter: one object this large "
+                                                     "passes (0: only the seed's two-object "
+                                                     "test)")
+
+
 def _card_section(name: str, section: str) -> Callable[[str], dict[str, Any]]:
     def read(version: str) -> dict[str, Any]:
         from epnml.ml.checkpoints import committed_card
@@ -186,6 +204,8 @@ SPECS: dict[str, StageSpec] = {
     "ice": StageSpec("ice", "landforms", IceParams, _versions("ice"),
                      _keys("ice", "inference", {"threshold": 0.5})),
     "meteors": StageSpec("meteors", "meteors", MeteorsParams, _versions("meteors")),
+    "aurora": StageSpec("aurora", "aurora", AuroraParams, _versions("aurora"),
+                        _keys("aurora", "inference", {"threshold": 0.3})),
 }
 
 

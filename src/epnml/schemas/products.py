@@ -24,6 +24,9 @@ class Product:
     #: the migration creating the table: the first families share ``0002_products``; a
     #: family added later has its own generated ``sql/<created_by>.sql``.
     created_by: str = "0002_products"
+    #: the generated migration also re-creates the model registry and score-drift views
+    #: over every product table up to this one (meteors had a hand-written 0011 for that).
+    with_views: bool = False
 
     @property
     def schema(self) -> str:
@@ -196,6 +199,41 @@ PRODUCTS: dict[str, Product] = {
         ),
         added=(_ACCESS,),
         created_by="0010_meteors",
+    ),
+    # own family: a body-fixed footprint on Mars with a time (neither events' frame
+    # "none" nor the landforms' timeless surface features; docs/pipelines/aurora.md)
+    "aurora": Product(
+        family="aurora",
+        spatial_frame_type="body",
+        optional=(*_COMMON_OPTIONAL, "target_region", "feature_name",
+                  "spatial_coordinate_description", "datalink_url", "access_url",
+                  "access_format", "access_estsize"),
+        extra=(
+            _custom("aurora_type", "text", "", "src.class",
+                    "Auroral type assigned by the detector: discrete, diffuse or sinuous"),
+            _custom("aurora_x", "double precision", "pix", "pos.cartesian.x;instr.det",
+                    "Column of the aurora's box centre in the image (0 = left edge)"),
+            _custom("aurora_y", "double precision", "pix", "pos.cartesian.y;instr.det",
+                    "Row of the aurora's box centre in the image (0 = top edge)"),
+            _custom("aurora_width", "double precision", "pix", "phys.size;instr.det",
+                    "Width of the aurora's box in the image"),
+            _custom("aurora_height", "double precision", "pix", "phys.size;instr.det",
+                    "Height of the aurora's box in the image"),
+            _custom("aurora_lon", "double precision", "deg", "pos.bodyrc.lon",
+                    "Planetocentric east longitude of the box centre (NULL without "
+                    "geometry or off the disk)"),
+            _custom("aurora_lat", "double precision", "deg", "pos.bodyrc.lat",
+                    "Planetocentric latitude of the box centre (NULL without geometry "
+                    "or off the disk)"),
+            _custom("aurora_band", "text", "", "instr.bandpass",
+                    "Emission band of the image (NULL when the file does not say)"),
+            _custom("aurora_objects", "integer", "", "meta.number",
+                    "Bright objects the prefilter found on the night side"),
+            _custom("source_image", "text", "", "meta.id;obs.image",
+                    "File name of the source image"),
+        ),
+        created_by="0018_aurora",
+        with_views=True,
     ),
 }
 

@@ -107,7 +107,56 @@ def later_product_sql(product: Product) -> str:
         " ingest);\n"
         "    END IF;\n"
         "END $$;\n"
+        + (registry_views_sql(product) if product.with_views else "")
     )
+
+
+def registry_views_sql(last: Product) -> str:
+    """The model registry and score-drift views (0005, 0007; 0011 added meteors) over every
+    product table up to ``last``: the views keep their columns, so CREATE OR REPLACE keeps
+    the grants of 0005/0007/0008."""
+    names = list(PRODUCTS)
+    tables = [PRODUCTS[n].storage_table for n in names[:names.index(last.family) + 1]]
+    reg = "\n        UNION ALL ".join(
+        f"SELECT ml_model_name, ml_model_version, superseded_at FROM {t}" for t in tables)
+    drift = "\n    UNION ALL ".join(
+        "SELECT ml_model_name, ml_model_version, creation_date, ml_score, superseded_at\n"
+        f"    FROM {t}" for t in tables)
+    return f"""-- the model registry and score-drift views over every product table, now with
+-- {last.storage_table} (as 0011 did for epnml.meteors)
+CREATE OR REPLACE VIEW epnml.model_registry AS
+SELECT m.model_name, m.model_version, m.weights_sha256, m.registered_at,
+       m.card->>'data' AS training_data,
+       m.card->>'command' AS training_command,
+       (m.card->'metrics')::text AS metrics,
+       m.card::text AS card,
+       COALESCE(r.n_current, 0)::bigint AS n_current_rows,
+       COALESCE(r.n_superseded, 0)::bigint AS n_superseded_rows
+FROM epnml.model_versions m
+LEFT JOIN (
+    SELECT ml_model_name, ml_model_version,
+           count(*) FILTER (WHERE superseded_at IS NULL) AS n_current,
+           count(*) FILTER (WHERE superseded_at IS NOT NULL) AS n_superseded
+    FROM (
+        {reg}
+    ) AS all_rows
+    GROUP BY ml_model_name, ml_model_version
+) AS r ON r.ml_model_name = m.model_name AND r.ml_model_version = m.model_version;
+CREATE OR REPLACE VIEW epnml.score_drift AS
+SELECT ml_model_name AS model_name, ml_model_version AS model_version,
+       date_trunc('month', creation_date) AS month_start,
+       count(*)::bigint AS n_rows,
+       count(ml_score)::bigint AS n_scored,
+       count(*) FILTER (WHERE superseded_at IS NULL)::bigint AS n_current,
+       avg(ml_score) AS score_mean,
+       percentile_cont(0.1) WITHIN GROUP (ORDER BY ml_score) AS score_p10,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY ml_score) AS score_p50,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY ml_score) AS score_p90
+FROM (
+    {drift}
+) AS all_rows
+GROUP BY ml_model_name, ml_model_version, date_trunc('month', creation_date);
+"""
 
 
 def later_products_sql() -> dict[Path, str]:
