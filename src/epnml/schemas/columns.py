@@ -77,8 +77,9 @@ TIMESYS = {"timeorigin": "0", "timescale": "UTC", "refposition": "TOPOCENTER"}
 
 def _pair(base: str, sql_type: str, unit: str, ucd: str, what: str) -> list[Column]:
     return [
-        Column(f"{base}_min", sql_type, unit, f"{ucd};stat.min", f"Min {what}"),
-        Column(f"{base}_max", sql_type, unit, f"{ucd};stat.max", f"Max {what}"),
+        # no UCD stays none (the frame "none" has no resolution UCD): not ";stat.min"
+        Column(f"{base}_min", sql_type, unit, f"{ucd};stat.min" if ucd else "", f"Min {what}"),
+        Column(f"{base}_max", sql_type, unit, f"{ucd};stat.max" if ucd else "", f"Max {what}"),
     ]
 
 
