@@ -75,6 +75,7 @@ def serve(stack: Stack, log: Path, **env: str) -> Iterator[subprocess.Popen[byte
 def _post(path: str, data: dict[str, Any], token: str | None = None) -> tuple[int, Any]:
     body = urllib.parse.urlencode(data, doseq=True).encode()
     request = urllib.request.Request(f"{BASE}{path}", data=body, method="POST")
+    request.add_header("Accept", "application/json")  # errors as JSON, not DALI documents
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     try:

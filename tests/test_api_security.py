@@ -164,7 +164,7 @@ def test_http_preview_deadline_answers_504_and_kills(offline: Settings, solar_wi
 
     monkeypatch.setattr(workers, "predict_once", _slow_preview)
     app = create_app(replace(offline, preview_timeout_s=2))
-    with TestClient(app) as client:
+    with TestClient(app, headers={"Accept": "application/json"}) as client:
         response = client.post("/preview/icme", files=[
             ("file", (solar_wind.name, solar_wind.read_bytes(), "text/csv"))])
         assert response.status_code == 504
@@ -180,7 +180,7 @@ def test_http_preview_busy_answers_503_with_retry_after(offline: Settings, solar
     from epnml.api import create_app
 
     app = create_app(replace(offline, preview_workers=1, preview_queue=0))
-    with TestClient(app) as client:
+    with TestClient(app, headers={"Accept": "application/json"}) as client:
         pool = app.state.pool
         holder = threading.Thread(target=pool.call, args=(60, time.sleep, 3))
         holder.start()
@@ -230,7 +230,7 @@ def test_crafted_upload_error_has_no_server_path_nor_content(
     from epnml.api import create_app
 
     caplog.set_level(logging.DEBUG)
-    with TestClient(create_app(offline)) as client:
+    with TestClient(create_app(offline), headers={"Accept": "application/json"}) as client:
         response = client.post(f"/preview/{pipeline}", files=[
             ("file", (name, data, "application/octet-stream"))
             for name, data in crafted[pipeline]])
@@ -258,7 +258,7 @@ def test_declared_work_beyond_the_limits_is_413(offline: Settings, tmp_path: Pat
            + chunk(b"IDAT", zlib.compress(b"\0" * 30001 * 4)) + chunk(b"IEND", b""))
     from epnml.api import create_app
 
-    with TestClient(create_app(offline)) as client:
+    with TestClient(create_app(offline), headers={"Accept": "application/json"}) as client:
         response = client.post("/preview/pits", files=[("file", ("bomb.png", png, "image/png"))])
     assert response.status_code == 413, response.text
     assert response.json()["detail"] == "bomb.png: pixels 9e+08 exceeds the limit of 2.5e+07"
@@ -269,7 +269,7 @@ def test_query_strings_never_reach_the_log(offline: Settings, solar_wind: Path,
     from epnml.api import create_app
 
     caplog.set_level(logging.INFO)
-    with TestClient(create_app(offline)) as client:
+    with TestClient(create_app(offline), headers={"Accept": "application/json"}) as client:
         assert client.get("/pipelines", params={"token": SECRET}).status_code == 200
         refused = client.post("/preview/icme", params={"token": SECRET, "RESPONSEFORMAT": "json"},
                               files=[("file", (solar_wind.name, solar_wind.read_bytes(),
@@ -303,7 +303,9 @@ def test_unexpected_exception_is_a_generic_500_with_an_error_id(
 
     monkeypatch.setattr(app_module, "stage_problem", broken)
     caplog.set_level(logging.ERROR, logger="epnml.api.errors")
-    with TestClient(create_app(offline), raise_server_exceptions=False) as client:
+    with TestClient(create_app(offline),
+                    headers={"Accept": "application/json"},
+                    raise_server_exceptions=False) as client:
         response = client.get("/pipelines")
     assert response.status_code == 500
     body = response.json()
@@ -335,7 +337,9 @@ def test_hostile_values_without_a_database_are_4xx(offline: Settings,
     from epnml.api import create_app
 
     method, url, kwargs = request_args
-    with TestClient(create_app(offline), raise_server_exceptions=False) as client:
+    with TestClient(create_app(offline),
+                    headers={"Accept": "application/json"},
+                    raise_server_exceptions=False) as client:
         response = getattr(client, method)(url, **kwargs)
     assert 400 <= response.status_code < 500, (url, response.status_code, response.text)
     assert response.json()["detail"]
@@ -359,7 +363,7 @@ def client(stack_settings: Settings) -> Iterator[TestClient]:
 
     with psycopg.connect(stack_settings.dsn, autocommit=True) as conn:
         conn.execute("DELETE FROM epnml.jobs")
-    with TestClient(create_app(stack_settings)) as c:
+    with TestClient(create_app(stack_settings), headers={"Accept": "application/json"}) as c:
         yield c
 
 

@@ -55,7 +55,7 @@ def settings(ingested_icme: Ingest, ingested_crossings: Ingest, ingested_pits: I
 def client(settings: Settings) -> Iterator[TestClient]:
     from epnml.api import create_app
 
-    with TestClient(create_app(settings)) as c:
+    with TestClient(create_app(settings), headers={"Accept": "application/json"}) as c:
         yield c
 
 
@@ -328,7 +328,8 @@ def test_commit_needs_the_token(client: TestClient, settings: Settings) -> None:
     assert wrong.status_code == 403 and wrong.json()["detail"] == "wrong token"
     job = client.post("/jobs", data={"ID": uid, "COMMIT": "true"}, follow_redirects=False)
     assert job.status_code == 401
-    with TestClient(create_app(replace(settings, api_token=""))) as closed:
+    with TestClient(create_app(replace(settings, api_token="")),
+                    headers={"Accept": "application/json"}) as closed:
         refused = closed.post("/commit", data={"ID": uid},
                               headers={"Authorization": f"Bearer {TOKEN}"})
         assert refused.status_code == 403 and "EPNML_API_TOKEN" in refused.json()["detail"]
@@ -367,7 +368,8 @@ def test_uws_lifecycle(settings: Settings) -> None:
     job_log = "SELECT count(*) FROM epnml.inference_log WHERE endpoint = 'job'" \
         " AND pipeline = 'crossings'"
     n_job_log = int(_one(settings, job_log))
-    with TestClient(create_app(replace(settings, job_worker=1))) as client:
+    with TestClient(create_app(replace(settings, job_worker=1)),
+                    headers={"Accept": "application/json"}) as client:
         created = client.post("/jobs", data={"ID": uids[:3], "THRESHOLD": "0.5"},
                               follow_redirects=False)
         assert created.status_code == 303

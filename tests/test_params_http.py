@@ -57,7 +57,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
 def client(store: Store) -> Iterator[TestClient]:
     from epnml.api import create_app
 
-    with TestClient(create_app(store.settings)) as c:
+    with TestClient(create_app(store.settings), headers={"Accept": "application/json"}) as c:
         yield c
 
 

@@ -91,7 +91,7 @@ def test_preview_json_rows_are_the_http_previews(env: Store,
     cli = json.loads(out.out)
     assert out.err == f"icme 1.0.0+min_duration_h-1.5 on {cli['rows'][0]['obs_id']}: " \
                       "1 row(s), nothing written\n"
-    with TestClient(create_app(env.settings)) as client:
+    with TestClient(create_app(env.settings), headers={"Accept": "application/json"}) as client:
         response = client.get("/preview", params={"ID": env.uid, "MIN_DURATION_H": "1.5",
                                                   "RESPONSEFORMAT": "json"})
     assert response.status_code == 200, response.text

@@ -168,7 +168,7 @@ def test_pipelines_advertise_the_spec(tmp_path: Path) -> None:
     offline = replace(load_settings(), dsn="host=/nonexistent-epnml-socket dbname=none",
                       server_url="http://127.0.0.1:9", jobs_dir=tmp_path / "jobs",
                       job_worker=0, preview_memory_mb=0)
-    with TestClient(create_app(offline)) as client:
+    with TestClient(create_app(offline), headers={"Accept": "application/json"}) as client:
         body = {p["name"]: p for p in client.get("/pipelines").json()}
     assert sorted(body) == sorted(SPECS)
     icme = {p["name"]: p for p in body["icme"]["parameters"]}

@@ -64,8 +64,8 @@ def _td(value: str | int | None) -> str:
 
 
 def _field(name: str, ucd: str, datatype: str) -> str:
-    if datatype == "long":
-        return (f'<FIELD name="{name}" ID="{name}" datatype="long" ucd="{ucd}">'
+    if datatype == "long":  # content_length: DataLink 1.1 wants it in bytes
+        return (f'<FIELD name="{name}" ID="{name}" datatype="long" ucd="{ucd}" unit="byte">'
                 f'<VALUES null="-1"/></FIELD>')
     return f'<FIELD name="{name}" ID="{name}" datatype="char" arraysize="*" ucd="{ucd}"/>'
 
@@ -84,10 +84,10 @@ def spec_param(p: dict[str, Any]) -> str:
     kind = p["type"]
     default = p["default"]
     values = ""
-    # no value: the VOTable null (NaN for double; for int 0 declared as VALUES null when
-    # the range excludes it: parsers read an empty int as 0, and pyvo sends no 0 back),
-    # i.e. the default the stage resolves
-    value = ("NaN" if kind == "float" else "") if default is None else _text(default)
+    # no default: an empty value, the VOTable null, never NaN (for int 0 declared as
+    # VALUES null when the range excludes it: parsers read an empty int as 0, and pyvo
+    # sends no 0 back), i.e. the default the stage resolves
+    value = "" if default is None else _text(default)
     null = ""
     if kind == "int" and not p.get("choices") and default is None:
         low = p.get("min")
@@ -153,7 +153,7 @@ def document(links: list[Link], services: list[ProcService]) -> bytes:
         '<?xml version="1.0" encoding="utf-8"?>'
         '<VOTABLE version="1.4" xmlns="http://www.ivoa.net/xml/VOTable/v1.3" '
         'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
-        '<RESOURCE type="results"><INFO name="standardID" '
+        '<RESOURCE type="results"><INFO name="QUERY_STATUS" value="OK"/><INFO name="standardID" '
         'value="ivo://ivoa.net/std/DataLink#links-1.1"/>'
         f"<TABLE>{fields}<DATA><TABLEDATA>{rows}</TABLEDATA></DATA></TABLE></RESOURCE>"
         f"{svc}</VOTABLE>"

@@ -30,11 +30,56 @@ class Column:
     def served(self) -> bool:
         return self.origin != "storage"
 
+    @property
+    def votable(self) -> VOField:
+        """How DaCHS serves this column over TAP (and so every VOTable of its rows)."""
+        datatype, arraysize, xtype = _VO_TYPES[self.sql_type]
+        null = None
+        if datatype in _INT_NULL:
+            # the RDs declare nullLiteral -1 on their own integers (rd_custom_columns);
+            # the mixin's integers keep DaCHS' default, the type's smallest value
+            null = "-1" if self.origin == "custom" else _INT_NULL[datatype]
+        return VOField(datatype, arraysize, xtype, null,
+                       timesys=self.unit == "d" and self.ucd.split(";")[0] in _JD_TIMES)
+
+
+@dataclass(frozen=True)
+class VOField:
+    """A column as a VOTable FIELD: what the TAP service declares for it."""
+
+    datatype: str
+    arraysize: str | None = None
+    xtype: str | None = None
+    #: the VALUES null of integer columns
+    null: str | None = None
+    #: the field refers to :data:`TIMESYS` (Julian dates of the DaCHS epntap2 mixin)
+    timesys: bool = False
+
+
+#: sql type -> (VOTable datatype, arraysize, xtype) as DaCHS 2.7 serves them. s_region is
+#: an STC-S string with xtype adql:REGION: the //epntap2 mixin declares it so.
+_VO_TYPES: dict[str, tuple[str, str | None, str | None]] = {
+    "text": ("char", "*", None),
+    "double precision": ("double", None, None),
+    "real": ("float", None, None),
+    "integer": ("int", None, None),
+    "bigint": ("long", None, None),
+    "smallint": ("short", None, None),
+    "boolean": ("boolean", None, None),
+    "timestamp": ("char", "*", "timestamp"),
+    "spoly": ("char", "*", "adql:REGION"),
+}
+_INT_NULL = {"short": "-32768", "int": "-2147483648", "long": "-9223372036854775808"}
+_JD_TIMES = ("time.start", "time.end")
+#: the time system of time_min/time_max (JD in UTC), as DaCHS' mixin declares it.
+TIMESYS = {"timeorigin": "0", "timescale": "UTC", "refposition": "TOPOCENTER"}
+
 
 def _pair(base: str, sql_type: str, unit: str, ucd: str, what: str) -> list[Column]:
     return [
-        Column(f"{base}_min", sql_type, unit, f"{ucd};stat.min", f"Min {what}"),
-        Column(f"{base}_max", sql_type, unit, f"{ucd};stat.max", f"Max {what}"),
+        # no UCD stays none (the frame "none" has no resolution UCD): not ";stat.min"
+        Column(f"{base}_min", sql_type, unit, f"{ucd};stat.min" if ucd else "", f"Min {what}"),
+        Column(f"{base}_max", sql_type, unit, f"{ucd};stat.max" if ucd else "", f"Max {what}"),
     ]
 
 

@@ -59,6 +59,13 @@ class Product:
     def served_columns(self) -> list[Column]:
         return [c for c in self.columns() if c.served]
 
+    def tap_columns(self) -> list[Column]:
+        """The served columns in the order the TAP service gives them (``SELECT *``): the
+        DaCHS mixin's core and optional columns first, then the RD's own."""
+        served = self.served_columns()
+        return [c for origin in ("core", "optional", "custom") for c in served
+                if c.origin == origin]
+
     def column(self, name: str) -> Column:
         for col in self.columns():
             if col.name == name:

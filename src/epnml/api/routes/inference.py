@@ -35,7 +35,7 @@ from epnml.api.deps import (
     Version,
     response_format,
 )
-from epnml.api.errors import ERRORS, http_status
+from epnml.api.errors import DALI_ERRORS, ERRORS, http_status
 from epnml.api.models import CommitResult, PreviewResult
 from epnml.api.requestlog import log_request
 from epnml.api.votable import VOTABLE_TYPE, json_rows, rows_votable
@@ -78,14 +78,14 @@ def _respond(summary_rows: list[dict[str, Any]], fmt: str, *, uid: str | None,
 
 
 def _preview(request: Request, conn: psycopg.Connection, settings: Settings, pool: WorkerPool,
-             uid: str, model_version: str | None, given: dict[str, str], fmt: str
+             uid: str, model_version: str | None, given: dict[str, str], fmt: str | None
              ) -> Response:
     """A re-run of the row's granule in the worker pool, logged."""
     t0 = time.perf_counter()
     status, error = 500, None
     trace = Trace(model_version=model_version)
     try:
-        fmt = response_format(fmt)
+        fmt = _asked_format(request, fmt)
         done = rerun(conn, settings, uid, model_version=model_version, params=given,
                      preview=pool_runner(pool), trace=trace)
         status = 200
@@ -105,36 +105,46 @@ def _preview(request: Request, conn: psycopg.Connection, settings: Settings, poo
                     error=error)
 
 
-Fmt = Annotated[str, Query(alias="RESPONSEFORMAT", max_length=40,
-                           description="votable (default) or json")]
-FmtForm = Annotated[str, Form(alias="RESPONSEFORMAT", max_length=40)]
+Fmt = Annotated[str | None, Query(alias="RESPONSEFORMAT", max_length=40,
+                                  description="votable (default) or json")]
+FmtForm = Annotated[str | None, Form(alias="RESPONSEFORMAT", max_length=40)]
+
+
+def _asked_format(request: Request, value: str | None) -> str:
+    """The answer's format (VOTable by default); a format the client named is also the
+    format of an error answer (:func:`epnml.api.errors.error_format`)."""
+    if value is None:
+        return "votable"
+    fmt = response_format(value)
+    request.state.response_format = fmt
+    return fmt
 
 
 @router.get("/preview", tags=["inference"], response_class=Response,
             responses={200: {"content": {VOTABLE_TYPE: {}, "application/json": {
-                "schema": PreviewResult.model_json_schema()}}}, **ERRORS})
+                "schema": PreviewResult.model_json_schema()}}}, **DALI_ERRORS})
 def preview(request: Request, conn: Conn, settings: AppSettings, pool: Pool,
             ID: Annotated[str, Query(max_length=200, description="granule_uid of a row")],
             given: QueryParams, model_version: Version = None,
-            RESPONSEFORMAT: Fmt = "votable") -> Response:
+            RESPONSEFORMAT: Fmt = None) -> Response:
     """Re-run the row's model on its source granule; return the rows, write nothing.
     Any parameter of the pipeline's spec (see /pipelines) may be given, e.g.
     ``threshold=0.7``; another value than the default derives a version."""
     return _preview(request, conn, settings, pool, ID, model_version, given, RESPONSEFORMAT)
 
 
-@router.post("/preview", tags=["inference"], response_class=Response, responses=ERRORS)
+@router.post("/preview", tags=["inference"], response_class=Response, responses=DALI_ERRORS)
 def preview_post(request: Request, conn: Conn, settings: AppSettings, pool: Pool,
                  ID: Annotated[str, Form(max_length=200)],
                  given: FormParams,
                  model_version: Annotated[str | None, Form(max_length=80)] = None,
-                 RESPONSEFORMAT: FmtForm = "votable") -> Response:
+                 RESPONSEFORMAT: FmtForm = None) -> Response:
     """As GET /preview, with form parameters."""
     return _preview(request, conn, settings, pool, ID, model_version, given, RESPONSEFORMAT)
 
 
 @router.post("/preview/{pipeline}", tags=["inference"], response_class=Response,
-             responses=ERRORS, openapi_extra={"requestBody": {"required": True, "content": {
+             responses=DALI_ERRORS, openapi_extra={"requestBody": {"required": True, "content": {
                  "multipart/form-data": {"schema": {
                      "type": "object", "required": ["file"],
                      "properties": {"file": {"type": "array", "items": {
@@ -142,7 +152,7 @@ def preview_post(request: Request, conn: Conn, settings: AppSettings, pool: Pool
 async def preview_upload(
         request: Request, settings: AppSettings, pool: Pool,
         pipeline: Annotated[str, PathParam(pattern=NAME)], given: QueryParams,
-        model_version: Version = None, RESPONSEFORMAT: Fmt = "votable") -> Response:
+        model_version: Version = None, RESPONSEFORMAT: Fmt = None) -> Response:
     """Preview on your own files (multipart ``file`` parts, streamed to disk, at most
     ``max_upload_mb``). Only a file's plain name is kept (PDS3 labels name their data
     file); anything path-like becomes ``uploadN.<suffix>``. The pipeline's spec
@@ -154,7 +164,7 @@ async def preview_upload(
         check_pipeline(pipeline)
         version = check_model_version(pipeline, model_version)
         params = check_params(pipeline, given, version)
-        fmt = response_format(RESPONSEFORMAT)
+        fmt = _asked_format(request, RESPONSEFORMAT)
         paths = await _receive_upload(request, settings, upload_dir)
         out = await run_in_threadpool(run_preview, pool, settings, pipeline, paths,
                                       model_version=version, params=params)

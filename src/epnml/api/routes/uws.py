@@ -18,7 +18,7 @@ from fastapi.responses import FileResponse, PlainTextResponse, RedirectResponse,
 
 from epnml.api.auth import OWNER_HEADER, new_owner_token, owner_tag, require_token
 from epnml.api.deps import JOB_ID, XML, AppSettings, Conn, FormParams, Who, base_url
-from epnml.api.errors import ERRORS
+from epnml.api.errors import DALI_ERRORS
 from epnml.api.uws import documents, store
 from epnml.api.votable import VOTABLE_TYPE
 from epnml.config import Settings
@@ -53,7 +53,7 @@ def _guard(request: Request, settings: Settings, job: store.Job) -> None:
 
 
 @router.get("/jobs", tags=["uws"], response_class=Response,
-            responses={200: {"content": {XML: {}}}, 422: ERRORS[422]})
+            responses={200: {"content": {XML: {}}}, 422: DALI_ERRORS[422]})
 def jobs_list(conn: Conn, settings: AppSettings, who: Who,
               PHASE: Annotated[list[str] | None, Query(max_length=10)] = None,
               LAST: Annotated[int | None, Query(ge=1, le=10000)] = None) -> Response:
@@ -68,7 +68,7 @@ def jobs_list(conn: Conn, settings: AppSettings, who: Who,
 
 
 @router.post("/jobs", tags=["uws"], status_code=303, response_class=Response,
-             responses=ERRORS)
+             responses=DALI_ERRORS)
 def jobs_create(
         request: Request, conn: Conn, settings: AppSettings, who: Who, given: FormParams,
         PIPELINE: Annotated[str | None, Form(max_length=80)] = None,
@@ -120,13 +120,13 @@ def jobs_create(
     return _see(settings, f"/jobs/{job_id}", {OWNER_HEADER: token, "Cache-Control": "no-store"})
 
 
-@router.get("/jobs/{job_id}", tags=["uws"], response_class=Response, responses=ERRORS)
+@router.get("/jobs/{job_id}", tags=["uws"], response_class=Response, responses=DALI_ERRORS)
 def job_get(conn: Conn, settings: AppSettings, who: Who, job_id: JobId) -> Response:
     return _xml(documents.job_xml(store.get_job(conn, job_id, who), base_url(settings)))
 
 
 @router.post("/jobs/{job_id}", tags=["uws"], status_code=303, response_class=Response,
-             responses=ERRORS)
+             responses=DALI_ERRORS)
 def job_post(request: Request, conn: Conn, settings: AppSettings, who: Who,
              job_id: JobId, ACTION: Annotated[str, Form(max_length=10)]) -> Response:
     """ACTION=DELETE: destroy the job (its record and results; never product rows)."""
@@ -139,7 +139,7 @@ def job_post(request: Request, conn: Conn, settings: AppSettings, who: Who,
 
 
 @router.delete("/jobs/{job_id}", tags=["uws"], status_code=303, response_class=Response,
-               responses=ERRORS)
+               responses=DALI_ERRORS)
 def job_delete(request: Request, conn: Conn, settings: AppSettings, who: Who,
                job_id: JobId) -> Response:
     _guard(request, settings, store.get_job(conn, job_id, who))
@@ -148,13 +148,13 @@ def job_delete(request: Request, conn: Conn, settings: AppSettings, who: Who,
 
 
 @router.get("/jobs/{job_id}/phase", tags=["uws"], response_class=PlainTextResponse,
-            responses=ERRORS)
+            responses=DALI_ERRORS)
 def job_phase(conn: Conn, who: Who, job_id: JobId) -> str:
     return store.get_job(conn, job_id, who).phase
 
 
 @router.post("/jobs/{job_id}/phase", tags=["uws"], status_code=303, response_class=Response,
-             responses=ERRORS)
+             responses=DALI_ERRORS)
 def job_phase_post(request: Request, conn: Conn, settings: AppSettings, who: Who,
                    job_id: JobId, PHASE: Annotated[str, Form(max_length=10)]) -> Response:
     """PHASE=RUN queues a PENDING job; PHASE=ABORT stops it (before its next granule)."""
@@ -171,13 +171,13 @@ def job_phase_post(request: Request, conn: Conn, settings: AppSettings, who: Who
 
 
 @router.get("/jobs/{job_id}/parameters", tags=["uws"], response_class=Response,
-            responses=ERRORS)
+            responses=DALI_ERRORS)
 def job_parameters(conn: Conn, who: Who, job_id: JobId) -> Response:
     return _xml(documents.parameters_xml(store.get_job(conn, job_id, who)))
 
 
 @router.post("/jobs/{job_id}/parameters", tags=["uws"], status_code=303,
-             response_class=Response, responses=ERRORS)
+             response_class=Response, responses=DALI_ERRORS)
 def job_parameters_post(
         request: Request, conn: Conn, settings: AppSettings, who: Who, job_id: JobId,
         given: FormParams,
@@ -198,13 +198,13 @@ def job_parameters_post(
 
 
 @router.get("/jobs/{job_id}/results", tags=["uws"], response_class=Response,
-            responses=ERRORS)
+            responses=DALI_ERRORS)
 def job_results(conn: Conn, settings: AppSettings, who: Who, job_id: JobId) -> Response:
     return _xml(documents.results_xml(store.get_job(conn, job_id, who), base_url(settings)))
 
 
 @router.get("/jobs/{job_id}/results/rows", tags=["uws"], response_class=Response,
-            responses=ERRORS)
+            responses=DALI_ERRORS)
 def job_result_rows(conn: Conn, settings: AppSettings, who: Who, job_id: JobId) -> Response:
     """The rows the job produced (previewed or written), as a VOTable."""
     job = store.get_job(conn, job_id, who)
@@ -214,7 +214,7 @@ def job_result_rows(conn: Conn, settings: AppSettings, who: Who, job_id: JobId) 
     return FileResponse(path, media_type=VOTABLE_TYPE)
 
 
-@router.get("/jobs/{job_id}/results/summary", tags=["uws"], responses=ERRORS)
+@router.get("/jobs/{job_id}/results/summary", tags=["uws"], responses=DALI_ERRORS)
 def job_result_summary(conn: Conn, who: Who, job_id: JobId) -> dict[str, Any]:
     """Per granule: status, rows, superseded rows, model version, run id, error."""
     job = store.get_job(conn, job_id, who)
@@ -223,19 +223,19 @@ def job_result_summary(conn: Conn, who: Who, job_id: JobId) -> dict[str, Any]:
 
 
 @router.get("/jobs/{job_id}/error", tags=["uws"], response_class=PlainTextResponse,
-            responses=ERRORS)
+            responses=DALI_ERRORS)
 def job_error(conn: Conn, who: Who, job_id: JobId) -> str:
     return documents.error_text(store.get_job(conn, job_id, who))
 
 
 @router.get("/jobs/{job_id}/destruction", tags=["uws"], response_class=PlainTextResponse,
-            responses=ERRORS)
+            responses=DALI_ERRORS)
 def job_destruction(conn: Conn, who: Who, job_id: JobId) -> str:
     return documents.iso(store.get_job(conn, job_id, who).destruction_time)
 
 
 @router.post("/jobs/{job_id}/destruction", tags=["uws"], status_code=303,
-             response_class=Response, responses=ERRORS)
+             response_class=Response, responses=DALI_ERRORS)
 def job_destruction_post(request: Request, conn: Conn, settings: AppSettings, who: Who,
                          job_id: JobId, DESTRUCTION: Annotated[str, Form(max_length=40)]
                          ) -> Response:
@@ -255,13 +255,13 @@ def job_destruction_post(request: Request, conn: Conn, settings: AppSettings, wh
 
 
 @router.get("/jobs/{job_id}/executionduration", tags=["uws"],
-            response_class=PlainTextResponse, responses=ERRORS)
+            response_class=PlainTextResponse, responses=DALI_ERRORS)
 def job_duration(conn: Conn, who: Who, job_id: JobId) -> str:
     return str(store.get_job(conn, job_id, who).execution_duration)
 
 
 @router.post("/jobs/{job_id}/executionduration", tags=["uws"], status_code=303,
-             response_class=Response, responses=ERRORS)
+             response_class=Response, responses=DALI_ERRORS)
 def job_duration_post(request: Request, conn: Conn, settings: AppSettings, who: Who,
                       job_id: JobId,
                       EXECUTIONDURATION: Annotated[int, Form(ge=0, le=86400)]) -> Response:
@@ -272,7 +272,7 @@ def job_duration_post(request: Request, conn: Conn, settings: AppSettings, who: 
 
 
 @router.get("/jobs/{job_id}/quote", tags=["uws"], response_class=PlainTextResponse,
-            responses=ERRORS)
+            responses=DALI_ERRORS)
 def job_quote(conn: Conn, who: Who, job_id: JobId) -> str:
     """No estimate is made (empty)."""
     store.get_job(conn, job_id, who)
@@ -280,7 +280,7 @@ def job_quote(conn: Conn, who: Who, job_id: JobId) -> str:
 
 
 @router.get("/jobs/{job_id}/owner", tags=["uws"], response_class=PlainTextResponse,
-            responses=ERRORS)
+            responses=DALI_ERRORS)
 def job_owner(conn: Conn, who: Who, job_id: JobId) -> str:
     """The owner's tag (a hash of the owner token, never the token)."""
     return store.get_job(conn, job_id, who).owner
