@@ -293,6 +293,54 @@ def bench_query(rows: int, repeats: int = 15) -> dict[str, Any]:
     return results
 
 
+def bench_store(rows: int = 200_000, superseded: float = 0.1) -> dict[str, Any]:
+    """Issue #17 (docs/scale.md): table and index sizes per row, ANALYZE and VACUUM times
+    after a bulk load of ``rows`` SIMULATED landform rows, then after superseding a
+    fraction of them (the UPDATE a new model version makes). Linear extrapolations to
+    10 M and 100 M rows are computed from these figures and labelled as such."""
+    import psycopg
+
+    from epnml.ingest.writer import bulk_load
+    from epnml.schemas import get_product
+
+    _provision()
+    out: dict[str, Any] = {"rows": rows, "data": "SIMULATED landform rows with polygons",
+                           "table": "epnml.landforms"}
+    with psycopg.connect(_bench_dsn(), autocommit=True) as conn:
+        _reset(conn)
+        t0 = time.perf_counter()
+        bulk_load(conn, get_product("landforms"), synthetic_landform_rows(rows))
+        out["bulk_load_s"] = round(time.perf_counter() - t0, 2)
+        t0 = time.perf_counter()
+        conn.execute("VACUUM (ANALYZE) epnml.landforms")
+        out["vacuum_analyze_after_load_s"] = round(time.perf_counter() - t0, 2)
+        sizes: dict[str, int] = dict(conn.execute(
+            "SELECT indexrelid::regclass::text, pg_relation_size(indexrelid) FROM pg_index"
+            " WHERE indrelid = 'epnml.landforms'::regclass").fetchall())
+        heap: tuple[int, int] = conn.execute(
+            "SELECT pg_relation_size('epnml.landforms'),"
+            " pg_total_relation_size('epnml.landforms')").fetchone() or (0, 0)
+        out["heap_bytes_per_row"] = round(heap[0] / rows, 1)
+        out["total_bytes_per_row"] = round(heap[1] / rows, 1)
+        out["index_bytes_per_row"] = {name: round(size / rows, 1)
+                                      for name, size in sorted(sizes.items())}
+        out["extrapolated_total_gb"] = {  # linear: an extrapolation, not a measurement
+            "10M": round(heap[1] / rows * 10e6 / 2**30, 1),
+            "100M": round(heap[1] / rows * 100e6 / 2**30, 1)}
+        n_sup = int(rows * superseded)
+        t0 = time.perf_counter()
+        conn.execute("UPDATE epnml.landforms SET superseded_at = now() WHERE granule_uid IN"
+                     " (SELECT granule_uid FROM epnml.landforms ORDER BY granule_uid"
+                     " LIMIT %s)", (n_sup,))
+        out["supersede_rows"] = n_sup
+        out["supersede_update_s"] = round(time.perf_counter() - t0, 2)
+        t0 = time.perf_counter()
+        conn.execute("VACUUM epnml.landforms")
+        out["vacuum_after_supersede_s"] = round(time.perf_counter() - t0, 2)
+        _reset(conn)
+    return out
+
+
 def bench_icme(days: int = 365) -> dict[str, Any]:
     import torch
 
@@ -616,6 +664,8 @@ def run_bench(what: str, rows: int | None = None, output: Path | None = None) ->
         results["api"] = bench_api()
     if what in ("dask", "all"):
         results["dask"] = bench_dask()
+    if what in ("store", "all"):
+        results["store"] = bench_store(rows or 200_000)
     if what in ("previews", "all"):
         results["previews"] = bench_previews()
     if what in ("mission", "all"):
