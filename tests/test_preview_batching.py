@@ -119,3 +119,17 @@ def test_worker_count_is_the_cores_of_this_process_unless_set() -> None:
     assert worker_count(3) == 3
     with pytest.raises(ValueError, match=r"preview_workers must be >= 0 \(0 = one per core\)"):
         worker_count(-1)
+
+
+def test_preview_batch_of_one_turns_batching_off() -> None:
+    pool = WorkerPool(workers=1, queue=10, memory_mb=0, start_method="fork", max_batch=1)
+    pool.start()  # from this thread: a forked worker dies with the thread that forked it
+    try:
+        results = _queue_behind_blocker(pool, [("icme", "a1", 60), ("icme", "a2", 60),
+                                               ("icme", "a3", 60)])
+    finally:
+        pool.close()
+    assert pool.batches == [1, 1, 1, 1]
+    assert [results[i][1] for i in range(3)] == ["a1", "a2", "a3"]
+    with pytest.raises(ValueError, match="preview_batch must be >= 1, got 0"):
+        WorkerPool(workers=1, queue=0, memory_mb=0, max_batch=0)

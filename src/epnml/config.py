@@ -83,6 +83,9 @@ class Settings:
     preview_workers: int = 0
     #: previews that may wait for a worker; beyond, HTTP 503 with Retry-After at once.
     preview_queue: int = 4
+    #: most waiting previews of one pipeline and model version sent to a worker as one
+    #: batch (1 = no batching).
+    preview_batch: int = 8
     #: address-space cap (MB, RLIMIT_AS) of a preview worker process; 0 = none.
     preview_memory_mb: int = 4096
     #: how preview workers start: forkserver (default, clean processes) or fork.

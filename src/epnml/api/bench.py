@@ -197,10 +197,12 @@ def _load_average() -> list[float]:
 
 def previews(settings: Settings, workdir: Path, env: dict[str, str] | None = None,
              levels: tuple[int, ...] = (1, 20, 50), seconds: float = 30,
-             pool_sizes: tuple[int, ...] = (1, 0)) -> dict[str, Any]:
+             pools: tuple[tuple[int, int], ...] = ((1, 1), (1, 8), (0, 1), (0, 8))
+             ) -> dict[str, Any]:
     """Issue #17: preview p50/p95 at ``levels`` concurrent clients for a 1024x1024 tile
-    (pits) and a one-week ICME window, for each ``preview_workers`` in ``pool_sizes``
-    (1 = the former single slot, 0 = one per core, with batching).
+    (pits) and a one-week ICME window, for each (``preview_workers``, ``preview_batch``)
+    of ``pools``: (1, 1) is the former single slot, (0, 8) the default (one worker per
+    core, batches of up to 8).
 
     The server runs with ``preview_queue`` = the largest level, so that every client is
     admitted (the default queue of 4 answers 503 beyond workers + 4: a bench of queueing,
@@ -212,17 +214,18 @@ def previews(settings: Settings, workdir: Path, env: dict[str, str] | None = Non
     out: dict[str, Any] = {"granules": uids, "data": "SIMULATED granules: a one-week 10-min "
                            "solar-wind window (icme), one 1024x1024 Mars tile (pits)",
                            "preview_queue": max(levels), "seconds_per_level": seconds}
-    for size in pool_sizes:
-        extra = {"EPNML_PREVIEW_WORKERS": str(size), "EPNML_PREVIEW_QUEUE": str(max(levels))}
-        runs: dict[str, Any] = {"preview_workers": worker_count(size)}
-        with serve(settings, workdir / f"workers_{size}", env, extra) as base:
+    for size, batch in pools:
+        extra = {"EPNML_PREVIEW_WORKERS": str(size), "EPNML_PREVIEW_QUEUE": str(max(levels)),
+                 "EPNML_PREVIEW_BATCH": str(batch)}
+        runs: dict[str, Any] = {"preview_workers": worker_count(size), "preview_batch": batch}
+        with serve(settings, workdir / f"workers_{size}_batch_{batch}", env, extra) as base:
             load(base, uids, clients=2 * worker_count(size), seconds=5)  # models in every worker
             for n in levels:
                 before = _load_average()
                 runs[f"clients_{n}"] = {**load(base, uids, n, seconds),
                                         "load_average_before": before,
                                         "load_average_after": _load_average()}
-        out[f"preview_workers_{size}"] = runs
+        out[f"workers_{worker_count(size)}_batch_{batch}"] = runs
     return out
 
 

@@ -13,7 +13,7 @@ A worker keeps its loaded models between calls.
 
 Batching: calls given the same ``batch_key`` (previews: pipeline + requested model
 version) that wait in the queue when a worker becomes free are sent to it in ONE message
-(at most ``MAX_BATCH``, oldest call first, FIFO across keys) and run there one after the
+(at most ``preview_batch``, oldest call first, FIFO across keys) and run there one after the
 other with the model loaded once (preferably by a worker that already holds it). Each
 answer goes back to its own caller as soon as it is ready; every call keeps its own
 deadline, counted from when the worker starts it, and its own errors: a call that fails
@@ -53,7 +53,7 @@ from epnml.safety import log_internal
 QUEUE_WAIT_S = 30.0
 #: Retry-After (seconds) of a 503 answered because the queue is full.
 RETRY_AFTER_S = 10
-#: most calls sent to a worker in one batch.
+#: most calls sent to a worker in one batch (the default of ``preview_batch``).
 MAX_BATCH = 8
 
 
@@ -199,7 +199,9 @@ class WorkerPool:
                              f"got {start_method!r}")
         self.start_method = start_method
         self.workers, self.queue, self.memory_mb, self.wait_s = workers, queue, memory_mb, wait_s
-        self.max_batch = max(1, max_batch)
+        if max_batch < 1:
+            raise ValueError(f"preview_batch must be >= 1, got {max_batch}")
+        self.max_batch = max_batch
         self._admitted = threading.BoundedSemaphore(workers + max(0, queue))
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
@@ -213,7 +215,8 @@ class WorkerPool:
     @classmethod
     def from_settings(cls, settings: Settings) -> WorkerPool:
         return cls(worker_count(settings.preview_workers), settings.preview_queue,
-                   settings.preview_memory_mb, start_method=settings.preview_start_method)
+                   settings.preview_memory_mb, start_method=settings.preview_start_method,
+                   max_batch=settings.preview_batch)
 
     def start(self) -> None:
         """Start the worker processes now (they import the runner while nobody waits)."""
