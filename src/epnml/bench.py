@@ -484,24 +484,37 @@ OMNI2_DIR = Path("solarwind") / "omni2_hourly"
 ORBIT_CATALOGUE = Path("catalogues") / "messenger_orbit_boundary_times.csv"
 
 
-def _mission_orbits(shared: Path | None, n: int) -> tuple[list[int | None], str]:
-    """``n`` orbit numbers spread evenly over the catalogue's 4,084 (both orbit eras), or
-    ``n`` synthetic orbits (None) when the shared catalogue is absent."""
+def _mission_orbits(shared: Path | None, n: int) -> tuple[list[tuple[int, bool]], str]:
+    """``n`` (orbit number, at catalogue times) spread evenly over the catalogue's 4,084
+    orbits (both orbit eras); an orbit whose catalogue edges are incomplete (65 of them)
+    is simulated as a synthetic orbit of that number. Without the shared catalogue: ``n``
+    synthetic orbits."""
     if shared is not None and (shared / ORBIT_CATALOGUE).is_file():
-        numbers = pd.read_csv(shared / ORBIT_CATALOGUE)["Orbit"].astype(int).tolist()
+        from epnml.ml.crossings import catalogue as cat
+
+        table = cat.load_boundaries(shared)
+        complete = dict(zip(table["orbit"].astype(int), table["complete"].astype(bool),
+                            strict=True))
+        numbers = sorted(complete)
         step = len(numbers) / n
-        picked: list[int | None] = [numbers[int(k * step)] for k in range(n)]
+        picked = [(numbers[int(k * step)], complete[numbers[int(k * step)]])
+                  for k in range(n)]
+        n_synthetic = sum(not ok for _, ok in picked)
         return picked, (f"SIMULATED MESSENGER MAG at the REAL catalogue times of {n} of the "
-                        f"{len(numbers)} orbits (every {step:.1f}th), PDS3 products")
-    return [None] * n, f"SIMULATED MESSENGER MAG, {n} SYNTHETIC orbits (no shared catalogue)"
+                        f"{len(numbers)} orbits (every {step:.1f}th; {n_synthetic} of them "
+                        f"with incomplete catalogue edges simulated as synthetic orbits; "
+                        f"{sum(not v for v in complete.values())} such orbits in the "
+                        f"catalogue), PDS3 products")
+    return [(k, False) for k in range(1, n + 1)], \
+        f"SIMULATED MESSENGER MAG, {n} SYNTHETIC orbits (no shared catalogue)"
 
 
-def _write_orbit(args: tuple[int | None, int, str, str | None]) -> None:
+def _write_orbit(args: tuple[int, bool, int, str, str | None]) -> None:
     from epnml.ingest.simulate.messenger import simulate_orbit, write_pds3
 
-    orbit, seed, folder, shared = args
-    write_pds3(simulate_orbit(orbit, seed, shared=Path(shared) if shared else None),
-               Path(folder))
+    orbit, at_catalogue, seed, folder, shared = args
+    write_pds3(simulate_orbit(orbit, seed, shared=Path(shared) if shared and at_catalogue
+                              else None), Path(folder))
 
 
 def bench_mission(n_orbits: int = 96, worker_counts: tuple[int, ...] = (1, 2)
@@ -542,9 +555,9 @@ def bench_mission(n_orbits: int = 96, worker_counts: tuple[int, ...] = (1, 2)
                 old.unlink()
         inputs.mkdir(parents=True, exist_ok=True)
         with ProcessPoolExecutor(2) as pool:
-            list(pool.map(_write_orbit, [(o, 7000 + k, str(inputs),
+            list(pool.map(_write_orbit, [(o, ok, 7000 + k, str(inputs),
                                           str(shared) if have_shared else None)
-                                         for k, o in enumerate(orbits)]))
+                                         for k, (o, ok) in enumerate(orbits)]))
     samples = sum(tab.read_bytes().count(b"\n") for tab in inputs.glob("*.TAB"))
     out: dict[str, Any] = {
         "orbits": {"data": orbit_data, "n": n_orbits, "samples_1s": samples,
