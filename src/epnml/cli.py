@@ -417,10 +417,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("bench", help="benchmarks (ingest, query, icme, crossings, units, "
-                                     "landforms, api, dask, aurora), JSON")
+                                     "landforms, api, dask, aurora, previews, mission, store), "
+                                     "JSON")
     p.add_argument("what", choices=["ingest", "query", "icme", "crossings", "units",
-                                    "landforms", "api", "dask", "aurora", "all"])
-    p.add_argument("--rows", type=int, default=None, help="rows for ingest/query benchmarks")
+                                    "landforms", "api", "dask", "aurora", "previews", "mission",
+                                    "store", "all"])
+    p.add_argument("--rows", type=int, default=None,
+                   help="rows for ingest/query benchmarks; orbits for mission (96)")
     p.add_argument("-o", "--output", type=Path, help="also write the JSON results here")
     p.set_defaults(func=cmd_bench)
     return parser

@@ -78,10 +78,14 @@ class Settings:
     #: seconds one preview (and one granule of a preview job) may run; its worker process
     #: is killed at the deadline (HTTP 504).
     preview_timeout_s: int = 120
-    #: worker processes running previews at once (each loads the models it needs).
-    preview_workers: int = 1
+    #: worker processes running previews at once (each loads the models it needs, about
+    #: 0.3-0.6 GB); 0 = one per core this process may use (os.sched_getaffinity).
+    preview_workers: int = 0
     #: previews that may wait for a worker; beyond, HTTP 503 with Retry-After at once.
     preview_queue: int = 4
+    #: most waiting previews of one pipeline and model version sent to a worker as one
+    #: batch (1 = no batching).
+    preview_batch: int = 8
     #: address-space cap (MB, RLIMIT_AS) of a preview worker process; 0 = none.
     preview_memory_mb: int = 4096
     #: how preview workers start: forkserver (default, clean processes) or fork.

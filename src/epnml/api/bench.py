@@ -10,6 +10,7 @@ clients for ``seconds`` and counts errors.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -21,7 +22,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import replace
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +61,9 @@ def _pits_tile(path: Path, size: int = 1024, seed: int = 7) -> Path:
     return write_mars_geotiff(path, pixels, lon0=135.0, lat0=-4.9, pixel_m=25.0)
 
 
-def prepare(settings: Settings, workdir: Path) -> dict[str, str]:
-    """Ingest the three SIMULATED bench granules; return a granule_uid per pipeline."""
+def prepare(settings: Settings, workdir: Path,
+            pipelines: tuple[str, ...] = ("icme", "crossings", "pits")) -> dict[str, str]:
+    """Ingest the SIMULATED bench granules; return a granule_uid per pipeline."""
     from epnml.ingest.simulate.messenger import simulate_orbit, write_pds3
     from epnml.ingest.simulate.solarwind import simulate_solar_wind, write_csv
 
@@ -72,11 +74,9 @@ def prepare(settings: Settings, workdir: Path) -> dict[str, str]:
     mag = workdir / "mag"
     mag.mkdir(exist_ok=True)
     write_pds3(simulate_orbit(905, 41), mag)
-    return {
-        "icme": _ingest(settings, "icme", [week]),
-        "crossings": _ingest(settings, "crossings", sorted(mag.iterdir())),
-        "pits": _ingest(settings, "pits", [_pits_tile(workdir / "bench_tile_1024.tif")]),
-    }
+    inputs = {"icme": lambda: [week], "crossings": lambda: sorted(mag.iterdir()),
+              "pits": lambda: [_pits_tile(workdir / "bench_tile_1024.tif")]}
+    return {name: _ingest(settings, name, inputs[name]()) for name in pipelines}
 
 
 def _free_port() -> int:
@@ -100,8 +100,10 @@ def _quantiles(values: list[float]) -> dict[str, float]:
     if not values:
         return {}
     q = statistics.quantiles(values, n=10) if len(values) > 1 else [values[0]] * 9
+    q20 = statistics.quantiles(values, n=20) if len(values) > 1 else [values[0]] * 19
     return {"p50_s": round(statistics.median(values), 4), "p90_s": round(q[8], 4),
-            "mean_s": round(statistics.fmean(values), 4), "n": len(values)}
+            "p95_s": round(q20[18], 4), "mean_s": round(statistics.fmean(values), 4),
+            "n": len(values)}
 
 
 def latency(base: str, uids: dict[str, str], repeats: int = 20) -> dict[str, Any]:
@@ -114,21 +116,29 @@ def latency(base: str, uids: dict[str, str], repeats: int = 20) -> dict[str, Any
 
 def load(base: str, uids: dict[str, str], clients: int = 20, seconds: float = 60
          ) -> dict[str, Any]:
-    """``clients`` threads previewing the granules in turn for ``seconds``; errors counted."""
+    """``clients`` threads previewing the granules in turn for ``seconds``; errors counted
+    (503 "busy" answers apart), latency quantiles overall and per pipeline."""
     times: list[float] = []
+    per: dict[str, list[float]] = {name: [] for name in uids}
     errors: list[str] = []
+    busy: list[int] = []
     lock = threading.Lock()
     stop = time.monotonic() + seconds
-    ids = list(uids.values())
+    items = list(uids.items())
 
     def client(k: int) -> None:
         i = k
         while time.monotonic() < stop:
+            name, uid = items[i % len(items)]
             try:
-                dt = _preview(base, ids[i % len(ids)])
+                dt = _preview(base, uid)
                 with lock:
                     times.append(dt)
-            except (OSError, RuntimeError, urllib.error.HTTPError) as exc:
+                    per[name].append(dt)
+            except urllib.error.HTTPError as exc:
+                with lock:
+                    (busy.append(1) if exc.code == 503 else errors.append(str(exc)))
+            except (OSError, RuntimeError) as exc:
                 with lock:
                     errors.append(str(exc))
             i += 1
@@ -140,22 +150,23 @@ def load(base: str, uids: dict[str, str], clients: int = 20, seconds: float = 60
     for t in threads:
         t.join()
     wall = time.perf_counter() - t0
-    return {"clients": clients, "seconds": round(wall, 1), "requests": len(times) + len(errors),
-            "errors": len(errors), "first_errors": errors[:3],
-            "throughput_rps": round(len(times) / wall, 2), **_quantiles(times)}
+    return {"clients": clients, "seconds": round(wall, 1),
+            "requests": len(times) + len(errors) + len(busy),
+            "errors": len(errors), "busy_503": len(busy), "first_errors": errors[:3],
+            "throughput_rps": round(len(times) / wall, 2), **_quantiles(times),
+            "per_pipeline": {name: _quantiles(v) for name, v in per.items()}}
 
 
-def run(settings: Settings | None = None, workdir: Path = Path("/var/tmp/epnml-api-bench"),
-        clients: int = 20, seconds: float = 60, repeats: int = 20,
-        env: dict[str, str] | None = None) -> dict[str, Any]:
-    """Prepare the granules, serve them on a free port, measure; JSON-able results."""
-    settings = settings or load_settings()
+@contextlib.contextmanager
+def serve(settings: Settings, workdir: Path, env: dict[str, str] | None = None,
+          extra: dict[str, str] | None = None) -> Iterator[str]:
+    """``epnml serve --no-dachs`` on a free port over ``settings.dsn``; yields its base URL."""
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
-    settings = replace(settings, api_url=base)
-    uids = prepare(settings, workdir / "inputs")
+    workdir.mkdir(parents=True, exist_ok=True)
     full_env = dict(env or os.environ, EPNML_DSN=settings.dsn, EPNML_API_URL=base,
-                    EPNML_JOBS_DIR=str(workdir / "jobs"), EPNML_JOB_WORKER="0")
+                    EPNML_JOBS_DIR=str(workdir / "jobs"), EPNML_JOB_WORKER="0",
+                    **(extra or {}))
     log = (workdir / "serve.log").open("ab")
     proc = subprocess.Popen([str(Path(sys.prefix) / "bin" / "epnml"), "serve", "--no-dachs",
                              "--host", "127.0.0.1", "--port", str(port),
@@ -173,13 +184,61 @@ def run(settings: Settings | None = None, workdir: Path = Path("/var/tmp/epnml-a
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"epnml serve did not start (see {log.name})") from None
                 time.sleep(0.3)
-        results = {"cpus": os.cpu_count(), "granules": uids,
-                   "preview_latency": latency(base, uids, repeats),
-                   "concurrent": load(base, uids, clients, seconds)}
+        yield base
     finally:
         proc.terminate()
         proc.wait(30)
         log.close()
+
+
+def _load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def previews(settings: Settings, workdir: Path, env: dict[str, str] | None = None,
+             levels: tuple[int, ...] = (1, 20, 50), seconds: float = 30,
+             pools: tuple[tuple[int, int], ...] = ((1, 1), (1, 8), (0, 1), (0, 8))
+             ) -> dict[str, Any]:
+    """Issue #17: preview p50/p95 at ``levels`` concurrent clients for a 1024x1024 tile
+    (pits) and a one-week ICME window, for each (``preview_workers``, ``preview_batch``)
+    of ``pools``: (1, 1) is the former single slot, (0, 8) the default (one worker per
+    core, batches of up to 8).
+
+    The server runs with ``preview_queue`` = the largest level, so that every client is
+    admitted (the default queue of 4 answers 503 beyond workers + 4: a bench of queueing,
+    not of the workers). Each level starts after a warm-up that loads the models in every
+    worker; the machine's load averages are recorded beside each figure."""
+    from epnml.api.workers import worker_count
+
+    uids = prepare(settings, workdir / "inputs", pipelines=("icme", "pits"))
+    out: dict[str, Any] = {"granules": uids, "data": "SIMULATED granules: a one-week 10-min "
+                           "solar-wind window (icme), one 1024x1024 Mars tile (pits)",
+                           "preview_queue": max(levels), "seconds_per_level": seconds}
+    for size, batch in pools:
+        extra = {"EPNML_PREVIEW_WORKERS": str(size), "EPNML_PREVIEW_QUEUE": str(max(levels)),
+                 "EPNML_PREVIEW_BATCH": str(batch)}
+        runs: dict[str, Any] = {"preview_workers": worker_count(size), "preview_batch": batch}
+        with serve(settings, workdir / f"workers_{size}_batch_{batch}", env, extra) as base:
+            load(base, uids, clients=2 * worker_count(size), seconds=5)  # models in every worker
+            for n in levels:
+                before = _load_average()
+                runs[f"clients_{n}"] = {**load(base, uids, n, seconds),
+                                        "load_average_before": before,
+                                        "load_average_after": _load_average()}
+        out[f"workers_{worker_count(size)}_batch_{batch}"] = runs
+    return out
+
+
+def run(settings: Settings | None = None, workdir: Path = Path("/var/tmp/epnml-api-bench"),
+        clients: int = 20, seconds: float = 60, repeats: int = 20,
+        env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Prepare the granules, serve them on a free port, measure; JSON-able results."""
+    settings = settings or load_settings()
+    uids = prepare(settings, workdir / "inputs")
+    with serve(settings, workdir, env) as base:
+        results = {"cpus": os.cpu_count(), "granules": uids,
+                   "preview_latency": latency(base, uids, repeats),
+                   "concurrent": load(base, uids, clients, seconds)}
     return results
 
 
