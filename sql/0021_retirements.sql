@@ -9,7 +9,6 @@ CREATE TABLE epnml.retirements (
     n_rows integer NOT NULL,
     PRIMARY KEY (pipeline, obs_id, retired_at)
 );
-GRANT SELECT ON epnml.retirements TO gavoadmin WITH GRANT OPTION;
 DO $$
 DECLARE
     ingest text := current_setting('epnml.ingest_role', true);

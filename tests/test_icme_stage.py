@@ -140,3 +140,19 @@ def test_parameters_make_a_derived_model_version(simulated_csv: Path) -> None:
     assert all(r["granule_uid"].endswith(tuned.model_version) for r in tuned.rows)
     assert set(tuned.records["model_version"]) == {tuned.model_version}
     assert not {r["granule_uid"] for r in tuned.rows} & {r["granule_uid"] for r in default.rows}
+
+
+def test_a_rerun_keeps_the_stored_granule_id(simulated_csv: Path, tmp_path: Path) -> None:
+    """A re-run of a granule ingest renamed (another source held the stage's id) gives
+    its rows the stored obs_id, so they carry the ids of the rows they re-compute."""
+    summary = run_pipeline("icme", [simulated_csv], mode="predict", settings=Settings(),
+                           workers=1, progress=False, keep_rows=True, params={"threshold": 0.2},
+                           granule_id="wind_sim-0123abcd")
+    assert summary.rows, "the fixture has ICMEs at threshold 0.2"
+    assert {r["obs_id"] for r in summary.rows} == {"wind_sim-0123abcd"}
+    assert all("wind_sim-0123abcd" in r["granule_uid"] for r in summary.rows)
+    with pytest.raises(ValueError, match="names one granule; the files make 2"):
+        second = tmp_path / "wind_simulated_20230601.csv"
+        second.write_bytes(simulated_csv.read_bytes().replace(b"2024-", b"2023-"))
+        run_pipeline("icme", [simulated_csv, second], mode="predict", settings=Settings(),
+                     progress=False, granule_id="x")

@@ -135,8 +135,14 @@ def test_public_and_dachs_roles_cannot_modify(stack: Stack) -> None:
         readable = conn.execute(
             "SELECT t FROM unnest(%s::text[]) AS t WHERE has_table_privilege('gavoadmin', t,"
             " 'SELECT WITH GRANT OPTION') ORDER BY t", (tables,)).fetchall()
+        # what the RDs serve: the products, the model registry, the training datasets
+        # (rd/datasets) and the provenance graph (rd/provenance); nothing of the bookkeeping
+        served = ["model_registry", "score_drift", "dataset_versions", "dataset_sources",
+                  "dataset_samples", *(f"prov_{t}" for t in (
+                      "entity", "activity", "agent", "used", "wasgeneratedby",
+                      "wasassociatedwith", "wasderivedfrom", "wasinvalidatedby"))]
         assert [r[0] for r in readable] == sorted(
-            [f"epnml.{t}" for t in PRODUCTS] + ["epnml.model_registry", "epnml.score_drift"])
+            [f"epnml.{t}" for t in (*PRODUCTS, *served)])
     # DaCHS' TAP role, with its own credentials: not even the schema
     password = _profile_password(stack, "untrustedquery")
     with psycopg.connect(f"host=localhost dbname={TEST_DB} user=untrusted password={password}",

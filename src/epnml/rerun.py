@@ -285,14 +285,15 @@ class PredictOutput(TypedDict):
 
 
 def predict_once(settings: Settings, pipeline: str, paths: list[Path],
-                 model_version: str | None, params: dict[str, Any] | None) -> dict[str, Any]:
+                 model_version: str | None, params: dict[str, Any] | None,
+                 granule_id: str | None = None) -> dict[str, Any]:
     """One predict-mode ``run_pipeline`` on one granule's files: a :class:`PredictOutput`,
     or ``{"error": kind, "message": ...}`` (errors travel as data out of a worker process;
     :func:`preview_output` raises them)."""
     try:
         summary = run_pipeline(pipeline, paths, mode="predict", settings=settings, workers=1,
                                model_version=model_version, params=dict(params or {}),
-                               progress=False, keep_rows=True)
+                               progress=False, keep_rows=True, granule_id=granule_id)
     except LimitExceeded as exc:
         return {"error": "limit", "message": str(exc)}
     except RunFailed as exc:
@@ -327,14 +328,16 @@ class PreviewRunner(Protocol):
     """How a preview runs: in this process, or in the service's worker pool."""
 
     def __call__(self, settings: Settings, pipeline: str, paths: list[Path], *,
-                 model_version: str | None, params: dict[str, Any]) -> PredictOutput: ...
+                 model_version: str | None, params: dict[str, Any],
+                 granule_id: str | None = None) -> PredictOutput: ...
 
 
 def run_in_process(settings: Settings, pipeline: str, paths: list[Path], *,
-                   model_version: str | None, params: dict[str, Any]) -> PredictOutput:
+                   model_version: str | None, params: dict[str, Any],
+                   granule_id: str | None = None) -> PredictOutput:
     """The CLI's :class:`PreviewRunner`: :func:`predict_once` here, no deadline."""
-    return preview_output(predict_once(settings, pipeline, paths, model_version, params),
-                          settings, pipeline, paths)
+    return preview_output(predict_once(settings, pipeline, paths, model_version, params,
+                                       granule_id), settings, pipeline, paths)
 
 
 def run_inline(settings: Settings, pipeline: str, paths: list[Path], *, mode: str,
@@ -466,7 +469,10 @@ def rerun(conn: psycopg.Connection, settings: Settings, row: str | RowRef, *,
     checked = rerun_params(ref, dict(params or {}), version)
     paths = available_sources(conn, ref)
     if not commit:
-        out = preview(settings, ref.pipeline, paths, model_version=version, params=checked)
+        # the stored granule's obs_id (ingest may have renamed it: another source held the
+        # stage's id), so the preview's rows carry the ids of the rows they re-compute
+        out = preview(settings, ref.pipeline, paths, model_version=version, params=checked,
+                      granule_id=ref.obs_id)
         trace.model_version = out["model_version"]
         return RerunPreview(ref, out["model_version"], out["rows"], out["n_rows"],
                             out["seconds"], out["run_id"])

@@ -364,11 +364,12 @@ class WorkerPool:
 
 def run_preview(pool: WorkerPool, settings: Settings, pipeline: str, paths: list[Path], *,
                 model_version: str | None, params: dict[str, Any] | None = None,
-                queue: bool = True, wait_s: float | None = None) -> PredictOutput:
+                queue: bool = True, wait_s: float | None = None,
+                granule_id: str | None = None) -> PredictOutput:
     """A predict-mode run of one granule's files in the pool (:func:`epnml.rerun.predict_once`),
     its errors raised as epnml.rerun's exceptions."""
     out: dict[str, Any] = pool.call(settings.preview_timeout_s, predict_once, settings,
-                                    pipeline, paths, model_version, params,
+                                    pipeline, paths, model_version, params, granule_id,
                                     queue=queue, wait_s=wait_s,
                                     batch_key=("predict", pipeline, model_version))
     return preview_output(out, settings, pipeline, paths)
@@ -380,8 +381,9 @@ def pool_runner(pool: WorkerPool, *, queue: bool = True,
     (``queue=False``, a long ``wait_s``: the job worker, which may wait its turn)."""
 
     def run(settings: Settings, pipeline: str, paths: list[Path], *,
-            model_version: str | None, params: dict[str, Any]) -> PredictOutput:
+            model_version: str | None, params: dict[str, Any],
+            granule_id: str | None = None) -> PredictOutput:
         return run_preview(pool, settings, pipeline, paths, model_version=model_version,
-                           params=params, queue=queue, wait_s=wait_s)
+                           params=params, queue=queue, wait_s=wait_s, granule_id=granule_id)
 
     return run

@@ -138,6 +138,7 @@ def run_pipeline(
     progress: bool | None = None,
     keep_rows: bool = False,
     make_current: bool = False,
+    granule_id: str | None = None,
 ) -> RunSummary:
     """Run ``pipeline`` over ``paths``; stop (RunFailed) at a bad granule unless keep_going.
 
@@ -145,6 +146,8 @@ def run_pipeline(
     nothing registered or read); model parameters other than the defaults make a derived
     model version (e.g. ``1.0.0+threshold-0.7``), registered with its base card and those
     parameters. ``make_current``: the rows become current even when a newer model version is.
+    ``granule_id``: the id of the one granule of ``paths`` (a re-run of a stored granule
+    keeps the obs_id ingest gave it; without a database it cannot be looked up).
     """
     from epnml.ingest.spec import validate_params
 
@@ -166,6 +169,11 @@ def run_pipeline(
     granules, grouping_failures = group_granules(stage, present, keep_going) if present \
         else ([], [])
     failures += grouping_failures
+    if granule_id is not None:
+        if len(granules) != 1:
+            raise ValueError(f"granule_id {granule_id!r} names one granule; the files make "
+                             f"{len(granules)}")
+        granules = [replace(granules[0], granule_id=granule_id)]
     run_id = new_run_id(pipeline)
     ctx = RunContext(
         run_id=run_id,
