@@ -272,13 +272,15 @@ def sfd_plot(tiles: Sequence[Tile], found: Sequence[np.ndarray], threshold: floa
 def evaluate_model(model: Any, final_test: bool, plot: Path | None = None) -> dict[str, Any]:
     """Validation metrics (threshold = the model's) and, with ``final_test``, test metrics
     and the SFD plot of the test tiles."""
-    thr = float(model.threshold)
+    use = model.choose(PIXEL_M)  # a banded model: its CTX band
+    thr = float(use.threshold)
     out: dict[str, Any] = {"threshold": thr}
+    if use.band is not None:
+        out["band"] = use.band.name
     splits = {"validation": VAL_TILES, **({"test": TEST_TILES} if final_test else {})}
     for split, names in splits.items():
         tiles = [load_tile(n) for n in names]
-        found = [detect_tile(t, model.module, model.input_scale,
-                             float(model.config.get("nms_iou", 0.5))) for t in tiles]
+        found = [detect_tile(t, use.module, use.input_scale, use.nms_iou) for t in tiles]
         out[split] = split_metrics(tiles, found, thr)
         if plot is not None and split == ("test" if final_test else "validation"):
             sfd_plot(tiles, found, thr, plot,
