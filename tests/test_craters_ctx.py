@@ -119,9 +119,9 @@ def test_real_tile_consensus_and_annotators(shared_data: Path) -> None:
     assert sorted(len(b) for b in tile.annotators.values()) == [88, 90, 93, 125, 151, 177]
 
 
-def test_committed_2_0_0_is_the_default_and_1_0_0_stays() -> None:
-    assert available_versions()[-2:] == ["1.0.0", "2.0.0"]
-    model = load_model()
+def test_committed_2_0_0_and_1_0_0_stay_loadable() -> None:
+    assert available_versions()[-3:] == ["1.0.0", "2.0.0", "2.1.0"]  # 2.1.0: banded
+    model = load_model("2.0.0")
     assert model.info.version == "2.0.0"
     assert isinstance(model.module, CraterNet)
     assert load_model("1.0.0").info.version == "1.0.0"

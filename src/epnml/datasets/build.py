@@ -574,8 +574,8 @@ def build_craters(shared: Path, version: str = "2.0.0") -> Manifest:
                                 "annotator_boxes": sorted(len(b) for b in
                                                           t.annotators.values())}
         agreement[part] = {f"support_ge{m}": ev.human_agreement(tiles, m) for m in (1, 2)}
-    names = sorted(hashes)
-    near = [(a, b) for i, a in enumerate(names) for b in names[i + 1:]
+    tile_names = sorted(hashes)
+    near = [(a, b) for i, a in enumerate(tile_names) for b in tile_names[i + 1:]
             if per_tile[a]["split"] != per_tile[b]["split"]
             and bin(hashes[a] ^ hashes[b]).count("1") <= 6]
     title = f"Training, validation and test set of the epnml craters model {version}"
@@ -637,6 +637,7 @@ BUILDERS: dict[str, Callable[[Path], Manifest]] = {
     "mounds-1.0.0": build_mounds,
     "ice-1.0.0": build_ice,
     "craters-2.0.0": build_craters,
+    "craters-2.1.0": lambda shared: build_craters(shared, "2.1.0"),
 }
 
 

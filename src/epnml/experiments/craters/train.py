@@ -134,7 +134,7 @@ def train(tiles: Sequence[Tile], val: Sequence[Tile], steps: int, seed: int,
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
                                                 pct_start=0.05 if init is not None else 0.1)
     best: dict[str, Any] = {"f1": -1.0, "step": 0, "state": None, "threshold": 0.5}
-    history = []
+    history: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
         module.train()
