@@ -119,9 +119,9 @@ def test_stage_picks_the_band(fx: dict[str, Path], monkeypatch: pytest.MonkeyPat
     seen: list[Any] = []
     monkeypatch.setattr(craters, "detect", _spy(seen))
     stage = CratersStage(BANDED)
-    (mars,) = stage.granules([fx["mars"]])  # 0.02 deg/px of Mars: 1,186 m/px
+    (mars,) = stage.granules([fx["mars"]])  # 0.02 deg/px of Mars: 1,185.5 m/px
     (row,) = stage.process(mars, CTX).rows
-    assert "resolution band mosaic 1,000-30,000 m/px (image: 1,185.9 m/px)" \
+    assert "resolution band mosaic 1,000-30,000 m/px (image: 1,185.5 m/px)" \
         in row["processing_level_desc"]
     (chip,) = stage.granules([fx["chip_png"]])
     for params, band in (({"target": "Mars"}, "ctx"),
@@ -140,7 +140,7 @@ def test_stage_picks_the_band(fx: dict[str, Path], monkeypatch: pytest.MonkeyPat
      "pixel scale 300 m/px is outside the resolution bands of craters 2.1.0 "
      "(ctx 1-100 m/px; mosaic 1,000-30,000 m/px); resample the image into a band"),
     ("mars", {"pixel_scale_m": 6},
-     "georeference says 1,185.9 m/px, parameter pixel_scale_m says 6.0"),
+     "georeference says 1,185.5 m/px, parameter pixel_scale_m says 6.0"),
 ])
 def test_stage_refuses_scales(fx: dict[str, Path], name: str, params: dict[str, Any],
                               message: str) -> None:

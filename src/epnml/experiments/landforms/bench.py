@@ -79,12 +79,17 @@ def run_craters(repeats: int = 5, batch: int = 4, threads: int = THREADS,
     out = _measure(module, name, repeats, batch, threads)
     out["input_scale"] = scale
     out["input_tiles_per_min"] = round(out["tiles_per_min"] / scale ** 2, 1)
-    if isinstance(module, CraterNet):
+    if isinstance(module, CraterNet):  # backbone share = 1 - (pyramid + heads) / whole
         x = torch.from_numpy(np.random.default_rng(0).normal(
-            size=(batch, 3, TILE, TILE)).astype(np.float32))
-        backbone = _timed(lambda: module.backbone.features(x), repeats, threads) / batch
-        out["backbone_seconds_per_tile"] = round(backbone, 4)
-        out["backbone_share"] = round(backbone / out["seconds_per_tile"], 3)
+            size=(batch, 1, TILE, TILE)).astype(np.float32))
+        with torch.inference_mode():
+            feats = module.backbone.features((x * module.config.input_gain
+                                              ).expand(-1, 3, -1, -1))
+        whole = _timed(lambda: module(x), repeats, threads) / batch
+        heads = _timed(lambda: module.heads(feats), repeats, threads) / batch
+        out["network_seconds_per_tile_same_minute"] = round(whole, 4)
+        out["heads_seconds_per_tile"] = round(heads, 4)
+        out["backbone_share"] = round(1.0 - heads / whole, 3)
     return out
 
 
