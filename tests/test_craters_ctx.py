@@ -119,9 +119,9 @@ def test_real_tile_consensus_and_annotators(shared_data: Path) -> None:
     assert sorted(len(b) for b in tile.annotators.values()) == [88, 90, 93, 125, 151, 177]
 
 
-def test_committed_2_0_0_is_the_default_and_1_0_0_stays() -> None:
-    assert available_versions()[-2:] == ["1.0.0", "2.0.0"]
-    model = load_model()
+def test_committed_2_0_0_and_1_0_0_stay_loadable() -> None:
+    assert available_versions()[-3:] == ["1.0.0", "2.0.0", "2.1.0"]  # 2.1.0: banded
+    model = load_model("2.0.0")
     assert model.info.version == "2.0.0"
     assert isinstance(model.module, CraterNet)
     assert load_model("1.0.0").info.version == "1.0.0"
@@ -130,3 +130,23 @@ def test_committed_2_0_0_is_the_default_and_1_0_0_stays() -> None:
     assert card["data"]["simulated"] is False
     assert 0.0 < card["inference"]["threshold"] < 1.0
     assert set(card["metrics"]) >= {"validation", "test", "threshold"}
+
+
+@pytest.mark.parametrize("version", ["2.0.0", "2.1.0"])
+def test_committed_crater_manifest(version: str) -> None:
+    """ml/datasets/craters-<v>.json: one sample per consensus crater, split by tile, the
+    annotators' agreement in the quality report (the figures of the model card)."""
+    from epnml.datasets.manifest import read_manifest
+
+    m = read_manifest(WEIGHTS_DIR.parent / "datasets" / f"craters-{version}.json")
+    assert m.counts() == {"train": 2356, "validation": 364, "test": 594}
+    q = m.quality
+    assert q["tiles"] == {"train": list(TRAIN_TILES), "validation": list(VAL_TILES),
+                          "test": list(TEST_TILES)}
+    assert {s.obs_id for s in m.samples if s.split == "test"} == set(TEST_TILES)
+    assert q["duplicates_across_splits"]["n_groups"] == 0
+    agree = q["label_agreement"]["per_split"]
+    assert agree["test"]["support_ge1"]["pooled"]["f1"] == 0.6118
+    assert agree["validation"]["support_ge2"]["pooled"]["f1"] == 0.6939
+    assert q["per_tile"]["MC11E-B"]["by_support"] == {"1": 47, "2": 31, "3": 14, "4": 16,
+                                                      "5": 19, "6": 69}

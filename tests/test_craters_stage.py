@@ -62,7 +62,7 @@ def _fake(boxes: list[tuple[float, float, float, float]], scores: list[float]) -
     dets = np.array([[*b, 0.0, s] for b, s in zip(boxes, scores, strict=True)])
 
     def detect(image: np.ndarray, model: Any, threshold: float | None = None,
-               wrap_px: int = 0, lat_of_row: Any = None) -> pd.DataFrame:
+               wrap_px: int = 0, lat_of_row: Any = None, **band: Any) -> pd.DataFrame:
         return circles(dets, lat_of_row, float(image.shape[0]))
     return detect
 

@@ -164,9 +164,9 @@ def test_icme_build_on_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 def test_committed_manifests_are_consistent() -> None:
     paths = sorted(COMMITTED.glob("*.json"))
-    assert [p.stem for p in paths] == ["crossings-1.0.0", "crossings-baseline-1.0.0",
-                                       "ice-1.0.0", "icme-1.0.0", "icme-2.0.0",
-                                       "mounds-1.0.0", "pits-1.0.0"]
+    assert [p.stem for p in paths] == ["craters-2.0.0", "craters-2.1.0", "crossings-1.0.0",
+                                       "crossings-baseline-1.0.0", "ice-1.0.0", "icme-1.0.0",
+                                       "icme-2.0.0", "mounds-1.0.0", "pits-1.0.0"]
     for p in paths:
         m = read_manifest(p)
         assert m.datacite["publicationYear"] >= 2026

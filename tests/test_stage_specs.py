@@ -64,8 +64,12 @@ def test_defaults_are_the_models_own() -> None:
     assert defaults("ice") == {"threshold": 0.6}
     assert defaults("mounds") == {"threshold": 0.6, "min_area_px": 4}
     assert defaults("pits") == {"threshold": 0.3}
-    assert defaults("craters") == {"threshold": 0.45, "target": None}  # craters 2.0.0
-    assert defaults("craters", "1.0.0") == {"threshold": 0.4, "target": None}
+    # craters 2.1.0 (banded): each band's own threshold
+    assert defaults("craters") == {"threshold": None, "target": None, "pixel_scale_m": None}
+    assert defaults("craters", "2.0.0") == {"threshold": 0.45, "target": None,
+                                            "pixel_scale_m": None}
+    assert defaults("craters", "1.0.0") == {"threshold": 0.4, "target": None,
+                                            "pixel_scale_m": None}
     assert defaults("crossings")["min_region_s"] == 10
     assert defaults("crossings")["threshold"] == 0.0
     assert defaults("minerals") == {}
@@ -270,7 +274,10 @@ def test_spec_defaults_are_what_the_stage_uses(pipeline: str) -> None:
         from epnml.ingest.executor import get_stage
 
         stage: Any = get_stage(pipeline, None)
-        assert stage._model.threshold == real["threshold"]
+        if pipeline == "craters":  # 2.1.0 is banded: no one default, each band its own
+            assert "threshold" not in real and stage._model.banded
+        else:
+            assert stage._model.threshold == real["threshold"]
 
 
 @pytest.mark.parametrize("pipeline", list(SPECS))

