@@ -171,16 +171,36 @@ def test_error_document_is_dali_and_votlint_clean(tmp_path: Path) -> None:
 
 
 def test_no_parameter_default_is_nan() -> None:
-    """A parameter without a default has an empty value (the VOTable null), never NaN."""
+    """A parameter with a default advertises it, never NaN; one without has the VOTable
+    null: empty for ints and text, NaN for floats (an empty double PARAM parses as None,
+    which pyvo's process() cannot send; /preview reads NaN as the stage's default)."""
     described = {p["name"]: p for p in describe("units")}
     n_clusters = spec_param(described["n_clusters"])
     assert 'value=""' in n_clusters and "NaN" not in n_clusters.split("<DESCRIPTION>")[0]
     float_without_default = {**described["step_deg"], "default": None}
-    assert re.search(r'<PARAM name="step_deg" datatype="double" value="">',
+    assert re.search(r'<PARAM name="step_deg" datatype="double" value="NaN">',
                      spec_param(float_without_default))
     for pipeline in ("icme", "crossings", "units", "craters", "pits", "mounds", "ice"):
         for p in describe(pipeline):
-            assert 'value="NaN"' not in spec_param(p), (pipeline, p["name"])
+            if p["default"] is not None:
+                assert 'value="NaN"' not in spec_param(p), (pipeline, p["name"])
+
+
+def test_pyvo_can_send_every_parameter_without_a_default() -> None:
+    import io
+
+    import numpy as np
+    from astropy.io.votable import parse
+
+    params = [p for p in describe("craters") if p["default"] is None]
+    assert {p["name"] for p in params} >= {"pixel_scale_m"}
+    doc = ('<?xml version="1.0"?><VOTABLE version="1.3" '
+           'xmlns="http://www.ivoa.net/xml/VOTable/v1.3"><RESOURCE type="meta" '
+           'utype="adhoc:service"><GROUP name="inputParams">'
+           + "".join(spec_param(p) for p in params) + "</GROUP></RESOURCE></VOTABLE>")
+    entries = parse(io.BytesIO(doc.encode())).resources[0].groups[0].entries
+    for entry in entries:  # what pyvo's DatalinkQuery.from_resource needs: a scalar
+        assert np.isscalar(entry.value), (entry.name, entry.value)
 
 
 def test_datalink_document_is_lint_clean(tmp_path: Path) -> None:

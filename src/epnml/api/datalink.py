@@ -88,6 +88,11 @@ def spec_param(p: dict[str, Any]) -> str:
     # VALUES null when the range excludes it: parsers read an empty int as 0, and pyvo
     # sends no 0 back), i.e. the default the stage resolves
     value = "" if default is None else _text(default)
+    if default is None and kind == "float":
+        # a float PARAM with an empty value parses as None, which pyvo's process() cannot
+        # send (AttributeError); NaN is the VOTable null of floats, and /preview reads it
+        # as "the default the stage resolves" (e.g. craters 2.1.0's per-band threshold)
+        value = "NaN"
     null = ""
     if kind == "int" and not p.get("choices") and default is None:
         low = p.get("min")
