@@ -5,12 +5,13 @@ A model is a pipeline, its versions the pipeline's committed versions (``/pipeli
 to one. An inference runs what ``/preview/{pipeline}`` runs: the request's tensors are
 written to a temporary file in the real format the pipeline's readers take (ICME: the
 shared solar-wind CSV; crossings: the MAG CSV; units: a VIRS DDR PDS3 table; minerals:
-spectrum CSVs; meteors: the network CSV; image models: an 8-bit PNG chip), then one predict-mode ``run_pipeline`` in
-the preview worker pool (deadline, memory cap, queue), with the same upload size limit and
-the parameters checked by the spec. So the answer is the stage's own ``epnml predict``
-records on that file, as output tensors. Writing a file rather than calling the model
-functions keeps the readers' checks (non-physical values, gaps, image size limits) and the
-stage's post-processing (event extraction, thresholds, derived versions) in one place.
+spectrum CSVs; meteors: the network CSV; image models: an 8-bit PNG chip), then one
+predict-mode ``run_pipeline`` in the preview worker pool (deadline, memory cap, queue), with
+the same upload size limit and the parameters checked by the spec. So the answer is the
+stage's own ``epnml predict`` records on that file, as output tensors. Writing a file
+rather than calling the model functions keeps the readers' checks (non-physical values,
+gaps, image size limits) and the stage's post-processing (event extraction, thresholds,
+derived versions) in one place.
 
 Every model of the registry has a mapping (a test walks ``MODEL_VERSIONS``); a pipeline
 added without one answers 400 on ``infer`` (its metadata says so).
