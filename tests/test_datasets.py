@@ -164,9 +164,11 @@ def test_icme_build_on_fixture(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 def test_committed_manifests_are_consistent() -> None:
     paths = sorted(COMMITTED.glob("*.json"))
-    assert [p.stem for p in paths] == ["craters-2.0.0", "craters-2.1.0", "crossings-1.0.0",
-                                       "crossings-baseline-1.0.0", "ice-1.0.0", "icme-1.0.0",
-                                       "icme-2.0.0", "mounds-1.0.0", "pits-1.0.0"]
+    assert [p.stem for p in paths] == ["aurora-1.0.0", "craters-2.0.0", "craters-2.1.0",
+                                       "crossings-1.0.0", "crossings-baseline-1.0.0",
+                                       "ice-1.0.0", "icme-1.0.0", "icme-2.0.0",
+                                       "meteors-1.0.0", "minerals-1.0.0", "mounds-1.0.0",
+                                       "pits-1.0.0"]
     for p in paths:
         m = read_manifest(p)
         assert m.datacite["publicationYear"] >= 2026
@@ -229,3 +231,76 @@ def test_register_is_idempotent(dataset_dsn: str, tmp_path: Path) -> None:
     assert counts == (1, 3, 5)
     assert row == (3, 1, 1, 7)
     assert third[0].added and ids == [m.dataset_id, changed.dataset_id]
+
+
+#: the new manifests (issue #16 follow-up): model card figures they must reproduce.
+NEW = {
+    # meteors: every valid Armagh record, one split; clusters as the card counts them
+    "meteors-1.0.0": ({"train": 11770, "validation": 0, "test": 0},
+                      {"cluster 0: early-peaked": 829, "cluster 1: symmetric": 3497,
+                       "cluster 2: late-peaked": 4472, "cluster 3: flaring": 1335,
+                       "cluster 4: late-peaked": 1637}),
+    # minerals: the 148 labelled RELAB + SLab spectra of the final fit
+    "minerals-1.0.0": ({"train": 148, "validation": 0, "test": 0}, None),
+    # aurora: 680 / 120 simulated images of seed 2026, 200 of seed 3026
+    "aurora-1.0.0": ({"train": 680, "validation": 120, "test": 200}, None),
+}
+
+
+def test_new_manifests_exact_counts() -> None:
+    from epnml.datasets.manifest import NO_TRAINING_SET
+
+    for key, (counts, classes) in NEW.items():
+        m = read_manifest(COMMITTED / f"{key}.json")
+        assert m.counts() == counts, key
+        if classes is not None:
+            assert m.quality["class_balance"] == {"train": classes}
+    meteors = read_manifest(COMMITTED / "meteors-1.0.0.json")
+    assert [(s.source_file, s.origin, s.seed) for s in meteors.sources] == \
+        [("meteors/armagh_meteors_2011_2015.csv.gz", "archive", None)]
+    assert {s.label_source for s in meteors.samples} == {"k-means clustering (seed 2015)"}
+    assert not meteors.simulated and "no licence" in meteors.description
+    aurora = read_manifest(COMMITTED / "aurora-1.0.0.json")
+    assert aurora.simulated
+    assert [(s.source_file, s.seed) for s in aurora.sources] == [
+        ("epnml.ingest.simulate.aurora#seed=2026", 2026),
+        ("epnml.ingest.simulate.aurora#seed=3026", 3026)]
+    # the card's held-out images per kind (ml/weights/aurora-1.0.0.json, FITS path)
+    assert aurora.quality["class_balance"]["test"] == \
+        {"diffuse": 48, "discrete": 46, "none": 56, "sinuous": 50}
+    minerals = read_manifest(COMMITTED / "minerals-1.0.0.json")
+    assert len(minerals.sources) == 148
+    assert {s.label_source for s in minerals.samples} == \
+        {"RELAB sample abundances", "SLab mixture composition"}
+    # units trains nothing: no manifest, and what its provenance says instead
+    assert not (COMMITTED / "units-1.0.0.json").exists()
+    assert NO_TRAINING_SET["units"].startswith("no training set: ")
+
+
+def test_rebuilt_unsupervised_and_lab_manifests_match(shared_data: Path,
+                                                      tmp_path: Path) -> None:
+    from epnml.datasets.build import build_all
+
+    written = build_all(shared_data, tmp_path, ["meteors-1.0.0", "minerals-1.0.0"])
+    assert [p.name for p in written] == ["meteors-1.0.0.json", "minerals-1.0.0.json"]
+    for p in written:
+        assert read_manifest(p).dataset_id == read_manifest(COMMITTED / p.name).dataset_id
+
+
+def test_new_manifests_register_exactly(dataset_dsn: str) -> None:
+    import psycopg
+
+    from epnml.datasets.register import register_all
+
+    paths = [COMMITTED / f"{key}.json" for key in NEW]
+    with psycopg.connect(dataset_dsn, autocommit=True) as conn:
+        conn.execute("TRUNCATE epnml.dataset_samples, epnml.dataset_sources, "
+                     "epnml.dataset_versions")
+        done = register_all(conn, paths)
+        rows = conn.execute(
+            "SELECT v.model_name, v.n_train, v.n_validation, v.n_test,"
+            " (SELECT count(*) FROM epnml.dataset_samples s WHERE s.dataset_id = v.dataset_id)"
+            " FROM epnml.dataset_versions v ORDER BY v.model_name").fetchall()
+    assert [r.added for r in done] == [True, True, True]
+    assert rows == [("aurora", 680, 120, 200, 1000), ("meteors", 11770, 0, 0, 11770),
+                    ("minerals", 148, 0, 0, 148)]

@@ -8,6 +8,8 @@ log); no DaCHS: the app runs in-process (TestClient), previews in its worker poo
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -22,6 +24,7 @@ from PIL import Image
 
 from epnml.api.routes.oip import MAPPINGS, SOLAR_WIND_COLUMNS
 from epnml.config import Settings
+from epnml.ingest.registry import MODEL_VERSIONS
 from epnml.ingest.runner import run_pipeline
 from epnml.ingest.simulate.solarwind import simulate_solar_wind, write_csv
 from epnml.rerun import allowed_versions, pipelines
@@ -118,7 +121,8 @@ def test_server_health_and_readiness(client: TestClient) -> None:
     assert client.get("/v2").json()["name"] == "epnml"
     assert client.get("/v2/models/icme/versions/1.0.0/ready").json() == \
         {"name": "icme", "ready": True}
-    assert client.get("/v2/models/craters/ready").status_code == 503  # not mapped yet
+    assert client.get("/v2/models/craters/versions/2.0.0/ready").json() == \
+        {"name": "craters", "ready": True}
 
 
 def test_icme_infer_gives_the_stages_events(client: TestClient, store: Store) -> None:
@@ -216,9 +220,7 @@ def test_bad_images_and_unmapped_models(client: TestClient) -> None:
     assert response.json()["error"] == "pits: input image (UINT8) values must be in 0-255"
     response = client.post("/v2/models/craters/infer", json={"inputs": []})
     assert response.status_code == 400
-    assert response.json()["error"] == (
-        "craters has no Open Inference Protocol tensor mapping yet (mapped: icme, pits); "
-        "send its files to the preview upload endpoint")
+    assert response.json()["error"] == "craters: missing input 'image' (inputs: image)"
     response = client.post("/v2/models/pits/infer", content=b"{not json",
                            headers={"content-type": "application/json"})
     assert (response.status_code, response.json()["error"]) == \
@@ -236,3 +238,183 @@ def test_requests_are_logged(client: TestClient, store: Store) -> None:
                             " WHERE endpoint = 'oip_infer' AND pipeline = 'icme'"
                             " AND error = %s", (BAD_BODY,)).fetchall()
     assert [r[0] for r in rows] == [400]
+
+
+# --- every model of the registry ------------------------------------------------------
+
+def _tensor(name: str, datatype: str, values: Any) -> dict[str, Any]:
+    """One request tensor of the protocol's JSON (NaN -> null)."""
+    array = np.asarray(values)
+    flat = array.reshape(-1).tolist()
+    if array.dtype.kind == "f":
+        flat = [None if math.isnan(v) else v for v in flat]
+    return {"name": name, "shape": list(array.shape), "datatype": datatype, "data": flat}
+
+
+def _chip(path: Path) -> list[dict[str, Any]]:
+    image = Image.open(path)
+    assert image.mode == "L", (path.name, image.mode)
+    return [_tensor("image", "UINT8", np.asarray(image))]
+
+
+def _case_icme(store: Store, tmp: Path) -> tuple[list[Path], list[dict[str, Any]]]:
+    return [store.wind], _wind_request(store)["inputs"]
+
+
+def _case_pits(store: Store, tmp: Path) -> tuple[list[Path], list[dict[str, Any]]]:
+    return [store.chip], _chip(store.chip)
+
+
+def _case_crossings(store: Store, tmp: Path) -> tuple[list[Path], list[dict[str, Any]]]:
+    from epnml.ingest.simulate.messenger import simulate_orbit, write_csv
+
+    path = write_csv(simulate_orbit(None, 11), tmp / "simulated_orbit.csv")
+    table = pd.read_csv(path, comment="#")
+    return [path], [
+        _tensor("position", "FP64", table[["x_mso_km", "y_mso_km", "z_mso_km"]].to_numpy()),
+        _tensor("field", "FP64", table[["bx_mso_nt", "by_mso_nt", "bz_mso_nt"]].to_numpy()),
+        _tensor("time", "BYTES", table["time"].astype(str).to_numpy())]
+
+
+UNITS_BOX = {"lon_range": (350.0, 20.0), "lat_range": (-15.0, 15.0), "step_deg": 1.0,
+             "n_units": 3, "seed": 7}
+
+
+def _case_units(store: Store, tmp: Path) -> tuple[list[Path], list[dict[str, Any]]]:
+    from epnml.ingest.simulate.units import (
+        FILL,
+        SIMULATED_EPOCH,
+        simulate_footprints,
+        write_simulated_mascs,
+    )
+
+    files = write_simulated_mascs(tmp / "units", **UNITS_BOX)
+    meta, iof, wl = simulate_footprints(**UNITS_BOX)
+    iof = np.where(iof >= FILL, np.nan, iof).astype(np.float32)
+    corners = [f"{{}}_c{i}" for i in range(1, 5)]
+    seconds = int(SIMULATED_EPOCH.timestamp()) + np.arange(len(meta))
+    return [files["lbl"], files["dat"], files["fmt"]], [
+        _tensor("iof", "FP32", iof), _tensor("wavelength_nm", "FP32", wl.astype(np.float32)),
+        _tensor("latitude", "FP64", meta[["lat", *(c.format("lat") for c in corners)]]),
+        _tensor("longitude", "FP64", meta[["lon", *(c.format("lon") for c in corners)]]),
+        _tensor("angles", "FP64", meta[["incidence", "emission", "phase"]]),
+        _tensor("time", "INT64", seconds)]
+
+
+def _case_minerals(store: Store, tmp: Path) -> tuple[list[Path], list[dict[str, Any]]]:
+    wl = np.arange(300.0, 1101.0, 5.0)
+    spectra = np.stack([0.30 - 0.12 * np.exp(-0.5 * ((wl - 1050.0) / 120.0) ** 2),
+                        0.25 - 0.05 * np.exp(-0.5 * ((wl - 920.0) / 60.0) ** 2)])
+    paths = []
+    for i, row in enumerate(spectra):
+        path = tmp / f"spectrum_{i}.csv"
+        pd.DataFrame({"wavelength_nm": wl, "reflectance": row}).to_csv(path, index=False)
+        paths.append(path)
+    return paths, [_tensor("wavelength_nm", "FP64", wl),
+                   _tensor("reflectance", "FP64", spectra)]
+
+
+def _case_craters(store: Store, tmp: Path) -> tuple[list[Path], list[dict[str, Any]]]:
+    """The Moon fixture's bowl craters as a chip without georeference (target: Moon)."""
+    from tests.fixtures.make_craters_fixtures import MOON_CRATERS, MOON_GRID, MOON_R, SEED, render
+
+    path = tmp / "crater_chip.png"
+    Image.fromarray(render(MOON_GRID, MOON_R, MOON_CRATERS, SEED), mode="L").save(path)
+    return [path], _chip(path)
+
+
+def _case_mounds(store: Store, tmp: Path) -> tuple[list[Path], list[dict[str, Any]]]:
+    from tests.fixtures.make_mounds_fixtures import make_mounds_fixtures
+
+    path = make_mounds_fixtures(tmp / "mounds")["hillshade_png"]
+    return [path], _chip(path)
+
+
+def _case_ice(store: Store, tmp: Path) -> tuple[list[Path], list[dict[str, Any]]]:
+    from tests.fixtures.make_ice_fixtures import make_ice_fixtures
+
+    path = make_ice_fixtures(tmp / "ice")["chip_png"]
+    return [path], _chip(path)
+
+
+def _case_meteors(store: Store, tmp: Path) -> tuple[list[Path], list[dict[str, Any]]]:
+    from epnml.ingest.readers.meteors import write_meteors_csv
+    from epnml.ingest.simulate.meteors import simulate_meteors
+
+    frame, _ = simulate_meteors(6, 31)
+    path = tmp / "simulated_meteors.csv"
+    write_meteors_csv(frame, path)
+    lists = {k: [np.array([float(v) for v in str(x).split(";")]) for x in frame[k]]
+             for k in ("mag", "ra", "dec")}
+    width = max(len(v) for v in lists["mag"])
+    padded = {k: np.array([np.pad(v, (0, width - len(v)), constant_values=np.nan)
+                           for v in vs]) for k, vs in lists.items()}
+    starts = [f"{int(r.year):04d}-{int(r.month):02d}-{int(r.day):02d}T{int(r.hour):02d}:"
+              f"{int(r.minute):02d}:{int(r.second):02d}" for r in frame.itertuples()]
+    return [path], [
+        _tensor("meteor_id", "BYTES", np.array([str(f)[:-4] for f in frame["fname"]])),
+        _tensor("camera", "BYTES", frame["cam"].astype(str).to_numpy()),
+        _tensor("start", "BYTES", np.array(starts)),
+        *(_tensor(k, "FP64", padded[k]) for k in ("mag", "ra", "dec"))]
+
+
+def _case_aurora(store: Store, tmp: Path) -> tuple[list[Path], list[dict[str, Any]]]:
+    from tests.fixtures.make_aurora_fixtures import make_aurora_fixtures
+
+    path = make_aurora_fixtures(tmp / "aurora")["simulated_emus_discrete.png"]
+    return [path], _chip(path)
+
+
+#: model -> (its reference files, the same data as request tensors).
+CASES = {"icme": _case_icme, "pits": _case_pits, "crossings": _case_crossings,
+         "units": _case_units, "minerals": _case_minerals, "craters": _case_craters,
+         "mounds": _case_mounds, "ice": _case_ice, "meteors": _case_meteors,
+         "aurora": _case_aurora}
+#: spec parameters for these inputs (a chip has no georeference to say its body; the
+#: stack tests run craters 1.0.0 at threshold 0.2 on the same synthetic craters).
+PARAMS: dict[str, dict[str, Any]] = {"craters": {"target": "Moon", "threshold": 0.2}}
+REGISTRY = [(name, version) for name, versions in MODEL_VERSIONS.items()
+            for version in versions()]
+
+
+def test_every_registry_model_is_mapped() -> None:
+    from epnml.ml.minerals.abundance import PHASES
+
+    assert sorted(MAPPINGS) == sorted(MODEL_VERSIONS) == sorted(CASES)
+    assert len(REGISTRY) == 12  # icme 1.0.0 2.0.0, craters 1.0.0 2.0.0, eight 1.0.0
+    assert [o.name for o in MAPPINGS["minerals"].outputs][1:] == \
+        ["presence_prob", "abundance", "abundance_sigma"]
+    assert MAPPINGS["minerals"].outputs[1].shape == (-1, len(PHASES))
+    assert all(p in MAPPINGS["minerals"].outputs[1].description for p in PHASES)
+
+
+@pytest.mark.parametrize(("name", "version"), REGISTRY)
+def test_an_oip_client_infers_on_every_model(client: TestClient, store: Store,
+                                             tmp_path: Path, name: str, version: str) -> None:
+    """A KServe v2 REST call (metadata, ready, infer) on each registry version gives the
+    stage's own predict records on the same data as output tensors."""
+    files, inputs = CASES[name](store, tmp_path)
+    meta = client.get(f"/v2/models/{name}/versions/{version}")
+    assert meta.status_code == 200, meta.text
+    assert [t["name"] for t in meta.json()["inputs"]] == [t["name"] for t in inputs]
+    assert "not_mapped" not in meta.json()["parameters"]
+    assert client.get(f"/v2/models/{name}/versions/{version}/ready").json() == \
+        {"name": name, "ready": True}
+    summary = run_pipeline(name, files, mode="predict", settings=store.settings,
+                           progress=False, model_version=version,
+                           params=PARAMS.get(name, {}))
+    assert summary.n_failed == 0
+    expected = json.loads(summary.records.to_json(orient="records"))
+    assert expected, f"{name} {version}: the fixture gives no record to compare"
+    response = client.post(f"/v2/models/{name}/versions/{version}/infer",
+                           json={"id": f"{name}-{version}", "inputs": inputs,
+                                 "parameters": PARAMS.get(name, {})})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    # a parameter off the card's default derives the version (1.0.0+threshold-0.2)
+    assert summary.model_version.split("+")[0] == version
+    assert (body["model_name"], body["model_version"], body["id"]) == \
+        (name, summary.model_version, f"{name}-{version}")
+    assert body["outputs"] == MAPPINGS[name].answer(expected)
+    assert [o["name"] for o in body["outputs"]] == [t.name for t in MAPPINGS[name].outputs]
+    assert all(o["shape"][0] == len(expected) for o in body["outputs"])

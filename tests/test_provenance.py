@@ -3,14 +3,14 @@
 graph through TAP (``epnml_prov``, ProvTAP) from a row's obs_id to the training samples.
 
 One served row of each family: events (icme), crossings, landforms (pits), units (the
-shared session ingests) and meteors (this module's own ingest, then a derived version of
-it that supersedes those rows). Training dataset versions are inserted here (the
-registration command is another part of issue #16): marked as test data in their titles.
+shared session ingests), aurora and meteors (this module's own ingest, then a derived
+version of it that supersedes those rows). Every model's training dataset is the one
+provisioning registered from its committed manifest (ml/datasets); nothing is inserted here.
+units trains nothing: its document says "no training set" and its model has no derivation.
 """
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import re
@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+import numpy as np
 import psycopg
 import pytest
 
@@ -112,11 +113,6 @@ def rows(ingested_icme: Ingest, ingested_crossings: Ingest, ingested_units: Inge
     return out
 
 
-#: the training samples inserted per model: (sample_id, split, obs_id, label).
-SAMPLES = (("s1", "train", "obs-a", "event"), ("s2", "train", "obs-b", "none"),
-           ("s3", "validation", "obs-c", "event"))
-
-
 def _registered(conn: psycopg.Connection, model: str, version: str) -> str | None:
     """The dataset provisioning registered from ml/datasets for this model version."""
     found = conn.execute("SELECT dataset_id FROM epnml.dataset_versions WHERE model_name = %s"
@@ -125,55 +121,44 @@ def _registered(conn: psycopg.Connection, model: str, version: str) -> str | Non
     return found[0][0] if found else None
 
 
-def _expected_samples(model: str, dataset_id: str) -> list[tuple[str, str, str | None, str]]:
-    """A registered dataset's samples from its committed manifest; else the test's own."""
+def _manifest(model: str, version: str) -> Any:
+    """The committed manifest of a model version (ml/datasets), None when it has none."""
     from epnml.datasets.manifest import read_manifest
 
-    for path in sorted((REPO / "ml" / "datasets").glob(f"{model}-*.json")):
-        m = read_manifest(path)
-        if m.dataset_id == dataset_id:
-            return sorted((x.sample_id, x.split, x.obs_id, x.label) for x in m.samples)
-    return sorted(SAMPLES)
+    path = REPO / "ml" / "datasets" / f"{model}-{version}.json"
+    return read_manifest(path) if path.is_file() else None
+
+
+def _expected_samples(model: str, version: str) -> list[tuple[str, str, str | None, str]]:
+    m = _manifest(model, version)
+    return sorted((x.sample_id, x.split, x.obs_id, x.label) for x in m.samples)
 
 
 @pytest.fixture(scope="module")
-def datasets(stack: Stack, rows: dict[str, Row]) -> dict[str, str]:
+def datasets(stack: Stack, rows: dict[str, Row]) -> dict[str, str | None]:
     """The dataset version of each row's model (base version): the one provisioning
-    registered from ml/datasets, else (models without a manifest) one inserted here."""
-    out = {}
+    registered from its committed manifest; None for a model that trains nothing
+    (NO_TRAINING_SET: units). Nothing is inserted by the test."""
+    from epnml.datasets.manifest import NO_TRAINING_SET
+
+    out: dict[str, str | None] = {}
     with psycopg.connect(stack.owner_dsn) as conn:
         for row in rows.values():
             version = row.model_version.split("+")[0]
             registered = _registered(conn, row.model_name, version)
-            if registered is not None:
-                out[row.model_name] = registered
-                continue
-            records = [f"{row.model_name}/{s}" for s in SAMPLES]
-            sha = hashlib.sha256("\n".join(map(str, sorted(records))).encode()).hexdigest()
-            dataset_id = f"{row.model_name}-{version}@{sha[:12]}"
-            out[row.model_name] = dataset_id
-            conn.execute(
-                "INSERT INTO epnml.dataset_versions (dataset_id, model_name, model_version,"
-                " content_sha256, title, description, n_train, n_validation, n_test)"
-                " VALUES (%s,%s,%s,%s,%s,%s,2,1,0) ON CONFLICT DO NOTHING",
-                (dataset_id, row.model_name, version, sha,
-                 f"test dataset of {row.model_name} {version} (inserted by a test)",
-                 "three simulated samples, not the model's training set"))
-            conn.execute(
-                "INSERT INTO epnml.dataset_sources (dataset_id, source_file, origin, seed)"
-                " VALUES (%s, 'simulator:test', 'simulator', 1) ON CONFLICT DO NOTHING",
-                (dataset_id,))
-            for sample_id, split, obs_id, label in SAMPLES:
-                conn.execute(
-                    "INSERT INTO epnml.dataset_samples (dataset_id, sample_id, split,"
-                    " source_file, obs_id, label, label_source) VALUES"
-                    " (%s,%s,%s,'simulator:test',%s,%s,'simulator') ON CONFLICT DO NOTHING",
-                    (dataset_id, sample_id, split, obs_id, label))
+            manifest = _manifest(row.model_name, version)
+            if row.model_name in NO_TRAINING_SET:
+                assert (registered, manifest) == (None, None), row.model_name
+            else:
+                assert manifest is not None, f"no ml/datasets manifest for {row.model_name}"
+                assert registered == manifest.dataset_id, row.model_name
+            out[row.model_name] = registered
+    assert sorted(m for m, d in out.items() if d is None) == ["units"]
     return out
 
 
 @pytest.fixture(scope="module")
-def settings(stack: Stack, datasets: dict[str, str],
+def settings(stack: Stack, datasets: dict[str, str | None],
              tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return replace(load_settings(), jobs_dir=tmp_path_factory.mktemp("jobs"), job_worker=0)
 
@@ -186,7 +171,8 @@ def client(settings: Settings) -> Iterator[TestClient]:
         yield c
 
 
-def _expected(settings: Settings, row: Row, datasets: dict[str, str]) -> dict[str, set[str]]:
+def _expected(settings: Settings, row: Row, datasets: dict[str, str | None]
+              ) -> dict[str, set[str]]:
     """What the store recorded about the row, read from its tables (not the views)."""
     with psycopg.connect(settings.dsn) as conn:
         granules = conn.execute(
@@ -198,10 +184,11 @@ def _expected(settings: Settings, row: Row, datasets: dict[str, str]) -> dict[st
     assert len(granules) == 1, granules
     catalogues = {f"epnml:file/{c['sha256']}" for c in (inputs[0] or {}).get("catalogues", [])}
     model = f"epnml:model/{row.model_name}/{row.model_version}"
+    dataset = datasets[row.model_name]
     return {
         "entity": {f"epnml:row/{row.uid}", f"epnml:granule/{granules[0][0]}",
-                   f"epnml:params/{row.run_id}", model,
-                   f"epnml:dataset/{datasets[row.model_name]}", *catalogues},
+                   f"epnml:params/{row.run_id}", model, *catalogues,
+                   *([f"epnml:dataset/{dataset}"] if dataset else [])},
         "activity": {f"epnml:run/{row.run_id}"},
         "agent": {f"epnml:software/epnml-{__version__}"},
         "used": {f"epnml:granule/{granules[0][0]}", model, f"epnml:params/{row.run_id}",
@@ -234,7 +221,7 @@ def _datalink_provenance(client: TestClient, settings: Settings, uid: str) -> st
 
 @pytest.mark.parametrize("family", list(MODELS))
 def test_datalink_provenance_document(client: TestClient, settings: Settings,
-                                      rows: dict[str, Row], datasets: dict[str, str],
+                                      rows: dict[str, Row], datasets: dict[str, str | None],
                                       family: str) -> None:
     from prov.model import (
         ProvActivity,
@@ -278,22 +265,29 @@ def test_datalink_provenance_document(client: TestClient, settings: Settings,
                     _local(dict(d.formal_attributes)[prov_constants.PROV_ATTR_USED_ENTITY]))
                    for d in _records(doc, ProvDerivation)}
     granule = next(e for e in expected["used"] if e.startswith("epnml:granule/"))
-    assert derivations == {
-        (f"epnml:row/{row.uid}", granule),
-        (f"epnml:model/{row.model_name}/{row.model_version}",
-         f"epnml:dataset/{datasets[row.model_name]}")}
+    model_id = f"epnml:model/{row.model_name}/{row.model_version}"
+    dataset = datasets[row.model_name]
+    assert derivations == {(f"epnml:row/{row.uid}", granule),
+                           *([(model_id, f"epnml:dataset/{dataset}")] if dataset else [])}
     # checksums: the model entity carries the row's weights sha256
     (model,) = [e for e in _records(doc, ProvEntity)
                 if _local(e.identifier).startswith("epnml:model/")]
-    sha = {str(k.localpart): v for k, v in model.attributes}["content_sha256"]
-    assert sha == row.weights_sha256
+    attributes = {str(k.localpart): v for k, v in model.attributes}
+    assert attributes["content_sha256"] == row.weights_sha256
+    # a model that trains nothing says so; the others lead to the registered dataset
+    assert ("no training set" in attributes["comment"]) == (dataset is None)
+    if dataset is not None:
+        (entity,) = [e for e in _records(doc, ProvEntity)
+                     if _local(e.identifier) == f"epnml:dataset/{dataset}"]
+        assert {str(k.localpart): v for k, v in entity.attributes}["content_sha256"] == \
+            _manifest(row.model_name, row.model_version.split("+")[0]).content_sha256
     # file names only: no server directory in the document
     assert "/tmp/" not in response.text and "/var/" not in response.text
 
 
 def test_provn_and_votable_are_the_same_graph(client: TestClient, rows: dict[str, Row],
                                               settings: Settings,
-                                              datasets: dict[str, str]) -> None:
+                                              datasets: dict[str, str | None]) -> None:
     from astropy.io.votable import parse
 
     row = rows["events"]
@@ -335,7 +329,7 @@ def test_superseded_row_was_invalidated_by_the_superseding_run(
 @pytest.mark.parametrize("family", list(MODELS))
 def test_provtap_from_obs_id_to_training_samples(stack: Stack, client: TestClient,
                                                  rows: dict[str, Row],
-                                                 datasets: dict[str, str],
+                                                 datasets: dict[str, str | None],
                                                  family: str) -> None:
     row = rows[family]
     tap = pyvo.dal.TAPService(stack.tap_url)
@@ -349,17 +343,23 @@ def test_provtap_from_obs_id_to_training_samples(stack: Stack, client: TestClien
         " JOIN epnml_prov.wasderivedfrom AS d ON d.entity_id = u.entity_id"
         f" WHERE r.obs_id = '{row.obs_id}' AND r.granule_uid = '{row.uid}'")
     found = tap.search(query).to_table()
-    assert [(str(x["activity_id"]), str(x["progenitor_id"]), str(x["content_sha256"]))
-            for x in found] == [(f"epnml:run/{row.run_id}",
-                                 f"epnml:dataset/{datasets[row.model_name]}",
-                                 row.weights_sha256)]
-    dataset_id = str(found["progenitor_id"][0]).removeprefix("epnml:dataset/")
-    with psycopg.connect(load_settings().dsn) as conn:
-        samples = conn.execute(
-            "SELECT sample_id, split, obs_id, label FROM epnml.dataset_samples"
-            " WHERE dataset_id = %s ORDER BY sample_id", (dataset_id,)).fetchall()
-    assert sorted(samples) == _expected_samples(row.model_name, dataset_id)
-    assert samples  # a dataset without samples would make the comparison empty
+    dataset = datasets[row.model_name]
+    if dataset is None:  # units: no training set, so no derivation of its model
+        assert len(found) == 0
+    else:
+        assert [(str(x["activity_id"]), str(x["progenitor_id"]), str(x["content_sha256"]))
+                for x in found] == [(f"epnml:run/{row.run_id}", f"epnml:dataset/{dataset}",
+                                     row.weights_sha256)]
+        # the registered dataset's samples, through TAP, are the committed manifest's
+        samples = tap.search(
+            "SELECT s.sample_id, s.split, s.obs_id, s.label FROM epnml_datasets.samples AS s"
+            f" WHERE s.dataset_id = '{dataset}'", maxrec=100_000).to_table()
+        got = sorted((str(x["sample_id"]), str(x["split"]),
+                      None if np.ma.is_masked(x["obs_id"]) else str(x["obs_id"]),
+                      str(x["label"])) for x in samples)
+        expected = _expected_samples(row.model_name, row.model_version.split("+")[0])
+        assert len(expected) > 0
+        assert got == expected
     # the TAP graph of the run is the document's
     used = tap.search(
         "SELECT u.entity_id FROM epnml_prov.used AS u"

@@ -94,10 +94,26 @@ def row_graph(conn: psycopg.Connection, uid: str) -> RowGraph:
     entities = sorted({row_id, *graph.ids("used", "entity_id"),
                        *graph.ids("wasderivedfrom", "progenitor_id")})
     rec["entity"] = _select(conn, "entity", "id", entities)
+    _no_training_set(rec)
     rec["activity"] = _select(conn, "activity", "id", sorted(
         {*runs, *graph.ids("wasinvalidatedby", "activity_id")}))
     rec["agent"] = _select(conn, "agent", "id", graph.ids("wasassociatedwith", "agent_id"))
     return graph
+
+
+def _no_training_set(rec: dict[str, list[dict[str, Any]]]) -> None:
+    """A model version without a dataset that trains nothing says so in its comment
+    (``epnml.datasets.manifest.NO_TRAINING_SET``), rather than leaving the link out
+    silently; the ProvTAP entity keeps the store's comment."""
+    from epnml.datasets.manifest import NO_TRAINING_SET
+
+    derived = {str(d["entity_id"]) for d in rec["wasderivedfrom"]}
+    for e in rec["entity"]:
+        if e["type"] != "epnml:ModelVersion" or e["id"] in derived:
+            continue
+        name = str(e["id"]).removeprefix(f"{PREFIX}:model/").split("/")[0]
+        if name in NO_TRAINING_SET:
+            e["comment"] = f"{e['comment']}; {NO_TRAINING_SET[name]}"
 
 
 def _qname(ns: Namespace, value: str) -> QualifiedName:

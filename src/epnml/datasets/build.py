@@ -608,6 +608,165 @@ def build_craters(shared: Path, version: str = "2.0.0") -> Manifest:
                      ["Mars", "impact craters", "CTX", "crowd-sourced labels"])
 
 
+# ----------------------------------------------------------------------------- meteors
+METEORS_REF = "https://github.com/epn-ml/Meteor-Trajectories"
+
+
+def build_meteors(shared: Path, version: str = "1.0.0") -> Manifest:
+    """meteors 1.x: unsupervised k-means on the REAL Armagh/Bangor records. Every valid
+    record is a training sample (no validation or test split: nothing was held out); its
+    label is the cluster the committed model assigns, made by the clustering itself. The
+    CSV states no licence: the manifest holds record names, cameras and times only."""
+    from epnml.experiments.meteors.train import DATA_NAME
+    from epnml.ingest.readers.meteors import read_meteors_csv
+    from epnml.ml.meteors.features import features_frame
+    from epnml.ml.meteors.model import classify, load_model
+
+    c = card("meteors", version)
+    path = _need(shared / DATA_NAME)
+    model = load_model(version)
+    table = read_meteors_csv(path)
+    feats, _ = features_frame(table.records, float(c["features"]["frame_rate_hz"]))
+    records = [table.records[i] for i in feats.index]
+    classes = classify(feats.reset_index(drop=True), model)
+    if len(records) != c["data"]["records_used"]:
+        raise _mismatch("meteors", "records used", len(records), c["data"]["records_used"])
+    counts = dict(enumerate(np.bincount(classes["cluster"].to_numpy()).tolist()))
+    want = {int(k["cluster"]): int(k["n"]) for k in c["classes"]["clusters"]}
+    if counts != want:
+        raise _mismatch("meteors", "records per cluster", counts, want)
+    src = _file_source(shared, DATA_NAME, "archive", METEORS_REF)
+    seed = c["command"].rsplit("--seed", 1)[-1].strip()
+    made_by = f"k-means clustering (seed {seed})"
+    samples = [Sample(r.meteor_id, "train", src.source_file,
+                      f"cluster {int(k)}: {name}", made_by, obs_id=r.camera,
+                      time_min=iso(r.start), time_max=iso(r.start))
+               for r, k, name in zip(records, classes["cluster"], classes["meteor_class"],
+                                     strict=True)]
+    title = f"Training set of the epnml meteors model {version} (unsupervised)"
+    description = (
+        f"The {len(samples)} valid REAL meteor records of the Armagh/Bangor network 2011-2015 "
+        "(armagh_meteors_2011_2015.csv.gz, no licence stated: record names, cameras and "
+        "start times only, no light curve) that the k-means light-curve clusters were fitted "
+        "on. Unsupervised: no validation or test split, no external label; each label is the "
+        "cluster the committed model assigns (its class named from the centroid).")
+    ids = {s.sample_id: s.sample_id for s in samples}
+    quality = quality_report(
+        samples, duplicate_keys=ids, duplicate_method="not applicable: one split",
+        near_pairs=[], near_method="not applicable: one split",
+        label_agreement={"available": False, "reason": "unsupervised: the clustering is the "
+                                                       "only label source"},
+        extra={"left_out": c["data"]["records_left_out"],
+               "chosen_k": c["criterion"]["chosen_k"]})
+    m = _manifest("meteors", version, title, description, False, [src], samples, quality,
+                  [PROJECT, ("Armagh Observatory and Planetarium meteor network",
+                             "Organizational")], ["meteors", "light curves", "unsupervised"])
+    m.datacite["rightsList"][0]["rights"] += (" (this manifest: identifiers only; the "
+                                              "source records state no licence)")
+    return m
+
+
+# ----------------------------------------------------------------------------- aurora
+def build_aurora(shared: Path, version: str = "1.0.0") -> Manifest:
+    """aurora 1.x: SIMULATED images, drawn in turn from two seeded streams of the
+    simulator (training seed: the first 15 % are validation; test seed + 1000). A sample is
+    one image (``aurora-sim-<seed>-<k>``), labelled with the simulator's aurora type."""
+    from epnml.experiments.aurora.train import simulate
+
+    c = card("aurora", version)
+    d = c["data"]
+    simulator = "epnml.ingest.simulate.aurora"
+    n_val, n_train, n_test = d["validation_images"], d["train_images"], d["test_images"]
+    parts = [(int(d["train_seed"]), n_val + n_train), (int(d["test_seed"]), n_test)]
+    samples, sources = [], []
+    for seed, n in parts:
+        src = simulator_source(simulator, seed)
+        sources.append(src)
+        for k, sim in enumerate(simulate(n, seed)):
+            split = "test" if seed == d["test_seed"] else \
+                ("validation" if k < n_val else "train")
+            samples.append(Sample(f"aurora-sim-{seed}-{k:04d}", split, src.source_file,
+                                  sim.kind, f"simulator {simulator} (its truth)",
+                                  obs_id=f"simulated image {k} of seed {seed}",
+                                  time_min=iso(sim.start), time_max=iso(sim.start)))
+    test_kinds = {kind: sum(s.split == "test" and s.label == kind for s in samples)
+                  for kind in c["metrics"]["fits"]["per_kind"]}
+    want = {kind: v["images"] for kind, v in c["metrics"]["fits"]["per_kind"].items()}
+    if test_kinds != want:
+        raise _mismatch("aurora", "test images per kind", test_kinds, want)
+    title = f"Training, validation and test set of the epnml aurora model {version} (SIMULATED)"
+    description = (
+        f"SIMULATED EMUS-like FUV disk images of Mars, each made by {simulator}: images "
+        f"0..{n_val + n_train - 1} of seed {d['train_seed']} (the first {n_val} validation, "
+        f"the rest training) and 0..{n_test - 1} of seed {d['test_seed']} (test). One sample "
+        "per image, labelled with the simulator's aurora type (none, discrete, diffuse, "
+        "sinuous; none also when the drawn aurora fell outside the visible night side).")
+    keys = {s.sample_id: s.sample_id for s in samples}
+    quality = quality_report(
+        samples, duplicate_keys=keys,
+        duplicate_method="the same image (seed and draw) in two splits",
+        near_pairs=[], near_method="not applicable: images are independent draws of the "
+                                   "simulator",
+        label_agreement={"available": False, "reason": "simulated: the simulator's truth is "
+                                                       "the only label"})
+    return _manifest("aurora", version, title, description, True, sources, samples, quality,
+                     [PROJECT], ["Mars", "aurora", "EMM EMUS", "simulated"])
+
+
+# ----------------------------------------------------------------------------- minerals
+RELAB_REF = "https://sites.brown.edu/relab/"
+
+
+def build_minerals(shared: Path, version: str = "1.0.0") -> Manifest:
+    """minerals 1.x: the committed ensemble is fitted on every usable labelled RELAB and
+    SLab spectrum (the card's grouped cross-validation and hold-out were evaluations, refit
+    on all); one sample per spectrum, labelled with its phases as the source lists them.
+    The USGS library and the INAF ``test/`` spectra (no abundances) were not used."""
+    from epnml.experiments.minerals.train import load_labelled
+    from epnml.ml.minerals.abundance import PHASES
+
+    c = card("minerals", version)
+    root = _need(shared / "spectra" / "relab_minerals")
+    data = load_labelled(root)
+    if len(data["ids"]) != c["data"]["labelled_spectra"]:
+        raise _mismatch("minerals", "labelled spectra", len(data["ids"]),
+                        c["data"]["labelled_spectra"])
+    if len(set(data["groups"].tolist())) != c["data"]["groups"]:
+        raise _mismatch("minerals", "sample groups", len(set(data["groups"].tolist())),
+                        c["data"]["groups"])
+    minimum = float(c["config"]["presence_min_pct"])
+    samples, sources = [], []
+    for ident, y, group in zip(data["ids"], data["y"], data["groups"], strict=True):
+        subset, spectrum_id = ident.split("/", 1)
+        rel = f"spectra/relab_minerals/{subset}/{spectrum_id}.json"
+        src = _file_source(shared, rel, "archive", RELAB_REF)
+        sources.append(src)
+        label = ", ".join(f"{p} {pct:.0f}%" for p, pct in zip(PHASES, y * 100.0, strict=True)
+                          if pct >= minimum)
+        samples.append(Sample(ident, "train", rel, label,
+                              "RELAB sample abundances" if subset == "learning"
+                              else "SLab mixture composition", obs_id=str(group)))
+    title = f"Training set of the epnml minerals model {version}"
+    description = (
+        f"The {len(samples)} REAL laboratory reflectance spectra (RELAB learning set and SLab "
+        f"mixtures, {c['data']['groups']} sample groups) with known abundances that the "
+        "committed ensemble was fitted on: all of them (the model card's grouped 5-fold "
+        "cross-validation and 28-spectrum hold-out were measured before the final fit on "
+        "all). Label: the phases at or above the presence threshold with their share (%). "
+        "Skipped spectra, the USGS library and the unlabelled INAF test spectra are not in "
+        "the set.")
+    groups = {s.sample_id: s.obs_id or "" for s in samples}
+    quality = quality_report(
+        samples, duplicate_keys=groups, duplicate_method="not applicable: one split",
+        near_pairs=[], near_method="not applicable: one split",
+        label_agreement={"available": False, "reason": "one label source per spectrum"},
+        extra={"skipped": c["data"]["skipped"],
+               "evaluation": "grouped 5-fold CV and 28-spectrum grouped hold-out (card)"})
+    return _manifest("minerals", version, title, description, False, sources, samples,
+                     quality, [PROJECT, ("INAF", "Organizational")],
+                     ["minerals", "reflectance spectra", "RELAB"])
+
+
 # ----------------------------------------------------------------------------- common
 def _manifest(model: str, version: str, title: str, description: str, simulated: bool,
               sources: Sequence[Source], samples: Sequence[Sample], quality: dict[str, Any],
@@ -638,6 +797,9 @@ BUILDERS: dict[str, Callable[[Path], Manifest]] = {
     "ice-1.0.0": build_ice,
     "craters-2.0.0": build_craters,
     "craters-2.1.0": lambda shared: build_craters(shared, "2.1.0"),
+    "meteors-1.0.0": build_meteors,
+    "aurora-1.0.0": build_aurora,
+    "minerals-1.0.0": build_minerals,
 }
 
 

@@ -26,6 +26,12 @@ RIGHTS = {
     "cc-by-4.0": ("Creative Commons Attribution 4.0 International",
                   "https://creativecommons.org/licenses/by/4.0/legalcode"),
 }
+#: models that train nothing, so have no dataset version: what their provenance says instead.
+NO_TRAINING_SET = {
+    "units": "no training set: the units are fitted without labels on each granule's own "
+             "spectra at ingest (the model is its configuration); the abundance columns come "
+             "from the minerals model, whose training set is registered",
+}
 _NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 _VERSION = re.compile(r"^[0-9A-Za-z.+-]+$")
 #: a time stored in a manifest: ISO 8601 UTC to the second, no zone suffix (the tables' type).

@@ -34,30 +34,31 @@ def manifest_files(directory: Path) -> list[Path]:
 def register_manifest(conn: psycopg.Connection, m: Manifest) -> Registered:
     """Insert one dataset version with its sources and samples, in one transaction."""
     n = m.counts()
+    dataset_id = m.dataset_id  # a hash over every record: computed once, not per row
     with conn.transaction():
         cur = conn.execute(
             "INSERT INTO epnml.dataset_versions (dataset_id, model_name, model_version, "
             "content_sha256, title, description, n_train, n_validation, n_test, quality, "
             "datacite) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
             "ON CONFLICT DO NOTHING RETURNING dataset_id",
-            (m.dataset_id, m.model_name, m.model_version, m.content_sha256, m.title,
+            (dataset_id, m.model_name, m.model_version, m.content_sha256, m.title,
              m.description, n["train"], n["validation"], n["test"], Jsonb(m.quality),
              Jsonb(m.datacite)))
         if cur.fetchone() is None:
-            return Registered(m.dataset_id, False, len(m.samples))
+            return Registered(dataset_id, False, len(m.samples))
         with conn.cursor().copy(
                 "COPY epnml.dataset_sources (dataset_id, source_file, sha256, origin, seed, "
                 "reference) FROM STDIN") as copy:
             for s in m.sources:
-                copy.write_row((m.dataset_id, s.source_file, s.sha256, s.origin, s.seed,
+                copy.write_row((dataset_id, s.source_file, s.sha256, s.origin, s.seed,
                                 s.reference))
         with conn.cursor().copy(
                 "COPY epnml.dataset_samples (dataset_id, sample_id, split, source_file, obs_id, "
                 "time_min, time_max, label, label_source) FROM STDIN") as copy:
             for r in m.samples:
-                copy.write_row((m.dataset_id, r.sample_id, r.split, r.source_file, r.obs_id,
+                copy.write_row((dataset_id, r.sample_id, r.split, r.source_file, r.obs_id,
                                 r.time_min, r.time_max, r.label, r.label_source))
-    return Registered(m.dataset_id, True, len(m.samples))
+    return Registered(dataset_id, True, len(m.samples))
 
 
 def register_all(conn: psycopg.Connection, paths: Sequence[Path]) -> list[Registered]:

@@ -4,14 +4,17 @@
 A model is a pipeline, its versions the pipeline's committed versions (``/pipelines``), one
 to one. An inference runs what ``/preview/{pipeline}`` runs: the request's tensors are
 written to a temporary file in the real format the pipeline's readers take (ICME: the
-shared solar-wind CSV; pits: an 8-bit PNG chip), then one predict-mode ``run_pipeline`` in
-the preview worker pool (deadline, memory cap, queue), with the same upload size limit and
-the parameters checked by the spec. So the answer is the stage's own ``epnml predict``
-records on that file, as output tensors. Writing a file rather than calling the model
-functions keeps the readers' checks (non-physical values, gaps, image size limits) and the
-stage's post-processing (event extraction, thresholds, derived versions) in one place.
+shared solar-wind CSV; crossings: the MAG CSV; units: a VIRS DDR PDS3 table; minerals:
+spectrum CSVs; meteors: the network CSV; image models: an 8-bit PNG chip), then one
+predict-mode ``run_pipeline`` in the preview worker pool (deadline, memory cap, queue), with
+the same upload size limit and the parameters checked by the spec. So the answer is the
+stage's own ``epnml predict`` records on that file, as output tensors. Writing a file
+rather than calling the model functions keeps the readers' checks (non-physical values,
+gaps, image size limits) and the stage's post-processing (event extraction, thresholds,
+derived versions) in one place.
 
-Pipelines without a tensor mapping yet answer 400 on ``infer`` (their metadata says so).
+Every model of the registry has a mapping (a test walks ``MODEL_VERSIONS``); a pipeline
+added without one answers 400 on ``infer`` (its metadata says so).
 Errors: ``{"error": ..., "detail": ...}`` (the protocol's key and this service's), status
 400 for a bad tensor or parameter, 404 unknown model or version, 413 too large, 503 busy,
 504 past the deadline.
@@ -102,6 +105,43 @@ class Mapping:
     answer: Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 
+def _time_text(name: str, times: np.ndarray, tensor: str = "time") -> list[str]:
+    """A time tensor as the text a reader parses: INT64 seconds since 1970 (UTC) or ISO
+    8601 strings (passed on; the reader judges them, without separators a CSV cell would
+    split on)."""
+    if times.dtype.kind in "iu":
+        import pandas as pd
+
+        try:
+            stamps = pd.to_datetime(times, unit="s", utc=True)
+        except (ValueError, OverflowError) as exc:
+            raise TensorError(f"{name}: {tensor} (INT64) must be seconds since 1970-01-01 "
+                              "UTC within 1678-2261") from exc
+        return [t.strftime("%Y-%m-%d %H:%M:%S") for t in stamps]
+    text = [str(t) for t in times.tolist()]
+    bad = next((i for i, t in enumerate(text) if not t or any(c in t for c in ",\n\r\"")),
+               None)
+    if bad is not None:
+        raise TensorError(f"{name}: {tensor} element {bad} is not an ISO 8601 time "
+                          "(e.g. 2024-05-10 00:00:00)")
+    return text
+
+
+def _same_rows(name: str, *tensors: tuple[str, np.ndarray]) -> None:
+    """Tensors that describe the same samples must have as many rows."""
+    (first, a), *rest = tensors
+    for other, b in rest:
+        if a.shape[0] != b.shape[0]:
+            raise TensorError(f"{name}: {first} has {a.shape[0]} rows but {other} has "
+                              f"{b.shape[0]}; they must be equally long")
+
+
+def _number_text(values: np.ndarray) -> np.ndarray:
+    """Numbers as the shortest text that gives them back (FP32 stays FP32), NaN empty."""
+    return np.where(np.isnan(values), "", values.astype(str)) if values.dtype.kind == "f" \
+        else values.astype(str)
+
+
 # --- icme ------------------------------------------------------------------------------
 
 def _write_solar_wind(tensors: dict[str, np.ndarray], directory: Path) -> list[Path]:
@@ -109,27 +149,9 @@ def _write_solar_wind(tensors: dict[str, np.ndarray], directory: Path) -> list[P
     Values are written with the shortest text that gives back the tensor's own numbers
     (FP32 stays FP32), NaN as an empty cell (missing data)."""
     values, times = tensors["solar_wind"], tensors["time"]
-    if values.shape[0] != times.shape[0]:
-        raise TensorError(f"icme: solar_wind has {values.shape[0]} rows but time has "
-                          f"{times.shape[0]}; they must be equally long")
-    if times.dtype.kind in "iu":
-        import pandas as pd
-
-        try:
-            stamps = pd.to_datetime(times, unit="s", utc=True)
-        except (ValueError, OverflowError) as exc:
-            raise TensorError("icme: time (INT64) must be seconds since 1970-01-01 UTC "
-                              "within 1678-2261") from exc
-        text = [t.strftime("%Y-%m-%d %H:%M:%S") for t in stamps]
-    else:
-        text = [str(t) for t in times.tolist()]
-        bad = next((i for i, t in enumerate(text) if not t or any(c in t for c in ",\n\r\"")),
-                   None)
-        if bad is not None:
-            raise TensorError(f"icme: time element {bad} is not an ISO 8601 time "
-                              "(e.g. 2024-05-10 00:00:00)")
-    cells = np.where(np.isnan(values), "", values.astype(str)) if values.dtype.kind == "f" \
-        else values.astype(str)
+    _same_rows("icme", ("solar_wind", values), ("time", times))
+    text = _time_text("icme", times)
+    cells = _number_text(values)
     lines = ["time," + ",".join(SOLAR_WIND_COLUMNS)]
     lines += [t + "," + ",".join(row) for t, row in zip(text, cells.tolist(), strict=True)]
     path = directory / "oip_solar_wind.csv"
@@ -152,23 +174,30 @@ def _icme_answer(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 # --- pits ------------------------------------------------------------------------------
 
-def _write_chip(tensors: dict[str, np.ndarray], directory: Path) -> list[Path]:
-    """An 8-bit grayscale PNG chip (what the pits reader takes without georeference):
+def _chip_writer(name: str, what: str) -> Callable[[dict[str, np.ndarray], Path], list[Path]]:
+    """An 8-bit grayscale PNG chip (what the image readers take without georeference):
     UINT8 as is, FP32 only when every value is a whole number in 0-255 (exact)."""
-    from PIL import Image
 
-    pixels = tensors["image"]
-    if pixels.dtype != np.uint8:
-        if not np.isfinite(pixels).all() or (pixels != np.round(pixels)).any() \
-                or pixels.min() < 0 or pixels.max() > 255:
-            raise TensorError("pits: image values must be whole numbers in 0-255 (the pits "
-                              "model reads 8-bit chips); send UINT8 or rescale")
-        pixels = pixels.astype(np.uint8)
-    path = directory / "oip_image.png"
-    buffer = io.BytesIO()
-    Image.fromarray(np.ascontiguousarray(pixels), mode="L").save(buffer, format="PNG")
-    path.write_bytes(buffer.getvalue())
-    return [path]
+    def write(tensors: dict[str, np.ndarray], directory: Path) -> list[Path]:
+        from PIL import Image
+
+        pixels = tensors["image"]
+        if pixels.dtype != np.uint8:
+            if not np.isfinite(pixels).all() or (pixels != np.round(pixels)).any() \
+                    or pixels.min() < 0 or pixels.max() > 255:
+                raise TensorError(f"{name}: image values must be whole numbers in 0-255 (the "
+                                  f"{name} model reads {what}); send UINT8 or rescale")
+            pixels = pixels.astype(np.uint8)
+        path = directory / "oip_image.png"
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(pixels), mode="L").save(buffer, format="PNG")
+        path.write_bytes(buffer.getvalue())
+        return [path]
+
+    return write
+
+
+_write_chip = _chip_writer("pits", "8-bit chips")
 
 
 def _boxes_answer(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -183,6 +212,304 @@ def _boxes_answer(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
         {"name": "box", "datatype": "FP64", "shape": [n, 4],
          "data": [float(r[k]) for r in records for k in ("x_min", "y_min", "x_max", "y_max")]},
     ]
+
+
+# --- every other model: outputs read from the stage's record columns ------------------
+
+@dataclass(frozen=True)
+class Out:
+    """One output tensor: the record column(s) it carries (one: shape [n]; several:
+    [n, k], in this order). Missing values (None, NaN) are JSON null."""
+
+    spec: TensorSpec
+    keys: tuple[str, ...]
+
+
+def _value(value: Any, datatype: str) -> Any:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    if datatype == "FP64":
+        return float(value)
+    if datatype == "INT64":
+        return int(value)
+    if datatype == "BOOL":
+        return bool(value)
+    return str(value)
+
+
+def _columns(outs: tuple[Out, ...]) -> Callable[[list[dict[str, Any]]], list[dict[str, Any]]]:
+    def answer(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        n = len(records)
+        return [{"name": o.spec.name, "datatype": o.spec.datatypes[0],
+                 "shape": [n] if len(o.keys) == 1 else [n, len(o.keys)],
+                 "data": [_value(r.get(k), o.spec.datatypes[0]) for r in records
+                          for k in o.keys]} for o in outs]
+
+    return answer
+
+
+def _mapping(inputs: tuple[TensorSpec, ...], outs: tuple[Out, ...],
+             write: Callable[[dict[str, np.ndarray], Path], list[Path]]) -> Mapping:
+    return Mapping(inputs, tuple(o.spec for o in outs), write, _columns(outs))
+
+
+def _out(name: str, datatype: str, description: str, *keys: str) -> Out:
+    shape = (-1,) if len(keys) <= 1 else (-1, len(keys))
+    return Out(TensorSpec(name, (datatype,), shape, description), keys or (name,))
+
+
+BOX = _out("box", "FP64", "x_min, y_min, x_max, y_max in pixels", "x_min", "y_min", "x_max",
+           "y_max")
+IMAGE_NOTE = ("no georeference over this protocol: coordinates and sizes in km stay null "
+              "(send georeferenced files to /preview)")
+
+
+def _image(description: str) -> tuple[TensorSpec, ...]:
+    return (TensorSpec("image", ("UINT8", "FP32"), (-1, -1), description),)
+
+
+# --- crossings: MESSENGER MAG 1-s samples -> the reader's CSV ----------------------------
+
+MSO = ("x_mso_km", "y_mso_km", "z_mso_km")
+FIELD = ("bx_mso_nt", "by_mso_nt", "bz_mso_nt")
+
+
+def _write_mag(tensors: dict[str, np.ndarray], directory: Path) -> list[Path]:
+    """The MAG CSV layout ``time,x_mso_km,...,bz_mso_nt`` (epnml.ingest.readers.messenger
+    read_csv): NaN field or position = missing sample."""
+    position, field, times = tensors["position"], tensors["field"], tensors["time"]
+    _same_rows("crossings", ("position", position), ("field", field), ("time", times))
+    text = _time_text("crossings", times)
+    cells = np.concatenate([_number_text(position), _number_text(field)], axis=1)
+    lines = ["time," + ",".join(MSO + FIELD)]
+    lines += [t + "," + ",".join(row) for t, row in zip(text, cells.tolist(), strict=True)]
+    path = directory / "oip_mag.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return [path]
+
+
+# --- units: MASCS VIRS footprints -> a PDS3 DDR table the units reader takes -------------
+
+def _write_virs(tensors: dict[str, np.ndarray], directory: Path) -> list[Path]:
+    """A VIRS-VIS DDR (detached label, .fmt, binary table) with the columns the MASCS
+    reader uses: I/F spectra, channel wavelengths, footprint centre + corners, angles,
+    spectrum times; data-quality flags all good (the client's data, taken as is); null
+    I/F, latitude or longitude are written as the DDR's invalid / missing constants."""
+    import pandas as pd
+
+    from epnml.ingest.simulate.units import virs_columns, write_pds3_table
+
+    iof, wl = tensors["iof"], tensors["wavelength_nm"]
+    lat, lon, angles = tensors["latitude"], tensors["longitude"], tensors["angles"]
+    _same_rows("units", ("iof", iof), ("latitude", lat), ("longitude", lon),
+               ("angles", angles), ("time", tensors["time"]))
+    if iof.shape[1] != wl.shape[0]:
+        raise TensorError(f"units: iof has {iof.shape[1]} channels but wavelength_nm has "
+                          f"{wl.shape[0]}")
+    text = _time_text("units", tensors["time"])
+    stamps = pd.to_datetime(pd.Series(text), errors="coerce", utc=True, format="ISO8601")
+    if stamps.isna().any():
+        bad = int(np.flatnonzero(stamps.isna().to_numpy())[0])
+        raise TensorError(f"units: time element {bad} is not an ISO 8601 time")
+    n = iof.shape[0]
+    data: dict[str, np.ndarray] = {
+        "SC_TIME": np.arange(n, dtype=np.uint32) + 1,
+        "SPECTRUM_NUMBER": np.arange(n) % 65536,
+        "SPECTRUM_UTC_TIME": np.array([t.strftime("%y%jT%H:%M:%S.")
+                                       + f"{t.microsecond // 10_000:02d}" for t in stamps]),
+        "PHOTOM_IOF_SPECTRUM_DATA": np.where(np.isnan(iof), 1e32, iof).astype(np.float32),
+        "CHANNEL_WAVELENGTHS": np.tile(wl.astype(np.float32), (n, 1)),
+        # digit M (SPICE geometry) 2: the geometry is the client's, taken as valid
+        "DATA_QUALITY_INDEX": np.array(["0000-0000-0000-2000"] * n),
+        "TARGET_LATITUDE_SET": np.where(np.isnan(lat), -1e32, lat),
+        "TARGET_LONGITUDE_SET": np.where(np.isnan(lon), -1e32, lon),
+        **{k: np.where(np.isnan(angles[:, i]), -1e32, angles[:, i]) for i, k in
+           enumerate(("INCIDENCE_ANGLE", "EMISSION_ANGLE", "PHASE_ANGLE"))},
+    }
+    keywords = {"PRODUCT_ID": '"OIP_VIRSVD_REQUEST"', "PRODUCT_TYPE": '"DDR"',
+                "INSTRUMENT_HOST_NAME": '"MESSENGER"', "INSTRUMENT_ID": '"MASCS"',
+                "DETECTOR_ID": '"VIRS"', "STANDARD_DATA_PRODUCT_ID": '"VIRSDVIS"',
+                "TARGET_NAME": '"MERCURY"',
+                "START_TIME": stamps.min().strftime("%Y-%m-%dT%H:%M:%S"),
+                "STOP_TIME": stamps.max().strftime("%Y-%m-%dT%H:%M:%S")}
+    paths = write_pds3_table(directory / "oip_virsvd_request.lbl", virs_columns(wl.shape[0]),
+                             data, keywords, "OIPVIRSVD.FMT",
+                             description="VIRS VIS spectra sent to the Open Inference "
+                                         "Protocol endpoint")
+    return [paths["lbl"], paths["dat"], paths["fmt"]]
+
+
+# --- minerals: reflectance spectra -> one spectrum CSV each -------------------------------
+
+def _write_spectra(tensors: dict[str, np.ndarray], directory: Path) -> list[Path]:
+    """``wavelength_nm,reflectance`` CSVs (epnml.ingest.stages.minerals), one per row of
+    ``reflectance``: the records come back in the row order."""
+    wl, refl = tensors["wavelength_nm"], tensors["reflectance"]
+    if refl.shape[1] != wl.shape[0]:
+        raise TensorError(f"minerals: reflectance has {refl.shape[1]} wavelengths per "
+                          f"spectrum but wavelength_nm has {wl.shape[0]}")
+    paths = []
+    wl_text = _number_text(wl).tolist()
+    for i, row in enumerate(_number_text(refl).tolist()):
+        path = directory / f"oip_spectrum_{i:05d}.csv"
+        path.write_text("wavelength_nm,reflectance\n" + "".join(
+            f"{w},{r}\n" for w, r in zip(wl_text, row, strict=True)), encoding="utf-8")
+        paths.append(path)
+    return paths
+
+
+# --- meteors: light curves -> the network's CSV -------------------------------------------
+
+def _write_meteors(tensors: dict[str, np.ndarray], directory: Path) -> list[Path]:
+    """The Armagh/Bangor CSV (epnml.ingest.readers.meteors): one record per meteor, its
+    per-frame lists the non-null leading values of its ``mag``/``ra``/``dec`` rows."""
+    import csv
+
+    import pandas as pd
+
+    ids, cams, starts = tensors["meteor_id"], tensors["camera"], tensors["start"]
+    mag, ra, dec = tensors["mag"], tensors["ra"], tensors["dec"]
+    _same_rows("meteors", ("meteor_id", ids), ("camera", cams), ("start", starts),
+               ("mag", mag), ("ra", ra), ("dec", dec))
+    if not mag.shape == ra.shape == dec.shape:
+        raise TensorError(f"meteors: mag, ra and dec must have one shape (frames per meteor, "
+                          f"null after its last frame); got {list(mag.shape)}, "
+                          f"{list(ra.shape)}, {list(dec.shape)}")
+    text = _time_text("meteors", starts, "start")
+    when = pd.to_datetime(pd.Series(text), errors="coerce", utc=True, format="ISO8601")
+    buffer = io.StringIO()
+    out = csv.writer(buffer, lineterminator="\n")
+    out.writerow(("fname", "cam", "year", "month", "day", "hour", "minute", "second", "sN",
+                  "mag", "ra", "dec"))
+    for i in range(mag.shape[0]):
+        if pd.isna(when[i]):
+            raise TensorError(f"meteors: start element {i} is not an ISO 8601 time")
+        t = when[i]
+        frames = np.isfinite(mag[i]) & np.isfinite(ra[i]) & np.isfinite(dec[i])
+        n = int(frames.argmin()) if not frames.all() else frames.size
+        if frames[n:].any():
+            raise TensorError(f"meteors: meteor {i} has a null frame before its last one "
+                              "(pad with null only after the last frame)")
+        second = t.second + t.microsecond / 1e6
+        out.writerow((f"{ids[i]}.XML", str(cams[i]), t.year, t.month, t.day, t.hour,
+                      t.minute, repr(second), n,
+                      *(";".join(_number_text(v[i, :n]).tolist()) for v in (mag, ra, dec))))
+    path = directory / "oip_meteors.csv"
+    path.write_text(buffer.getvalue(), encoding="utf-8")
+    return [path]
+
+
+_MINERALS_PHASES = ("olivine", "orthopyroxene", "clinopyroxene", "plagioclase", "glass",
+                    "other")  # epnml.ml.minerals.abundance.PHASES (a test checks they agree)
+
+OTHER_MAPPINGS: dict[str, Mapping] = {
+    "crossings": _mapping(
+        (TensorSpec("position", ("FP64", "FP32"), (-1, 3),
+                    "MESSENGER position x, y, z MSO (km), 1-s samples; NaN/null: missing"),
+         TensorSpec("field", ("FP64", "FP32"), (-1, 3),
+                    "magnetic field Bx, By, Bz MSO (nT); NaN/null: missing (data gap)"),
+         TensorSpec("time", ("BYTES", "INT64"), (-1,),
+                    "UTC time of each sample: ISO 8601 text or seconds since 1970")),
+        (_out("time", "BYTES", "crossing time, ISO 8601 UTC"),
+         _out("boundary", "BYTES", "bow shock or magnetopause"),
+         _out("direction", "BYTES", "inbound or outbound"),
+         _out("edge", "BYTES", "inner or outer edge of the boundary layer"),
+         _out("boundary_number", "INT64", "Philpott et al. 2020 boundary number 1-8"),
+         _out("score", "FP64", "mean probability of the decoded region around the edge"),
+         _out("position", "FP64", "position at the edge, MSO km", *MSO),
+         _out("local_time_h", "FP64", "local time at the edge (h)")),
+        _write_mag),
+    "units": _mapping(
+        (TensorSpec("iof", ("FP32", "FP64"), (-1, -1),
+                    "VIRS VIS photometrically corrected I/F [footprints, channels]; null: "
+                    "fill"),
+         TensorSpec("wavelength_nm", ("FP32", "FP64"), (-1,), "channel wavelengths (nm)"),
+         TensorSpec("latitude", ("FP64", "FP32"), (-1, 5),
+                    "footprint centre then its 4 corners, planetocentric latitude (deg)"),
+         TensorSpec("longitude", ("FP64", "FP32"), (-1, 5),
+                    "footprint centre then its 4 corners, east longitude (deg)"),
+         TensorSpec("angles", ("FP64", "FP32"), (-1, 3),
+                    "incidence, emission and phase angles (deg)"),
+         TensorSpec("time", ("BYTES", "INT64"), (-1,),
+                    "UTC time of each spectrum (within the MESSENGER mission)")),
+        (_out("unit_id", "INT64", "spectral unit"),
+         _out("region", "INT64", "connected region of the unit"),
+         _out("tile", "INT64", "tile of the region (at most 90 deg of longitude)"),
+         _out("cell_count", "INT64", "grid cells in the tile"),
+         _out("bounds", "FP64", "lon_min, lon_max, lat_min, lat_max (deg)", "lon_min",
+              "lon_max", "lat_min", "lat_max"),
+         _out("score", "FP64", "membership stability of the tile's cells (null: one unit)"),
+         _out("n_units", "INT64", "units found in the request"),
+         _out("abundance", "FP64", "mineral abundance of the unit (%): "
+              + ", ".join(_MINERALS_PHASES) + "; null: withheld",
+              *(f"abundance_{p}" for p in _MINERALS_PHASES))),
+        _write_virs),
+    "minerals": _mapping(
+        (TensorSpec("wavelength_nm", ("FP64", "FP32"), (-1,),
+                    "wavelengths (nm) shared by every spectrum; 350-1050 nm must be covered"),
+         TensorSpec("reflectance", ("FP64", "FP32"), (-1, -1),
+                    "reflectance [spectra, wavelengths]; NaN/null: missing")),
+        (_out("covered", "BOOL", "the spectrum covers the model's 350-1050 nm (else null "
+              "results)"),
+         _out("presence_prob", "FP64", "probability each phase is present: "
+              + ", ".join(_MINERALS_PHASES),
+              *(f"presence_prob_{p}" for p in _MINERALS_PHASES)),
+         _out("abundance", "FP64", "abundance of each phase (%)",
+              *(f"abundance_{p}" for p in _MINERALS_PHASES)),
+         _out("abundance_sigma", "FP64", "ensemble spread of each abundance (%)",
+              *(f"abundance_sigma_{p}" for p in _MINERALS_PHASES))),
+        _write_spectra),
+    "craters": _mapping(
+        _image("grayscale orbital image or mosaic chip [H, W], 0-255; " + IMAGE_NOTE),
+        (_out("score", "FP64", "detection score"), BOX,
+         _out("diameter_px", "FP64", "crater diameter in pixels")),
+        _chip_writer("craters", "8-bit chips")),
+    "mounds": _mapping(
+        _image("grayscale image (e.g. a hillshade) [H, W], 0-255, as a plain image channel; "
+               + IMAGE_NOTE),
+        (_out("score", "FP64", "mean mound probability of the component"), BOX,
+         _out("centroid", "FP64", "centroid x, y in pixels", "centroid_x", "centroid_y"),
+         _out("size_px", "FP64", "equivalent diameter in pixels"),
+         _out("area_px", "INT64", "component area in pixels")),
+        _chip_writer("mounds", "8-bit images without a DTM")),
+    "ice": _mapping(
+        _image("grayscale HiRISE-like image [H, W], 0-255 (cut into 1024-px chunks); "
+               + IMAGE_NOTE),
+        (_out("class", "BYTES", "ice patch (one icy chunk) or ice image: good / hard to "
+              "identify / bad (the whole image)"),
+         _out("score", "FP64", "chunk ice probability (image: mean over chunks)"),
+         _out("chunk", "INT64", "chunk row, column (null for the image row)", "chunk_row",
+              "chunk_col"), BOX),
+        _chip_writer("ice", "8-bit images")),
+    "meteors": _mapping(
+        (TensorSpec("meteor_id", ("BYTES",), (-1,), "record name (the camera's file stem)"),
+         TensorSpec("camera", ("BYTES",), (-1,), "camera name"),
+         TensorSpec("start", ("BYTES", "INT64"), (-1,),
+                    "UTC time of the first frame: ISO 8601 or seconds since 1970"),
+         TensorSpec("mag", ("FP64", "FP32"), (-1, -1),
+                    "magnitude per video field (1/50 s) [meteors, frames]; null after the "
+                    "meteor's last frame"),
+         TensorSpec("ra", ("FP64", "FP32"), (-1, -1), "right ascension per field (deg)"),
+         TensorSpec("dec", ("FP64", "FP32"), (-1, -1), "declination per field (deg)")),
+        (_out("meteor_id", "BYTES", "record name"),
+         _out("cluster", "INT64", "light-curve cluster"),
+         _out("meteor_class", "BYTES", "the cluster's light-curve class"),
+         _out("score", "FP64", "membership score"),
+         _out("linked_id", "BYTES", "the same meteor seen by another camera (null: none)"),
+         _out("peak_mag", "FP64", "peak magnitude"),
+         _out("duration_s", "FP64", "duration (s)")),
+        _write_meteors),
+    "aurora": _mapping(
+        _image("FUV disk image of Mars [H, W] as a PNG chip's 8-bit values: v = 255 "
+               "log1p(B/10 R)/log1p(20000/10) (epnml.ingest.readers.aurora.png_stretch); no "
+               "time or geometry: coordinates null"),
+        (_out("aurora_type", "BYTES", "discrete, diffuse or sinuous"),
+         _out("score", "FP64", "detection score"),
+         _out("centre", "FP64", "centre x, y in pixels", "x", "y"), BOX,
+         _out("prefilter_objects", "INT64", "bright night-side objects the prefilter "
+              "found")),
+        _chip_writer("aurora", "8-bit PNG chips")),
+}
 
 
 MAPPINGS: dict[str, Mapping] = {
@@ -210,6 +537,9 @@ MAPPINGS: dict[str, Mapping] = {
             TensorSpec("box", ("FP64",), (-1, 4), "x_min, y_min, x_max, y_max in pixels")),
         write=_write_chip, answer=_boxes_answer),
 }
+
+
+MAPPINGS |= OTHER_MAPPINGS
 
 
 def not_mapped(name: str) -> str:

@@ -228,11 +228,14 @@ def virs_columns(channels: int) -> list[ColumnSpec]:
 
 def write_pds3_table(label_path: Path, columns: Sequence[ColumnSpec],
                      data: dict[str, np.ndarray], keywords: dict[str, str],
-                     fmt_name: str, fmt_dir: Path | None = None) -> dict[str, Path]:
-    """Write a detached PDS3 label, its ``^STRUCTURE`` .fmt and the binary table."""
+                     fmt_name: str, fmt_dir: Path | None = None,
+                     description: str | None = None) -> dict[str, Path]:
+    """Write a detached PDS3 label, its ``^STRUCTURE`` .fmt and the binary table
+    (``description``: the TABLE's, for tables that are not simulated)."""
     rows = len(next(iter(data.values())))
     start = 1
-    fmt_lines = ["/* SIMULATED product format (epnml.ingest.simulate.units) */", ""]
+    fmt_lines = ["/* SIMULATED product format (epnml.ingest.simulate.units) */" if description
+                 is None else "/* product format (epnml) */", ""]
     dtype_fields = []
     for i, col in enumerate(columns, start=1):
         nbytes = col.item_bytes * col.items
@@ -268,7 +271,8 @@ def write_pds3_table(label_path: Path, columns: Sequence[ColumnSpec],
             f"   ROW_BYTES                      = {row_bytes}",
             f"   ROWS                           = {rows}",
             f'   DESCRIPTION                    = "{SIMULATED} MASCS-like VIRS spectra,\r\n'
-            '       made by epnml.ingest.simulate.units; not spacecraft data."',
+            '       made by epnml.ingest.simulate.units; not spacecraft data."' if description
+            is None else f'   DESCRIPTION                    = "{description}"',
             f'   ^STRUCTURE = "{fmt_name.upper()}"',
             "END_OBJECT                     = TABLE", "END", ""]
     label_path.write_text("\r\n".join(lab))
