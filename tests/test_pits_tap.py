@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -88,3 +89,64 @@ def test_rows_carry_class_size_and_provenance(ingested_pits: Ingest, tap: Any) -
     assert set(rows["target_class"]) == {"planet"}
     assert all(str(c).startswith("Type-") for c in rows["landform_class"])
     assert (rows["landform_size"] > 0).all()
+
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "pipelines" / "landforms.md"
+
+
+def documented_pits_query() -> str:
+    """The pits query of docs/pipelines/landforms.md (linked from the README), verbatim."""
+    text = DOC.read_text()
+    block = text.split("## Query", 1)[1].split("```sql", 1)[1].split("```", 1)[0]
+    return " ".join(block.split())
+
+
+@pytest.fixture(scope="module")
+def demo_pits(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Any]:
+    """The demo's SIMULATED HiRISE-like pits image (``ingest/demo.sh``: seed 2026), routed
+    by ``epnml ingest landforms`` like the demo, with the default (newest) pits model."""
+    from epnml.ingest.simulate.pits import simulate_pits_scene, write_pits_geotiff
+    from tests.conftest import _epnml
+
+    out = tmp_path_factory.mktemp("demo_pits")
+    scene = simulate_pits_scene(2026)
+    tif = write_pits_geotiff(out / "simulated_hirise_pits_2026.tif", scene)
+    result = _epnml(stack, "landforms", str(tif))
+    assert result.returncode == 0, result.stderr
+    assert "landforms: pits <- 1 file(s)" in result.stderr
+    return tif, scene
+
+
+def test_documented_pits_query_answers_on_the_demo_image(demo_pits: tuple[Path, Any],
+                                                         tap: Any) -> None:
+    """The README's pits query (Type-1 skylights within 2 deg of 135.05 E, 4.95 S) returns
+    the skylights drawn in the demo's simulated image, each once, and nothing else of it."""
+    from epnml.ingest.simulate.pits import PIXEL_M
+
+    tif, scene = demo_pits
+    query = documented_pits_query()
+    assert "landform_class = 'Type-1 skylight'" in query and "CIRCLE(135.05, -4.95, 2)" in query
+    rows = tap.search(query).to_table()
+    stem = tif.stem
+    mine = [str(u) for u in rows["granule_uid"] if f"_{stem}_" in str(u)]
+    assert mine, f"the documented query found no row of {tif.name}"
+    boxes = tap.search(
+        "SELECT granule_uid, c1min, c1max, c2min, c2max, processing_level_desc"
+        " FROM epnml_landforms.epn_core WHERE granule_uid IN ("
+        + ", ".join(f"'{u}'" for u in mine) + ")").to_table()
+    assert len(boxes) == len(mine)
+    deg = math.degrees(PIXEL_M / MARS_R)
+    # square pixels at the centre latitude (write_pits_geotiff): longitude degrees are wider
+    deg_lon = deg / math.cos(math.radians(-4.9 - scene.image.shape[0] / 2 * deg))
+    skylights = [((x0 + x1) / 2, (y0 + y1) / 2) for kind, _, x0, y0, x1, y1 in scene.truth
+                 if kind == "skylight"]
+    assert len(skylights) == 3
+    hit = []
+    for row in boxes:
+        assert str(row["processing_level_desc"]).startswith("SIMULATED input; ")
+        inside = [i for i, (x, y) in enumerate(skylights)
+                  if row["c1min"] <= 135.0 + x * deg_lon <= row["c1max"]
+                  and row["c2min"] <= -4.9 - y * deg <= row["c2max"]]
+        assert len(inside) == 1, (row["granule_uid"], inside)
+        hit += inside
+    assert len(hit) == len(set(hit))  # one row per drawn skylight
