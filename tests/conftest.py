@@ -163,6 +163,13 @@ def stack() -> Iterator[Stack]:
         conn.execute(f"TRUNCATE {tables}, epnml.granule_runs, epnml.runs, epnml.model_versions, "
                      "epnml.jobs, epnml.inference_log, epnml.solarwind_samples, "
                      "epnml.solarwind_granules, epnml.solarwind_series, epnml.retirements")
+        # the training datasets: exactly the committed manifests (provisioning registered
+        # them; rows a test inserted earlier into this reused database must not survive)
+        from epnml.datasets.register import manifest_files, register_all
+
+        conn.execute("TRUNCATE epnml.dataset_samples, epnml.dataset_sources, "
+                     "epnml.dataset_versions")
+        register_all(conn, manifest_files(REPO / "ml" / "datasets"))
     for key in ("EPNML_DSN", "EPNML_DSN_FILE", "EPNML_DATA_DIR", "EPNML_SERVER_URL",
                 "EPNML_API_URL", "GAVOSETTINGS"):
         os.environ[key] = env[key]
