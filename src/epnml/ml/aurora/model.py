@@ -97,23 +97,11 @@ class AuroraDetector(nn.Module):
 
 def decode(out: dict[str, torch.Tensor], threshold: float, top_k: int = 10
            ) -> list[np.ndarray]:
-    """Per batch item ``(n, 6)``: x0, y0, x1, y1 (input px), class index, score."""
-    heat = torch.sigmoid(out["heatmap"])
-    peaks = heat * (F.max_pool2d(heat, 3, 1, 1) == heat)
-    b, c, h, w = heat.shape
-    scores, idx = peaks.view(b, -1).topk(min(top_k, c * h * w))
-    result = []
-    for i in range(b):
-        keep = scores[i] >= threshold
-        s, k = scores[i][keep], idx[i][keep]
-        cls, pos = k // (h * w), k % (h * w)
-        ys, xs = (pos // w).float(), (pos % w).float()
-        off = out["offset"][i].view(2, -1)[:, pos]
-        size = torch.exp(out["size"][i].view(2, -1)[:, pos].clamp(-3.0, 4.0)) * STRIDE
-        cx, cy = (xs + off[0]) * STRIDE, (ys + off[1]) * STRIDE
-        result.append(torch.stack([cx - size[0] / 2, cy - size[1] / 2, cx + size[0] / 2,
-                                   cy + size[1] / 2, cls.float(), s], 1).numpy())
-    return result
+    """Per batch item ``(n, 6)``: x0, y0, x1, y1 (input px), class index, score: the
+    landform detectors' CenterNet decoding, with this head's size range."""
+    from epnml.ml.imagery.detector import decode as decode_centres
+
+    return decode_centres(out, STRIDE, threshold, top_k, log_size_range=(-3.0, 4.0))
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> float:

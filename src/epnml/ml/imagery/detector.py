@@ -140,7 +140,8 @@ def n_parameters(module: nn.Module) -> int:
 
 
 def decode(out: dict[str, torch.Tensor], stride: int, threshold: float = 0.05,
-           top_k: int = 100) -> list[np.ndarray]:
+           top_k: int = 100, log_size_range: tuple[float, float] = (-4.0, 6.0)
+           ) -> list[np.ndarray]:
     """Per batch item an array ``(n, 6)``: x_min, y_min, x_max, y_max (px), class 0..4, score.
 
     Local maxima of the class heatmaps (3x3 max-pool, the CenterNet substitute for
@@ -158,7 +159,7 @@ def decode(out: dict[str, torch.Tensor], stride: int, threshold: float = 0.05,
         pos = k % (h * w)
         ys, xs = (pos // w).float(), (pos % w).float()
         off = out["offset"][i].view(2, -1)[:, pos]
-        size = torch.exp(out["size"][i].view(2, -1)[:, pos].clamp(-4.0, 6.0)) * stride
+        size = torch.exp(out["size"][i].view(2, -1)[:, pos].clamp(*log_size_range)) * stride
         cx, cy = (xs + off[0]) * stride, (ys + off[1]) * stride
         boxes = torch.stack([cx - size[0] / 2, cy - size[1] / 2, cx + size[0] / 2,
                              cy + size[1] / 2, cls.float(), s], dim=1)
