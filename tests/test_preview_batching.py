@@ -133,3 +133,13 @@ def test_preview_batch_of_one_turns_batching_off() -> None:
     assert [results[i][1] for i in range(3)] == ["a1", "a2", "a3"]
     with pytest.raises(ValueError, match="preview_batch must be >= 1, got 0"):
         WorkerPool(workers=1, queue=0, memory_mb=0, max_batch=0)
+
+
+def test_the_service_does_not_batch_by_default() -> None:
+    """Measured on free cores, batches only made calls wait (docs/benchmarks.md): the
+    service's pool runs one call per worker message unless ``preview_batch`` says more."""
+    from epnml.config import Settings
+
+    assert Settings().preview_batch == 1
+    assert WorkerPool.from_settings(Settings()).max_batch == 1
+    assert WorkerPool.from_settings(Settings(preview_batch=8)).max_batch == 8

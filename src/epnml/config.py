@@ -84,8 +84,9 @@ class Settings:
     #: previews that may wait for a worker; beyond, HTTP 503 with Retry-After at once.
     preview_queue: int = 4
     #: most waiting previews of one pipeline and model version sent to a worker as one
-    #: batch (1 = no batching).
-    preview_batch: int = 8
+    #: batch (1 = no batching, the default: a worker keeps the models it has loaded, and on
+    #: free cores batches only made calls wait behind their batch, see docs/benchmarks.md).
+    preview_batch: int = 1
     #: address-space cap (MB, RLIMIT_AS) of a preview worker process; 0 = none.
     preview_memory_mb: int = 4096
     #: how preview workers start: forkserver (default, clean processes) or fork.

@@ -53,7 +53,8 @@ from epnml.safety import log_internal
 QUEUE_WAIT_S = 30.0
 #: Retry-After (seconds) of a 503 answered because the queue is full.
 RETRY_AFTER_S = 10
-#: most calls sent to a worker in one batch (the default of ``preview_batch``).
+#: most calls sent to a worker in one batch when a pool is built without ``max_batch``
+#: (the service's ``preview_batch`` default is 1: no batching).
 MAX_BATCH = 8
 
 
