@@ -239,3 +239,21 @@ def test_real_records(shared_data: Path) -> None:
     assert len(table.records) == card["data"]["records_used"] == 11770
     assert table.invalid == card["data"]["records_left_out"]
     assert json.dumps(card["metrics"])  # the card carries what was measured
+
+
+def test_same_file_name_in_two_folders_gives_two_granules(tmp_path: Path) -> None:
+    """Granule ids are unique within a run: the second file of a name gets its folder."""
+    from epnml.ingest.stages.aurora import AuroraStage
+    from epnml.ingest.stages.meteors import MeteorsStage
+
+    for folder in ("night1", "night2"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "cam.csv").write_text("x\n")
+        (tmp_path / folder / "emus.fits").write_bytes(b"")
+    meteors = MeteorsStage.__new__(MeteorsStage).granules(
+        [tmp_path / "night1" / "cam.csv", tmp_path / "night2" / "cam.csv"])
+    assert [(g.granule_id, g.paths[0].parent.name) for g in meteors] == [
+        ("cam", "night1"), ("cam@night2", "night2")]
+    aurora = AuroraStage.__new__(AuroraStage).granules(
+        [tmp_path / "night1" / "emus.fits", tmp_path / "night2" / "emus.fits"])
+    assert [g.granule_id for g in aurora] == ["emus.fits", "night2_emus.fits"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -61,6 +61,19 @@ class Granule:
     def label(self) -> str:
         """The files, printable (non-UTF-8 name bytes escaped): for messages and the store."""
         return ", ".join(printable(p) for p in self.paths)
+
+
+def one_granule_per_file(files: Iterable[Path], granule_id: Callable[[Path], str],
+                         on_clash: Callable[[Path, str], str]) -> list[Granule]:
+    """One granule per file, in order: ``granule_id(file)``, or ``on_clash(file, id)`` when
+    an earlier file already took that id (the same name in two folders)."""
+    out: dict[str, Granule] = {}
+    for f in files:
+        gid = granule_id(f)
+        if gid in out:
+            gid = on_clash(f, gid)
+        out[gid] = Granule(gid, (f,))
+    return list(out.values())
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from epnml.ingest.stage import (
     RunContext,
     StageOutput,
     invalid_note,
+    one_granule_per_file,
 )
 from epnml.ml.model_info import ModelInfo
 from epnml.schemas.products import get_product
@@ -79,13 +80,8 @@ class AuroraStage(CommittedModelStage):
 
     def granules(self, paths: Sequence[Path]) -> list[Granule]:
         """One granule per image; the id is the file name (its folder added on a clash)."""
-        out: dict[str, Granule] = {}
-        for f in aurora_files(paths):
-            gid = _safe(f.name)
-            if gid in out:
-                gid = _safe(f"{f.parent.name}_{f.name}")
-            out[gid] = Granule(gid, (f,))
-        return list(out.values())
+        return one_granule_per_file(aurora_files(paths), lambda f: _safe(f.name),
+                                    lambda f, _: _safe(f"{f.parent.name}_{f.name}"))
 
     def process(self, granule: Granule, ctx: RunContext) -> StageOutput:
         from epnml.ingest.readers.aurora import read_aurora_image

@@ -29,6 +29,7 @@ from epnml.ingest.stage import (
     RunContext,
     StageOutput,
     invalid_note,
+    one_granule_per_file,
 )
 from epnml.schemas.products import get_product
 
@@ -78,13 +79,8 @@ class MeteorsStage(CommittedModelStage):
                     q.name.lower().endswith(".csv") or q.name.lower().endswith(".csv.gz")))
             else:
                 files.append(p)
-        out: dict[str, Granule] = {}
-        for f in files:
-            gid = _granule_id(f)
-            if gid in out:  # the same name in two folders
-                gid = f"{gid}@{_granule_id(f.parent)}"
-            out[gid] = Granule(gid, (f,))
-        return list(out.values())
+        return one_granule_per_file(files, _granule_id,
+                                    lambda f, gid: f"{gid}@{_granule_id(f.parent)}")
 
     def process(self, granule: Granule, ctx: RunContext) -> StageOutput:
         from epnml.ingest.readers.meteors import read_meteors_csv
