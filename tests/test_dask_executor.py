@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -120,3 +121,65 @@ def test_dask_workers_compute_and_write_their_granules(inputs: Inputs) -> None:
     assert sorted(events) == sorted((g, txids[g]) for g in GOOD)
     # the model was loaded once in each worker, whatever the number of granules it ran
     assert loads == {addr: {("icme", ICME_VERSION): 1} for addr in worker_pids}
+
+
+def _granule(gid: str, *files: str) -> Any:
+    from epnml.ingest.stage import Granule
+
+    return Granule(gid, tuple(Path(f) for f in files))
+
+
+def test_locality_plan_prefers_workers_holding_the_files_on_local_disk() -> None:
+    from epnml.ingest.executor import plan_locality
+
+    a1, a2, b1 = "tcp://hostA:1", "tcp://hostA:2", "tcp://hostB:1"
+    probes = {
+        # /nfs: every worker reads it, none locally; /a: host A's disk; /b: only host B
+        a1: {"/nfs/x": (True, False, 10), "/a/y": (True, True, 500), "/b/z": (False, False, 0)},
+        a2: {"/nfs/x": (True, False, 10), "/a/y": (True, True, 500), "/b/z": (False, False, 0)},
+        b1: {"/nfs/x": (True, False, 10), "/a/y": (True, False, 500), "/b/z": (True, True, 7)},
+    }
+    plans = plan_locality([_granule("shared", "/nfs/x"), _granule("on_a", "/a/y"),
+                           _granule("only_b", "/b/z"), _granule("mixed", "/a/y", "/b/z"),
+                           _granule("nowhere", "/gone/w")], probes)
+    assert (plans["shared"].workers, plans["shared"].allow_other_workers) == (None, True)
+    assert (plans["on_a"].workers, plans["on_a"].allow_other_workers) == ([a1, a2], True)
+    assert (plans["only_b"].workers, plans["only_b"].allow_other_workers) == ([b1], False)
+    assert (plans["mixed"].workers, plans["mixed"].allow_other_workers) == ([b1], False)
+    # larger granules first
+    assert [plans[g].priority for g in ("shared", "on_a", "only_b")] == [10, 500, 7]
+    assert plans["nowhere"].error == ("/gone/w: no Dask worker can read this file (missing, "
+                                      "or not on the workers' filesystem)")
+    assert all(plans[g].error is None for g in ("shared", "on_a", "only_b", "mixed"))
+
+
+def test_dask_executor_fails_a_granule_no_worker_can_read(tmp_path: Path) -> None:
+    """A real scheduler: the workers probe the inputs; the file they cannot read fails at
+    once with its name, the other granule runs."""
+    from epnml.ingest.executor import DaskExecutor, probe_inputs
+    from epnml.ingest.stage import RunContext
+
+    frame, _ = simulate_solar_wind("2021-03-01", days=4, seed=5, n_icmes=1)
+    good = tmp_path / "wind_simulated_20210301.csv"
+    write_csv(frame, good)
+    missing = tmp_path / "not_on_the_workers.csv"
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        executor = DaskExecutor(cluster.scheduler_address)
+        try:
+            probes = executor._client.run(probe_inputs, [str(good), str(missing)])
+            results = list(executor.map_granules(
+                "icme", ICME_VERSION,
+                [_granule("gone", str(missing)), _granule("good", str(good))],
+                RunContext(run_id="locality-test", files_base_url="http://localhost/files",
+                           started=datetime.now(UTC), make_quicklooks=False)))
+        finally:
+            executor.close()
+    assert len(probes) == 2
+    assert all(p[str(good)][:2] == (True, True) and p[str(missing)] == (False, False, 0)
+               for p in probes.values())
+    by_id = {r.granule.granule_id: r for r in results}
+    assert by_id["gone"].error == (f"{missing}: no Dask worker can read this file (missing, "
+                                   "or not on the workers' filesystem)")
+    assert by_id["gone"].kind == "input"
+    assert by_id["good"].error is None and by_id["good"].output is not None

@@ -320,14 +320,104 @@ def _cap_threads_to_dask_worker() -> None:
     _CAPPED = True
 
 
+#: filesystem types whose files every host of a cluster sees alike (no locality to use).
+NETWORK_FILESYSTEMS = frozenset({
+    "nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "cephfs", "lustre", "gpfs", "beegfs",
+    "glusterfs", "fuse.glusterfs", "fuse.sshfs", "fuse.s3fs", "fuse.gcsfuse", "fuse.juicefs",
+    "9p", "virtiofs", "afs", "panfs", "orangefs", "wekafs",
+})
+
+
+def _mounts() -> list[tuple[str, str]]:
+    """(mount point, filesystem type) of this host, longest mount point first."""
+    out: list[tuple[str, str]] = []
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                left, _, right = line.partition(" - ")
+                fields, rest = left.split(), right.split()
+                if len(fields) >= 5 and rest:
+                    point = fields[4].replace("\\040", " ")
+                    out.append((point, rest[0]))
+    except OSError:  # not Linux: no locality information, every file counts as shared
+        return []
+    return sorted(out, key=lambda m: len(m[0]), reverse=True)
+
+
+def probe_inputs(paths: Sequence[str]) -> dict[str, tuple[bool, bool, int]]:
+    """Run on each Dask worker: per path, (readable here, on a local disk of this host,
+    size in bytes). A file on a network filesystem is readable but not local."""
+    mounts = _mounts()
+    out: dict[str, tuple[bool, bool, int]] = {}
+    for path in paths:
+        try:
+            real = os.path.realpath(path)
+            size = os.stat(real).st_size
+            readable = os.access(real, os.R_OK)
+        except OSError:
+            out[path] = (False, False, 0)
+            continue
+        fstype = next((t for point, t in mounts
+                       if real == point or real.startswith(point.rstrip("/") + "/")), "")
+        out[path] = (readable, bool(fstype) and fstype not in NETWORK_FILESYSTEMS, size)
+    return out
+
+
+@dataclass(frozen=True)
+class LocalityPlan:
+    """Where one granule may run (Dask ``submit`` arguments), or why it cannot."""
+
+    workers: list[str] | None
+    allow_other_workers: bool
+    priority: int
+    error: str | None = None
+
+
+def plan_locality(granules: Sequence[Granule],
+                  probes: Mapping[str, Mapping[str, tuple[bool, bool, int]]],
+                  ) -> dict[str, LocalityPlan]:
+    """Each granule's placement from the workers' :func:`probe_inputs` answers.
+
+    No hint when every worker holds every file alike (a shared filesystem, or one host):
+    the scheduler balances. Priority: the granule's size in bytes (larger first)."""
+    plans: dict[str, LocalityPlan] = {}
+    everyone = sorted(probes)
+    for g in granules:
+        files = [os.fspath(p) for p in g.paths]
+        readers = [w for w in everyone if all(probes[w].get(f, (False,))[0] for f in files)]
+        local = [w for w in readers if all(probes[w][f][1] for f in files)]
+        size = max((probes[w][f][2] for w in readers for f in files), default=0)
+        if everyone and not readers:
+            unread = next(f for f in files if not any(probes[w].get(f, (False,))[0]
+                                                      for w in everyone))
+            plans[g.granule_id] = LocalityPlan(
+                None, True, 0,
+                printable(f"{unread}: no Dask worker can read this file (missing, or not on "
+                          f"the workers' filesystem)"))
+        elif len(readers) < len(everyone):
+            plans[g.granule_id] = LocalityPlan(readers, False, size)
+        elif local and len(local) < len(everyone):
+            plans[g.granule_id] = LocalityPlan(local, True, size)
+        else:
+            plans[g.granule_id] = LocalityPlan(None, True, size)
+    return plans
+
+
 class DaskExecutor:
     """Hand granules to a Dask distributed scheduler (``tcp://host:8786``).
 
     Each task runs one granule on a worker (the stage, hence the model, is built once per
     worker process: :func:`get_stage`); with ``write`` (ingest) the same worker also writes
     the granule's rows and its ``granule_runs`` record in one transaction of its own, so the
-    client only reports. Inputs are read by the workers from their paths: the workers must
-    see the same files (a shared filesystem) and reach the database.
+    client only reports. Inputs are read by the workers from their paths, so the workers
+    must reach the database and see the files (a shared filesystem, or node-local disks).
+
+    Data locality (:func:`plan_locality`): before submitting, every worker reports which
+    input files it can read and which of those sit on a local disk of its host; a granule
+    goes to the workers that hold all its files locally when some do (others may still
+    take it), only to the workers that can read it when not all can, and fails at once,
+    naming the file, when none can. Larger granules are given a higher priority, so the
+    run does not end waiting for one big granule started last.
     """
 
     def __init__(self, address: str) -> None:
@@ -347,14 +437,24 @@ class DaskExecutor:
                      sources: Mapping[str, Any] | None = None) -> Iterator[GranuleResult]:
         from distributed import as_completed as dask_as_completed
 
-        # pure=False: a granule is run each time it is asked (a new run, new rows), and
-        # every task is its own key, so a failure fails that granule only
-        futures = {
-            self._client.submit(_dask_task, pipeline, model_version, g, ctx, write,
-                                (sources or {}).get(g.granule_id), pure=False,
-                                key=f"epnml-{ctx.run_id}-{k}"): g
-            for k, g in enumerate(granules)
-        }
+        paths = sorted({os.fspath(p) for g in granules for p in g.paths})
+        probes: dict[str, dict[str, tuple[bool, bool, int]]] = (
+            self._client.run(probe_inputs, paths) if paths else {})
+        plans = plan_locality(granules, probes)
+        futures = {}
+        for k, g in enumerate(granules):
+            plan = plans[g.granule_id]
+            if plan.error:
+                yield GranuleResult(g, None, plan.error, 0.0, "input")
+                continue
+            # pure=False: a granule is run each time it is asked (a new run, new rows), and
+            # every task is its own key, so a failure fails that granule only
+            where = {} if plan.workers is None else {
+                "workers": plan.workers, "allow_other_workers": plan.allow_other_workers}
+            futures[self._client.submit(
+                _dask_task, pipeline, model_version, g, ctx, write,
+                (sources or {}).get(g.granule_id), pure=False, key=f"epnml-{ctx.run_id}-{k}",
+                priority=plan.priority, **where)] = g
         for future in dask_as_completed(list(futures)):
             yield _result(future, futures[future])
 
