@@ -394,7 +394,10 @@ def write_card_metrics(version: str, metrics: dict[str, Any]) -> None:
 
     path = WEIGHTS_DIR / f"craters-{version}.json"
     card = json.loads(path.read_text())
-    if "bands" in card:
+    if "networks_from" in card:  # same networks, another recipe: the source keeps its own
+        card["metrics"]["ctx"] = metrics
+        card["bands"]["ctx"]["metrics"] = metrics
+    elif "bands" in card:
         card["metrics"]["ctx"] = metrics
         card["bands"]["ctx"]["source"]["metrics"] = metrics
     else:
