@@ -34,7 +34,8 @@ from epnml.experiments.craters.evaluate import (
 )
 from epnml.ml.craters.recipe import FLIPS, Recipe, apply, run_views
 
-#: the declared grid (48 recipes; each with its own validation-chosen threshold)
+#: the declared grid (28 recipes: one fine view has nothing to merge; each recipe with its
+#: own validation-chosen threshold)
 GRID: dict[str, list[Any]] = {
     "flips": [[], ["h"], ["h", "v"], ["h", "v", "hv"]],
     "merge": ["mean", "max"],
@@ -83,8 +84,9 @@ def run_grid(version: str | None, log: Any = None) -> dict[str, Any]:
         found = [apply([v[i] for i in idx], c if r.coarse_factor else None, r, use.nms_iou)
                  for v, c in views]
         thr, f1 = choose_threshold(tiles, found)
-        row = {"recipe": r.to_dict(), "passes": round(r.passes, 3), "threshold": thr,
-               "f1": f1, "scores": scores_at(tiles, found, thr)}
+        row: dict[str, Any] = {"recipe": r.to_dict(), "passes": round(r.passes, 3),
+                               "threshold": thr, "f1": f1,
+                               "scores": scores_at(tiles, found, thr)}
         rows.append(row)
         if log is not None:
             print(json.dumps({k: row[k] for k in ("recipe", "threshold", "f1")}), file=log,
