@@ -108,15 +108,78 @@ def compose(version: str, ctx_spec: str, mosaic_spec: str, out: Path,
     return card_out
 
 
+def with_recipe(version: str, base: str, band: str, grid: dict[str, Any], out: Path
+                ) -> dict[str, Any]:
+    """Write ``craters-<version>.pt``: the networks of banded ``base`` unchanged (same
+    tensors), ``band`` run with the recipe and threshold ``grid["chosen"]`` (the output
+    of ``epnml.experiments.craters.recipe``, chosen on validation); the card keeps the
+    whole grid under ``bands.<band>.recipe_choice``. Returns the card."""
+    from epnml.ml.craters.recipe import Recipe
+
+    src = load_model(base)
+    if not isinstance(src.module, BandedCraterNet):
+        raise ValueError(f"craters {base} is not banded; a recipe belongs to a band")
+    if grid.get("weights") != base:
+        raise ValueError(f"the recipe grid was run on craters {grid.get('weights')}, not {base}")
+    chosen = grid["chosen"]
+    recipe = Recipe.from_dict(chosen["recipe"]).to_dict()
+    threshold = float(chosen["threshold"])
+    bands = []
+    for b in src.module.config.bands:
+        b = dict(b)
+        if b["name"] == band:
+            b.update(recipe=recipe, threshold=threshold)
+        bands.append(b)
+    if band not in [b["name"] for b in bands]:
+        raise ValueError(f"craters {base} has no band {band!r}")
+    module = BandedCraterNet(BandedConfig(bands=tuple(bands)))
+    module.load_state_dict(src.module.state_dict())
+    module.eval()
+    out.mkdir(parents=True, exist_ok=True)
+    pt = out / f"craters-{version}.pt"
+    cfg = {k: v for k, v in src.config.items() if k != "model"}
+    digest = save_checkpoint(pt, module, version, cfg)
+    card = json.loads(json.dumps(committed_card("craters", base, WEIGHTS_DIR)))
+    card.update(version=version, sha256=digest)
+    card["inference"]["bands"][band].update(threshold=threshold, recipe=recipe)
+    card["inference"]["note"] += (f"; band {band} runs its test-time recipe (recipe: views, "
+                                  "merge, coarse pass), part of the version")
+    card["bands"][band].update(threshold=threshold, recipe=recipe, recipe_choice=grid)
+    card["metrics"][band] = None  # measured by evaluate --write-card, never copied
+    card["networks_from"] = {"version": base, "sha256": src.info.sha256,
+                             "note": "same network tensors; what differs is how the "
+                                     f"{band} band runs them"}
+    card["command"] = (f"python -m epnml.experiments.craters.banded --version {version} "
+                       f"--from {base} --band {band} --recipe-grid GRID.json")
+    pt.with_suffix(".json").write_text(json.dumps(card, indent=1) + "\n")
+    return card
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="compose a banded crater checkpoint")
     ap.add_argument("--version", required=True)
-    ap.add_argument("--ctx", required=True, help="CTX-band source: version or .pt (with card)")
+    ap.add_argument("--from", dest="base", default=None,
+                    help="a banded version whose networks are kept unchanged (with "
+                         "--recipe-grid)")
+    ap.add_argument("--band", default="ctx", help="the band the recipe is for (with --from)")
+    ap.add_argument("--recipe-grid", type=Path, default=None,
+                    help="JSON of epnml.experiments.craters.recipe (its chosen recipe)")
+    ap.add_argument("--ctx", default=None, help="CTX-band source: version or .pt (with card)")
     ap.add_argument("--mosaic", default="1.0.0", help="mosaic-band source: version or .pt")
     ap.add_argument("--mosaic-choice", type=Path, default=None,
                     help="JSON of the validation comparison that chose the mosaic network")
     ap.add_argument("--out", type=Path, default=WEIGHTS_DIR)
     args = ap.parse_args(argv)
+    if args.base is not None:
+        if args.recipe_grid is None:
+            ap.error("--from needs --recipe-grid")
+        card = with_recipe(args.version, args.base, args.band,
+                           json.loads(args.recipe_grid.read_text()), args.out)
+        print(json.dumps({"version": card["version"], "sha256": card["sha256"],
+                          "bands": card["inference"]["bands"]}, indent=1))
+        return 0
+    if args.ctx is None:
+        ap.error("--ctx is required (or --from with --recipe-grid)")
     choice = json.loads(args.mosaic_choice.read_text()) if args.mosaic_choice else None
     card = compose(args.version, args.ctx, args.mosaic, args.out, choice)
     print(json.dumps({"version": card["version"], "sha256": card["sha256"],

@@ -338,15 +338,19 @@ def evaluate_model(model: Any, final_test: bool, plot: Path | None = None,
                    failures: Path | None = None) -> dict[str, Any]:
     """Validation metrics (threshold = the model's) and, with ``final_test``, test metrics
     and the SFD plot of the test tiles."""
-    use = model.choose(PIXEL_M)  # a banded model: its CTX band
+    from epnml.ml.craters.inference import detect_band
+
+    use = model.choose(PIXEL_M)  # a banded model: its CTX band (and its recipe, if any)
     thr = float(use.threshold)
     out: dict[str, Any] = {"threshold": thr}
     if use.band is not None:
         out["band"] = use.band.name
+    if use.recipe is not None:
+        out["recipe"] = use.recipe.to_dict()
     splits = {"validation": VAL_TILES, **({"test": TEST_TILES} if final_test else {})}
     for split, names in splits.items():
         tiles = [load_tile(n) for n in names]
-        found = [detect_tile(t, use.module, use.input_scale, use.nms_iou) for t in tiles]
+        found = [detect_band(t.pixels, use, min_score=MIN_SCORE) for t in tiles]
         out[split] = split_metrics(tiles, found, thr)
         if failures is not None and split == "validation":
             out[split]["failure_counts"] = failure_examples(
@@ -390,7 +394,10 @@ def write_card_metrics(version: str, metrics: dict[str, Any]) -> None:
 
     path = WEIGHTS_DIR / f"craters-{version}.json"
     card = json.loads(path.read_text())
-    if "bands" in card:
+    if "networks_from" in card:  # same networks, another recipe: the source keeps its own
+        card["metrics"]["ctx"] = metrics
+        card["bands"]["ctx"]["metrics"] = metrics
+    elif "bands" in card:
         card["metrics"]["ctx"] = metrics
         card["bands"]["ctx"]["source"]["metrics"] = metrics
     else:

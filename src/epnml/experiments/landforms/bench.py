@@ -50,7 +50,11 @@ def run_craters(repeats: int = 5, batch: int = 4, threads: int = THREADS,
     """Tiles/min of the crater detector on 512x512 NETWORK tiles, as ``run``; a banded
     version (2.1.0 on) runs ``band`` (default: its first, ``ctx``). Also: the backbone's
     share of the time (2.x) and the rate in 512x512 INPUT tiles, which the network sees
-    ``input_scale`` larger (x1.5 for CTX: 2.25 network tiles per input tile)."""
+    ``input_scale`` larger (x1.5 for CTX: 2.25 network tiles per input tile) and, with a
+    test-time recipe (2.2.0 on), ``recipe.passes`` times (flipped views, coarse pass).
+
+    The 2.x network is timed as inference runs it (``epnml.ml.fuse`` copy, one tile per
+    call) and, for the ratio, as before (unfused, batches of ``batch``)."""
     if repeats < 1 or batch < 1:
         raise ValueError("repeats and batch must be >= 1")
     if not 1 <= threads <= THREADS:
@@ -58,9 +62,12 @@ def run_craters(repeats: int = 5, batch: int = 4, threads: int = THREADS,
     from epnml.ml.craters.bands import BandedCraterNet
     from epnml.ml.craters.inference import load_model
     from epnml.ml.craters.net import CraterNet
+    from epnml.ml.craters.recipe import Recipe
+    from epnml.ml.fuse import fast_module
     from epnml.ml.imagery.detector import DetectorConfig, PitsDetector
 
     scale = 2.0
+    passes = 1.0
     module: Any
     try:
         model = load_model(version)
@@ -74,11 +81,23 @@ def run_craters(repeats: int = 5, batch: int = 4, threads: int = THREADS,
             chosen = bands[band] if band is not None else next(iter(bands.values()))
             module, name = module.nets[chosen.name], f"{name} band {chosen.name}"
             scale = chosen.input_scale
+            if chosen.recipe is not None:
+                passes = Recipe.from_dict(chosen.recipe).passes
     except FileNotFoundError:
         module, name = PitsDetector(DetectorConfig(n_classes=1)).eval(), "craters (untrained)"
+    baseline = None
+    if isinstance(module, CraterNet):
+        baseline = _measure(module, name, repeats, batch, threads)
+        module, batch = fast_module(module), 1
     out = _measure(module, name, repeats, batch, threads)
     out["input_scale"] = scale
-    out["input_tiles_per_min"] = round(out["tiles_per_min"] / scale ** 2, 1)
+    out["recipe_passes"] = passes
+    out["input_tiles_per_min"] = round(out["tiles_per_min"] / scale ** 2 / passes, 1)
+    if baseline is not None:
+        out["inference_copy"] = "BatchNorm folded, channels-last, batch 1"
+        out["unfused_batch"] = baseline["batch"]
+        out["unfused_tiles_per_min"] = baseline["tiles_per_min"]
+        out["speedup_vs_unfused"] = round(out["tiles_per_min"] / baseline["tiles_per_min"], 2)
     if isinstance(module, CraterNet):  # backbone share = 1 - (pyramid + heads) / whole
         x = torch.from_numpy(np.random.default_rng(0).normal(
             size=(batch, 1, TILE, TILE)).astype(np.float32))

@@ -24,6 +24,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from epnml.ml.craters.recipe import Recipe
+
 BANDED_ARCH = "craters-banded"
 
 
@@ -42,6 +44,8 @@ class Band:
     model: dict[str, Any]
     #: where the weights come from and what they were evaluated on (cards, row texts)
     origin: str = ""
+    #: test-time recipe (``epnml.ml.craters.recipe.Recipe`` dict; None: one plain pass)
+    recipe: dict[str, Any] | None = None
 
     def holds(self, pixel_scale_m: float) -> bool:
         return self.min_m <= pixel_scale_m < self.max_m
@@ -89,6 +93,9 @@ class BandedCraterNet(nn.Module):
         names = [b.name for b in bands]
         if len(set(names)) != len(names):
             raise ValueError(f"duplicate band names {names}")
+        for b in bands:
+            if b.recipe is not None:
+                Recipe.from_dict(b.recipe)  # a bad recipe fails at load, naming the setting
         ordered = sorted(bands, key=lambda b: b.min_m)
         for lo, hi in zip(ordered, ordered[1:], strict=False):
             if hi.min_m < lo.max_m:
@@ -113,6 +120,8 @@ class BandChoice:
     threshold: float
     nms_iou: float
     band: Band | None = None
+    #: the band's test-time recipe (None: one plain pass)
+    recipe: Recipe | None = None
 
 
 def choose(module: nn.Module, config: dict[str, Any], pixel_scale_m: float | None,
@@ -138,13 +147,16 @@ def choose(module: nn.Module, config: dict[str, Any], pixel_scale_m: float | Non
                 f"craters {version} ({'; '.join(b.range_text() for b in bands)}); resample "
                 "the image into a band")
         band = held[0]
+    recipe = Recipe.from_dict(band.recipe) if band.recipe is not None else None
     return BandChoice(module.nets[band.name], band.input_scale, band.threshold, band.nms_iou,
-                      band)
+                      band, recipe)
 
 
 def band_dict(name: str, min_m: float, max_m: float, model: dict[str, Any],
               inference: dict[str, Any], origin: str) -> dict[str, Any]:
     """A band entry of a banded config from a one-network checkpoint's settings."""
+    recipe = inference.get("recipe")
     return asdict(Band(name, float(min_m), float(max_m), float(inference["input_scale"]),
                        float(inference["threshold"]), float(inference.get("nms_iou", 0.5)),
-                       dict(model), origin))
+                       dict(model), origin,
+                       Recipe.from_dict(recipe).to_dict() if recipe is not None else None))

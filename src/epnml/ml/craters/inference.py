@@ -27,10 +27,13 @@ from epnml.ml.checkpoints import load_checkpoint
 from epnml.ml.checkpoints import save_checkpoint as _save
 from epnml.ml.craters.bands import BANDED_ARCH, BandChoice, BandedCraterNet, choose
 from epnml.ml.craters.net import ARCH, CraterNet, CraterNetConfig
+from epnml.ml.craters.recipe import VIEW_MIN_SCORE, run_views
+from epnml.ml.craters.recipe import apply as apply_recipe
+from epnml.ml.fuse import fast_module
 from epnml.ml.imagery.detector import DetectorConfig, PitsDetector
 from epnml.ml.imagery.tiling import nms
 from epnml.ml.model_info import ModelInfo
-from epnml.ml.pits.inference import MIN_SCORE, detect_array
+from epnml.ml.pits.inference import BATCH, MIN_SCORE, detect_array
 
 MODEL_NAME = "craters"
 WEIGHTS_DIR = models_dir() / "weights"
@@ -101,7 +104,7 @@ def save_checkpoint(path: Path, module: PitsDetector | CraterNet | BandedCraterN
 
 def detect_craters_array(image: np.ndarray, module: Any, *, scale: float,
                          wrap_px: int = 0, min_score: float = MIN_SCORE,
-                         nms_iou: float = 0.5) -> np.ndarray:
+                         nms_iou: float = 0.5, batch: int = BATCH) -> np.ndarray:
     """``(n, 6)`` detections in input pixels; ``wrap_px`` > 0 pads a global map with that
     many wrapped columns each side and keeps detections centred inside the map (boxes
     may then extend past x = 0 or x = width: the crater crosses the seam)."""
@@ -112,13 +115,38 @@ def detect_craters_array(image: np.ndarray, module: Any, *, scale: float,
     pad = int(min(max(wrap_px, 0), w))
     if pad:
         image = np.concatenate([image[:, w - pad:], image, image[:, :pad]], axis=1)
-    dets = detect_array(image, module, scale=scale, min_score=min_score, nms_iou=nms_iou)
+    dets = detect_array(image, module, scale=scale, min_score=min_score, nms_iou=nms_iou,
+                        batch=batch)
     if pad:
         dets = dets.copy()
         dets[:, [0, 2]] -= pad
         cx = (dets[:, 0] + dets[:, 2]) / 2
         dets = nms(dets[(cx >= 0) & (cx < w)], nms_iou)
     return dets
+
+
+def detect_band(image: np.ndarray, use: BandChoice, *, min_score: float = MIN_SCORE,
+                wrap_px: int = 0) -> np.ndarray:
+    """``(n, 6)`` detections of a band (or one-network version) at score >= ``min_score``:
+    its test-time recipe when it has one (``recipe``), else one plain pass.
+
+    The pretrained 2.x network runs as its inference copy (``epnml.ml.fuse``: BatchNorm
+    folded, channels-last; same outputs within float rounding), one tile per call (fastest
+    on CPU); the 1.0.0 network runs unchanged."""
+    module: Any = use.module
+    batch = BATCH
+    floor = min_score if use.recipe is None else max(min_score, VIEW_MIN_SCORE)
+    if isinstance(module, CraterNet):
+        module, batch = fast_module(module), 1
+
+    def run(img: np.ndarray, scale: float) -> np.ndarray:
+        return detect_craters_array(img, module, scale=scale, wrap_px=wrap_px,
+                                    min_score=floor, nms_iou=use.nms_iou, batch=batch)
+
+    if use.recipe is None:
+        return run(image, use.input_scale)
+    views, coarse = run_views(image, run, use.input_scale, use.recipe)
+    return apply_recipe(views, coarse, use.recipe, use.nms_iou)
 
 
 def circles(dets: np.ndarray, lat_of_row: Any = None, height: float | None = None
@@ -162,8 +190,7 @@ def detect(image: np.ndarray, model: LoadedCraterModel, *, threshold: float | No
     thr = use.threshold if threshold is None else float(threshold)
     if not 0.0 < thr < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {thr}")
-    dets = detect_craters_array(image, use.module, scale=use.input_scale, wrap_px=wrap_px,
-                                min_score=min(thr, MIN_SCORE), nms_iou=use.nms_iou)
+    dets = detect_band(image, use, min_score=min(thr, MIN_SCORE), wrap_px=wrap_px)
     return circles(dets[dets[:, 5] >= thr], lat_of_row, float(np.shape(image)[0]))
 
 
