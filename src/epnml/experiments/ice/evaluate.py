@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from epnml.experiments.landforms.training import record_test_metrics
 from epnml.ml.ice.model import MODEL_NAME as ICE
 from epnml.ml.ice.model import WEIGHTS_DIR, classify_chunks, load_model
 
@@ -35,8 +36,8 @@ from .train import (
     TRAIN_PIXEL_M,
     chunk_metrics,
     image_metrics,
+    make_set,
     predict,
-    scene_chunks,
 )
 
 N_FULL, N_COARSE = 40, 200
@@ -91,15 +92,9 @@ def evaluate(version: str | None = None, n_full: int = N_FULL, n_coarse: int = N
         s.image, s.ice = s.image[:0], s.ice[:0]
         scenes.append(s)
     full = _block(np.concatenate(probs), np.concatenate(labels), scenes)
-    xs, ys, cscenes = [], [], []
-    for i in range(n_coarse):
-        s = simulate_ice_scene(COARSE_SEED0 + i, pixel_m=TRAIN_PIXEL_M)
-        x, y = scene_chunks(s)
-        xs.append(x)
-        ys.append(y)
-        cscenes.append(s)
-    pc = predict(model.module, np.concatenate(xs))  # type: ignore[arg-type]
-    coarse = _block(pc, np.concatenate(ys), cscenes)
+    xc, yc, cscenes = make_set(COARSE_SEED0, n_coarse, TRAIN_PIXEL_M)
+    pc = predict(model.module, xc)  # type: ignore[arg-type]
+    coarse = _block(pc, yc, cscenes)
     return {"simulated": True,
             "full_res": {"pixel_m": 0.5, "seeds": [TEST_SEED0, TEST_SEED0 + n_full - 1],
                          **full},
@@ -120,10 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(result, indent=1))
     if args.update_card:
         version = args.weights or load_model().info.version
-        card_path = Path(WEIGHTS_DIR) / f"{ICE}-{version}.json"
-        card = json.loads(card_path.read_text())
-        card.setdefault("metrics", {})["test"] = result
-        card_path.write_text(json.dumps(card, indent=1) + "\n")
+        record_test_metrics(Path(WEIGHTS_DIR), ICE, version, result)
     return 0
 
 

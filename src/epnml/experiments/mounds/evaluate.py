@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from epnml.experiments.landforms.training import record_test_metrics
 from epnml.ml.mounds.model import MODEL_NAME as MOUNDS
 from epnml.ml.mounds.model import WEIGHTS_DIR, load_model
 
@@ -86,10 +87,7 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(result, indent=1))
     if args.update_card:
         version = args.weights or load_model().info.version
-        card_path = Path(WEIGHTS_DIR) / f"{MOUNDS}-{version}.json"
-        card = json.loads(card_path.read_text())
-        card.setdefault("metrics", {})["test"] = result
-        card_path.write_text(json.dumps(card, indent=1) + "\n")
+        record_test_metrics(Path(WEIGHTS_DIR), MOUNDS, version, result)
     return 0
 
 
