@@ -17,7 +17,6 @@ BatchNorm statistics kept. CPU, fixed seeds.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import math
 import sys
@@ -30,6 +29,12 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from epnml.experiments.landforms.training import (
+    BestState,
+    adamw_one_cycle,
+    eval_due,
+    optimizer_step,
+)
 from epnml.experiments.pits.train import focal_loss, make_targets
 from epnml.ml.craters.net import CraterNet, CraterNetConfig
 from epnml.ml.imagery.detector import n_parameters, normalize_image, resize_image
@@ -130,10 +135,8 @@ def train(tiles: Sequence[Tile], val: Sequence[Tile], steps: int, seed: int,
     module = init if init is not None else CraterNet(CraterNetConfig(), pretrained=True)
     norms = [normalize_image(t.pixels) for t in tiles]
     params = [p for p in module.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
-                                                pct_start=0.05 if init is not None else 0.1)
-    best: dict[str, Any] = {"f1": -1.0, "step": 0, "state": None, "threshold": 0.5}
+    opt, sched = adamw_one_cycle(params, lr, steps, 0.05 if init is not None else 0.1)
+    best = BestState(floor=-1.0)
     history: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
@@ -141,13 +144,9 @@ def train(tiles: Sequence[Tile], val: Sequence[Tile], steps: int, seed: int,
         idx = rng.integers(len(tiles), size=BATCH)
         loss, parts = batch_loss(module, [augment(tiles[i], norms[i], rng, jitter=jitter)
                                           for i in idx])
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 5.0)
-        opt.step()
-        sched.step()
+        optimizer_step(opt, sched, loss, (params, 5.0))
         late = max_seconds is not None and time.perf_counter() - t0 > max_seconds
-        if step % eval_every == 0 or step == steps or late:
+        if eval_due(step, steps, eval_every) or late:
             module.eval()
             found = [detect_tile(t, module, INPUT_SCALE) for t in val]
             thr, f1 = choose_threshold(val, found)
@@ -155,16 +154,15 @@ def train(tiles: Sequence[Tile], val: Sequence[Tile], steps: int, seed: int,
                             "val_threshold": thr, "val_f1": f1,
                             "seconds": round(time.perf_counter() - t0, 1)})
             print(json.dumps(history[-1]), file=log, flush=True)
-            if f1 > best["f1"]:
-                best = {"f1": f1, "step": step, "threshold": thr,
-                        "state": copy.deepcopy(module.state_dict())}
+            best.offer(f1, step, module, threshold=thr)
         if late:
             history[-1]["stopped"] = "max_seconds"
             break
-    module.load_state_dict(best["state"])
+    if not best.restore(module):
+        raise RuntimeError("no evaluation ran")
     module.eval()
-    return module, {"best_step": best["step"], "val_f1_at_selection": best["f1"],
-                    "threshold": best["threshold"], "history": history,
+    return module, {"best_step": best.step, "val_f1_at_selection": best.score,
+                    "threshold": best.extra["threshold"], "history": history,
                     "train_seconds": round(time.perf_counter() - t0, 1)}
 
 

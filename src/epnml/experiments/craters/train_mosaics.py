@@ -29,6 +29,12 @@ from typing import Any
 import numpy as np
 import torch
 
+from epnml.experiments.landforms.training import (
+    BestState,
+    adamw_one_cycle,
+    eval_due,
+    optimizer_step,
+)
 from epnml.experiments.pits.train import batch_loss
 from epnml.ml.imagery.detector import DetectorConfig, PitsDetector, n_parameters
 from epnml.ml.imagery.detector import resize_image as _resize
@@ -155,22 +161,16 @@ def train(strips: Sequence[TrainStrip], val: Sequence[Mosaic], steps: int, seed:
     # strips drawn in proportion to their labelled craters (the Moon has more)
     p = np.array([max(len(s.boxes), 1) for s in strips], float)
     p /= p.sum()
-    opt = torch.optim.AdamW(module.parameters(), lr=LR, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR, total_steps=steps,
-                                                pct_start=0.1)
-    best: dict[str, Any] = {"f1": -1.0, "step": 0, "state": None}
+    opt, sched = adamw_one_cycle(module.parameters(), LR, steps, 0.1)
+    best = BestState(floor=-1.0)
     history = []
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
         module.train()
         idx = rng.choice(len(strips), size=BATCH, p=p)
         loss, parts = batch_loss(module, [augment(strips[i], rng) for i in idx], weight)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(module.parameters(), 10.0)
-        opt.step()
-        sched.step()
-        if step % EVAL_EVERY == 0 or step == steps:
+        optimizer_step(opt, sched, loss, (module.parameters(), 10.0))
+        if eval_due(step, steps, EVAL_EVERY):
             module.eval()
             found = [detect_mosaic(m, module, INPUT_SCALE) for m in val]
             thr = choose_threshold(val, found, VAL_BAND, SELECT_CUT_PX)
@@ -182,14 +182,10 @@ def train(strips: Sequence[TrainStrip], val: Sequence[Mosaic], steps: int, seed:
             print(f"step {step} loss {loss.item():.3f} {parts} val thr {thr} R {m['recall']} "
                   f"P {m['precision_lower_bound']} F1 {m['f1']} "
                   f"({time.perf_counter() - t0:.0f} s)", file=log, flush=True)
-            if m["f1"] > best["f1"]:
-                best = {"f1": m["f1"], "step": step, "threshold": thr,
-                        "state": {k: v.detach().clone() for k, v in
-                                  module.state_dict().items()}}
-    if best["state"] is not None:
-        module.load_state_dict(best["state"])
+            best.offer(m["f1"], step, module)
+    best.restore(module)
     module.eval()
-    return module, {"best_step": best["step"], "history": history,
+    return module, {"best_step": best.step, "history": history,
                     "train_seconds": round(time.perf_counter() - t0, 1)}
 
 

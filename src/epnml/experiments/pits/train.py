@@ -29,6 +29,12 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from epnml.experiments.landforms.training import (
+    BestState,
+    adamw_one_cycle,
+    eval_due,
+    optimizer_step,
+)
 from epnml.ml.imagery.detector import (
     CLASS_NAMES,
     DetectorConfig,
@@ -249,22 +255,16 @@ def train(crops: Sequence[Crop], val: Sequence[Crop], steps: int, seed: int,
     img_w = np.array([max([cw[int(k)] for k in c.boxes[:, 0]], default=cw.min())
                       for c in crops])
     img_w = img_w / img_w.sum()
-    opt = torch.optim.AdamW(module.parameters(), lr=LR, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR, total_steps=steps,
-                                                pct_start=0.1)
-    best: dict[str, Any] = {"mAP50": -1.0, "step": 0, "state": None}
+    opt, sched = adamw_one_cycle(module.parameters(), LR, steps, 0.1)
+    best = BestState(floor=-1.0)
     t0 = time.perf_counter()
     history = []
     for step in range(1, steps + 1):
         module.train()
         idx = rng.choice(len(crops), size=BATCH, p=img_w)
         loss, parts = batch_loss(module, [augment(crops[i], rng) for i in idx], class_weight)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(module.parameters(), 10.0)
-        opt.step()
-        sched.step()
-        if step % 150 == 0 or step == steps:
+        optimizer_step(opt, sched, loss, (module.parameters(), 10.0))
+        if eval_due(step, steps, 150):
             module.eval()
             dets = [detect_array(c.pixels, module, scale=INPUT_SCALE) for c in val]
             m = evaluate(dets, [c.boxes for c in val])
@@ -273,14 +273,11 @@ def train(crops: Sequence[Crop], val: Sequence[Crop], steps: int, seed: int,
             print(f"step {step} loss {loss.item():.3f} {parts} val mAP50 {m['mAP50']} "
                   f"mAP50-95 {m['mAP50-95']} ({time.perf_counter() - t0:.0f} s)", file=log,
                   flush=True)
-            if m["mAP50"] is not None and m["mAP50"] > best["mAP50"]:
-                best = {"mAP50": m["mAP50"], "step": step,
-                        "state": {k: v.detach().clone() for k, v in
-                                  module.state_dict().items()}}
-    if best["state"] is not None:
-        module.load_state_dict(best["state"])
+            if m["mAP50"] is not None:
+                best.offer(m["mAP50"], step, module)
+    best.restore(module)
     module.eval()
-    return module, {"best_step": best["step"], "history": history,
+    return module, {"best_step": best.step, "history": history,
                     "class_weight": [round(float(v), 4) for v in class_weight],
                     "train_seconds": round(time.perf_counter() - t0, 1)}
 
