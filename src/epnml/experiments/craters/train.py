@@ -16,7 +16,6 @@ BatchNorm statistics kept. CPU, fixed seeds.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -32,6 +31,7 @@ from torch.nn import functional as F
 from epnml.experiments.landforms.training import (
     BestState,
     adamw_one_cycle,
+    detector_parser,
     eval_due,
     optimizer_step,
 )
@@ -171,13 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .evaluate import evaluate_model
 
-    ap = argparse.ArgumentParser(description="train the crater detector on real CTX tiles")
-    ap.add_argument("--version", required=True)
-    ap.add_argument("--seed", type=int, default=SEED)
-    ap.add_argument("--steps", type=int, default=STEPS)
-    ap.add_argument("--out", type=Path, default=WEIGHTS_DIR)
-    ap.add_argument("--threads", type=int, default=2,
-                    help="torch CPU threads (1 on a machine shared with other jobs)")
+    ap = detector_parser("train the crater detector on real CTX tiles", SEED, STEPS, WEIGHTS_DIR)
     ap.add_argument("--init", default=None,
                     help="continue from these weights: a committed version (2.0.0) or a "
                          "scratch .pt with its card")

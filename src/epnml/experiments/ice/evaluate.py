@@ -19,15 +19,13 @@ probabilities against "the scene has ice".
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from epnml.experiments.landforms.training import record_test_metrics
+from epnml.experiments.landforms.training import evaluate_cli
 from epnml.ml.ice.model import MODEL_NAME as ICE
 from epnml.ml.ice.model import WEIGHTS_DIR, classify_chunks, load_model
 
@@ -105,18 +103,8 @@ def evaluate(version: str | None = None, n_full: int = N_FULL, n_coarse: int = N
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--weights", default=None, help="model version (default newest)")
-    p.add_argument("--n-full", type=int, default=N_FULL)
-    p.add_argument("--n-coarse", type=int, default=N_COARSE)
-    p.add_argument("--update-card", action="store_true")
-    args = p.parse_args(argv)
-    result = evaluate(args.weights, args.n_full, args.n_coarse)
-    print(json.dumps(result, indent=1))
-    if args.update_card:
-        version = args.weights or load_model().info.version
-        record_test_metrics(Path(WEIGHTS_DIR), ICE, version, result)
-    return 0
+    return evaluate_cli(evaluate, __doc__, {"--n-full": N_FULL, "--n-coarse": N_COARSE}, ICE,
+                        Path(WEIGHTS_DIR), lambda: load_model().info.version, argv)
 
 
 if __name__ == "__main__":

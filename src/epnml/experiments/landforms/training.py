@@ -118,10 +118,39 @@ def simulated_cli(train: Callable[[str, Path, int, int], dict[str, Any]], doc: s
     return 0
 
 
-def record_test_metrics(weights_dir: Path, name: str, version: str, result: dict[str, Any]
-                        ) -> None:
-    """Write ``result`` as ``metrics.test`` into the card ``<name>-<version>.json``."""
-    card_path = weights_dir / f"{name}-{version}.json"
-    card = json.loads(card_path.read_text())
-    card.setdefault("metrics", {})["test"] = result
-    card_path.write_text(json.dumps(card, indent=1) + "\n")
+def evaluate_cli(evaluate: Callable[..., dict[str, Any]], doc: str | None,
+                 counts: dict[str, int], name: str, weights_dir: Path,
+                 newest: Callable[[], str], argv: Sequence[str] | None = None) -> int:
+    """The command line of a simulated-scene test: ``--weights`` (default newest), one
+    integer option per ``counts`` entry (``--n-full`` -> the next positional argument of
+    ``evaluate``), ``--update-card`` to write the result as the card's ``metrics.test``."""
+    p = argparse.ArgumentParser(description=(doc or "").split("\n")[0])
+    p.add_argument("--weights", default=None, help="model version (default newest)")
+    for option, default in counts.items():
+        p.add_argument(option, type=int, default=default)
+    p.add_argument("--update-card", action="store_true")
+    args = p.parse_args(argv)
+    result = evaluate(args.weights, *(getattr(args, o.lstrip("-").replace("-", "_"))
+                                      for o in counts))
+    print(json.dumps(result, indent=1))
+    if args.update_card:
+        card_path = weights_dir / f"{name}-{args.weights or newest()}.json"
+        card = json.loads(card_path.read_text())
+        card.setdefault("metrics", {})["test"] = result
+        card_path.write_text(json.dumps(card, indent=1) + "\n")
+    return 0
+
+
+def detector_parser(description: str, seed: int, steps: int, weights_dir: Path,
+                    threads: bool = True) -> argparse.ArgumentParser:
+    """The options every detector trainer takes: ``--version`` (required), ``--seed``,
+    ``--steps``, ``--out`` and, with ``threads``, ``--threads`` (default 2)."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--version", required=True)
+    ap.add_argument("--seed", type=int, default=seed)
+    ap.add_argument("--steps", type=int, default=steps)
+    ap.add_argument("--out", type=Path, default=weights_dir)
+    if threads:
+        ap.add_argument("--threads", type=int, default=2,
+                        help="torch CPU threads (1 on a machine shared with other jobs)")
+    return ap

@@ -15,7 +15,6 @@ measure the effect of the leak.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -32,6 +31,7 @@ from torch.nn import functional as F
 from epnml.experiments.landforms.training import (
     BestState,
     adamw_one_cycle,
+    detector_parser,
     eval_due,
     optimizer_step,
 )
@@ -299,11 +299,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .evaluate import REFERENCE, choose_threshold, detect_split, evaluate, f1_at
 
-    ap = argparse.ArgumentParser(description="train the pits detector (DeepLandforms crops)")
-    ap.add_argument("--version", required=True)
-    ap.add_argument("--seed", type=int, default=SEED)
-    ap.add_argument("--steps", type=int, default=STEPS)
-    ap.add_argument("--out", type=Path, default=WEIGHTS_DIR)
+    ap = detector_parser("train the pits detector (DeepLandforms crops)", SEED, STEPS,
+                         WEIGHTS_DIR, threads=False)
     ap.add_argument("--split", choices=("observation", "leaky"), default="observation")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)
