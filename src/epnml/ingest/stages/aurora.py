@@ -31,6 +31,7 @@ from epnml.ingest.stage import (
     StageOutput,
     invalid_note,
     one_granule_per_file,
+    safe_name,
 )
 from epnml.ml.model_info import ModelInfo
 from epnml.schemas.products import get_product
@@ -52,7 +53,7 @@ THUMB_PX = 160
 
 
 def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:100] or "image"
+    return safe_name(name) or "image"
 
 
 def aurora_files(paths: Sequence[Path]) -> list[Path]:
