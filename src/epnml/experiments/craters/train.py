@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from epnml.experiments.landforms.augment import contrast_noise, random_flips, random_rot90
 from epnml.experiments.landforms.training import (
     BestState,
     adamw_one_cycle,
@@ -78,16 +79,8 @@ def augment(tile: Tile, norm: np.ndarray, rng: np.random.Generator, size: int = 
     cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
     b = b[(cx >= 0) & (cx < size) & (cy >= 0) & (cy < size)]
     boxes = np.concatenate([np.zeros((len(b), 1)), b], axis=1)
-    if rng.random() < 0.5:
-        out = out[:, ::-1]
-        boxes[:, [1, 3]] = size - boxes[:, [3, 1]]
-    if rng.random() < 0.5:
-        out = out[::-1, :]
-        boxes[:, [2, 4]] = size - boxes[:, [4, 2]]
-    for _ in range(int(rng.integers(4))):  # 90 deg counter-clockwise: (x, y) -> (y, S - x)
-        out = np.rot90(out)
-        boxes = np.stack([boxes[:, 0], boxes[:, 2], size - boxes[:, 3], boxes[:, 4],
-                          size - boxes[:, 1]], axis=1) if len(boxes) else boxes
+    out, boxes = random_flips(out, boxes, rng, size)
+    out, boxes = random_rot90(out, boxes, rng, size)
     out = np.ascontiguousarray(out, dtype=np.float32)
     if rng.random() < 0.3:  # defocus / lower resolution
         t = torch.from_numpy(out)[None, None]
@@ -99,10 +92,7 @@ def augment(tile: Tile, norm: np.ndarray, rng: np.random.Generator, size: int = 
         if hi > lo:
             u = ((out - lo) / (hi - lo)) ** math.exp(rng.uniform(-0.4, 0.4))
             out = np.asarray(u * (hi - lo) + lo, dtype=np.float32)
-    contrast = math.exp(rng.uniform(math.log(0.6), math.log(1.6)))
-    noisy = out * contrast + rng.uniform(-0.4, 0.4) + \
-        rng.normal(0.0, rng.uniform(0.0, 0.15), out.shape)
-    return np.ascontiguousarray(noisy, dtype=np.float32), boxes
+    return contrast_noise(out, rng, (0.6, 1.6), 0.4, 0.15), boxes
 
 
 def batch_loss(module: CraterNet, batch: list[tuple[np.ndarray, np.ndarray]]

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from epnml.experiments.landforms.augment import contrast_noise, keep_visible, random_flips
 from epnml.experiments.landforms.training import (
     BestState,
     adamw_one_cycle,
@@ -132,22 +133,9 @@ def augment(strip: TrainStrip, rng: np.random.Generator, size: int = CROP
     boxes = strip.boxes.copy()
     boxes[:, [1, 3]] = (boxes[:, [1, 3]] - x0) * scale
     boxes[:, [2, 4]] = (boxes[:, [2, 4]] - y0) * scale
-    clipped = boxes.copy()
-    clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(0, pw)
-    clipped[:, [2, 4]] = clipped[:, [2, 4]].clip(0, ph)
-    area = (boxes[:, 3] - boxes[:, 1]) * (boxes[:, 4] - boxes[:, 2])
-    vis = (clipped[:, 3] - clipped[:, 1]) * (clipped[:, 4] - clipped[:, 2])
-    boxes = clipped[(vis >= 0.5 * np.maximum(area, 1e-9)) & (vis > 0)]
-    if rng.random() < 0.5:
-        out = out[:, ::-1]
-        boxes[:, [1, 3]] = size - boxes[:, [3, 1]]
-    if rng.random() < 0.5:
-        out = out[::-1, :]
-        boxes[:, [2, 4]] = size - boxes[:, [4, 2]]
-    contrast = math.exp(rng.uniform(math.log(0.7), math.log(1.4)))
-    noisy = out * contrast + rng.uniform(-0.3, 0.3) + \
-        rng.normal(0.0, rng.uniform(0.0, 0.08), out.shape)
-    return np.ascontiguousarray(noisy, dtype=np.float32), boxes
+    boxes = keep_visible(boxes, pw, ph)
+    out, boxes = random_flips(out, boxes, rng, size)
+    return contrast_noise(out, rng), boxes
 
 
 def train(strips: Sequence[TrainStrip], val: Sequence[Mosaic], steps: int, seed: int,

@@ -28,6 +28,12 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from epnml.experiments.landforms.augment import (
+    contrast_noise,
+    keep_visible,
+    random_flips,
+    random_rot90,
+)
 from epnml.experiments.landforms.training import (
     BestState,
     adamw_one_cycle,
@@ -158,27 +164,10 @@ def augment(crop: Crop, rng: np.random.Generator, size: int = CROP
     out[:part.shape[0], :part.shape[1]] = part
     boxes[:, [1, 3]] -= x0
     boxes[:, [2, 4]] -= y0
-    vis_w, vis_h = part.shape[1], part.shape[0]
-    clipped = boxes.copy()
-    clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(0, vis_w)
-    clipped[:, [2, 4]] = clipped[:, [2, 4]].clip(0, vis_h)
-    area = (boxes[:, 3] - boxes[:, 1]) * (boxes[:, 4] - boxes[:, 2])
-    vis = (clipped[:, 3] - clipped[:, 1]) * (clipped[:, 4] - clipped[:, 2])
-    boxes = clipped[(vis >= 0.5 * np.maximum(area, 1e-9)) & (vis > 0)]
-    if rng.random() < 0.5:  # horizontal flip
-        out = out[:, ::-1]
-        boxes[:, [1, 3]] = size - boxes[:, [3, 1]]
-    if rng.random() < 0.5:  # vertical flip
-        out = out[::-1, :]
-        boxes[:, [2, 4]] = size - boxes[:, [4, 2]]
-    for _ in range(int(rng.integers(4))):  # 90 deg counter-clockwise: (x, y) -> (y, S - x)
-        out = np.rot90(out)
-        boxes = np.stack([boxes[:, 0], boxes[:, 2], size - boxes[:, 3], boxes[:, 4],
-                          size - boxes[:, 1]], axis=1) if len(boxes) else boxes
-    contrast = math.exp(rng.uniform(math.log(0.7), math.log(1.4)))
-    noisy = out * contrast + rng.uniform(-0.3, 0.3) + \
-        rng.normal(0.0, rng.uniform(0.0, 0.08), out.shape)
-    return np.ascontiguousarray(noisy, dtype=np.float32), boxes
+    boxes = keep_visible(boxes, part.shape[1], part.shape[0])
+    out, boxes = random_flips(out, boxes, rng, size)
+    out, boxes = random_rot90(out, boxes, rng, size)
+    return contrast_noise(out, rng), boxes
 
 
 def make_targets(boxes: np.ndarray, size: int, stride: int, n_classes: int
