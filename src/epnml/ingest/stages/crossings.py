@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from epnml.ingest.access import CSV, access_columns, series_csv
+from epnml.ingest.access import CSV, publish_file, series_csv
 from epnml.ingest.epn import core_row, iso_utc, to_jd
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.stage import (
@@ -141,8 +141,8 @@ class CrossingsStage(CommittedModelStage):
                             simulated, ctx, thumb, note)
             if ctx.make_quicklooks:  # files to publish (ingest), not for predict
                 rel = f"crossings/{safe_name(uid)}.csv"
-                files[rel] = crossing_extract_csv(frame, t, uid, edge, simulated, granule)
-                row |= access_columns(ctx, rel, files[rel], CSV)
+                row |= publish_file(ctx, files, rel, crossing_extract_csv(
+                    frame, t, uid, edge, simulated, granule), CSV)
             rows.append(row)
         return StageOutput(granule, pd.DataFrame.from_records(records, columns=RECORD_COLUMNS),
                            rows, files, invalid_values=invalid)

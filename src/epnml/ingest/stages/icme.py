@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from epnml.ingest.access import CSV, access_columns, series_csv
+from epnml.ingest.access import CSV, publish_file, series_csv
 from epnml.ingest.epn import core_row, earth_sun_distance_au, finite_or_none, iso_utc, to_jd
 from epnml.ingest.limits import ResourceLimits
 from epnml.ingest.readers.icme_catalogues import (
@@ -191,8 +191,8 @@ class IcmeStage(CommittedModelStage):
                             catalogues, matches)
             if ctx.make_quicklooks:  # files to publish (ingest), not for predict
                 rel = f"events/{safe_uid(uid)}.csv"
-                files[rel] = event_extract_csv(frame, start, end, uid, source, granule)
-                row |= access_columns(ctx, rel, files[rel], CSV)
+                row |= publish_file(ctx, files, rel, event_extract_csv(
+                    frame, start, end, uid, source, granule), CSV)
             rows.append(row)
         return StageOutput(granule, pd.DataFrame.from_records(records, columns=RECORD_COLUMNS),
                            rows, files, invalid_values=invalid, series=series)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from epnml.ingest.access import CSV, access_columns
+from epnml.ingest.access import CSV, publish_file
 from epnml.ingest.epn import iso_utc, to_jd
 from epnml.ingest.limits import ResourceLimits
 from epnml.ingest.readers.meteors import METEORS_LIMITS, MeteorRecord
@@ -139,8 +139,8 @@ class MeteorsStage(CommittedModelStage):
                 thumb if ctx.make_quicklooks else None, simulated, invalid)
             if ctx.make_quicklooks:  # files to publish (ingest), not for predict
                 rel = f"meteors/{safe_uid(uid)}.csv"
-                files[rel] = meteor_csv(rec, track, fps, uid, str(cls["meteor_class"]), simulated)
-                row |= access_columns(ctx, rel, files[rel], CSV)
+                row |= publish_file(ctx, files, rel, meteor_csv(
+                    rec, track, fps, uid, str(cls["meteor_class"]), simulated), CSV)
             rows.append(row)
         return StageOutput(granule, pd.DataFrame.from_records(out_records,
                                                               columns=RECORD_COLUMNS),

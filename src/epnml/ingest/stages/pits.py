@@ -228,14 +228,15 @@ def landform_access(ctx: RunContext, uid: str, image: ImageData,
     """The landform's ``access_url`` file, added to ``files``: the PNG cut-out of the source
     samples around its box (:func:`epnml.ingest.access.cutout_png`); its access columns.
     Nothing without quicklooks (predict: no file is published)."""
-    from epnml.ingest.access import PNG, access_columns, cutout_png
+    from epnml.ingest.access import PNG, cutout_png, publish_file
 
     if not ctx.make_quicklooks:
         return {}
     rel = f"landforms/access/{safe_uid(uid)}.png"
-    files[rel] = cutout_png(image.pixels, box, f"{simulated_note(image.path)}"
-                            f"{image.path.name}, landform {uid}")
-    return access_columns(ctx, rel, files[rel], PNG)
+    png = cutout_png(image.pixels, box, f"{simulated_note(image.path)}"
+                                        f"{image.path.name}, landform {uid}")
+    return publish_file(ctx, files, rel, png, PNG)
+
 
 def image_granules(paths: Sequence[Path], pipeline: str) -> list[Granule]:
     """One granule per image file (folders expand to their images); the granule id is the
