@@ -41,6 +41,13 @@ def access_columns(ctx: RunContext, rel: str, content: bytes, mime: str) -> dict
             "access_estsize": estsize_kb(content)}
 
 
+def publish_file(ctx: RunContext, files: dict[str, bytes], rel: str, content: bytes,
+                 mime: str) -> dict[str, Any]:
+    """Add ``content`` to the granule's files to publish as ``rel``; its access columns."""
+    files[rel] = content
+    return access_columns(ctx, rel, content, mime)
+
+
 def _iso(index: pd.Index) -> list[str]:
     t = pd.DatetimeIndex(index)
     if t.tz is not None:

@@ -8,6 +8,7 @@ separate so the same stage serves ``epnml predict`` (no database),
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import os
 from collections.abc import Callable, Iterable, Sequence
@@ -42,6 +43,21 @@ def printable(text: str | os.PathLike[str]) -> str:
         return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     except UnicodeEncodeError:  # a surrogate that is not an escaped byte
         return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def safe_name(name: str, limit: int | None = 100) -> str:
+    """``name`` as a file-name part: anything but letters, digits and ``-_.`` becomes
+    ``_``; cut to ``limit`` characters (``None``: not cut)."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:limit]
+
+
+def safe_uid(uid: str) -> str:
+    """A file name for a row's uid: :func:`safe_name` uncut up to 120 characters, a longer
+    one cut to 100 plus 16 hex of its sha256 (two long uids never share a file)."""
+    clean = safe_name(uid, None)
+    if len(clean) <= 120:
+        return clean
+    return clean[:100] + "_" + hashlib.sha256(uid.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

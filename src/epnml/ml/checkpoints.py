@@ -10,10 +10,10 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar, Self
 
 from epnml.config import models_dir
 from epnml.ml.model_info import ModelInfo
@@ -25,6 +25,32 @@ if TYPE_CHECKING:
 _CORE_KEYS = frozenset({"name", "version", "config", "state_dict"})
 #: where the committed weights and their JSON cards live (``<name>-<version>.pt/.json``).
 WEIGHTS_DIR = models_dir() / "weights"
+
+
+class ConfigDict:
+    """``to_dict`` / ``from_dict`` for a dataclass of architecture hyper-parameters, saved
+    in the checkpoint as plain types (``weights_only`` loading): the integer-tuple fields
+    named in ``INT_TUPLES`` travel as lists; unknown or missing-required keys are a
+    ValueError."""
+
+    INT_TUPLES: ClassVar[tuple[str, ...]] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = asdict(self)  # type: ignore[call-overload]
+        for key in self.INT_TUPLES:
+            d[key] = list(d[key])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Self:
+        kw = dict(d)
+        for key in cls.INT_TUPLES:
+            if key in kw:
+                kw[key] = tuple(int(r) for r in kw[key])
+        try:
+            return cls(**kw)
+        except TypeError as exc:
+            raise ValueError(f"invalid model config: {exc}") from exc
 
 
 @dataclass
@@ -147,10 +173,12 @@ class Checkpoint:
 
 def read_checkpoint(name: str, version: str | None, path: Path | None,
                     build: Callable[[dict[str, Any]], Any], weights_dir: Path = WEIGHTS_DIR,
-                    *, pattern: re.Pattern[str] | None = None) -> Checkpoint:
+                    *, pattern: re.Pattern[str] | None = None,
+                    require: Sequence[str] = ()) -> Checkpoint:
     """Load ``<name>-<version>.pt`` (default newest) after its sha256 check: the module
     built by ``build(config["model"])``. ValueError when the file is not that model's
-    checkpoint or its card names another version. ``pattern`` picks which files are
+    checkpoint, its card names another version or it lacks an entry of ``require`` (a
+    feature scaler: the model is useless without it). ``pattern`` picks which files are
     versions (default :func:`weights_pattern`)."""
     import torch
 
@@ -167,6 +195,9 @@ def read_checkpoint(name: str, version: str | None, path: Path | None,
     if card.get("version") != ver:
         raise ValueError(f"{pt}: card version {card.get('version')} != weights version {ver}")
     extra = {k: v for k, v in ckpt.items() if k not in _CORE_KEYS}
+    for key in require:
+        if key not in extra:
+            raise ValueError(f"{name}-{ver}.pt: checkpoint has no {key}")
     return Checkpoint(module, ModelInfo(name, ver, digest), dict(ckpt["config"]), extra)
 
 

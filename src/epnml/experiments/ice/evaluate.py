@@ -19,14 +19,13 @@ probabilities against "the scene has ice".
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from epnml.experiments.landforms.training import evaluate_cli
 from epnml.ml.ice.model import MODEL_NAME as ICE
 from epnml.ml.ice.model import WEIGHTS_DIR, classify_chunks, load_model
 
@@ -35,8 +34,8 @@ from .train import (
     TRAIN_PIXEL_M,
     chunk_metrics,
     image_metrics,
+    make_set,
     predict,
-    scene_chunks,
 )
 
 N_FULL, N_COARSE = 40, 200
@@ -91,15 +90,9 @@ def evaluate(version: str | None = None, n_full: int = N_FULL, n_coarse: int = N
         s.image, s.ice = s.image[:0], s.ice[:0]
         scenes.append(s)
     full = _block(np.concatenate(probs), np.concatenate(labels), scenes)
-    xs, ys, cscenes = [], [], []
-    for i in range(n_coarse):
-        s = simulate_ice_scene(COARSE_SEED0 + i, pixel_m=TRAIN_PIXEL_M)
-        x, y = scene_chunks(s)
-        xs.append(x)
-        ys.append(y)
-        cscenes.append(s)
-    pc = predict(model.module, np.concatenate(xs))  # type: ignore[arg-type]
-    coarse = _block(pc, np.concatenate(ys), cscenes)
+    xc, yc, cscenes = make_set(COARSE_SEED0, n_coarse, TRAIN_PIXEL_M)
+    pc = predict(model.module, xc)  # type: ignore[arg-type]
+    coarse = _block(pc, yc, cscenes)
     return {"simulated": True,
             "full_res": {"pixel_m": 0.5, "seeds": [TEST_SEED0, TEST_SEED0 + n_full - 1],
                          **full},
@@ -110,21 +103,8 @@ def evaluate(version: str | None = None, n_full: int = N_FULL, n_coarse: int = N
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--weights", default=None, help="model version (default newest)")
-    p.add_argument("--n-full", type=int, default=N_FULL)
-    p.add_argument("--n-coarse", type=int, default=N_COARSE)
-    p.add_argument("--update-card", action="store_true")
-    args = p.parse_args(argv)
-    result = evaluate(args.weights, args.n_full, args.n_coarse)
-    print(json.dumps(result, indent=1))
-    if args.update_card:
-        version = args.weights or load_model().info.version
-        card_path = Path(WEIGHTS_DIR) / f"{ICE}-{version}.json"
-        card = json.loads(card_path.read_text())
-        card.setdefault("metrics", {})["test"] = result
-        card_path.write_text(json.dumps(card, indent=1) + "\n")
-    return 0
+    return evaluate_cli(evaluate, __doc__, {"--n-full": N_FULL, "--n-coarse": N_COARSE}, ICE,
+                        Path(WEIGHTS_DIR), lambda: load_model().info.version, argv)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ accuracy at p >= 0.5 is kept. Writes ``ml/weights/ice-<version>.pt`` and its car
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
@@ -26,6 +25,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from epnml.experiments.landforms.training import simulated_cli, train_best
 from epnml.ml.ice.icenet import ICY, IceNet, IceNetConfig, chunk_inputs, image_class
 from epnml.ml.ice.model import MODEL_NAME as ICE
 from epnml.ml.ice.model import WEIGHTS_DIR, save_model
@@ -110,37 +110,20 @@ def train(version: str, out_dir: Path, steps: int = STEPS, n_train: int = N_TRAI
           f"({int(yv.sum())} icy), {time.time() - t0:.0f} s", file=sys.stderr, flush=True)
     pos_weight = torch.tensor(float((y < 0.5).sum()) / max(1.0, float(y.sum())))
     module = IceNet(IceNetConfig())
-    opt = torch.optim.AdamW(module.parameters(), lr=LR, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR, total_steps=steps,
-                                                pct_start=0.15)
-    history: list[dict[str, Any]] = []
-    best: tuple[float, dict[str, torch.Tensor], int] | None = None
-    losses: list[float] = []
-    for step in range(1, steps + 1):
-        module.train()
+
+    def batch_loss() -> torch.Tensor:
         idx = rng.integers(0, len(y), BATCH)
         xb = x[idx].copy()
         flip = rng.random(BATCH) < 0.5
         xb[flip] = xb[flip][..., ::-1]
         logits = module(torch.from_numpy(np.ascontiguousarray(xb)))
-        loss = F.binary_cross_entropy_with_logits(logits, torch.from_numpy(y[idx]),
+        return F.binary_cross_entropy_with_logits(logits, torch.from_numpy(y[idx]),
                                                   pos_weight=pos_weight)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(float(loss.detach()))
-        if step % EVAL_EVERY == 0 or step == steps:
-            acc = chunk_metrics(predict(module, xv), yv, 0.5)["accuracy"]
-            history.append({"step": step, "loss": round(float(np.mean(losses[-50:])), 4),
-                            "val_accuracy@0.5": acc, "seconds": round(time.time() - t0, 1)})
-            print(json.dumps(history[-1]), file=sys.stderr, flush=True)
-            if best is None or acc > best[0]:
-                best = (acc, {k: v.detach().clone() for k, v in module.state_dict().items()},
-                        step)
-    if best is None:
-        raise RuntimeError("no evaluation ran")
-    module.load_state_dict(best[1])
+
+    history, best_step = train_best(
+        module, steps, LR, batch_loss,
+        lambda: chunk_metrics(predict(module, xv), yv, 0.5)["accuracy"],
+        "val_accuracy@0.5", EVAL_EVERY, t0)
     pv = predict(module, xv)
     config = {"threshold": ICY, "chunk": 1024, "downsample": 8}
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -168,7 +151,7 @@ def train(version: str, out_dir: Path, steps: int = STEPS, n_train: int = N_TRAI
         "training": {"steps": steps, "batch": BATCH, "lr": LR,
                      "optimizer": "AdamW + one-cycle",
                      "loss": f"BCE, pos_weight {float(pos_weight):.2f}",
-                     "augmentations": "east-west flips", "best_step": best[2],
+                     "augmentations": "east-west flips", "best_step": best_step,
                      "history": history, "train_seconds": round(time.time() - t0, 1)},
         "metrics": {"validation": {
             "simulated": True, "pixel_m": TRAIN_PIXEL_M,
@@ -182,15 +165,7 @@ def train(version: str, out_dir: Path, steps: int = STEPS, n_train: int = N_TRAI
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--version", required=True)
-    p.add_argument("--steps", type=int, default=STEPS)
-    p.add_argument("--n-train", type=int, default=N_TRAIN)
-    p.add_argument("--out", type=Path, default=WEIGHTS_DIR)
-    args = p.parse_args(argv)
-    card = train(args.version, args.out, args.steps, args.n_train)
-    print(json.dumps(card["metrics"], indent=1))
-    return 0
+    return simulated_cli(train, __doc__, STEPS, N_TRAIN, WEIGHTS_DIR, argv)
 
 
 if __name__ == "__main__":

@@ -1,1 +1,2 @@
-"""Throughput of the landform models (pits, craters, mounds, ice): `epnml bench landforms`."""
+"""The landform models (pits, craters, mounds, ice): throughput (`epnml bench landforms`)
+and the training pieces their trainers share (``training``, ``augment``)."""

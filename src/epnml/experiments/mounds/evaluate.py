@@ -14,14 +14,13 @@ metrics: recall = share of drawn mounds whose centre lies in a predicted compone
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from epnml.experiments.landforms.training import evaluate_cli
 from epnml.ml.mounds.model import MODEL_NAME as MOUNDS
 from epnml.ml.mounds.model import WEIGHTS_DIR, load_model
 
@@ -77,20 +76,8 @@ def evaluate(version: str | None = None, n: int = N_TEST) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--weights", default=None, help="model version (default newest)")
-    p.add_argument("--n", type=int, default=N_TEST)
-    p.add_argument("--update-card", action="store_true")
-    args = p.parse_args(argv)
-    result = evaluate(args.weights, args.n)
-    print(json.dumps(result, indent=1))
-    if args.update_card:
-        version = args.weights or load_model().info.version
-        card_path = Path(WEIGHTS_DIR) / f"{MOUNDS}-{version}.json"
-        card = json.loads(card_path.read_text())
-        card.setdefault("metrics", {})["test"] = result
-        card_path.write_text(json.dumps(card, indent=1) + "\n")
-    return 0
+    return evaluate_cli(evaluate, __doc__, {"--n": N_TEST}, MOUNDS, Path(WEIGHTS_DIR),
+                        lambda: load_model().info.version, argv)
 
 
 if __name__ == "__main__":

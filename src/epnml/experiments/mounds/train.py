@@ -15,9 +15,7 @@ Writes ``ml/weights/mounds-<version>.pt`` and its card.
 
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from epnml.experiments.landforms.training import simulated_cli, train_best
 from epnml.ml.mounds.model import MODEL_NAME as MOUNDS
 from epnml.ml.mounds.model import WEIGHTS_DIR, save_model, segment_mounds
 from epnml.ml.mounds.unet import UNet, UNetConfig, dtm_features, image_features, n_parameters
@@ -110,41 +109,22 @@ def train(version: str, out_dir: Path, steps: int = STEPS, n_train: int = N_TRAI
     masks = [s.mask for s in train_scenes]
     pixel_m = train_scenes[0].pixel_m
     module = UNet(UNetConfig())
-    opt = torch.optim.AdamW(module.parameters(), lr=LR, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR, total_steps=steps,
-                                                pct_start=0.15)
-    history: list[dict[str, Any]] = []
-    best: tuple[float, dict[str, torch.Tensor], int] | None = None
-    losses: list[float] = []
-    for step in range(1, steps + 1):
-        module.train()
+
+    def batch_loss() -> torch.Tensor:
         x, y = _batch(rng, dtms, masks, pixel_m)
         logits = module(x)
         bce = F.binary_cross_entropy_with_logits(logits, y, pos_weight=torch.tensor(2.0))
         p = torch.sigmoid(logits)
         dice = 1 - (2 * (p * y).sum() + 1) / (p.sum() + y.sum() + 1)
-        loss = bce + dice
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(float(loss))
-        if step % EVAL_EVERY == 0 or step == steps:
-            probs = predict_scenes(module, val_scenes, False)
-            val = scores(probs, [s.mask for s in val_scenes], 0.5)
-            history.append({"step": step, "loss": round(float(np.mean(losses[-50:])), 4),
-                            "val_iou_mound@0.5": val["iou_mound"],
-                            "seconds": round(time.time() - t0, 1)})
-            print(json.dumps(history[-1]), file=sys.stderr, flush=True)
-            if best is None or val["iou_mound"] > best[0]:
-                best = (val["iou_mound"], {k: v.detach().clone()
-                                           for k, v in module.state_dict().items()}, step)
-    if best is None:
-        raise RuntimeError("no evaluation ran")
-    module.load_state_dict(best[1])
+        return bce + dice
+
+    vmasks = [s.mask for s in val_scenes]
+    history, best_step = train_best(
+        module, steps, LR, batch_loss,
+        lambda: scores(predict_scenes(module, val_scenes, False), vmasks, 0.5)["iou_mound"],
+        "val_iou_mound@0.5", EVAL_EVERY, t0)
     module.eval()
     dtm_probs = predict_scenes(module, val_scenes, False)
-    vmasks = [s.mask for s in val_scenes]
     by_thr = {t: scores(dtm_probs, vmasks, t) for t in THRESHOLDS}
     thr = max(THRESHOLDS, key=lambda t: by_thr[t]["iou_mound"])
     img_probs = predict_scenes(module, val_scenes, True)
@@ -172,7 +152,7 @@ def train(version: str, out_dir: Path, steps: int = STEPS, n_train: int = N_TRAI
                      "optimizer": "AdamW + one-cycle", "loss": "BCE(pos_weight 2) + soft Dice",
                      "augmentations": "flips, 90-degree rotations (features recomputed), "
                                       f"{IMAGE_FRACTION:.0%} hillshade-only samples",
-                     "best_step": best[2], "history": history,
+                     "best_step": best_step, "history": history,
                      "train_seconds": round(time.time() - t0, 1)},
         "metrics": {"validation": {
             "simulated": True, "threshold": thr,
@@ -186,15 +166,7 @@ def train(version: str, out_dir: Path, steps: int = STEPS, n_train: int = N_TRAI
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--version", required=True)
-    p.add_argument("--steps", type=int, default=STEPS)
-    p.add_argument("--n-train", type=int, default=N_TRAIN)
-    p.add_argument("--out", type=Path, default=WEIGHTS_DIR)
-    args = p.parse_args(argv)
-    card = train(args.version, args.out, args.steps, args.n_train)
-    print(json.dumps(card["metrics"], indent=1))
-    return 0
+    return simulated_cli(train, __doc__, STEPS, N_TRAIN, WEIGHTS_DIR, argv)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ measure the effect of the leak.
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -29,6 +28,19 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from epnml.experiments.landforms.augment import (
+    contrast_noise,
+    keep_visible,
+    random_flips,
+    random_rot90,
+)
+from epnml.experiments.landforms.training import (
+    BestState,
+    adamw_one_cycle,
+    detector_parser,
+    eval_due,
+    optimizer_step,
+)
 from epnml.ml.imagery.detector import (
     CLASS_NAMES,
     DetectorConfig,
@@ -152,27 +164,10 @@ def augment(crop: Crop, rng: np.random.Generator, size: int = CROP
     out[:part.shape[0], :part.shape[1]] = part
     boxes[:, [1, 3]] -= x0
     boxes[:, [2, 4]] -= y0
-    vis_w, vis_h = part.shape[1], part.shape[0]
-    clipped = boxes.copy()
-    clipped[:, [1, 3]] = clipped[:, [1, 3]].clip(0, vis_w)
-    clipped[:, [2, 4]] = clipped[:, [2, 4]].clip(0, vis_h)
-    area = (boxes[:, 3] - boxes[:, 1]) * (boxes[:, 4] - boxes[:, 2])
-    vis = (clipped[:, 3] - clipped[:, 1]) * (clipped[:, 4] - clipped[:, 2])
-    boxes = clipped[(vis >= 0.5 * np.maximum(area, 1e-9)) & (vis > 0)]
-    if rng.random() < 0.5:  # horizontal flip
-        out = out[:, ::-1]
-        boxes[:, [1, 3]] = size - boxes[:, [3, 1]]
-    if rng.random() < 0.5:  # vertical flip
-        out = out[::-1, :]
-        boxes[:, [2, 4]] = size - boxes[:, [4, 2]]
-    for _ in range(int(rng.integers(4))):  # 90 deg counter-clockwise: (x, y) -> (y, S - x)
-        out = np.rot90(out)
-        boxes = np.stack([boxes[:, 0], boxes[:, 2], size - boxes[:, 3], boxes[:, 4],
-                          size - boxes[:, 1]], axis=1) if len(boxes) else boxes
-    contrast = math.exp(rng.uniform(math.log(0.7), math.log(1.4)))
-    noisy = out * contrast + rng.uniform(-0.3, 0.3) + \
-        rng.normal(0.0, rng.uniform(0.0, 0.08), out.shape)
-    return np.ascontiguousarray(noisy, dtype=np.float32), boxes
+    boxes = keep_visible(boxes, part.shape[1], part.shape[0])
+    out, boxes = random_flips(out, boxes, rng, size)
+    out, boxes = random_rot90(out, boxes, rng, size)
+    return contrast_noise(out, rng), boxes
 
 
 def make_targets(boxes: np.ndarray, size: int, stride: int, n_classes: int
@@ -249,22 +244,16 @@ def train(crops: Sequence[Crop], val: Sequence[Crop], steps: int, seed: int,
     img_w = np.array([max([cw[int(k)] for k in c.boxes[:, 0]], default=cw.min())
                       for c in crops])
     img_w = img_w / img_w.sum()
-    opt = torch.optim.AdamW(module.parameters(), lr=LR, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=LR, total_steps=steps,
-                                                pct_start=0.1)
-    best: dict[str, Any] = {"mAP50": -1.0, "step": 0, "state": None}
+    opt, sched = adamw_one_cycle(module.parameters(), LR, steps, 0.1)
+    best = BestState(floor=-1.0)
     t0 = time.perf_counter()
     history = []
     for step in range(1, steps + 1):
         module.train()
         idx = rng.choice(len(crops), size=BATCH, p=img_w)
         loss, parts = batch_loss(module, [augment(crops[i], rng) for i in idx], class_weight)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(module.parameters(), 10.0)
-        opt.step()
-        sched.step()
-        if step % 150 == 0 or step == steps:
+        optimizer_step(opt, sched, loss, (module.parameters(), 10.0))
+        if eval_due(step, steps, 150):
             module.eval()
             dets = [detect_array(c.pixels, module, scale=INPUT_SCALE) for c in val]
             m = evaluate(dets, [c.boxes for c in val])
@@ -273,14 +262,11 @@ def train(crops: Sequence[Crop], val: Sequence[Crop], steps: int, seed: int,
             print(f"step {step} loss {loss.item():.3f} {parts} val mAP50 {m['mAP50']} "
                   f"mAP50-95 {m['mAP50-95']} ({time.perf_counter() - t0:.0f} s)", file=log,
                   flush=True)
-            if m["mAP50"] is not None and m["mAP50"] > best["mAP50"]:
-                best = {"mAP50": m["mAP50"], "step": step,
-                        "state": {k: v.detach().clone() for k, v in
-                                  module.state_dict().items()}}
-    if best["state"] is not None:
-        module.load_state_dict(best["state"])
+            if m["mAP50"] is not None:
+                best.offer(m["mAP50"], step, module)
+    best.restore(module)
     module.eval()
-    return module, {"best_step": best["step"], "history": history,
+    return module, {"best_step": best.step, "history": history,
                     "class_weight": [round(float(v), 4) for v in class_weight],
                     "train_seconds": round(time.perf_counter() - t0, 1)}
 
@@ -302,11 +288,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from .evaluate import REFERENCE, choose_threshold, detect_split, evaluate, f1_at
 
-    ap = argparse.ArgumentParser(description="train the pits detector (DeepLandforms crops)")
-    ap.add_argument("--version", required=True)
-    ap.add_argument("--seed", type=int, default=SEED)
-    ap.add_argument("--steps", type=int, default=STEPS)
-    ap.add_argument("--out", type=Path, default=WEIGHTS_DIR)
+    ap = detector_parser("train the pits detector (DeepLandforms crops)", SEED, STEPS,
+                         WEIGHTS_DIR, threads=False)
     ap.add_argument("--split", choices=("observation", "leaky"), default="observation")
     args = ap.parse_args(argv)
     torch.set_num_threads(2)

@@ -31,6 +31,7 @@ from epnml.ingest.stage import (
     StageOutput,
     invalid_note,
     one_granule_per_file,
+    safe_name,
 )
 from epnml.ml.model_info import ModelInfo
 from epnml.schemas.products import get_product
@@ -52,7 +53,7 @@ THUMB_PX = 160
 
 
 def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:100] or "image"
+    return safe_name(name) or "image"
 
 
 def aurora_files(paths: Sequence[Path]) -> list[Path]:
@@ -248,13 +249,12 @@ def aurora_access(ctx: RunContext, uid: str, image: AuroraImage, det: Detection,
     """The row's ``access_url`` file, added to ``files``: the PNG cut-out of the image's
     brightness around the aurora's box (full resolution, values recoverable from its text
     chunks: :func:`epnml.ingest.access.cutout_png`); its access columns."""
-    from epnml.ingest.access import PNG, access_columns, cutout_png
+    from epnml.ingest.access import PNG, cutout_png, publish_file
 
     rel = f"aurora/access/{_safe(uid)}.png"
     note = ("SIMULATED EMUS-like image, " if image.simulated else "") + \
         f"{image.path.name}, aurora {uid} (rayleigh)"
-    files[rel] = cutout_png(image.brightness, det.box, note)
-    return access_columns(ctx, rel, files[rel], PNG)
+    return publish_file(ctx, files, rel, cutout_png(image.brightness, det.box, note), PNG)
 
 
 def aurora_quicklook_png(image: AuroraImage, pre: Prefiltered, det: Detection) -> bytes:

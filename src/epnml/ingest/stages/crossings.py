@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from epnml.ingest.access import CSV, access_columns, series_csv
+from epnml.ingest.access import CSV, publish_file, series_csv
 from epnml.ingest.epn import core_row, iso_utc, to_jd
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.stage import (
@@ -27,6 +27,7 @@ from epnml.ingest.stage import (
     RunContext,
     StageOutput,
     invalid_note,
+    safe_name,
 )
 from epnml.schemas.products import get_product
 
@@ -113,7 +114,7 @@ class CrossingsStage(CommittedModelStage):
                 label = f"{seg.index[0]:%Y-%m-%d}" + (f" orbit {orbit}" if orbit is not None
                                                       else f" {seg.index[0]:%H:%M}")
                 title = f"MESSENGER MAG {label}" + (" (simulated)" if simulated else "")
-                name = f"crossings/{_safe(granule.granule_id)}_{index:03d}_v{info.version}.png"
+                name = f"crossings/{safe_name(granule.granule_id)}_{index:03d}_v{info.version}.png"
                 files[name] = mag_orbit_quicklook_png(seg, orbit_edges, title)
                 thumbs[index] = name
         edge: Any  # itertuples rows: fields named by the edge table's columns
@@ -139,9 +140,9 @@ class CrossingsStage(CommittedModelStage):
             row = self._row(uid, granule, info, edge, t, (x, y, z), r, lt, orbit,
                             simulated, ctx, thumb, note)
             if ctx.make_quicklooks:  # files to publish (ingest), not for predict
-                rel = f"crossings/{_safe(uid)}.csv"
-                files[rel] = crossing_extract_csv(frame, t, uid, edge, simulated, granule)
-                row |= access_columns(ctx, rel, files[rel], CSV)
+                rel = f"crossings/{safe_name(uid)}.csv"
+                row |= publish_file(ctx, files, rel, crossing_extract_csv(
+                    frame, t, uid, edge, simulated, granule), CSV)
             rows.append(row)
         return StageOutput(granule, pd.DataFrame.from_records(records, columns=RECORD_COLUMNS),
                            rows, files, invalid_values=invalid)
@@ -209,7 +210,3 @@ def crossing_extract_csv(frame: pd.DataFrame, t: pd.Timestamp, uid: str, edge: A
               f"source: {what}, granule {granule.granule_id}; positions MSO"]
     return series_csv(frame, t - EXTRACT_HALF_WIDTH, t + EXTRACT_HALF_WIDTH, FRAME_COLUMNS,
                       MAG_UNITS, header, digits=7)
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:100]

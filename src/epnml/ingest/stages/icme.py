@@ -12,7 +12,6 @@ and the stage never looks anywhere else for them.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from epnml.ingest.access import CSV, access_columns, series_csv
+from epnml.ingest.access import CSV, publish_file, series_csv
 from epnml.ingest.epn import core_row, earth_sun_distance_au, finite_or_none, iso_utc, to_jd
 from epnml.ingest.limits import ResourceLimits
 from epnml.ingest.readers.icme_catalogues import (
@@ -42,6 +41,7 @@ from epnml.ingest.stage import (
     SolarWindSeries,
     StageOutput,
     invalid_note,
+    safe_uid,
 )
 from epnml.schemas.products import get_product
 
@@ -179,7 +179,7 @@ class IcmeStage(CommittedModelStage):
                 "granule_uid": uid, "model": info.name, "model_version": info.version,
                 "simulated": source.simulated, **matches,
             })
-            thumb = f"events/{_safe(uid)}.png"
+            thumb = f"events/{safe_uid(uid)}.png"
             if ctx.make_quicklooks:
                 from epnml.ingest.quicklook import solarwind_quicklook_png
 
@@ -190,9 +190,9 @@ class IcmeStage(CommittedModelStage):
                             stats, ctx, thumb if ctx.make_quicklooks else None, invalid,
                             catalogues, matches)
             if ctx.make_quicklooks:  # files to publish (ingest), not for predict
-                rel = f"events/{_safe(uid)}.csv"
-                files[rel] = event_extract_csv(frame, start, end, uid, source, granule)
-                row |= access_columns(ctx, rel, files[rel], CSV)
+                rel = f"events/{safe_uid(uid)}.csv"
+                row |= publish_file(ctx, files, rel, event_extract_csv(
+                    frame, start, end, uid, source, granule), CSV)
             rows.append(row)
         return StageOutput(granule, pd.DataFrame.from_records(records, columns=RECORD_COLUMNS),
                            rows, files, invalid_values=invalid, series=series)
@@ -321,11 +321,3 @@ def event_extract_csv(frame: pd.DataFrame, start: pd.Timestamp, end: pd.Timestam
               f"ICME {iso_utc(start)} .. {iso_utc(end)}; window = event +- max(1 day, 50 %)",
               f"source: {what}, granule {granule.granule_id} (10-min samples as read)"]
     return series_csv(frame, lo, hi, FRAME_COLUMNS, UNITS, header)
-
-
-def _safe(uid: str) -> str:
-    """File names from uids: short, URL-safe and collision-free."""
-    clean = "".join(c if c.isalnum() or c in "-_." else "_" for c in uid)
-    if len(clean) <= 120:
-        return clean
-    return clean[:100] + "_" + hashlib.sha256(uid.encode()).hexdigest()[:16]

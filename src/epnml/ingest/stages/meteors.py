@@ -8,7 +8,6 @@ pairs (epnml.ml.meteors.pairing) and builds rows and quicklooks. A file is one g
 
 from __future__ import annotations
 
-import hashlib
 import io
 from collections.abc import Sequence
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from epnml.ingest.access import CSV, access_columns
+from epnml.ingest.access import CSV, publish_file
 from epnml.ingest.epn import iso_utc, to_jd
 from epnml.ingest.limits import ResourceLimits
 from epnml.ingest.readers.meteors import METEORS_LIMITS, MeteorRecord
@@ -30,6 +29,8 @@ from epnml.ingest.stage import (
     StageOutput,
     invalid_note,
     one_granule_per_file,
+    safe_name,
+    safe_uid,
 )
 from epnml.schemas.products import get_product
 
@@ -53,14 +54,8 @@ def _granule_id(path: Path) -> str:
     for suffix in (".gz", ".csv"):
         if name.lower().endswith(suffix):
             name = name[: -len(suffix)]
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:100] or "meteors"
+    return safe_name(name) or "meteors"
 
-
-def _safe(uid: str) -> str:
-    clean = "".join(c if c.isalnum() or c in "-_." else "_" for c in uid)
-    if len(clean) <= 120:
-        return clean
-    return clean[:100] + "_" + hashlib.sha256(uid.encode()).hexdigest()[:16]
 
 
 class MeteorsStage(CommittedModelStage):
@@ -122,7 +117,7 @@ class MeteorsStage(CommittedModelStage):
             j = partner[i]
             linked = records[j].meteor_id if j is not None else None
             cls = classes.iloc[i]
-            thumb = f"meteors/{_safe(uid)}.png"
+            thumb = f"meteors/{safe_uid(uid)}.png"
             if ctx.make_quicklooks:
                 files[thumb] = meteor_quicklook_png(rec, verts, str(cls["meteor_class"]),
                                                     simulated)
@@ -143,9 +138,9 @@ class MeteorsStage(CommittedModelStage):
                 (ra0, ra1, de0, de1), spoly_literal(verts), cls, linked,
                 thumb if ctx.make_quicklooks else None, simulated, invalid)
             if ctx.make_quicklooks:  # files to publish (ingest), not for predict
-                rel = f"meteors/{_safe(uid)}.csv"
-                files[rel] = meteor_csv(rec, track, fps, uid, str(cls["meteor_class"]), simulated)
-                row |= access_columns(ctx, rel, files[rel], CSV)
+                rel = f"meteors/{safe_uid(uid)}.csv"
+                row |= publish_file(ctx, files, rel, meteor_csv(
+                    rec, track, fps, uid, str(cls["meteor_class"]), simulated), CSV)
             rows.append(row)
         return StageOutput(granule, pd.DataFrame.from_records(out_records,
                                                               columns=RECORD_COLUMNS),

@@ -22,7 +22,15 @@ import pandas as pd
 from epnml.ingest.epn import continuous_lons, core_row, lon_bounds, to_jd
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
 from epnml.ingest.readers.images import GeoRef, ImageData, image_files
-from epnml.ingest.stage import CommittedModelStage, Granule, GranuleError, RunContext, StageOutput
+from epnml.ingest.stage import (
+    CommittedModelStage,
+    Granule,
+    GranuleError,
+    RunContext,
+    StageOutput,
+    safe_name,
+    safe_uid,
+)
 from epnml.ml.model_info import ModelInfo
 from epnml.schemas.products import get_product
 
@@ -220,22 +228,14 @@ def landform_access(ctx: RunContext, uid: str, image: ImageData,
     """The landform's ``access_url`` file, added to ``files``: the PNG cut-out of the source
     samples around its box (:func:`epnml.ingest.access.cutout_png`); its access columns.
     Nothing without quicklooks (predict: no file is published)."""
-    from epnml.ingest.access import PNG, access_columns, cutout_png
+    from epnml.ingest.access import PNG, cutout_png, publish_file
 
     if not ctx.make_quicklooks:
         return {}
-    rel = f"landforms/access/{_safe_uid(uid)}.png"
-    files[rel] = cutout_png(image.pixels, box, f"{simulated_note(image.path)}"
-                            f"{image.path.name}, landform {uid}")
-    return access_columns(ctx, rel, files[rel], PNG)
-
-
-def _safe_uid(uid: str) -> str:
-    import hashlib
-
-    clean = "".join(c if c.isalnum() or c in "-_." else "_" for c in uid)
-    return clean if len(clean) <= 120 else \
-        clean[:100] + "_" + hashlib.sha256(uid.encode()).hexdigest()[:16]
+    rel = f"landforms/access/{safe_uid(uid)}.png"
+    png = cutout_png(image.pixels, box, f"{simulated_note(image.path)}"
+                                        f"{image.path.name}, landform {uid}")
+    return publish_file(ctx, files, rel, png, PNG)
 
 
 def image_granules(paths: Sequence[Path], pipeline: str) -> list[Granule]:
@@ -244,9 +244,9 @@ def image_granules(paths: Sequence[Path], pipeline: str) -> list[Granule]:
     out: list[Granule] = []
     seen: set[str] = set()
     for p in image_files(paths, f"the {pipeline} pipeline"):
-        gid = _safe(p.stem)
+        gid = safe_name(p.stem)
         if gid in seen:
-            gid = _safe(f"{p.parent.name}_{p.stem}")
+            gid = safe_name(f"{p.parent.name}_{p.stem}")
         seen.add(gid)
         out.append(Granule(gid, (p,)))
     return out
@@ -281,7 +281,3 @@ def chip_png(pixels: np.ndarray, box: tuple[float, float, float, float],
     buf = io.BytesIO()
     img.save(buf, format="PNG")
     return buf.getvalue()
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:100]

@@ -33,7 +33,7 @@ import pandas as pd
 from epnml.ingest.access import CSV, access_columns
 from epnml.ingest.epn import core_row, to_jd
 from epnml.ingest.limits import DEFAULT_LIMITS, ResourceLimits
-from epnml.ingest.stage import Granule, GranuleError, RunContext, StageOutput
+from epnml.ingest.stage import Granule, GranuleError, RunContext, StageOutput, safe_name
 from epnml.ml.model_info import ModelInfo
 from epnml.schemas.columns import Column
 from epnml.schemas.products import get_product
@@ -190,7 +190,7 @@ class UnitsStage:
         files: dict[str, bytes] = {}
         spec_url: dict[int, tuple[str, str | None]] = {}
         for u in means:
-            base = f"units/{_safe(granule.granule_id)}_v{info.version}_unit{u}"
+            base = f"units/{safe_name(granule.granule_id, 120)}_v{info.version}_unit{u}"
             files[f"{base}.csv"] = _spectrum_csv(wl_used, means[u], stds[u], simulated)
             thumb = None
             if ctx.make_quicklooks:
@@ -357,7 +357,3 @@ def _spectrum_png(wl: np.ndarray, mean: np.ndarray, std: np.ndarray, unit: int,
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     return buf.getvalue()
-
-
-def _safe(uid: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in uid)[:120]

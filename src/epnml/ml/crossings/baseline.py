@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from epnml.ml.checkpoints import sha256_file, verify_card
+from epnml.ml.checkpoints import cap_threads, sha256_file, verify_card
 
 from .features import N_FEATURES, Scaler, frame_to_features
 from .inference import MAX_THREADS, WEIGHTS_DIR
@@ -99,8 +99,7 @@ def predict_array(x: np.ndarray, module: WindowCNNLSTM) -> np.ndarray:
     n = x.shape[0]
     if n < 1:
         raise ValueError("need at least one sample")
-    if torch.get_num_threads() > MAX_THREADS:
-        torch.set_num_threads(MAX_THREADS)
+    cap_threads(MAX_THREADS)
     module.eval()
     xt = torch.from_numpy(np.ascontiguousarray(x.T, dtype=np.float32))
     out = np.empty((n, module.config.n_classes), dtype=np.float32)

@@ -13,7 +13,7 @@ import torch
 
 from epnml.config import models_dir
 from epnml.ml.checkpoints import available_versions as _available_versions
-from epnml.ml.checkpoints import read_checkpoint
+from epnml.ml.checkpoints import cap_threads, read_checkpoint
 from epnml.ml.checkpoints import save_checkpoint as save_model_checkpoint
 from epnml.ml.model_info import ModelInfo
 
@@ -64,9 +64,7 @@ def load_model(version: str | None = None, path: Path | None = None) -> LoadedMo
     """
     ckpt = read_checkpoint(MODEL_NAME, version, path,
                            lambda cfg: CrossingsTCN(ModelConfig.from_dict(cfg)), WEIGHTS_DIR,
-                           pattern=_FILE_RE)
-    if "scaler" not in ckpt.extra:
-        raise ValueError(f"{ckpt.info.name}-{ckpt.info.version}.pt: checkpoint has no scaler")
+                           pattern=_FILE_RE, require=("scaler",))
     return LoadedModel(module=ckpt.module, info=ckpt.info, config=ckpt.config,
                        scaler=Scaler.from_dict(ckpt.extra["scaler"]))
 
@@ -89,8 +87,7 @@ def predict_array(x: np.ndarray, module: CrossingsTCN, chunk: int = CHUNK) -> np
     n = x.shape[0]
     if n < 1:
         raise ValueError("need at least one sample")
-    if torch.get_num_threads() > MAX_THREADS:
-        torch.set_num_threads(MAX_THREADS)
+    cap_threads(MAX_THREADS)
     module.eval()
     margin = module.config.receptive_field_s + 64
     if chunk <= 2 * margin:

@@ -12,21 +12,23 @@ output cropped back, so output length == input length.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F  # noqa: N812
 from torch import nn
+
+from epnml.ml.checkpoints import ConfigDict
 
 from .features import N_FEATURES
 from .labels import N_REGIONS
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(ConfigDict):
     """Architecture hyper-parameters (saved with the weights)."""
+
+    INT_TUPLES = ("dilations",)
 
     in_channels: int = N_FEATURES
     n_classes: int = N_REGIONS
@@ -60,20 +62,6 @@ class ModelConfig:
         coarse = 1 + self.stacks * per_block * sum(self.dilations)
         return coarse * self.down + 2 * self.down
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["dilations"] = list(self.dilations)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ModelConfig:
-        kw = dict(d)
-        if "dilations" in kw:
-            kw["dilations"] = tuple(int(r) for r in kw["dilations"])
-        try:
-            return cls(**kw)
-        except TypeError as exc:
-            raise ValueError(f"invalid model config: {exc}") from exc
 
 
 class DilatedBlock(nn.Module):

@@ -13,7 +13,7 @@ import torch
 
 from epnml.config import models_dir
 from epnml.ml.checkpoints import available_versions as _available_versions
-from epnml.ml.checkpoints import read_checkpoint
+from epnml.ml.checkpoints import cap_threads, read_checkpoint
 from epnml.ml.checkpoints import save_checkpoint as save_model_checkpoint
 from epnml.ml.model_info import ModelInfo
 
@@ -71,9 +71,7 @@ def load_model(version: str | None = None, path: Path | None = None) -> LoadedMo
     """
     ckpt = read_checkpoint(MODEL_NAME, version, path,
                            lambda cfg: ICMESegmenter(ModelConfig.from_dict(cfg)), WEIGHTS_DIR,
-                           pattern=_FILE_RE)
-    if "scaler" not in ckpt.extra:
-        raise ValueError(f"{ckpt.info.name}-{ckpt.info.version}.pt: checkpoint has no scaler")
+                           pattern=_FILE_RE, require=("scaler",))
     return LoadedModel(module=ckpt.module, info=ckpt.info, config=ckpt.config,
                        scaler=Scaler.from_dict(ckpt.extra["scaler"]))
 
@@ -112,8 +110,7 @@ def predict_array(x: np.ndarray, module: ICMESegmenter, window: int = WINDOW) ->
     starts = window_starts(total, window)
     acc = np.zeros(total, dtype=np.float64)
     cnt = np.zeros(total, dtype=np.float64)
-    if torch.get_num_threads() > MAX_THREADS:
-        torch.set_num_threads(MAX_THREADS)
+    cap_threads(MAX_THREADS)
     module.eval()
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     with torch.inference_mode():

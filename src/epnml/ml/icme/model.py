@@ -9,19 +9,21 @@ concatenation. Everything is configurable so the tests can build a tiny one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+
+from epnml.ml.checkpoints import ConfigDict
 
 from .features import N_CHANNELS
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(ConfigDict):
     """Architecture hyper-parameters (saved with the weights)."""
+
+    INT_TUPLES = ("aspp_rates",)
 
     in_channels: int = N_CHANNELS
     #: channels at full resolution; level i has ``base * 2**i`` (capped by max_width).
@@ -50,20 +52,6 @@ class ModelConfig:
     def widths(self) -> list[int]:
         return [min(self.base_width * 2**i, self.max_width) for i in range(self.depth + 1)]
 
-    def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["aspp_rates"] = list(self.aspp_rates)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> ModelConfig:
-        kw = dict(d)
-        if "aspp_rates" in kw:
-            kw["aspp_rates"] = tuple(int(r) for r in kw["aspp_rates"])
-        try:
-            return cls(**kw)
-        except TypeError as exc:
-            raise ValueError(f"invalid model config: {exc}") from exc
 
 
 class SqueezeExcite(nn.Module):

@@ -26,7 +26,7 @@ from torch import nn
 
 from epnml.config import models_dir
 from epnml.ml.checkpoints import available_versions as _available_versions
-from epnml.ml.checkpoints import resolve_weights, sha256_file, verify_card
+from epnml.ml.checkpoints import cap_threads, resolve_weights, sha256_file, verify_card
 from epnml.ml.model_info import ModelInfo
 
 MODEL_NAME = "minerals"
@@ -123,8 +123,7 @@ class MineralModel:
 
     def predict(self, x: np.ndarray) -> dict[str, np.ndarray]:
         """presence probability, abundance % (sum 100) and their ensemble std, per row."""
-        if torch.get_num_threads() > MAX_THREADS:
-            torch.set_num_threads(MAX_THREADS)
+        cap_threads(MAX_THREADS)
         xt = torch.from_numpy(((x - self.mean) / self.std).astype(np.float32))
         probs, abund = [], []
         with torch.inference_mode():

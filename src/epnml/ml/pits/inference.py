@@ -17,7 +17,7 @@ import torch
 
 from epnml.config import models_dir
 from epnml.ml.checkpoints import available_versions as _available_versions
-from epnml.ml.checkpoints import load_checkpoint
+from epnml.ml.checkpoints import cap_threads, load_checkpoint
 from epnml.ml.checkpoints import save_checkpoint as _save
 from epnml.ml.imagery.detector import (
     DetectorConfig,
@@ -96,8 +96,7 @@ def detect_array(image: np.ndarray, module: DetectorModule, *, scale: float,
         image = image[..., :3].astype(np.float32).mean(axis=2)
     if image.ndim != 2 or min(image.shape) < 8:
         raise ValueError(f"expected a 2-D grayscale image of at least 8x8 px, got {image.shape}")
-    if torch.get_num_threads() > MAX_THREADS:
-        torch.set_num_threads(MAX_THREADS)
+    cap_threads(MAX_THREADS)
     module.eval()
     small = resize_image(normalize_image(image), scale)
     stride = module.config.stride
