@@ -301,7 +301,3 @@ def _iau_matches(target: str, geos: list[dict[str, Any] | None], scores: np.ndar
             out[i] = {"diameter_km": float(r["diameter_km"]), "lon": float(r["lon"]),
                       "lat": float(r["lat"])}
     return out
-
-
-def _safe(name: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:100]
