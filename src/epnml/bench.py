@@ -66,7 +66,7 @@ def bench_ingest_breakdown(rows: int) -> dict[str, float]:
     """Where ingest time goes: COPY alone, the pgSphere GiST build, COPY with GiST kept."""
     import psycopg
 
-    from epnml.ingest.writer import copy_rows
+    from epnml.ingest.writer import copy_rows, whole_index
     from epnml.schemas import get_product
 
     product = get_product("landforms")
@@ -77,7 +77,7 @@ def bench_ingest_breakdown(rows: int) -> dict[str, float]:
         indexes = conn.execute(
             "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'epnml'"
             " AND tablename = 'landforms' AND indexname <> 'landforms_pk'").fetchall()
-        spatial = [d for n, d in indexes if n == "landforms_s_region_gist"][0]
+        spatial = whole_index([d for n, d in indexes if n == "landforms_s_region_gist"][0])
         with conn.transaction(), conn.cursor() as cur:
             for name, _ in indexes:
                 cur.execute(f"DROP INDEX epnml.{name}")
@@ -95,7 +95,7 @@ def bench_ingest_breakdown(rows: int) -> dict[str, float]:
             out["copy_with_spatial_gist_rows_per_s"] = rows / (time.perf_counter() - t0)
             for name, definition in indexes:
                 if name != "landforms_s_region_gist":
-                    cur.execute(definition)
+                    cur.execute(whole_index(definition))
         _reset(conn)
     return out
 
@@ -256,7 +256,7 @@ def _time_queries(repeats: int, conn: Any = None) -> dict[str, dict[str, float]]
 def bench_query(rows: int, repeats: int = 15) -> dict[str, Any]:
     import psycopg
 
-    from epnml.ingest.writer import bulk_load
+    from epnml.ingest.writer import bulk_load, whole_index
     from epnml.schemas import get_product
 
     _provision()
@@ -279,7 +279,7 @@ def bench_query(rows: int, repeats: int = 15) -> dict[str, Any]:
         finally:
             with conn.transaction():
                 for _, definition in indexes:
-                    conn.execute(definition)
+                    conn.execute(whole_index(definition))
         _reset(conn)
     results["speedup_tap_p50"] = {
         name: results["sequential"][name]["p50_ms"] / results["indexed"][name]["p50_ms"]

@@ -191,6 +191,19 @@ def cmd_db_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_partitions(args: argparse.Namespace) -> int:
+    from epnml.db import connect, default_partition_warnings, partition_rows
+
+    with connect(load_settings()) as conn:
+        rows = partition_rows(conn)
+    print("table\tpartition\tbound\trows")
+    for table, name, bound, n, _ in rows:
+        print(f"{table}\t{name}\t{bound}\t{n}")
+    for warning in default_partition_warnings(rows):
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
 def cmd_db_retire(args: argparse.Namespace) -> int:
     from epnml.db import connect
     from epnml.ingest.registry import make_stage
@@ -369,6 +382,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--stale-hours", type=float, default=24.0,
                    help="runs of another host: aborted when silent this long (default 24)")
     m.set_defaults(func=cmd_db_sweep)
+
+    m = dbsub.add_parser("partitions", help="the product tables' partitions with their row "
+                                            "counts; warns when a DEFAULT partition holds rows")
+    m.set_defaults(func=cmd_db_partitions)
 
     m = dbsub.add_parser("retire", help="supersede a granule's current rows without a new "
                                         "version (kept, never deleted; epnml.retirements "
