@@ -690,6 +690,16 @@ def run_bench(what: str, rows: int | None = None, output: Path | None = None) ->
         results["previews"] = bench_previews()
     if what in ("mission", "all"):
         results["mission"] = bench_mission(rows or 96)
+    if what in ("partitions", "archive", "scale"):  # issue #17; not in "all" (long)
+        from epnml import bench_scale
+
+        results["load_average_at_start"] = results["machine"]["load_average_at_start"]
+        if what == "partitions":
+            results["partitions"] = bench_scale.bench_partitions(rows or 10_000_000)
+        elif what == "archive":
+            results["archive"] = bench_scale.bench_archive((rows or 60_000) // 10_000)
+        else:
+            results["scale"] = bench_scale.bench_scale()
     text = json.dumps(results, indent=2)
     print(text)
     if output is not None:

@@ -434,13 +434,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("bench", help="benchmarks (ingest, query, icme, crossings, units, "
-                                     "landforms, api, dask, aurora, previews, mission, store), "
-                                     "JSON")
+                                     "landforms, api, dask, aurora, previews, mission, store; "
+                                     "issue #17: partitions, archive, scale), JSON")
     p.add_argument("what", choices=["ingest", "query", "icme", "crossings", "units",
                                     "landforms", "api", "dask", "aurora", "previews", "mission",
-                                    "store", "all"])
+                                    "store", "partitions", "archive", "scale", "all"])
     p.add_argument("--rows", type=int, default=None,
-                   help="rows for ingest/query benchmarks; orbits for mission (96)")
+                   help="rows for ingest/query/partitions (10 M)/archive (60,000) "
+                        "benchmarks; orbits for mission (96)")
     p.add_argument("-o", "--output", type=Path, help="also write the JSON results here")
     p.set_defaults(func=cmd_bench)
     return parser

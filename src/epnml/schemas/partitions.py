@@ -100,7 +100,8 @@ def convert_sql(product: Product) -> str:
     return f"""-- {f}: {_describe(product)}
 ALTER TABLE {table} RENAME TO {f}_unpartitioned;
 SELECT epnml.rename_indexes_aside('{table}_unpartitioned'::regclass);
-{partition_tables_sql(product)}SELECT epnml.copy_grants('{table}_unpartitioned'::regclass, '{table}'::regclass);
+{partition_tables_sql(product)}SELECT epnml.copy_grants('{table}_unpartitioned'::regclass,
+                         '{table}'::regclass);
 INSERT INTO {table} ({cols})
     SELECT {cols} FROM {table}_unpartitioned;
 SELECT epnml.check_copied('{table}_unpartitioned'::regclass, '{table}'::regclass);
@@ -193,7 +194,8 @@ BEGIN
             FROM pg_class c, aclexplode(c.relacl) a
             WHERE c.oid = old AND a.grantee <> c.relowner LOOP
         EXECUTE format('GRANT %s ON %s TO %s%s', g.privilege_type, new,
-                       CASE g.grantee WHEN 0 THEN 'PUBLIC' ELSE quote_ident(g.grantee::regrole::text) END,
+                       CASE g.grantee WHEN 0 THEN 'PUBLIC'
+                           ELSE quote_ident(g.grantee::regrole::text) END,
                        CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
     END LOOP;
 END $$;
@@ -265,7 +267,8 @@ BEGIN
                     FROM aclexplode(v.relacl) a WHERE a.grantee::regrole::text <> v.owner LOOP
                 EXECUTE format('GRANT %s ON %I.%I TO %s%s', g.privilege_type, v.nspname,
                     v.relname,
-                    CASE g.grantee WHEN 0 THEN 'PUBLIC' ELSE quote_ident(g.grantee::regrole::text) END,
+                    CASE g.grantee WHEN 0 THEN 'PUBLIC'
+                        ELSE quote_ident(g.grantee::regrole::text) END,
                     CASE WHEN g.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
             END LOOP;
         EXCEPTION WHEN insufficient_privilege THEN
