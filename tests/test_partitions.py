@@ -57,6 +57,12 @@ def _where(conn: psycopg.Connection, family: str) -> dict[str, str]:
                              .format(sql.SQL(get_product(family).storage_table))).fetchall())
 
 
+def test_year_bounds_are_julian_days() -> None:
+    assert year_start_jd(1970) == 2440587.5
+    assert year_start_jd(2000) == 2451544.5
+    assert year_start_jd(2013) - year_start_jd(2012) == 366  # a leap year
+
+
 @pytest.fixture(scope="module")
 def store_dsn() -> str:
     return migrated_database("partitions")

@@ -314,19 +314,13 @@ def bench_store(rows: int = 200_000, superseded: float = 0.1) -> dict[str, Any]:
         t0 = time.perf_counter()
         conn.execute("VACUUM (ANALYZE) epnml.landforms")
         out["vacuum_analyze_after_load_s"] = round(time.perf_counter() - t0, 2)
-        sizes: dict[str, int] = dict(conn.execute(
-            "SELECT indexrelid::regclass::text, pg_relation_size(indexrelid) FROM pg_index"
-            " WHERE indrelid = 'epnml.landforms'::regclass").fetchall())
-        heap: tuple[int, int] = conn.execute(
-            "SELECT pg_relation_size('epnml.landforms'),"
-            " pg_total_relation_size('epnml.landforms')").fetchone() or (0, 0)
-        out["heap_bytes_per_row"] = round(heap[0] / rows, 1)
-        out["total_bytes_per_row"] = round(heap[1] / rows, 1)
-        out["index_bytes_per_row"] = {name: round(size / rows, 1)
-                                      for name, size in sorted(sizes.items())}
+        from epnml.bench_scale import relation_sizes
+
+        # summed over the partitions (a partitioned parent and its indexes hold no pages)
+        out.update(relation_sizes(conn, rows))
         out["extrapolated_total_gb"] = {  # linear: an extrapolation, not a measurement
-            "10M": round(heap[1] / rows * 10e6 / 2**30, 1),
-            "100M": round(heap[1] / rows * 100e6 / 2**30, 1)}
+            "10M": round(out["total_bytes_per_row"] * 10e6 / 2**30, 1),
+            "100M": round(out["total_bytes_per_row"] * 100e6 / 2**30, 1)}
         n_sup = int(rows * superseded)
         t0 = time.perf_counter()
         conn.execute("UPDATE epnml.landforms SET superseded_at = now() WHERE granule_uid IN"

@@ -83,9 +83,9 @@ FROM (SELECT g, random() AS u, 0.5 + 359 * random() AS lon,
 """
 
 
-def _sizes(conn: Any, rows: int) -> dict[str, Any]:
+def relation_sizes(conn: Any, rows: int) -> dict[str, Any]:
     """Bytes per row of the heap and of each index, summed over every partition."""
-    leaves = ("SELECT coalesce(sum({fn}(relid)), 0) FROM pg_partition_tree(%s::regclass)"
+    leaves = ("SELECT coalesce(sum({fn}(relid)), 0)::bigint FROM pg_partition_tree(%s::regclass)"
               " WHERE isleaf")
     heap = conn.execute(leaves.format(fn="pg_relation_size"), ("epnml.landforms",)).fetchone()
     total = conn.execute(leaves.format(fn="pg_total_relation_size"),
@@ -121,7 +121,7 @@ def _explain(conn: Any, where: str) -> dict[str, Any]:
             "partitions_read": len(scanned)}
 
 
-def bench_partitions(rows: int = 10_000_000, repeats: int = 15) -> dict[str, Any]:
+def bench_partitions(rows: int = 10_000_000, repeats: int = 25) -> dict[str, Any]:
     """Load ``rows`` SIMULATED rows (unless the bench table already holds exactly them) and
     time indexed TAP queries through DaCHS against DaCHS' floor; sizes and VACUUM."""
     import psycopg
@@ -157,18 +157,24 @@ def bench_partitions(rows: int = 10_000_000, repeats: int = 15) -> dict[str, Any
         t0 = time.perf_counter()
         conn.execute("VACUUM (ANALYZE) epnml.landforms")
         out["vacuum_analyze_s"] = round(time.perf_counter() - t0, 1)
-        out.update(_sizes(conn, rows))
-        _tap_sync(FLOOR_QUERY)
-        floor = [_tap_sync(FLOOR_QUERY) for _ in range(repeats)]
-        tap: dict[str, Any] = {"floor": {"p50_ms": round(1000 * statistics.median(floor), 1),
-                                         "max_ms": round(1000 * max(floor), 1)}}
-        for name, query in SCALE_QUERIES.items():
+        out.update(relation_sizes(conn, rows))
+        # interleaved (floor, then each query, in turn): the ratios compare requests made
+        # under the same machine load, which drifts on a shared machine
+        queries = {"floor": FLOOR_QUERY, **SCALE_QUERIES}
+        for query in queries.values():
             _tap_sync(query)  # warm the caches
-            times = [_tap_sync(query) for _ in range(repeats)]
-            p50 = 1000 * statistics.median(times)
+        times: dict[str, list[float]] = {name: [] for name in queries}
+        for _ in range(repeats):
+            for name, query in queries.items():
+                times[name].append(1000 * _tap_sync(query))
+        floor = statistics.median(times["floor"])
+        tap: dict[str, Any] = {"floor": {"adql": FLOOR_QUERY, "p50_ms": round(floor, 1),
+                                         "max_ms": round(max(times["floor"]), 1)}}
+        for name, query in SCALE_QUERIES.items():
+            p50 = statistics.median(times[name])
             tap[name] = {"adql": query, "p50_ms": round(p50, 1),
-                         "max_ms": round(1000 * max(times), 1),
-                         "ratio_to_floor": round(p50 / tap["floor"]["p50_ms"], 2),
+                         "max_ms": round(max(times[name]), 1),
+                         "ratio_to_floor": round(p50 / floor, 2),
                          **_explain(conn, SQL_TWINS[name])}
         out["tap"] = tap
         out["goal"] = "TAP p50 within 1.5x DaCHS' floor (issue #17)"
