@@ -314,8 +314,6 @@ def bench_store(rows: int = 200_000, superseded: float = 0.1) -> dict[str, Any]:
         t0 = time.perf_counter()
         conn.execute("VACUUM (ANALYZE) epnml.landforms")
         out["vacuum_analyze_after_load_s"] = round(time.perf_counter() - t0, 2)
-        from epnml.bench_scale import relation_sizes
-
         # summed over the partitions (a partitioned parent and its indexes hold no pages)
         out.update(relation_sizes(conn, rows))
         out["extrapolated_total_gb"] = {  # linear: an extrapolation, not a measurement
@@ -333,6 +331,29 @@ def bench_store(rows: int = 200_000, superseded: float = 0.1) -> dict[str, Any]:
         out["vacuum_after_supersede_s"] = round(time.perf_counter() - t0, 2)
         _reset(conn)
     return out
+
+
+def relation_sizes(conn: Any, rows: int) -> dict[str, Any]:
+    """Bytes per row of the heap and of each index, summed over every partition."""
+    leaves = ("SELECT coalesce(sum({fn}(relid)), 0)::bigint FROM pg_partition_tree(%s::regclass)"
+              " WHERE isleaf")
+    heap = conn.execute(leaves.format(fn="pg_relation_size"), ("epnml.landforms",)).fetchone()
+    total = conn.execute(leaves.format(fn="pg_total_relation_size"),
+                         ("epnml.landforms",)).fetchone()
+    indexes = [r[0] for r in conn.execute(
+        "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid ="
+        " 'epnml.landforms'::regclass ORDER BY 1")]
+    per_index = {}
+    for name in indexes:
+        size = conn.execute(leaves.format(fn="pg_relation_size"), (name,)).fetchone()
+        per_index[name] = round(size[0] / rows, 1)
+    uids = conn.execute("SELECT pg_total_relation_size('epnml.granule_uids'),"
+                        " (SELECT count(*) FROM epnml.granule_uids)").fetchone()
+    return {"heap_bytes_per_row": round(heap[0] / rows, 1),
+            "total_bytes_per_row": round(total[0] / rows, 1),
+            "index_bytes_per_row": per_index,
+            "granule_uids_bytes_per_row": round(uids[0] / max(uids[1], 1), 1)}
+
 
 
 def bench_icme(days: int = 365) -> dict[str, Any]:
@@ -639,13 +660,26 @@ def bench_api() -> dict[str, Any]:
     return run_api(settings, workdir=BENCH_ROOT / "api", env=_bench_env())
 
 
-def run_bench(what: str, rows: int | None = None, output: Path | None = None) -> int:
-    results: dict[str, Any] = {
+def results_header() -> dict[str, Any]:
+    """The machine and date every benchmark's JSON starts with."""
+    return {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform(), "node": platform.node(),
                     "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
         "date": datetime.now().isoformat(timespec="seconds"),
     }
+
+
+def emit_results(results: dict[str, Any], output: Path | None) -> int:
+    text = json.dumps(results, indent=2)
+    print(text)
+    if output is not None:
+        output.write_text(text + "\n")
+    return 0
+
+
+def run_bench(what: str, rows: int | None = None, output: Path | None = None) -> int:
+    results = results_header()
     if what in ("ingest", "all"):
         results["ingest"] = bench_ingest(rows or 200_000)
     if what in ("query", "all"):
@@ -684,18 +718,4 @@ def run_bench(what: str, rows: int | None = None, output: Path | None = None) ->
         results["previews"] = bench_previews()
     if what in ("mission", "all"):
         results["mission"] = bench_mission(rows or 96)
-    if what in ("partitions", "archive", "scale"):  # issue #17; not in "all" (long)
-        from epnml import bench_scale
-
-        results["load_average_at_start"] = results["machine"]["load_average_at_start"]
-        if what == "partitions":
-            results["partitions"] = bench_scale.bench_partitions(rows or 10_000_000)
-        elif what == "archive":
-            results["archive"] = bench_scale.bench_archive((rows or 60_000) // 10_000)
-        else:
-            results["scale"] = bench_scale.bench_scale()
-    text = json.dumps(results, indent=2)
-    print(text)
-    if output is not None:
-        output.write_text(text + "\n")
-    return 0
+    return emit_results(results, output)

@@ -21,7 +21,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from epnml.bench import FLOOR_QUERY, _bench_dsn, _provision, _tap_sync, synthetic_landform_rows
+from epnml.bench import (
+    FLOOR_QUERY,
+    _bench_dsn,
+    _provision,
+    _tap_sync,
+    emit_results,
+    relation_sizes,
+    results_header,
+    synthetic_landform_rows,
+)
 from epnml.config import REPO_ROOT
 
 #: committed results of the benchmarks (``epnml bench <what> -o docs/bench/<what>.json``)
@@ -81,28 +90,6 @@ FROM (SELECT g, random() AS u, 0.5 + 359 * random() AS lon,
              {T0_JD} + {SPAN_DAYS} * random() AS t0
       FROM generate_series({first}, {last}) AS g) AS s
 """
-
-
-def relation_sizes(conn: Any, rows: int) -> dict[str, Any]:
-    """Bytes per row of the heap and of each index, summed over every partition."""
-    leaves = ("SELECT coalesce(sum({fn}(relid)), 0)::bigint FROM pg_partition_tree(%s::regclass)"
-              " WHERE isleaf")
-    heap = conn.execute(leaves.format(fn="pg_relation_size"), ("epnml.landforms",)).fetchone()
-    total = conn.execute(leaves.format(fn="pg_total_relation_size"),
-                         ("epnml.landforms",)).fetchone()
-    indexes = [r[0] for r in conn.execute(
-        "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid ="
-        " 'epnml.landforms'::regclass ORDER BY 1")]
-    per_index = {}
-    for name in indexes:
-        size = conn.execute(leaves.format(fn="pg_relation_size"), (name,)).fetchone()
-        per_index[name] = round(size[0] / rows, 1)
-    uids = conn.execute("SELECT pg_total_relation_size('epnml.granule_uids'),"
-                        " (SELECT count(*) FROM epnml.granule_uids)").fetchone()
-    return {"heap_bytes_per_row": round(heap[0] / rows, 1),
-            "total_bytes_per_row": round(total[0] / rows, 1),
-            "index_bytes_per_row": per_index,
-            "granule_uids_bytes_per_row": round(uids[0] / max(uids[1], 1), 1)}
 
 
 def _explain(conn: Any, where: str) -> dict[str, Any]:
@@ -295,3 +282,17 @@ def bench_scale() -> dict[str, Any]:
             "date": data.get("date"), "results": data.get(key, data), "goal": goal}
     out["figures"] = figures
     return out
+
+
+def run_scale_bench(what: str, rows: int | None = None, output: Path | None = None) -> int:
+    """``epnml bench partitions|archive|scale``: the JSON with the machine and date."""
+    results = results_header()
+    if what == "partitions":
+        results["partitions"] = bench_partitions(rows or 10_000_000)
+    elif what == "archive":
+        results["archive"] = bench_archive((rows or 60_000) // 10_000)
+    elif what == "scale":
+        results["scale"] = bench_scale()
+    else:
+        raise ValueError(f"unknown scale benchmark {what!r}: partitions, archive or scale")
+    return emit_results(results, output)

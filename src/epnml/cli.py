@@ -276,6 +276,10 @@ def cmd_datasets_register(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.what in ("partitions", "archive", "scale"):  # issue #17; not in "all" (long)
+        from epnml.bench_scale import run_scale_bench
+
+        return run_scale_bench(args.what, rows=args.rows, output=args.output)
     from epnml.bench import run_bench
 
     return run_bench(args.what, rows=args.rows, output=args.output)
