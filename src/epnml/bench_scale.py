@@ -262,6 +262,7 @@ def bench_scale() -> dict[str, Any]:
             "tap_floor_p50_ms": tap["floor"]["p50_ms"],
             **{f"tap_{q}_ratio_to_floor": tap[q]["ratio_to_floor"] for q in SCALE_QUERIES},
             "total_bytes_per_row": info["total_bytes_per_row"],
+            "granule_uids_bytes_per_row": info.get("granule_uids_bytes_per_row"),
             "vacuum_analyze_s": info["vacuum_analyze_s"],
             "goal": "each ratio <= 1.5"}
     arch = _committed("archive")
