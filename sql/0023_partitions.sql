@@ -11,23 +11,16 @@ CREATE TABLE epnml.granule_uids (
     granule_uid text PRIMARY KEY,
     family text NOT NULL
 );
--- SECURITY DEFINER: the ingest role writes rows, never this table directly
-CREATE FUNCTION epnml.granule_uids_insert() RETURNS trigger LANGUAGE plpgsql
+-- SECURITY DEFINER: the ingest role writes rows, never this table directly. On UPDATE
+-- only a changed granule_uid (the writer's archived copy of a replaced row) matters.
+CREATE FUNCTION epnml.granule_uids_add() RETURNS trigger LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog, epnml AS $$
 BEGIN
-    INSERT INTO epnml.granule_uids (granule_uid, family)
-        SELECT granule_uid, TG_TABLE_NAME FROM new_rows;
-    RETURN NULL;
-EXCEPTION WHEN unique_violation THEN
-    RAISE EXCEPTION 'epnml.%: a granule_uid is already stored (granule_uid is unique across '
-        'every product family): %', TG_TABLE_NAME, SQLERRM USING ERRCODE = 'unique_violation';
-END $$;
-CREATE FUNCTION epnml.granule_uids_update() RETURNS trigger LANGUAGE plpgsql
-SECURITY DEFINER SET search_path = pg_catalog, epnml AS $$
-BEGIN
-    -- only a changed granule_uid (the writer's archived copy of a replaced row) matters
-    IF EXISTS (SELECT 1 FROM old_rows o FULL JOIN new_rows n USING (granule_uid)
-               WHERE o.granule_uid IS NULL OR n.granule_uid IS NULL) THEN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO epnml.granule_uids (granule_uid, family)
+            SELECT granule_uid, TG_TABLE_NAME FROM new_rows;
+    ELSIF EXISTS (SELECT 1 FROM old_rows o FULL JOIN new_rows n USING (granule_uid)
+                  WHERE o.granule_uid IS NULL OR n.granule_uid IS NULL) THEN
         DELETE FROM epnml.granule_uids u
             WHERE u.granule_uid IN (SELECT granule_uid FROM old_rows
                                     EXCEPT SELECT granule_uid FROM new_rows);
@@ -54,8 +47,8 @@ BEGIN
     RETURN NULL;
 END $$;
 CREATE INDEX granule_uids_family ON epnml.granule_uids (family);
-REVOKE ALL ON FUNCTION epnml.granule_uids_insert(), epnml.granule_uids_update(),
-    epnml.granule_uids_delete(), epnml.granule_uids_truncate() FROM PUBLIC;
+REVOKE ALL ON FUNCTION epnml.granule_uids_add(), epnml.granule_uids_delete(),
+    epnml.granule_uids_truncate() FROM PUBLIC;
 
 -- Helpers of this conversion (dropped at the end).
 CREATE FUNCTION epnml.rename_indexes_aside(old regclass) RETURNS void LANGUAGE plpgsql AS $$
@@ -292,9 +285,9 @@ CREATE INDEX events_time_gist ON epnml.events USING gist (time_min, time_max);
 CREATE TRIGGER events_keep_superseded BEFORE DELETE ON epnml.events
     FOR EACH ROW EXECUTE FUNCTION epnml.keep_superseded_rows();
 CREATE TRIGGER events_uids_insert AFTER INSERT ON epnml.events REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_insert();
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add();
 CREATE TRIGGER events_uids_update AFTER UPDATE ON epnml.events REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_update();
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add();
 CREATE TRIGGER events_uids_delete AFTER DELETE ON epnml.events REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_delete();
 CREATE TRIGGER events_uids_truncate AFTER TRUNCATE ON epnml.events
@@ -414,9 +407,9 @@ CREATE INDEX crossings_time_gist ON epnml.crossings USING gist (time_min, time_m
 CREATE TRIGGER crossings_keep_superseded BEFORE DELETE ON epnml.crossings
     FOR EACH ROW EXECUTE FUNCTION epnml.keep_superseded_rows();
 CREATE TRIGGER crossings_uids_insert AFTER INSERT ON epnml.crossings REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_insert();
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add();
 CREATE TRIGGER crossings_uids_update AFTER UPDATE ON epnml.crossings REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_update();
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add();
 CREATE TRIGGER crossings_uids_delete AFTER DELETE ON epnml.crossings REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_delete();
 CREATE TRIGGER crossings_uids_truncate AFTER TRUNCATE ON epnml.crossings
@@ -536,9 +529,9 @@ CREATE INDEX landforms_time_gist ON epnml.landforms USING gist (time_min, time_m
 CREATE TRIGGER landforms_keep_superseded BEFORE DELETE ON epnml.landforms
     FOR EACH ROW EXECUTE FUNCTION epnml.keep_superseded_rows();
 CREATE TRIGGER landforms_uids_insert AFTER INSERT ON epnml.landforms REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_insert();
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add();
 CREATE TRIGGER landforms_uids_update AFTER UPDATE ON epnml.landforms REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_update();
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add();
 CREATE TRIGGER landforms_uids_delete AFTER DELETE ON epnml.landforms REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_delete();
 CREATE TRIGGER landforms_uids_truncate AFTER TRUNCATE ON epnml.landforms
@@ -671,9 +664,9 @@ CREATE INDEX units_time_gist ON epnml.units USING gist (time_min, time_max);
 CREATE TRIGGER units_keep_superseded BEFORE DELETE ON epnml.units
     FOR EACH ROW EXECUTE FUNCTION epnml.keep_superseded_rows();
 CREATE TRIGGER units_uids_insert AFTER INSERT ON epnml.units REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_insert();
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add();
 CREATE TRIGGER units_uids_update AFTER UPDATE ON epnml.units REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_update();
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add();
 CREATE TRIGGER units_uids_delete AFTER DELETE ON epnml.units REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_delete();
 CREATE TRIGGER units_uids_truncate AFTER TRUNCATE ON epnml.units
@@ -814,9 +807,9 @@ CREATE INDEX meteors_time_gist ON epnml.meteors USING gist (time_min, time_max);
 CREATE TRIGGER meteors_keep_superseded BEFORE DELETE ON epnml.meteors
     FOR EACH ROW EXECUTE FUNCTION epnml.keep_superseded_rows();
 CREATE TRIGGER meteors_uids_insert AFTER INSERT ON epnml.meteors REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_insert();
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add();
 CREATE TRIGGER meteors_uids_update AFTER UPDATE ON epnml.meteors REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_update();
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add();
 CREATE TRIGGER meteors_uids_delete AFTER DELETE ON epnml.meteors REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_delete();
 CREATE TRIGGER meteors_uids_truncate AFTER TRUNCATE ON epnml.meteors
@@ -948,9 +941,9 @@ CREATE INDEX aurora_time_gist ON epnml.aurora USING gist (time_min, time_max);
 CREATE TRIGGER aurora_keep_superseded BEFORE DELETE ON epnml.aurora
     FOR EACH ROW EXECUTE FUNCTION epnml.keep_superseded_rows();
 CREATE TRIGGER aurora_uids_insert AFTER INSERT ON epnml.aurora REFERENCING NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_insert();
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add();
 CREATE TRIGGER aurora_uids_update AFTER UPDATE ON epnml.aurora REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_update();
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add();
 CREATE TRIGGER aurora_uids_delete AFTER DELETE ON epnml.aurora REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_delete();
 CREATE TRIGGER aurora_uids_truncate AFTER TRUNCATE ON epnml.aurora

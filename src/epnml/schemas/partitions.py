@@ -81,10 +81,10 @@ def partition_tables_sql(product: Product) -> str:
         f"CREATE TRIGGER {f}_keep_superseded BEFORE DELETE ON {table}\n"
         "    FOR EACH ROW EXECUTE FUNCTION epnml.keep_superseded_rows();\n"
         f"CREATE TRIGGER {f}_uids_insert AFTER INSERT ON {table} REFERENCING NEW TABLE AS"
-        " new_rows\n    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_insert();\n"
+        " new_rows\n    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add();\n"
         f"CREATE TRIGGER {f}_uids_update AFTER UPDATE ON {table} REFERENCING OLD TABLE AS"
         " old_rows NEW TABLE AS new_rows\n"
-        "    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_update();\n"
+        "    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add();\n"
         f"CREATE TRIGGER {f}_uids_delete AFTER DELETE ON {table} REFERENCING OLD TABLE AS"
         " old_rows\n    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_delete();\n"
         f"CREATE TRIGGER {f}_uids_truncate AFTER TRUNCATE ON {table}\n"
@@ -128,23 +128,16 @@ CREATE TABLE epnml.granule_uids (
     granule_uid text PRIMARY KEY,
     family text NOT NULL
 );
--- SECURITY DEFINER: the ingest role writes rows, never this table directly
-CREATE FUNCTION epnml.granule_uids_insert() RETURNS trigger LANGUAGE plpgsql
+-- SECURITY DEFINER: the ingest role writes rows, never this table directly. On UPDATE
+-- only a changed granule_uid (the writer's archived copy of a replaced row) matters.
+CREATE FUNCTION epnml.granule_uids_add() RETURNS trigger LANGUAGE plpgsql
 SECURITY DEFINER SET search_path = pg_catalog, epnml AS $$
 BEGIN
-    INSERT INTO epnml.granule_uids (granule_uid, family)
-        SELECT granule_uid, TG_TABLE_NAME FROM new_rows;
-    RETURN NULL;
-EXCEPTION WHEN unique_violation THEN
-    RAISE EXCEPTION 'epnml.%: a granule_uid is already stored (granule_uid is unique across '
-        'every product family): %', TG_TABLE_NAME, SQLERRM USING ERRCODE = 'unique_violation';
-END $$;
-CREATE FUNCTION epnml.granule_uids_update() RETURNS trigger LANGUAGE plpgsql
-SECURITY DEFINER SET search_path = pg_catalog, epnml AS $$
-BEGIN
-    -- only a changed granule_uid (the writer's archived copy of a replaced row) matters
-    IF EXISTS (SELECT 1 FROM old_rows o FULL JOIN new_rows n USING (granule_uid)
-               WHERE o.granule_uid IS NULL OR n.granule_uid IS NULL) THEN
+    IF TG_OP = 'INSERT' THEN
+        INSERT INTO epnml.granule_uids (granule_uid, family)
+            SELECT granule_uid, TG_TABLE_NAME FROM new_rows;
+    ELSIF EXISTS (SELECT 1 FROM old_rows o FULL JOIN new_rows n USING (granule_uid)
+                  WHERE o.granule_uid IS NULL OR n.granule_uid IS NULL) THEN
         DELETE FROM epnml.granule_uids u
             WHERE u.granule_uid IN (SELECT granule_uid FROM old_rows
                                     EXCEPT SELECT granule_uid FROM new_rows);
@@ -171,8 +164,8 @@ BEGIN
     RETURN NULL;
 END $$;
 CREATE INDEX granule_uids_family ON epnml.granule_uids (family);
-REVOKE ALL ON FUNCTION epnml.granule_uids_insert(), epnml.granule_uids_update(),
-    epnml.granule_uids_delete(), epnml.granule_uids_truncate() FROM PUBLIC;
+REVOKE ALL ON FUNCTION epnml.granule_uids_add(), epnml.granule_uids_delete(),
+    epnml.granule_uids_truncate() FROM PUBLIC;
 
 -- Helpers of this conversion (dropped at the end).
 CREATE FUNCTION epnml.rename_indexes_aside(old regclass) RETURNS void LANGUAGE plpgsql AS $$
