@@ -243,9 +243,8 @@ CREATE EXTENSION IF NOT EXISTS btree_gist;
 -- SSD storage: random reads cost little more than sequential ones; with the default
 -- (4) the planner skips selective index scans on the product tables.
 ALTER DATABASE "$DB" SET random_page_cost = 1.1;
--- JIT compiling made TAP queries over the partitioned product tables slow (issue #17:
--- the planner's cost of a many-partition plan passes jit_above_cost; compiling takes
--- longer than the indexed query itself)
+-- No JIT (issue #17, docs/scale.md): a plan over many partitions of the product tables
+-- can pass jit_above_cost, and compiling it costs more than the indexed query itself
 ALTER DATABASE "$DB" SET jit = off;
 -- read by migration 0008 (grants to the ingest role)
 ALTER DATABASE "$DB" SET epnml.ingest_role = '$DB_INGEST';
