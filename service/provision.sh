@@ -243,6 +243,9 @@ CREATE EXTENSION IF NOT EXISTS btree_gist;
 -- SSD storage: random reads cost little more than sequential ones; with the default
 -- (4) the planner skips selective index scans on the product tables.
 ALTER DATABASE "$DB" SET random_page_cost = 1.1;
+-- No JIT (issue #17, docs/scale.md): a plan over many partitions of the product tables
+-- can pass jit_above_cost, and compiling it costs more than the indexed query itself
+ALTER DATABASE "$DB" SET jit = off;
 -- read by migration 0008 (grants to the ingest role)
 ALTER DATABASE "$DB" SET epnml.ingest_role = '$DB_INGEST';
 CREATE SCHEMA IF NOT EXISTS epnml AUTHORIZATION "$DB_OWNER";

@@ -146,7 +146,7 @@ def test_view_serves_exactly_the_current_rows(ingested_all: dict[str, Ingest], t
                      " WHERE superseded_at IS NULL ORDER BY granule_uid LIMIT 1")
         conn.execute("UPDATE old SET granule_uid = granule_uid || '_old', superseded_at = now()")
         conn.execute(f"INSERT INTO epnml.{table} SELECT * FROM old"
-                     f" ON CONFLICT (granule_uid) DO NOTHING")
+                     f" ON CONFLICT DO NOTHING")
     current = _store_uids(stack, schema, current=True)
     superseded = _store_uids(stack, schema, current=False)
     assert current and superseded, f"{schema}: the check needs current and superseded rows"

@@ -124,7 +124,7 @@ def test_public_and_dachs_roles_cannot_modify(stack: Stack) -> None:
         assert schema_public == (0,)
         tables = [r[0] for r in conn.execute(
             "SELECT format('epnml.%I', relname) FROM pg_class"
-            " WHERE relnamespace = 'epnml'::regnamespace AND relkind IN ('r', 'v')")]
+            " WHERE relnamespace = 'epnml'::regnamespace AND relkind IN ('r', 'p', 'v')")]
         assert {f"epnml.{t}" for t in PRODUCTS} <= set(tables)
         writable = conn.execute(
             "SELECT r.rolname, t FROM unnest(%s::text[]) AS t, pg_roles r"

@@ -66,7 +66,7 @@ def bench_ingest_breakdown(rows: int) -> dict[str, float]:
     """Where ingest time goes: COPY alone, the pgSphere GiST build, COPY with GiST kept."""
     import psycopg
 
-    from epnml.ingest.writer import copy_rows
+    from epnml.ingest.writer import copy_rows, whole_index
     from epnml.schemas import get_product
 
     product = get_product("landforms")
@@ -77,7 +77,7 @@ def bench_ingest_breakdown(rows: int) -> dict[str, float]:
         indexes = conn.execute(
             "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'epnml'"
             " AND tablename = 'landforms' AND indexname <> 'landforms_pk'").fetchall()
-        spatial = [d for n, d in indexes if n == "landforms_s_region_gist"][0]
+        spatial = whole_index([d for n, d in indexes if n == "landforms_s_region_gist"][0])
         with conn.transaction(), conn.cursor() as cur:
             for name, _ in indexes:
                 cur.execute(f"DROP INDEX epnml.{name}")
@@ -95,7 +95,7 @@ def bench_ingest_breakdown(rows: int) -> dict[str, float]:
             out["copy_with_spatial_gist_rows_per_s"] = rows / (time.perf_counter() - t0)
             for name, definition in indexes:
                 if name != "landforms_s_region_gist":
-                    cur.execute(definition)
+                    cur.execute(whole_index(definition))
         _reset(conn)
     return out
 
@@ -256,7 +256,7 @@ def _time_queries(repeats: int, conn: Any = None) -> dict[str, dict[str, float]]
 def bench_query(rows: int, repeats: int = 15) -> dict[str, Any]:
     import psycopg
 
-    from epnml.ingest.writer import bulk_load
+    from epnml.ingest.writer import bulk_load, whole_index
     from epnml.schemas import get_product
 
     _provision()
@@ -279,7 +279,7 @@ def bench_query(rows: int, repeats: int = 15) -> dict[str, Any]:
         finally:
             with conn.transaction():
                 for _, definition in indexes:
-                    conn.execute(definition)
+                    conn.execute(whole_index(definition))
         _reset(conn)
     results["speedup_tap_p50"] = {
         name: results["sequential"][name]["p50_ms"] / results["indexed"][name]["p50_ms"]
@@ -314,19 +314,11 @@ def bench_store(rows: int = 200_000, superseded: float = 0.1) -> dict[str, Any]:
         t0 = time.perf_counter()
         conn.execute("VACUUM (ANALYZE) epnml.landforms")
         out["vacuum_analyze_after_load_s"] = round(time.perf_counter() - t0, 2)
-        sizes: dict[str, int] = dict(conn.execute(
-            "SELECT indexrelid::regclass::text, pg_relation_size(indexrelid) FROM pg_index"
-            " WHERE indrelid = 'epnml.landforms'::regclass").fetchall())
-        heap: tuple[int, int] = conn.execute(
-            "SELECT pg_relation_size('epnml.landforms'),"
-            " pg_total_relation_size('epnml.landforms')").fetchone() or (0, 0)
-        out["heap_bytes_per_row"] = round(heap[0] / rows, 1)
-        out["total_bytes_per_row"] = round(heap[1] / rows, 1)
-        out["index_bytes_per_row"] = {name: round(size / rows, 1)
-                                      for name, size in sorted(sizes.items())}
+        # summed over the partitions (a partitioned parent and its indexes hold no pages)
+        out.update(relation_sizes(conn, rows))
         out["extrapolated_total_gb"] = {  # linear: an extrapolation, not a measurement
-            "10M": round(heap[1] / rows * 10e6 / 2**30, 1),
-            "100M": round(heap[1] / rows * 100e6 / 2**30, 1)}
+            "10M": round(out["total_bytes_per_row"] * 10e6 / 2**30, 1),
+            "100M": round(out["total_bytes_per_row"] * 100e6 / 2**30, 1)}
         n_sup = int(rows * superseded)
         t0 = time.perf_counter()
         conn.execute("UPDATE epnml.landforms SET superseded_at = now() WHERE granule_uid IN"
@@ -339,6 +331,29 @@ def bench_store(rows: int = 200_000, superseded: float = 0.1) -> dict[str, Any]:
         out["vacuum_after_supersede_s"] = round(time.perf_counter() - t0, 2)
         _reset(conn)
     return out
+
+
+def relation_sizes(conn: Any, rows: int) -> dict[str, Any]:
+    """Bytes per row of the heap and of each index, summed over every partition."""
+    leaves = ("SELECT coalesce(sum({fn}(relid)), 0)::bigint FROM pg_partition_tree(%s::regclass)"
+              " WHERE isleaf")
+    heap = conn.execute(leaves.format(fn="pg_relation_size"), ("epnml.landforms",)).fetchone()
+    total = conn.execute(leaves.format(fn="pg_total_relation_size"),
+                         ("epnml.landforms",)).fetchone()
+    indexes = [r[0] for r in conn.execute(
+        "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid ="
+        " 'epnml.landforms'::regclass ORDER BY 1")]
+    per_index = {}
+    for name in indexes:
+        size = conn.execute(leaves.format(fn="pg_relation_size"), (name,)).fetchone()
+        per_index[name] = round(size[0] / rows, 1)
+    uids = conn.execute("SELECT pg_total_relation_size('epnml.granule_uids'),"
+                        " (SELECT count(*) FROM epnml.granule_uids)").fetchone()
+    return {"heap_bytes_per_row": round(heap[0] / rows, 1),
+            "total_bytes_per_row": round(total[0] / rows, 1),
+            "index_bytes_per_row": per_index,
+            "granule_uids_bytes_per_row": round(uids[0] / max(uids[1], 1), 1)}
+
 
 
 def bench_icme(days: int = 365) -> dict[str, Any]:
@@ -645,13 +660,26 @@ def bench_api() -> dict[str, Any]:
     return run_api(settings, workdir=BENCH_ROOT / "api", env=_bench_env())
 
 
-def run_bench(what: str, rows: int | None = None, output: Path | None = None) -> int:
-    results: dict[str, Any] = {
+def results_header() -> dict[str, Any]:
+    """The machine and date every benchmark's JSON starts with."""
+    return {
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                     "platform": platform.platform(), "node": platform.node(),
                     "load_average_at_start": [round(x, 2) for x in os.getloadavg()]},
         "date": datetime.now().isoformat(timespec="seconds"),
     }
+
+
+def emit_results(results: dict[str, Any], output: Path | None) -> int:
+    text = json.dumps(results, indent=2)
+    print(text)
+    if output is not None:
+        output.write_text(text + "\n")
+    return 0
+
+
+def run_bench(what: str, rows: int | None = None, output: Path | None = None) -> int:
+    results = results_header()
     if what in ("ingest", "all"):
         results["ingest"] = bench_ingest(rows or 200_000)
     if what in ("query", "all"):
@@ -690,8 +718,4 @@ def run_bench(what: str, rows: int | None = None, output: Path | None = None) ->
         results["previews"] = bench_previews()
     if what in ("mission", "all"):
         results["mission"] = bench_mission(rows or 96)
-    text = json.dumps(results, indent=2)
-    print(text)
-    if output is not None:
-        output.write_text(text + "\n")
-    return 0
+    return emit_results(results, output)

@@ -191,6 +191,19 @@ def cmd_db_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_partitions(args: argparse.Namespace) -> int:
+    from epnml.db import connect, default_partition_warnings, partition_rows
+
+    with connect(load_settings()) as conn:
+        rows = partition_rows(conn)
+    print("table\tpartition\tbound\trows")
+    for table, name, bound, n, _ in rows:
+        print(f"{table}\t{name}\t{bound}\t{n}")
+    for warning in default_partition_warnings(rows):
+        print(f"warning: {warning}", file=sys.stderr)
+    return 0
+
+
 def cmd_db_retire(args: argparse.Namespace) -> int:
     from epnml.db import connect
     from epnml.ingest.registry import make_stage
@@ -263,6 +276,10 @@ def cmd_datasets_register(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    if args.what in ("partitions", "archive", "scale"):  # issue #17; not in "all" (long)
+        from epnml.bench_scale import run_scale_bench
+
+        return run_scale_bench(args.what, rows=args.rows, output=args.output)
     from epnml.bench import run_bench
 
     return run_bench(args.what, rows=args.rows, output=args.output)
@@ -370,6 +387,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="runs of another host: aborted when silent this long (default 24)")
     m.set_defaults(func=cmd_db_sweep)
 
+    m = dbsub.add_parser("partitions", help="the product tables' partitions with their row "
+                                            "counts; warns when a DEFAULT partition holds rows")
+    m.set_defaults(func=cmd_db_partitions)
+
     m = dbsub.add_parser("retire", help="supersede a granule's current rows without a new "
                                         "version (kept, never deleted; epnml.retirements "
                                         "records why)")
@@ -417,13 +438,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("bench", help="benchmarks (ingest, query, icme, crossings, units, "
-                                     "landforms, api, dask, aurora, previews, mission, store), "
-                                     "JSON")
+                                     "landforms, api, dask, aurora, previews, mission, store; "
+                                     "issue #17: partitions, archive, scale), JSON")
     p.add_argument("what", choices=["ingest", "query", "icme", "crossings", "units",
                                     "landforms", "api", "dask", "aurora", "previews", "mission",
-                                    "store", "all"])
+                                    "store", "partitions", "archive", "scale", "all"])
     p.add_argument("--rows", type=int, default=None,
-                   help="rows for ingest/query benchmarks; orbits for mission (96)")
+                   help="rows for ingest/query/partitions (10 M)/archive (60,000) "
+                        "benchmarks; orbits for mission (96)")
     p.add_argument("-o", "--output", type=Path, help="also write the JSON results here")
     p.set_defaults(func=cmd_bench)
     return parser

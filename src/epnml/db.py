@@ -141,3 +141,34 @@ def sweep_runs(conn: psycopg.Connection, stale_after: timedelta = DEFAULT_STALE
         if row is not None:
             closed.append((run_id, int(row[0]), int(row[1]), int(row[2])))
     return closed
+
+
+def partition_rows(conn: psycopg.Connection) -> list[tuple[str, str, str, int, bool]]:
+    """Every leaf partition of the product tables: (table, partition, bound, rows, is a
+    DEFAULT partition). Rows are counted exactly (a count per partition, not estimates)."""
+    from psycopg import sql
+
+    from epnml.schemas.products import PRODUCTS
+
+    out: list[tuple[str, str, str, int, bool]] = []
+    for product in PRODUCTS.values():
+        leaves = conn.execute(
+            "SELECT t.relid::regclass::text, pg_get_expr(c.relpartbound, c.oid)"
+            " FROM pg_partition_tree(%s::regclass) t JOIN pg_class c ON c.oid = t.relid"
+            " WHERE t.isleaf ORDER BY t.relid::regclass::text",
+            (product.storage_table,)).fetchall()
+        for name, bound in leaves:
+            row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
+                sql.SQL(name))).fetchone()
+            bound = bound or ""  # an unpartitioned table is its own (only) leaf
+            out.append((product.storage_table, name, bound, int(row[0]) if row else 0,
+                        bound == "DEFAULT"))
+    return out
+
+
+def default_partition_warnings(rows: list[tuple[str, str, str, int, bool]]) -> list[str]:
+    """Why a DEFAULT partition holding rows needs attention: its rows are outside the
+    partitioning's targets or years (add partitions: Product.partitioning, a migration)."""
+    return [f"{name} holds {n} rows: target_name or time_min outside the partitions of "
+            f"{table} (queries on them scan the DEFAULT partition; see docs/scale.md)"
+            for table, name, _, n, is_default in rows if is_default and n]

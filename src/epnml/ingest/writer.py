@@ -392,6 +392,12 @@ def _resolve_collisions(cur: psycopg.Cursor[Any], product: Product,
     return rows, 0, len(stored)
 
 
+def whole_index(definition: str) -> str:
+    """An index definition of ``pg_indexes`` that builds on every partition: PostgreSQL
+    writes a partitioned table's indexes as ``ON ONLY``, which would build none."""
+    return definition.replace(" ON ONLY ", " ON ", 1)
+
+
 def bulk_load(
     conn: psycopg.Connection, product: Product, batches: Iterable[Sequence[dict[str, Any]]]
 ) -> int:
@@ -416,7 +422,7 @@ def bulk_load(
         for batch in batches:
             n += copy_rows(cur, product, batch)
         for _, definition in indexes:
-            cur.execute(definition)
+            cur.execute(whole_index(definition))
         cur.execute(sql.SQL("ANALYZE {}").format(sql.SQL(product.storage_table)))
     return n
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from xml.sax.saxutils import quoteattr
 
 from epnml.config import project_dir
+from epnml.schemas.columns import Column
 from epnml.schemas.products import PRODUCTS, STORAGE_SCHEMA, Product
 
 TARGET_CLASSES = (
@@ -33,14 +34,17 @@ def _sql_list(values: tuple[str, ...]) -> str:
     return ", ".join(f"'{v}'" for v in values)
 
 
-def product_table_sql(product: Product) -> str:
+def table_sql(product: Product, columns: list[Column], key: str, partition_by: str = "") -> str:
+    """``CREATE TABLE`` of a family with its columns and checks; ``key`` is the unique key
+    constraint (the primary key of a plain table; a partitioned one must include the
+    partition keys)."""
     table = product.storage_table
     lines = []
-    for col in product.initial_columns():
+    for col in columns:
         null = " NOT NULL" if col.not_null or col.name == "granule_uid" else ""
         lines.append(f"    {col.name} {col.sql_type}{null}")
     checks = [
-        f"CONSTRAINT {product.family}_pk PRIMARY KEY (granule_uid)",
+        f"CONSTRAINT {product.family}_pk {key}",
         f"CONSTRAINT {product.family}_uid_chars CHECK (granule_uid !~ '[#[:space:]]')",
         f"CONSTRAINT {product.family}_service_title CHECK (service_title = '{product.schema}')",
         f"CONSTRAINT {product.family}_frame CHECK "
@@ -56,19 +60,27 @@ def product_table_sql(product: Product) -> str:
         f"CONSTRAINT {product.family}_score CHECK (ml_score IS NULL OR ml_score BETWEEN 0 AND 1)",
     ]
     body = ",\n".join(lines + [f"    {c}" for c in checks])
-    f = product.family
-    return f"""-- {product.family}: served as {product.schema}.epn_core (view over current rows)
-CREATE TABLE {table} (
-{body}
-);
-CREATE INDEX {f}_s_region_gist ON {table} USING gist (s_region);
+    return f"CREATE TABLE {table} (\n{body}\n){partition_by};\n"
+
+
+def index_sql(product: Product) -> str:
+    """The secondary indexes every family table has had since 0002 (0003 added the time
+    GiST index, emitted separately)."""
+    f, table = product.family, product.storage_table
+    return f"""CREATE INDEX {f}_s_region_gist ON {table} USING gist (s_region);
 CREATE INDEX {f}_time_min ON {table} (time_min);
 CREATE INDEX {f}_time_max ON {table} (time_max);
 CREATE INDEX {f}_target_name ON {table} (target_name);
 CREATE INDEX {f}_source ON {table} (pipeline, obs_id, ml_model_version);
 CREATE INDEX {f}_current ON {table} (granule_uid) WHERE superseded_at IS NULL;
-GRANT SELECT ON {table} TO gavoadmin WITH GRANT OPTION;
 """
+
+
+def product_table_sql(product: Product) -> str:
+    return (f"-- {product.family}: served as {product.schema}.epn_core (view over current rows)\n"
+            + table_sql(product, product.initial_columns(), "PRIMARY KEY (granule_uid)")
+            + index_sql(product)
+            + f"GRANT SELECT ON {product.storage_table} TO gavoadmin WITH GRANT OPTION;\n")
 
 
 def render_products_sql() -> str:
@@ -243,8 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if the SQL file is stale")
     args = parser.parse_args(argv)
+    from epnml.schemas.partitions import PARTITIONS_SQL, partitions_sql
+
     outputs = {PRODUCTS_SQL: render_products_sql(), **added_columns_sql(),
-               **later_products_sql()}
+               **later_products_sql(), PARTITIONS_SQL: partitions_sql()}
     for product in PRODUCTS.values():
         path = RD_DIR / f"{product.rd_id}.rd"
         outputs[path] = render_rd(product, path.read_text())
