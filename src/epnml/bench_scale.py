@@ -279,7 +279,10 @@ def bench_scale() -> dict[str, Any]:
     for name, key, goal in (("previews", "previews", "p95 <= 1 s at 20 clients"),
                             ("mission", "mission", ">= 1.7x 1 -> 2 workers; < 30 min")):
         data = _committed(name)
-        figures[key] = "not measured" if data is None else {
+        # Earlier runs of these are in docs/benchmarks.md, but a figure is only taken
+        # from a committed result file: none, none reported.
+        figures[key] = (f"no committed result (docs/bench/{name}.json): see "
+                        "docs/benchmarks.md for earlier runs") if data is None else {
             "date": data.get("date"), "results": data.get(key, data), "goal": goal}
     out["figures"] = figures
     return out
