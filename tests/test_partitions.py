@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import psycopg
 import pytest
 from psycopg import sql
@@ -272,8 +273,7 @@ def _granule(family: str, obs_id: str, version: str, rows: list[dict[str, Any]])
 
     for row in rows:
         row.update(obs_id=obs_id, ml_model_version=version)
-    return StageOutput(Granule(obs_id, (Path(f"/data/{obs_id}"),)), __import__("pandas")
-                       .DataFrame(), rows)
+    return StageOutput(Granule(obs_id, (Path(f"/data/{obs_id}"),)), pd.DataFrame(), rows)
 
 
 def test_writer_copies_into_partitions_and_keeps_every_guarantee(
