@@ -3,7 +3,7 @@
 -- Issue #17: the writer COPYs a granule straight into its leaf partition (a COPY into a
 -- partitioned table with transition-table triggers inserts row by row; into a partition it
 -- inserts in batches). A statement fires only the statement triggers of the table it
--- names, so each leaf gets the granule_uids triggers of its parent: granule_uid stays
+-- names, so every partition gets the granule_uids triggers of its family: granule_uid stays
 -- unique across partitions and families whichever table a row is written through (before
 -- this migration a row written into a partition directly was not registered at all).
 -- The trigger's argument is the family (TG_TABLE_NAME is the partition's name there).
@@ -42,6 +42,12 @@ BEGIN
 END $$;
 
 -- events
+CREATE TRIGGER events__solar_wind_uids_insert AFTER INSERT ON epnml.events__solar_wind REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add('events');
+CREATE TRIGGER events__solar_wind_uids_update AFTER UPDATE ON epnml.events__solar_wind REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add('events');
+CREATE TRIGGER events__solar_wind_uids_delete AFTER DELETE ON epnml.events__solar_wind REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_delete();
 CREATE TRIGGER events__solar_wind__1963_uids_insert AFTER INSERT ON epnml.events__solar_wind__1963 REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add('events');
 CREATE TRIGGER events__solar_wind__1963_uids_update AFTER UPDATE ON epnml.events__solar_wind__1963 REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
@@ -464,6 +470,12 @@ CREATE TRIGGER events__default_uids_delete AFTER DELETE ON epnml.events__default
     FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_delete();
 
 -- crossings
+CREATE TRIGGER crossings__mercury_uids_insert AFTER INSERT ON epnml.crossings__mercury REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add('crossings');
+CREATE TRIGGER crossings__mercury_uids_update AFTER UPDATE ON epnml.crossings__mercury REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add('crossings');
+CREATE TRIGGER crossings__mercury_uids_delete AFTER DELETE ON epnml.crossings__mercury REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_delete();
 CREATE TRIGGER crossings__mercury__2008_uids_insert AFTER INSERT ON epnml.crossings__mercury__2008 REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add('crossings');
 CREATE TRIGGER crossings__mercury__2008_uids_update AFTER UPDATE ON epnml.crossings__mercury__2008 REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
@@ -526,6 +538,24 @@ CREATE TRIGGER crossings__default_uids_delete AFTER DELETE ON epnml.crossings__d
     FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_delete();
 
 -- landforms
+CREATE TRIGGER landforms__mars_uids_insert AFTER INSERT ON epnml.landforms__mars REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add('landforms');
+CREATE TRIGGER landforms__mars_uids_update AFTER UPDATE ON epnml.landforms__mars REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add('landforms');
+CREATE TRIGGER landforms__mars_uids_delete AFTER DELETE ON epnml.landforms__mars REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_delete();
+CREATE TRIGGER landforms__moon_uids_insert AFTER INSERT ON epnml.landforms__moon REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add('landforms');
+CREATE TRIGGER landforms__moon_uids_update AFTER UPDATE ON epnml.landforms__moon REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add('landforms');
+CREATE TRIGGER landforms__moon_uids_delete AFTER DELETE ON epnml.landforms__moon REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_delete();
+CREATE TRIGGER landforms__mercury_uids_insert AFTER INSERT ON epnml.landforms__mercury REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add('landforms');
+CREATE TRIGGER landforms__mercury_uids_update AFTER UPDATE ON epnml.landforms__mercury REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add('landforms');
+CREATE TRIGGER landforms__mercury_uids_delete AFTER DELETE ON epnml.landforms__mercury REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_delete();
 CREATE TRIGGER landforms__mars__h0_uids_insert AFTER INSERT ON epnml.landforms__mars__h0 REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add('landforms');
 CREATE TRIGGER landforms__mars__h0_uids_update AFTER UPDATE ON epnml.landforms__mars__h0 REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
@@ -606,6 +636,24 @@ CREATE TRIGGER landforms__default_uids_delete AFTER DELETE ON epnml.landforms__d
     FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_delete();
 
 -- units
+CREATE TRIGGER units__mercury_uids_insert AFTER INSERT ON epnml.units__mercury REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add('units');
+CREATE TRIGGER units__mercury_uids_update AFTER UPDATE ON epnml.units__mercury REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add('units');
+CREATE TRIGGER units__mercury_uids_delete AFTER DELETE ON epnml.units__mercury REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_delete();
+CREATE TRIGGER units__mars_uids_insert AFTER INSERT ON epnml.units__mars REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add('units');
+CREATE TRIGGER units__mars_uids_update AFTER UPDATE ON epnml.units__mars REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add('units');
+CREATE TRIGGER units__mars_uids_delete AFTER DELETE ON epnml.units__mars REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_delete();
+CREATE TRIGGER units__moon_uids_insert AFTER INSERT ON epnml.units__moon REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add('units');
+CREATE TRIGGER units__moon_uids_update AFTER UPDATE ON epnml.units__moon REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add('units');
+CREATE TRIGGER units__moon_uids_delete AFTER DELETE ON epnml.units__moon REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_delete();
 CREATE TRIGGER units__mercury__h0_uids_insert AFTER INSERT ON epnml.units__mercury__h0 REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add('units');
 CREATE TRIGGER units__mercury__h0_uids_update AFTER UPDATE ON epnml.units__mercury__h0 REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
@@ -686,6 +734,12 @@ CREATE TRIGGER units__default_uids_delete AFTER DELETE ON epnml.units__default R
     FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_delete();
 
 -- meteors
+CREATE TRIGGER meteors__earth_uids_insert AFTER INSERT ON epnml.meteors__earth REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add('meteors');
+CREATE TRIGGER meteors__earth_uids_update AFTER UPDATE ON epnml.meteors__earth REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add('meteors');
+CREATE TRIGGER meteors__earth_uids_delete AFTER DELETE ON epnml.meteors__earth REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_delete();
 CREATE TRIGGER meteors__earth__2005_uids_insert AFTER INSERT ON epnml.meteors__earth__2005 REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add('meteors');
 CREATE TRIGGER meteors__earth__2005_uids_update AFTER UPDATE ON epnml.meteors__earth__2005 REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
@@ -856,6 +910,12 @@ CREATE TRIGGER meteors__default_uids_delete AFTER DELETE ON epnml.meteors__defau
     FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_delete();
 
 -- aurora
+CREATE TRIGGER aurora__mars_uids_insert AFTER INSERT ON epnml.aurora__mars REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add('aurora');
+CREATE TRIGGER aurora__mars_uids_update AFTER UPDATE ON epnml.aurora__mars REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add('aurora');
+CREATE TRIGGER aurora__mars_uids_delete AFTER DELETE ON epnml.aurora__mars REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_delete();
 CREATE TRIGGER aurora__mars__2014_uids_insert AFTER INSERT ON epnml.aurora__mars__2014 REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION epnml.granule_uids_add('aurora');
 CREATE TRIGGER aurora__mars__2014_uids_update AFTER UPDATE ON epnml.aurora__mars__2014 REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows

@@ -253,6 +253,7 @@ def test_uid_unique_whichever_table_a_row_is_written_through(
             ("epnml.crossings__mercury__2013", "crossings", "Mercury", year_start_jd(2013)),
             ("epnml.landforms__default", "landforms", "Vesta", None),
             ("epnml.landforms", "landforms", "Mars", None),
+            ("epnml.landforms__mars", "landforms", "Mars", None),
             ("epnml.meteors__earth__2012", "meteors", "Earth", jd)):
         with pytest.raises(psycopg.errors.UniqueViolation, match="unique across"):
             _insert_into(conn, table, [_row(family, "dup", target, when)])
