@@ -268,7 +268,7 @@ def _run(args: tuple[str, int, int, str, str, float, float]) -> tuple[int, float
 def _measure(ctx: Any, stage: str, n_writers: int, rep: int, seconds: float
              ) -> dict[str, Any]:
     plan = [(stage, w, rep, *(("Mars", "planet"), ("Moon", "satellite"))[w],
-             time.time() + 10.0, seconds) for w in range(n_writers)]
+             time.time() + 6.0, seconds) for w in range(n_writers)]
     load = _load()
     with ctx.Pool(n_writers) as pool:
         done = pool.map(_run, plan)
