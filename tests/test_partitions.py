@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import psycopg
 import pytest
 from psycopg import sql
@@ -179,7 +180,7 @@ def test_migration_keeps_rows_grants_and_views(tmp_path: Path) -> None:
                            " FROM epnml.events e").fetchone()
         assert c.execute("SELECT relkind FROM pg_class WHERE oid = 'epnml.events'::regclass"
                          ).fetchone() == ("r",)
-    assert migrate(settings) == ["0023_partitions.sql"]
+    assert migrate(settings) == ["0023_partitions.sql", "0024_leaf_uid_triggers.sql"]
     with psycopg.connect(dsn, autocommit=True) as c:
         assert c.execute("SELECT relkind FROM pg_class WHERE oid = 'epnml.events'::regclass"
                          ).fetchone() == ("p",)
@@ -225,3 +226,96 @@ def test_pruning_through_the_dachs_view(stack: Stack) -> None:
     assert sorted(str(u) for u in got["granule_uid"]) == ["tp_0", "tp_1"]
     with psycopg.connect(stack.owner_dsn, autocommit=True) as c:
         c.execute("DELETE FROM epnml.crossings WHERE pipeline = 'test_partitions'")
+
+
+def _insert_into(conn: psycopg.Connection, table: str, rows: list[dict[str, Any]]) -> None:
+    cols = list(rows[0])
+    query = sql.SQL("INSERT INTO {} ({}) VALUES ({})").format(
+        sql.SQL(table), sql.SQL(", ").join(map(sql.Identifier, cols)),
+        sql.SQL(", ").join(sql.Placeholder() * len(cols)))
+    with conn.cursor() as cur:
+        cur.executemany(query, [tuple(r[c] for c in cols) for r in rows])
+
+
+def _uids(conn: psycopg.Connection) -> list[tuple[str, str]]:
+    return conn.execute("SELECT granule_uid, family FROM epnml.granule_uids"
+                        " ORDER BY granule_uid").fetchall()
+
+
+def test_uid_unique_whichever_table_a_row_is_written_through(
+        conn: psycopg.Connection) -> None:
+    """A statement fires only its own table's statement triggers: the partitions carry the
+    registry's triggers too (sql/0024), so writing into a partition is checked as well."""
+    jd = year_start_jd(2012) + 3
+    _insert_into(conn, "epnml.crossings__mercury__2012", [_row("crossings", "dup", "Mercury", jd)])
+    assert _uids(conn) == [("dup", "crossings")]
+    for table, family, target, when in (
+            ("epnml.crossings__mercury__2013", "crossings", "Mercury", year_start_jd(2013)),
+            ("epnml.landforms__default", "landforms", "Vesta", None),
+            ("epnml.landforms", "landforms", "Mars", None),
+            ("epnml.landforms__mars", "landforms", "Mars", None),
+            ("epnml.meteors__earth__2012", "meteors", "Earth", jd)):
+        with pytest.raises(psycopg.errors.UniqueViolation, match="unique across"):
+            _insert_into(conn, table, [_row(family, "dup", target, when)])
+    _insert(conn, "landforms", [_row("landforms", "viaparent", "Mars", None)])
+    leaf = _where(conn, "landforms")["viaparent"]
+    with pytest.raises(psycopg.errors.UniqueViolation, match="unique across"):
+        _insert_into(conn, "epnml.landforms__default",
+                     [_row("landforms", "viaparent", "Vesta", None)])
+    # renames and deletes through a partition follow in the registry
+    conn.execute("UPDATE epnml.crossings__mercury__2012 SET granule_uid = 'dup~s1'")
+    conn.execute(sql.SQL("DELETE FROM {} WHERE granule_uid = 'viaparent'").format(
+        sql.SQL(leaf)))
+    assert _uids(conn) == [("dup~s1", "crossings")]
+
+
+def _granule(family: str, obs_id: str, version: str, rows: list[dict[str, Any]]) -> Any:
+    from epnml.ingest.stage import Granule, StageOutput
+
+    for row in rows:
+        row.update(obs_id=obs_id, ml_model_version=version)
+    return StageOutput(Granule(obs_id, (Path(f"/data/{obs_id}"),)), pd.DataFrame(), rows)
+
+
+def test_writer_copies_into_partitions_and_keeps_every_guarantee(
+        conn: psycopg.Connection) -> None:
+    from epnml.ingest.stage import ModelInfo
+    from epnml.ingest.writer import leaf_groups, write_granule
+
+    landforms, crossings = get_product("landforms"), get_product("crossings")
+    v1, v2 = ModelInfo("test", "1", "0" * 64), ModelInfo("test", "2", "0" * 64)
+    # one granule of a map family: one hash part, as PostgreSQL itself routes it
+    out = _granule("landforms", "g1", "1",
+                   [_row("landforms", f"l{k}", "Mars", None) for k in range(3)])
+    with conn.cursor() as cur:
+        (leaf,) = leaf_groups(cur, landforms, "g1", out.rows)
+    assert write_granule(conn, landforms, "test", out, v1).n_rows == 3
+    _insert(conn, "landforms", [_row("landforms", "probe", "Mars", None, obs_id="g1")])
+    assert set(_where(conn, "landforms").values()) == {leaf}
+    # a time series granule over two years: two partitions, one transaction
+    out = _granule("crossings", "orbit", "1", [
+        _row("crossings", "c1", "Mercury", year_start_jd(2012) + 365.9),
+        _row("crossings", "c2", "Mercury", year_start_jd(2013) + 0.1)])
+    write_granule(conn, crossings, "test", out, v1)
+    assert _where(conn, "crossings") == {"c1": "epnml.crossings__mercury__2012",
+                                         "c2": "epnml.crossings__mercury__2013"}
+    # a uid of another family: refused by the partition's triggers, the granule leaves
+    # no row and no record
+    bad = _granule("landforms", "g2", "1", [_row("landforms", "ok", "Mars", None),
+                                             _row("landforms", "c1", "Mars", None)])
+    with pytest.raises(psycopg.errors.UniqueViolation, match="unique across"):
+        write_granule(conn, landforms, "test", bad, v1)
+    assert conn.execute("SELECT count(*) FROM epnml.landforms WHERE obs_id = 'g2'"
+                        ).fetchone() == (0,)
+    assert conn.execute("SELECT count(*) FROM epnml.granule_versions WHERE obs_id = 'g2'"
+                        ).fetchone() == (0,)
+    # a newer version re-using the uids: the superseded rows are kept, archived
+    out = _granule("landforms", "g1", "2",
+                   [_row("landforms", f"l{k}", "Mars", None) for k in range(3)])
+    result = write_granule(conn, landforms, "test", out, v2)
+    assert (result.n_superseded, result.n_archived) == (4, 3)
+    stored = conn.execute("SELECT granule_uid, superseded_at IS NULL FROM epnml.landforms"
+                          " ORDER BY granule_uid").fetchall()
+    assert [cur for _, cur in stored].count(True) == 3 and len(stored) == 7
+    assert sorted(u for u, f in _uids(conn) if f == "landforms") == sorted(
+        u for u, _ in stored)

@@ -3,9 +3,11 @@
 ``partitions`` bulk-loads SIMULATED landform rows (generated in SQL: Mars, Moon and
 Mercury footprints over 20 years) into the partitioned ``epnml.landforms`` of the bench
 instance and measures TAP p50 through DaCHS against DaCHS' own floor, index sizes per row
-and VACUUM times. ``archive`` measures indexed ingest through the writer's normal path
-(one transaction per granule), 1 and 2 parallel writers into different partitions, against
-the issue's baseline. ``scale`` gathers the committed results (docs/bench/*.json) into one
+and VACUUM times. ``archive`` measures indexed ingest: where a granule's time goes (COPY alone,
++ indexes, + the granule_uids registry, + the writer's bookkeeping) and the writer's normal
+path (one transaction per granule) with 1 and 2 parallel writers into different
+partitions, against the issue's baseline and the COPY-with-GiST ceiling. ``scale``
+gathers the committed results (docs/bench/*.json) into one
 JSON with the machine and date; a figure without a committed result is "not measured".
 """
 
@@ -169,8 +171,71 @@ def bench_partitions(rows: int = 10_000_000, repeats: int = 25) -> dict[str, Any
     return out
 
 
-def _writer(args: tuple[int, int, int, str, str]) -> tuple[int, float]:
-    """One writer process: ``granules`` granules of 10,000 rows through write_granule."""
+#: every measured run of ``archive`` lasts at least this long (s), repeated, median kept
+MIN_SECONDS = 20.0
+REPEATS = 3
+GRANULE = 10_000
+#: ``archive`` stages: what a granule's transaction does (docs/benchmarks.md, Scale)
+STAGES = {
+    "copy_only": "COPY into a table of the same columns without index, constraint or trigger",
+    "copy_spatial_gist_ceiling": "COPY into an empty such table with only the spatial GiST "
+                                 "(the issue's COPY-with-GiST ceiling)",
+    "parent_indexes": "COPY through the partitioned table, every index, registry trigger off",
+    "parent_indexes_uids": "COPY through the partitioned table, every index, granule_uids "
+                           "trigger (the COPY of the writer before 0024)",
+    "leaf_indexes": "COPY into the granule's leaf partition, every index, no registry trigger",
+    "leaf_indexes_uids": "COPY into the leaf partition, every index, the leaf's granule_uids "
+                         "trigger (0024; the COPY of the writer since)",
+    "writer": "write_granule: the lock, version lookups, DELETE/UPDATE of the granule's "
+              "current rows, the collision lookup, the COPY, granule_versions; committed",
+}
+
+
+def _pool(seed: int, target: str, target_class: str) -> list[list[dict[str, Any]]]:
+    """4 granules of SIMULATED rows, re-labelled for each use (generation is not timed)."""
+    batches = list(synthetic_landform_rows(4 * GRANULE, seed=seed))
+    for batch in batches:
+        for row in batch:
+            row.update(target_name=target, target_class=target_class)
+    return batches
+
+
+def _label(batch: list[dict[str, Any]], obs_id: str) -> None:
+    for i, row in enumerate(batch):
+        row.update(obs_id=obs_id, granule_uid=f"{obs_id}_{i}", pipeline="bench")
+        row.pop("superseded_at", None)
+
+
+def _stage_granule(cur: Any, stage: str, batch: list[dict[str, Any]], obs_id: str) -> None:
+    """One granule of a COPY stage, in a transaction that is rolled back (no row stays)."""
+    from epnml.ingest.writer import copy_rows, leaf_groups
+    from epnml.schemas import get_product
+
+    product = get_product("landforms")
+    with cur.connection.transaction(force_rollback=True):
+        if stage == "copy_only":
+            copy_rows(cur, product, batch, table="epnml.bench_copy_only")
+        elif stage == "copy_spatial_gist_ceiling":
+            copy_rows(cur, product, batch, table="epnml.bench_copy_gist")
+        elif stage.startswith("parent"):
+            if stage == "parent_indexes":
+                cur.execute("ALTER TABLE epnml.landforms DISABLE TRIGGER landforms_uids_insert")
+            copy_rows(cur, product, batch)
+        else:
+            (leaf,) = leaf_groups(cur, product, obs_id, batch)
+            name = leaf.split(".", 1)[1]
+            has_trigger = cur.execute("SELECT 1 FROM pg_trigger WHERE tgname = %s",
+                                      (f"{name}_uids_insert",)).fetchone() is not None
+            if stage == "leaf_indexes" and has_trigger:
+                cur.execute(f"ALTER TABLE {leaf} DISABLE TRIGGER {name}_uids_insert")
+            elif stage == "leaf_indexes_uids" and not has_trigger:
+                raise ValueError("leaf_indexes_uids needs migration 0024 (leaf triggers)")
+            copy_rows(cur, product, batch, table=leaf)
+
+
+def _run(args: tuple[str, int, int, str, str, float, float]) -> tuple[int, float]:
+    """One process: granules of ``stage`` from ``start_at`` (a wall-clock time shared by
+    parallel processes) until ``seconds`` have passed; (rows, seconds)."""
     import pandas as pd
     import psycopg
 
@@ -178,59 +243,95 @@ def _writer(args: tuple[int, int, int, str, str]) -> tuple[int, float]:
     from epnml.ingest.writer import write_granule
     from epnml.schemas import get_product
 
-    writer, granules, seed, target, target_class = args
+    stage, writer, rep, target, target_class, start_at, seconds = args
+    pool = _pool(100 + writer, target, target_class)
     product = get_product("landforms")
     model = ModelInfo("bench", "0", "0" * 64)
-    batches = list(synthetic_landform_rows(granules * 10_000, seed=seed))
-    n = 0
-    with psycopg.connect(_bench_dsn(), autocommit=True) as conn:
+    n = k = 0
+    with psycopg.connect(_bench_dsn(), autocommit=True) as conn, conn.cursor() as cur:
+        time.sleep(max(0.0, start_at - time.time()))
         t0 = time.perf_counter()
-        for k, batch in enumerate(batches):
-            for i, row in enumerate(batch):
-                row.update(obs_id=f"arch{writer}_{seed}_{k}", target_name=target,
-                           target_class=target_class,
-                           granule_uid=f"arch{writer}_{seed}_{k}_{i}")
-            out = StageOutput(Granule(f"arch{writer}_{seed}_{k}", (Path("bench"),)),
-                              pd.DataFrame(), batch)
-            n += write_granule(conn, product, "bench", out, model).n_rows
+        while time.perf_counter() - t0 < seconds:
+            batch = pool[k % len(pool)]
+            obs_id = f"arch_{stage}_{rep}_{writer}_{k}"
+            _label(batch, obs_id)
+            if stage == "writer":
+                out = StageOutput(Granule(obs_id, (Path("bench"),)), pd.DataFrame(), batch)
+                n += write_granule(conn, product, "bench", out, model).n_rows
+            else:
+                _stage_granule(cur, stage, batch, obs_id)
+                n += len(batch)
+            k += 1
         return n, time.perf_counter() - t0
 
 
-def bench_archive(granules: int = 6) -> dict[str, Any]:
-    """Indexed ingest (write_granule: one transaction per 10,000-row granule, every index
-    and the granule_uids registry maintained) by 1 writer, then 2 writers in parallel
-    processes into different partitions (Mars, Moon), the same number of rows."""
+def _measure(ctx: Any, stage: str, n_writers: int, rep: int, seconds: float
+             ) -> dict[str, Any]:
+    plan = [(stage, w, rep, *(("Mars", "planet"), ("Moon", "satellite"))[w],
+             time.time() + 6.0, seconds) for w in range(n_writers)]
+    load = _load()
+    with ctx.Pool(n_writers) as pool:
+        done = pool.map(_run, plan)
+    rows = sum(n for n, _ in done)
+    wall = max(t for _, t in done)
+    return {"rows": rows, "seconds": round(wall, 1), "rows_per_s": round(rows / wall),
+            "load_before": load["load_average"], "load_after": _load()["load_average"]}
+
+
+def bench_archive(min_seconds: float = MIN_SECONDS, repeats: int = REPEATS,
+                  stages: tuple[str, ...] = tuple(STAGES)) -> dict[str, Any]:
+    """Indexed ingest into the partitioned ``epnml.landforms`` of the bench instance: the
+    breakdown (``STAGES``, one process; every stage but ``writer`` rolls its granules back)
+    and ``write_granule`` by 1 writer, then 2 writers in parallel processes into different
+    partitions (Mars, Moon); granules of 10,000 SIMULATED rows with polygons; each run at
+    least ``min_seconds``, ``repeats`` rounds with the stages interleaved, medians."""
     import psycopg
 
     _provision()
-    out: dict[str, Any] = {"data": "SIMULATED landform rows with polygons, granules of 10,000",
-                           "baseline_rows_per_s": ISSUE_INGEST_ROWS_PER_S,
-                           "baseline": "issue #17: indexed ingest with polygons, one writer"}
+    out: dict[str, Any] = {
+        "data": "SIMULATED landform rows with polygons, granules of 10,000 (4 generated "
+                "granules per process, re-labelled for each use)",
+        "baseline_rows_per_s": ISSUE_INGEST_ROWS_PER_S,
+        "baseline": "issue #17: indexed ingest with polygons, one writer",
+        "min_seconds_per_run": min_seconds, "repeats": repeats, "stages": dict(STAGES)}
     with psycopg.connect(_bench_dsn(), autocommit=True) as conn:
         row = conn.execute("SELECT count(*) FROM epnml.landforms").fetchone()
         out["rows_in_table_before"] = int(row[0]) if row else 0
+        migrations = conn.execute("SELECT max(name) FROM epnml.schema_migrations"
+                                  ).fetchone()
+        out["last_migration"] = migrations[0] if migrations else None
+        for table in ("bench_copy_only", "bench_copy_gist"):
+            conn.execute(f"DROP TABLE IF EXISTS epnml.{table}")
+            conn.execute(f"CREATE TABLE epnml.{table} (LIKE epnml.landforms INCLUDING DEFAULTS)")
+        conn.execute("CREATE INDEX ON epnml.bench_copy_gist USING gist (s_region)")
     ctx = multiprocessing.get_context("spawn")
-    for n_writers, seed in ((1, 101), (2, 202)):
-        plan = [(w, granules // n_writers, seed, *(("Mars", "planet"), ("Moon", "satellite"))[w])
-                for w in range(n_writers)]
-        load = _load()
-        t0 = time.perf_counter()
-        with ctx.Pool(n_writers) as pool:
-            done = pool.map(_writer, plan)
-        wall = time.perf_counter() - t0
-        rows = sum(n for n, _ in done)
-        out[f"writers_{n_writers}"] = {
-            "rows": rows, "wall_s": round(wall, 1), "rows_per_s": round(rows / wall),
-            "ratio_to_baseline": round(rows / wall / ISSUE_INGEST_ROWS_PER_S, 2),
-            "load_before": load, "load_after": _load()}
-    out["scaling_1_to_2"] = round(out["writers_2"]["rows_per_s"]
-                                  / out["writers_1"]["rows_per_s"], 2)
+    runs: dict[str, list[dict[str, Any]]] = {}
+    cases = [(s, 1) for s in stages] + ([("writer", 2)] if "writer" in stages else [])
+    try:
+        for rep in range(repeats):
+            for stage, n_writers in cases:
+                key = stage if stage != "writer" else f"writers_{n_writers}"
+                runs.setdefault(key, []).append(_measure(ctx, stage, n_writers, rep,
+                                                         min_seconds))
+    finally:
+        with psycopg.connect(_bench_dsn(), autocommit=True) as conn:
+            conn.execute("DROP TABLE IF EXISTS epnml.bench_copy_only, epnml.bench_copy_gist")
+            # the writer's rows go (bench rows are never served): the table keeps the
+            # partitions benchmark's rows only. Owner's cleanup; no row is superseded here.
+            conn.execute("DELETE FROM epnml.landforms WHERE ml_run_id <> 'scale'"
+                         " AND pipeline = 'bench'")
+    for key, measured in runs.items():
+        median = statistics.median(r["rows_per_s"] for r in measured)
+        out[key] = {"rows_per_s": round(median),
+                    "ratio_to_baseline": round(median / ISSUE_INGEST_ROWS_PER_S, 2),
+                    "runs": measured}
+    if "writers_1" in out and "writers_2" in out:
+        out["scaling_1_to_2"] = round(out["writers_2"]["rows_per_s"]
+                                      / out["writers_1"]["rows_per_s"], 2)
+    if "copy_spatial_gist_ceiling" in out and "writers_1" in out:
+        out["writers_1_of_ceiling"] = round(out["writers_1"]["rows_per_s"]
+                                            / out["copy_spatial_gist_ceiling"]["rows_per_s"], 2)
     out["goal"] = "indexed ingest >= 1.5x the baseline (issue #17)"
-    with psycopg.connect(_bench_dsn(), autocommit=True) as conn:
-        # the archive's rows go (bench rows are never served): the table keeps the
-        # partitions benchmark's rows only. Owner's cleanup; no row is superseded here.
-        conn.execute("DELETE FROM epnml.landforms WHERE ml_run_id <> 'scale'"
-                     " AND pipeline = 'bench'")
     return out
 
 
@@ -294,7 +395,7 @@ def run_scale_bench(what: str, rows: int | None = None, output: Path | None = No
     if what == "partitions":
         results["partitions"] = bench_partitions(rows or 10_000_000)
     elif what == "archive":
-        results["archive"] = bench_archive((rows or 60_000) // 10_000)
+        results["archive"] = bench_archive()
     elif what == "scale":
         results["scale"] = bench_scale()
     else:

@@ -444,8 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
                                     "landforms", "api", "dask", "aurora", "previews", "mission",
                                     "store", "partitions", "archive", "scale", "all"])
     p.add_argument("--rows", type=int, default=None,
-                   help="rows for ingest/query/partitions (10 M)/archive (60,000) "
-                        "benchmarks; orbits for mission (96)")
+                   help="rows for ingest/query/partitions (10 M) benchmarks; orbits for "
+                        "mission (96); archive runs by time (20 s x 3 per stage)")
     p.add_argument("-o", "--output", type=Path, help="also write the JSON results here")
     p.set_defaults(func=cmd_bench)
     return parser

@@ -163,9 +163,11 @@ def _now() -> datetime:
 
 
 def copy_rows(
-    cur: psycopg.Cursor, product: Product, rows: Sequence[dict[str, Any]]
+    cur: psycopg.Cursor, product: Product, rows: Sequence[dict[str, Any]],
+    table: str | None = None,
 ) -> int:
-    """COPY rows (dicts keyed by column name) into the product's storage table.
+    """COPY rows (dicts keyed by column name) into the product's storage table, or into
+    ``table``, one of its partitions (:func:`leaf_groups`).
 
     Only the columns the rows carry are sent (the others default to NULL): rows
     fill about a third of the EPN-TAP columns, and COPY time scales with fields.
@@ -178,15 +180,59 @@ def copy_rows(
     if unknown:
         raise ValueError(f"{product.family}: rows carry unknown columns {sorted(unknown)}")
     names = [n for n in known if n in present]
-    schema, table = product.storage_table.split(".")
+    schema, name = (table or product.storage_table).split(".")
     stmt = sql.SQL("COPY {}.{} ({}) FROM STDIN").format(
-        sql.Identifier(schema), sql.Identifier(table),
+        sql.Identifier(schema), sql.Identifier(name),
         sql.SQL(", ").join(sql.Identifier(n) for n in names),
     )
     with cur.copy(stmt) as copy:
         for row in rows:
             copy.write_row([row.get(n) for n in names])
     return len(rows)
+
+
+def leaf_groups(cur: psycopg.Cursor[Any], product: Product, obs_id: str,
+                rows: Sequence[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """A granule's rows grouped by the leaf partition each belongs to, so that each group
+    is COPYed into its partition directly: PostgreSQL inserts a COPY into a partitioned
+    table with transition-table triggers (the granule_uids registry) row by row, and into
+    a partition in batches. The partitions carry the same granule_uids triggers
+    (sql/0024), and PostgreSQL checks every row against its partition's bounds, so a row
+    in the wrong group fails the granule instead of landing in the wrong place. Returns
+    ``{storage_table: rows}`` (the parent routes) when the table is not partitioned or a
+    computed partition does not exist in this database.
+    """
+    from epnml.schemas.partitions import leaf_of
+
+    if product.partitioning is None or not rows:
+        return {product.storage_table: list(rows)}
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(leaf_of(product, row.get("target_name") or "",
+                                  row.get("time_min")), []).append(row)
+    hash_parts = product.partitioning.hash_parts
+    if not product.partitioning.years:
+        # every row of a granule has its obs_id: one hash part per target
+        found = {}
+        for parent in groups:
+            if parent.endswith("__default"):
+                found[parent] = parent
+                continue
+            part = cur.execute(
+                "SELECT k FROM generate_series(0, %s - 1) AS k"
+                " WHERE satisfies_hash_partition(%s::regclass::oid, %s, k, %s::text)",
+                (hash_parts, parent, hash_parts, obs_id)).fetchone()
+            if part is None:
+                return {product.storage_table: list(rows)}
+            found[parent] = f"{parent}__h{part[0]}"
+        groups = {found[parent]: group for parent, group in groups.items()}
+    names = list(groups)
+    existing = cur.execute(
+        "SELECT count(*) FROM pg_class WHERE oid = ANY(SELECT to_regclass(n) FROM"
+        " unnest(%s::text[]) AS n) AND relkind = 'r' AND relispartition", (names,)).fetchone()
+    if existing is None or existing[0] != len(names):
+        return {product.storage_table: list(rows)}
+    return groups
 
 
 def register_model(conn: psycopg.Connection, model: ModelInfo, card: dict[str, Any]) -> None:
@@ -277,7 +323,8 @@ def write_granule(
             row["superseded_at"] = None if becomes_current else now
         if data_dir is not None and output.files:
             write_files(data_dir, output.files)
-        n_rows = copy_rows(cur, product, rows)
+        n_rows = sum(copy_rows(cur, product, group, table=leaf)
+                     for leaf, group in leaf_groups(cur, product, obs_id, rows).items())
         cur.execute(
             "INSERT INTO epnml.granule_versions (pipeline, obs_id, model_version, sha256,"
             " run_id, committed_at, n_rows, made_current) VALUES (%s,%s,%s,%s,%s,%s,%s,%s)"
@@ -371,10 +418,19 @@ def _resolve_collisions(cur: psycopg.Cursor[Any], product: Product,
     if not rows:
         return rows, 0, 0
     table = sql.SQL(product.storage_table)
+    uids = [r["granule_uid"] for r in rows]
+    if product.partitioning is not None:
+        # the registry holds every stored uid of a partitioned table (its triggers): one
+        # index probe per row instead of one per row and partition; a uid of another
+        # family is left to the registry's triggers to refuse at the COPY
+        uids = [uid for (uid,) in cur.execute(
+            "SELECT granule_uid FROM epnml.granule_uids WHERE granule_uid = ANY(%s)"
+            " AND family = %s", (uids, product.family))]
+        if not uids:
+            return rows, 0, 0
     stored = cur.execute(
         sql.SQL("SELECT granule_uid, superseded_at, datalink_url FROM {}"
-                " WHERE granule_uid = ANY(%s)").format(table),
-        ([r["granule_uid"] for r in rows],)).fetchall()
+                " WHERE granule_uid = ANY(%s)").format(table), (uids,)).fetchall()
     if not stored:
         return rows, 0, 0
     live = [uid for uid, superseded, _ in stored if superseded is None]

@@ -255,10 +255,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--check", action="store_true", help="fail if the SQL file is stale")
     args = parser.parse_args(argv)
-    from epnml.schemas.partitions import PARTITIONS_SQL, partitions_sql
+    from epnml.schemas.partitions import (
+        LEAF_UIDS_SQL,
+        PARTITIONS_SQL,
+        leaf_uids_sql,
+        partitions_sql,
+    )
 
     outputs = {PRODUCTS_SQL: render_products_sql(), **added_columns_sql(),
-               **later_products_sql(), PARTITIONS_SQL: partitions_sql()}
+               **later_products_sql(), PARTITIONS_SQL: partitions_sql(),
+               LEAF_UIDS_SQL: leaf_uids_sql()}
     for product in PRODUCTS.values():
         path = RD_DIR / f"{product.rd_id}.rd"
         outputs[path] = render_rd(product, path.read_text())
