@@ -103,6 +103,21 @@ def test_health_and_allow_lists(client: TestClient) -> None:
     assert "/preview" in client.get("/openapi.json").json()["paths"]
 
 
+def test_requests_share_the_service_connection_pool(client: TestClient,
+                                                   settings: Settings) -> None:
+    """Requests borrow connections from the service's pool (a new backend per request
+    re-plans lookups over every partition), and hand them back."""
+    pool = client.app.state.db_pool  # type: ignore[attr-defined]
+    assert pool is not None
+    uid = _uid(settings, "events")
+    before = pool.get_stats()
+    for _ in range(3):
+        assert client.get("/datalink", params={"ID": uid}).status_code == 200
+    after = pool.get_stats()
+    assert after.get("requests_num", 0) - before.get("requests_num", 0) >= 3
+    assert after["pool_size"] <= 16 and after["pool_available"] == after["pool_size"]
+
+
 def test_drift_indicator(client: TestClient, settings: Settings) -> None:
     drift = client.get("/models/crossings/drift")
     assert drift.status_code == 200

@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 
+import psycopg
 from fastapi import APIRouter, FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from epnml.api import errors
-from epnml.api.deps import service_version
+from epnml.api.deps import open_db_pool, service_version
 from epnml.api.params import CaseInsensitiveParams
 from epnml.api.routes import datalink, hapi, inference, models, oip, provenance, service, uws
 from epnml.api.uws.worker import JobWorker
@@ -44,10 +45,16 @@ async def lifespan(app: FastAPI) -> AsyncGenerator[None, None]:
         worker = JobWorker(settings, pool=pool)
         worker.start()
     app.state.worker = worker
+    try:
+        app.state.db_pool = await run_in_threadpool(open_db_pool, settings)
+    except psycopg.OperationalError:
+        app.state.db_pool = None  # database down at start: connect per request
     yield
     if worker is not None:
         await run_in_threadpool(worker.stop)
     pool.close()
+    if app.state.db_pool is not None:
+        await run_in_threadpool(app.state.db_pool.close)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -65,6 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.worker = None
+    app.state.db_pool = None
     app.state.pool = WorkerPool.from_settings(settings)
     app.add_middleware(CaseInsensitiveParams)
     app.add_middleware(AccessLog)

@@ -9,11 +9,12 @@ from typing import Annotated
 
 import psycopg
 from fastapi import Depends, HTTPException, Query, Request
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from epnml.api.auth import Caller, caller
 from epnml.api.params import form_params, query_params
 from epnml.api.workers import WorkerPool
-from epnml.config import Settings
+from epnml.config import Settings, read_dsn_file
 from epnml.db import connect
 from epnml.rerun import InputError
 
@@ -46,15 +47,45 @@ def get_pool(request: Request) -> WorkerPool:
 
 
 def db(request: Request) -> Iterator[psycopg.Connection]:
-    """One connection per request (autocommit), closed after the answer."""
+    """One autocommit connection per request: from the app's pool when the service runs
+    (a new backend per request re-loads the catalogue entries of every partition a query
+    touches), else opened for this request and closed after the answer."""
+    pool: ConnectionPool | None = getattr(request.app.state, "db_pool", None)
+    if pool is None:
+        try:
+            conn = connect(get_settings(request))
+        except RuntimeError as exc:
+            raise HTTPException(503, "the database is unavailable; retry later") from exc
+        try:
+            yield conn
+        finally:
+            conn.close()
+        return
     try:
-        conn = connect(get_settings(request))
-    except RuntimeError as exc:
+        conn = pool.getconn(timeout=DB_POOL_WAIT_S)
+    except (PoolTimeout, psycopg.OperationalError) as exc:
         raise HTTPException(503, "the database is unavailable; retry later") from exc
     try:
         yield conn
     finally:
-        conn.close()
+        pool.putconn(conn)  # an open transaction is rolled back, a broken link dropped
+
+
+#: connections the service keeps open at most (requests hold one for their whole answer;
+#: more wait up to DB_POOL_WAIT_S, then get 503). PostgreSQL's default allows 100 in all.
+DB_POOL_MAX = 16
+DB_POOL_WAIT_S = 30.0
+
+
+def open_db_pool(settings: Settings) -> ConnectionPool | None:
+    """The service's connection pool, or None when no database is configured yet (then
+    every request connects on its own and reads the secrets file again)."""
+    dsn = settings.dsn or read_dsn_file(settings.dsn_file)
+    if not dsn:
+        return None
+    # check: a connection is tested before it is handed out (the server may have restarted)
+    return ConnectionPool(dsn, min_size=1, max_size=DB_POOL_MAX, kwargs={"autocommit": True},
+                          check=ConnectionPool.check_connection, open=True, timeout=DB_POOL_WAIT_S)
 
 
 def who(request: Request) -> Caller:
