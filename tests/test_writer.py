@@ -11,7 +11,7 @@ import psycopg
 import pytest
 import pyvo
 
-from epnml.config import load_settings
+from epnml.config import datalink_url, load_settings
 from epnml.ingest.stage import Granule, ModelInfo, StageOutput
 from epnml.ingest.writer import write_granule
 from epnml.schemas import get_product
@@ -32,6 +32,8 @@ def _row(uid: str, obs_id: str, version: str, target_class: str = "interplanetar
         "release_date": now, "service_title": "epnml_events", "ml_model_name": "icme",
         "ml_model_version": version, "ml_weights_sha256": "0" * 64, "ml_run_id": "test",
         "ml_score": 0.9,
+        # as every stage's rows: the compliance test reads these rows on the shared stack
+        "datalink_url": datalink_url(load_settings(), uid),
     }
 
 
