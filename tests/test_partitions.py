@@ -129,6 +129,35 @@ def test_superseded_rows_are_kept(conn: psycopg.Connection) -> None:
     assert list(_where(conn, "meteors")) == ["m_old"]
 
 
+def test_lean_index_set_still_serves_time_target_and_uid_lookups(
+        conn: psycopg.Connection) -> None:
+    """0025 leaves four indexes per family (the two GiSTs, the source btree, the unique
+    key) and the target_name btree on the DEFAULT partition only; the conditions the
+    dropped btrees served are still answered through an index on every leaf."""
+    indexes = dict(conn.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = 'epnml'"
+        " AND tablename = 'landforms'").fetchall())
+    assert set(indexes) == {"landforms_pk", "landforms_s_region_gist", "landforms_time_gist",
+                            "landforms_source"}
+    assert conn.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'landforms__default'"
+                        " AND indexdef LIKE '%(target_name)'").fetchone() is not None
+    assert conn.execute("SELECT count(*) FROM pg_indexes WHERE tablename = 'landforms__mars__h0'"
+                        " AND indexdef LIKE '%(target_name)'").fetchone() == (0,)
+    jd = year_start_jd(2012)
+    _insert(conn, "landforms", [_row("landforms", f"l{k}", "Mars", jd + k, obs_id=f"o{k % 7}")
+                                for k in range(3000)])
+    conn.execute("ANALYZE epnml.landforms")
+    conn.execute("SET enable_seqscan = off")  # an index path must exist, whatever the costs
+    for where, index in ((f"time_min <= {jd + 10.6} AND time_max >= {jd + 10.5}",
+                          "time_min_time_max_idx"),
+                         (f"time_min > {jd + 2990}", "time_min_time_max_idx"),
+                         ("granule_uid = 'l17' AND superseded_at IS NULL", "granule_uid")):
+        plan = "\n".join(r[0] for r in conn.execute(
+            f"EXPLAIN SELECT granule_uid FROM epnml.landforms WHERE {where}").fetchall())
+        assert "Seq Scan" not in plan and index in plan, (where, plan)
+    conn.execute("RESET enable_seqscan")
+
+
 def test_db_partitions_lists_rows_and_warns(conn: psycopg.Connection, store_dsn: str) -> None:
     _insert(conn, "aurora", [_row("aurora", "a1", "Mars", year_start_jd(2022) + 3),
                              _row("aurora", "a2", "Moon", year_start_jd(2022))])
@@ -180,7 +209,8 @@ def test_migration_keeps_rows_grants_and_views(tmp_path: Path) -> None:
                            " FROM epnml.events e").fetchone()
         assert c.execute("SELECT relkind FROM pg_class WHERE oid = 'epnml.events'::regclass"
                          ).fetchone() == ("r",)
-    assert migrate(settings) == ["0023_partitions.sql", "0024_leaf_uid_triggers.sql"]
+    assert migrate(settings) == ["0023_partitions.sql", "0024_leaf_uid_triggers.sql",
+                                 "0025_lean_indexes.sql"]
     with psycopg.connect(dsn, autocommit=True) as c:
         assert c.execute("SELECT relkind FROM pg_class WHERE oid = 'epnml.events'::regclass"
                          ).fetchone() == ("p",)

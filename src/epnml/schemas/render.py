@@ -65,7 +65,7 @@ def table_sql(product: Product, columns: list[Column], key: str, partition_by: s
 
 def index_sql(product: Product) -> str:
     """The secondary indexes every family table has had since 0002 (0003 added the time
-    GiST index, emitted separately)."""
+    GiST index, emitted separately); 0025 drops four of them (``partitions.REDUNDANT_INDEXES``)."""
     f, table = product.family, product.storage_table
     return f"""CREATE INDEX {f}_s_region_gist ON {table} USING gist (s_region);
 CREATE INDEX {f}_time_min ON {table} (time_min);
@@ -257,14 +257,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from epnml.schemas.partitions import (
         LEAF_UIDS_SQL,
+        LEAN_INDEXES_SQL,
         PARTITIONS_SQL,
         leaf_uids_sql,
+        lean_indexes_sql,
         partitions_sql,
     )
 
     outputs = {PRODUCTS_SQL: render_products_sql(), **added_columns_sql(),
                **later_products_sql(), PARTITIONS_SQL: partitions_sql(),
-               LEAF_UIDS_SQL: leaf_uids_sql()}
+               LEAF_UIDS_SQL: leaf_uids_sql(), LEAN_INDEXES_SQL: lean_indexes_sql()}
     for product in PRODUCTS.values():
         path = RD_DIR / f"{product.rd_id}.rd"
         outputs[path] = render_rd(product, path.read_text())
