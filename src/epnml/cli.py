@@ -275,6 +275,16 @@ def cmd_datasets_register(args: argparse.Namespace) -> int:
     return 0
 
 
+def _worker_counts(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(n) for n in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--workers {text!r}: integers such as 1,2") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError(f"--workers {text!r}: every count must be >= 1")
+    return counts
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     if args.what in ("partitions", "archive", "scale"):  # issue #17; not in "all" (long)
         from epnml.bench_scale import run_scale_bench
@@ -282,7 +292,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
         return run_scale_bench(args.what, rows=args.rows, output=args.output)
     from epnml.bench import run_bench
 
-    return run_bench(args.what, rows=args.rows, output=args.output)
+    return run_bench(args.what, rows=args.rows, output=args.output, workers=args.workers)
 
 
 def _start_dachs(server_url: str) -> None:
@@ -446,6 +456,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rows", type=int, default=None,
                    help="rows for ingest/query/partitions (10 M) benchmarks; orbits for "
                         "mission (96); archive runs by time (20 s x 3 per stage)")
+    p.add_argument("--workers", type=_worker_counts, default=(1, 2),
+                   help="mission: Dask worker counts, comma-separated (default 1,2)")
     p.add_argument("-o", "--output", type=Path, help="also write the JSON results here")
     p.set_defaults(func=cmd_bench)
     return parser
