@@ -22,6 +22,15 @@ def test_help_everywhere(args: list[str]) -> None:
     assert "usage: epnml" in proc.stdout
 
 
+def test_bench_worker_counts_are_parsed_and_checked(capsys: pytest.CaptureFixture[str]) -> None:
+    assert build_parser().parse_args(["bench", "mission", "--workers", "2"]).workers == (2,)
+    assert build_parser().parse_args(["bench", "mission"]).workers == (1, 2)
+    for bad in ("0", "1,x"):
+        with pytest.raises(SystemExit):
+            build_parser().parse_args(["bench", "mission", "--workers", bad])
+        assert f"--workers '{bad}'" in capsys.readouterr().err
+
+
 def test_unknown_pipeline_is_rejected() -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["predict", "nope", "x.csv", "-o", "y.csv"])
