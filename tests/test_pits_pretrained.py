@@ -76,3 +76,7 @@ def test_committed_2_0_0_loads_and_predicts_on_a_synthetic_chip() -> None:
     assert list(found.columns) == ["x_min", "y_min", "x_max", "y_max", "class", "score"]
     assert found["class"].between(1, 5).all() and (found["score"] >= 0.05).all()
     assert ((found["x_min"] >= 0) & (found["x_max"] <= 256)).all()
+    for x, y, _ in PITS:  # every drawn pit inside a box (scores 0.61-0.79 at commit time)
+        inside = found[(found.x_min <= x) & (x <= found.x_max) & (found.y_min <= y)
+                       & (y <= found.y_max)]
+        assert len(inside) and inside["score"].max() > 0.5, (x, y)
