@@ -14,9 +14,10 @@ from tests.fixtures.make_pits_fixtures import GEO_LAT0, GEO_LON0, GEO_PIXEL_M, M
 pyvo = pytest.importorskip("pyvo")
 
 pytestmark = pytest.mark.stack
-#: rows per drawn pit (PITS order) the committed model (1.0.0) writes for each image: the
-#: second pit is reported twice, as Type-1 and Type-3 (one box, per-class suppression).
-ROWS_PER_PIT = [1, 2, 1]
+#: rows per drawn pit (PITS order) the default model (2.0.0) writes for each image: the
+#: first pit is reported twice, as Type-1 and Type-4 (per-class suppression; 1.0.0 wrote
+#: [1, 2, 1], its second pit as Type-1 and Type-3).
+ROWS_PER_PIT = [2, 1, 1]
 
 
 def _mine(ingested: Ingest) -> str:
