@@ -144,8 +144,9 @@ def failure_examples(crops: Sequence[Any], dets: Sequence[np.ndarray], threshold
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
     from PIL import Image
+
+    from epnml.experiments.landforms.thumbs import box_thumbnail
 
     counts: dict[str, Any] = {}
     rows: list[list[tuple[Any, np.ndarray, str]]] = []
@@ -183,15 +184,9 @@ def failure_examples(crops: Sequence[Any], dets: Sequence[np.ndarray], threshold
             if k >= len(row):
                 continue
             crop, b, label = row[k]
-            cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
-            half = max(side / 2, (b[2] - b[0]) * 0.7, (b[3] - b[1]) * 0.7)
-            x0, y0 = int(max(cx - half, 0)), int(max(cy - half, 0))
-            x1 = int(min(cx + half, crop.pixels.shape[1]))
-            y1 = int(min(cy + half, crop.pixels.shape[0]))
-            ax.imshow(crop.pixels[y0:y1, x0:x1], cmap="gray", interpolation="bilinear")
-            ax.add_patch(Rectangle((b[0] - x0, b[1] - y0), b[2] - b[0], b[3] - b[1],
-                                   fill=False, lw=1.0, ec="tab:orange" if r % 2 else "tab:cyan"))
-            ax.set_title(label, fontsize=5.5)
+            box_thumbnail(ax, crop.pixels, b, label, side,
+                          "tab:orange" if r % 2 else "tab:cyan", margin=0.7,
+                          interpolation="bilinear")
     fig.suptitle(f"{title}: per class, missed (cyan) then false (orange)", fontsize=7)
     fig.tight_layout()
     buf = io.BytesIO()
