@@ -295,7 +295,7 @@ def failure_examples(tiles: Sequence[Tile], found: Sequence[np.ndarray], thresho
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from epnml.experiments.landforms.thumbs import box_thumbnail
+    from epnml.experiments.landforms.thumbs import thumbnail_grid
 
     missed: list[tuple[tuple[float, float], Tile, np.ndarray, str]] = []
     false: list[tuple[tuple[float, float], Tile, np.ndarray, str]] = []
@@ -311,14 +311,8 @@ def failure_examples(tiles: Sequence[Tile], found: Sequence[np.ndarray], thresho
     counts = {"missed": len(missed), "false": len(false)}
     rows = [sorted(missed, key=lambda r: r[0])[:n], sorted(false, key=lambda r: r[0])[:n]]
     fig, axes = plt.subplots(2, n, figsize=(1.45 * n, 3.4), dpi=100, squeeze=False)
-    for r, row in enumerate(rows):
-        for k in range(n):
-            ax = axes[r][k]
-            ax.set_axis_off()
-            if k >= len(row):
-                continue
-            _, t, b, label = row[k]
-            box_thumbnail(ax, t.pixels, b, label, side, "tab:orange" if r else "tab:cyan")
+    thumbnail_grid(axes, [[(t.pixels, b, label) for _, t, b, label in row] for row in rows],
+                   side, lambda r: "tab:orange" if r else "tab:cyan")
     fig.suptitle(f"{title}: top row missed ({counts['missed']}), bottom row false "
                  f"({counts['false']})", fontsize=7)
     fig.tight_layout()

@@ -26,3 +26,15 @@ def box_thumbnail(ax: Any, pixels: np.ndarray, box: Any, label: str, side: float
     ax.add_patch(Rectangle((b[0] - x0, b[1] - y0), b[2] - b[0], b[3] - b[1],
                            fill=False, lw=1.0, ec=colour))
     ax.set_title(label, fontsize=5.5)
+
+
+def thumbnail_grid(axes: Any, rows: list[list[tuple[np.ndarray, Any, str]]], side: float,
+                   colour_of_row: Any, **kw: Any) -> None:
+    """Fill a grid of axes: row r holds thumbnails ``(pixels, box, label)`` drawn in
+    ``colour_of_row(r)`` (:func:`box_thumbnail` options in ``kw``); empty cells hidden."""
+    for r, row in enumerate(rows):
+        for k, ax in enumerate(axes[r]):
+            ax.set_axis_off()
+            if k < len(row):
+                pixels, box, label = row[k]
+                box_thumbnail(ax, pixels, box, label, side, colour_of_row(r), **kw)

@@ -146,7 +146,7 @@ def failure_examples(crops: Sequence[Any], dets: Sequence[np.ndarray], threshold
     import matplotlib.pyplot as plt
     from PIL import Image
 
-    from epnml.experiments.landforms.thumbs import box_thumbnail
+    from epnml.experiments.landforms.thumbs import thumbnail_grid
 
     counts: dict[str, Any] = {}
     rows: list[list[tuple[Any, np.ndarray, str]]] = []
@@ -177,16 +177,9 @@ def failure_examples(crops: Sequence[Any], dets: Sequence[np.ndarray], threshold
                          in sorted(found, key=lambda r: r[0])[:n]])
     fig, axes = plt.subplots(len(rows), n, figsize=(1.5 * n, 1.6 * len(rows)), dpi=75,
                              squeeze=False)
-    for r, row in enumerate(rows):
-        for k in range(n):
-            ax = axes[r][k]
-            ax.set_axis_off()
-            if k >= len(row):
-                continue
-            crop, b, label = row[k]
-            box_thumbnail(ax, crop.pixels, b, label, side,
-                          "tab:orange" if r % 2 else "tab:cyan", margin=0.7,
-                          interpolation="bilinear")
+    thumbnail_grid(axes, [[(cr.pixels, b, label) for cr, b, label in row] for row in rows],
+                   side, lambda r: "tab:orange" if r % 2 else "tab:cyan", margin=0.7,
+                   interpolation="bilinear")
     fig.suptitle(f"{title}: per class, missed (cyan) then false (orange)", fontsize=7)
     fig.tight_layout()
     buf = io.BytesIO()
