@@ -14,9 +14,10 @@ from tests.fixtures.make_pits_fixtures import GEO_LAT0, GEO_LON0, GEO_PIXEL_M, M
 pyvo = pytest.importorskip("pyvo")
 
 pytestmark = pytest.mark.stack
-#: rows per drawn pit (PITS order) the committed model (1.0.0) writes for each image: the
-#: second pit is reported twice, as Type-1 and Type-3 (one box, per-class suppression).
-ROWS_PER_PIT = [1, 2, 1]
+#: rows per drawn pit (PITS order) the default model (2.0.0) writes for each image: the
+#: first pit is reported twice, as Type-1 and Type-4 (per-class suppression; 1.0.0 wrote
+#: [1, 2, 1], its second pit as Type-1 and Type-3).
+ROWS_PER_PIT = [2, 1, 1]
 
 
 def _mine(ingested: Ingest) -> str:
@@ -120,7 +121,9 @@ def demo_pits(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
 def test_documented_pits_query_answers_on_the_demo_image(demo_pits: tuple[Path, Any],
                                                          tap: Any) -> None:
     """The README's pits query (Type-1 skylights within 2 deg of 135.05 E, 4.95 S) returns
-    the skylights drawn in the demo's simulated image, each once, and nothing else of it."""
+    the skylights drawn in the demo's simulated image, each once; any other row of it lies on
+    a drawn impact crater (2.0.0 calls the 4 simulated impact craters skylights, scores
+    0.35-0.61: a known confusion on SIMULATED images, in the model card), never elsewhere."""
     from epnml.ingest.simulate.pits import PIXEL_M
 
     tif, scene = demo_pits
@@ -138,15 +141,22 @@ def test_documented_pits_query_answers_on_the_demo_image(demo_pits: tuple[Path, 
     deg = math.degrees(PIXEL_M / MARS_R)
     # square pixels at the centre latitude (write_pits_geotiff): longitude degrees are wider
     deg_lon = deg / math.cos(math.radians(-4.9 - scene.image.shape[0] / 2 * deg))
-    skylights = [((x0 + x1) / 2, (y0 + y1) / 2) for kind, _, x0, y0, x1, y1 in scene.truth
-                 if kind == "skylight"]
+    def centres(kind: str) -> list[tuple[float, float]]:
+        return [((x0 + x1) / 2, (y0 + y1) / 2) for k, _, x0, y0, x1, y1 in scene.truth
+                if k == kind]
+
+    def inside(row: Any, points: list[tuple[float, float]]) -> list[int]:
+        return [i for i, (x, y) in enumerate(points)
+                if row["c1min"] <= 135.0 + x * deg_lon <= row["c1max"]
+                and row["c2min"] <= -4.9 - y * deg <= row["c2max"]]
+
+    skylights, craters = centres("skylight"), centres("impact crater")
     assert len(skylights) == 3
     hit = []
     for row in boxes:
         assert str(row["processing_level_desc"]).startswith("SIMULATED input; ")
-        inside = [i for i, (x, y) in enumerate(skylights)
-                  if row["c1min"] <= 135.0 + x * deg_lon <= row["c1max"]
-                  and row["c2min"] <= -4.9 - y * deg <= row["c2max"]]
-        assert len(inside) == 1, (row["granule_uid"], inside)
-        hit += inside
-    assert len(hit) == len(set(hit))  # one row per drawn skylight
+        on_skylight = inside(row, skylights)
+        assert len(on_skylight) == 1 or (not on_skylight and inside(row, craters)), \
+            row["granule_uid"]
+        hit += on_skylight
+    assert sorted(hit) == [0, 1, 2]  # every drawn skylight, one row each

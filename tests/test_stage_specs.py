@@ -63,7 +63,8 @@ def test_defaults_are_the_models_own() -> None:
     assert defaults("icme") == {"threshold": 0.6, "min_duration_h": 12.0}  # icme 2.0.0
     assert defaults("ice") == {"threshold": 0.6}
     assert defaults("mounds") == {"threshold": 0.6, "min_area_px": 4}
-    assert defaults("pits") == {"threshold": 0.3}
+    assert defaults("pits") == {"threshold": 0.275}  # pits 2.0.0
+    assert defaults("pits", "1.0.0") == {"threshold": 0.3}
     # craters 2.2.0 (banded): each band's own threshold
     assert defaults("craters") == {"threshold": None, "target": None, "pixel_scale_m": None}
     assert defaults("craters", "2.0.0") == {"threshold": 0.45, "target": None,

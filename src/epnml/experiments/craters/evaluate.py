@@ -294,7 +294,8 @@ def failure_examples(tiles: Sequence[Tile], found: Sequence[np.ndarray], thresho
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.patches import Rectangle
+
+    from epnml.experiments.landforms.thumbs import thumbnail_grid
 
     missed: list[tuple[tuple[float, float], Tile, np.ndarray, str]] = []
     false: list[tuple[tuple[float, float], Tile, np.ndarray, str]] = []
@@ -310,22 +311,8 @@ def failure_examples(tiles: Sequence[Tile], found: Sequence[np.ndarray], thresho
     counts = {"missed": len(missed), "false": len(false)}
     rows = [sorted(missed, key=lambda r: r[0])[:n], sorted(false, key=lambda r: r[0])[:n]]
     fig, axes = plt.subplots(2, n, figsize=(1.45 * n, 3.4), dpi=100, squeeze=False)
-    for r, row in enumerate(rows):
-        for k in range(n):
-            ax = axes[r][k]
-            ax.set_axis_off()
-            if k >= len(row):
-                continue
-            _, t, b, label = row[k]
-            cx, cy = (b[0] + b[2]) / 2, (b[1] + b[3]) / 2
-            half = max(side / 2, (b[2] - b[0]) * 0.75, (b[3] - b[1]) * 0.75)
-            x0, y0 = int(max(cx - half, 0)), int(max(cy - half, 0))
-            x1 = int(min(cx + half, t.pixels.shape[1]))
-            y1 = int(min(cy + half, t.pixels.shape[0]))
-            ax.imshow(t.pixels[y0:y1, x0:x1], cmap="gray", interpolation="nearest")
-            ax.add_patch(Rectangle((b[0] - x0, b[1] - y0), b[2] - b[0], b[3] - b[1],
-                                   fill=False, lw=1.0, ec="tab:orange" if r else "tab:cyan"))
-            ax.set_title(label, fontsize=5.5)
+    thumbnail_grid(axes, [[(t.pixels, b, label) for _, t, b, label in row] for row in rows],
+                   side, lambda r: "tab:orange" if r else "tab:cyan")
     fig.suptitle(f"{title}: top row missed ({counts['missed']}), bottom row false "
                  f"({counts['false']})", fontsize=7)
     fig.tight_layout()

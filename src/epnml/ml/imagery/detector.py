@@ -150,7 +150,7 @@ def decode(out: dict[str, torch.Tensor], stride: int, threshold: float = 0.05,
     heat = torch.sigmoid(out["heatmap"])
     peaks = heat * (F.max_pool2d(heat, 3, 1, 1) == heat)
     b, c, h, w = heat.shape
-    scores, idx = peaks.view(b, -1).topk(min(top_k, c * h * w))
+    scores, idx = peaks.reshape(b, -1).topk(min(top_k, c * h * w))  # channels-last too
     result = []
     for i in range(b):
         keep = scores[i] >= threshold

@@ -3,6 +3,11 @@
 ``detect`` handles images of any size: whole-image normalisation, resampling to the
 scale the model was trained at, overlapping 512x512 tiles, box decoding, mapping back
 to input pixels and class-aware NMS across tiles.
+
+Two architectures load from a checkpoint's ``model`` config: 1.0.0 is the from-scratch
+``PitsDetector``; 2.x name the ImageNet-pretrained EfficientNet-Lite0 pyramid of the
+crater detector (``epnml.ml.craters.net.CraterNet`` with five heatmaps), which runs as
+its BatchNorm-folded inference copy (``epnml.ml.fuse``), one tile per call.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ from epnml.config import models_dir
 from epnml.ml.checkpoints import available_versions as _available_versions
 from epnml.ml.checkpoints import cap_threads, load_checkpoint
 from epnml.ml.checkpoints import save_checkpoint as _save
+from epnml.ml.craters.net import ARCH as PRETRAINED_ARCH
+from epnml.ml.craters.net import CraterNet, CraterNetConfig
+from epnml.ml.fuse import fast_module
 from epnml.ml.imagery.detector import (
     DetectorConfig,
     DetectorModule,
@@ -47,7 +55,7 @@ OUTPUT_COLUMNS = ["x_min", "y_min", "x_max", "y_max", "class", "score"]
 class LoadedModel:
     """A ready-to-run detector and the inference settings chosen with it."""
 
-    module: PitsDetector
+    module: PitsDetector | CraterNet
     info: ModelInfo
     #: ``model`` (architecture), ``input_scale``, ``threshold``, ``nms_iou`` ...
     config: dict[str, Any]
@@ -75,16 +83,44 @@ def load_model(version: str | None = None, path: Path | None = None) -> LoadedMo
     weights must carry the file's sha256: a swapped or truncated file is refused
     rather than silently writing different catalogue rows.
     """
-    module, info, config = load_checkpoint(
-        MODEL_NAME, version, path, lambda cfg: PitsDetector(DetectorConfig.from_dict(cfg)),
-        WEIGHTS_DIR)
+    module, info, config = load_checkpoint(MODEL_NAME, version, path, build_network,
+                                           WEIGHTS_DIR)
     return LoadedModel(module, info, config)
 
-def save_checkpoint(path: Path, module: PitsDetector, version: str,
+
+def build_network(cfg: dict[str, Any]) -> PitsDetector | CraterNet:
+    """The network a checkpoint's ``model`` config describes: 2.x name the pretrained
+    architecture (its weights come from the checkpoint: no ImageNet file is read), 1.0.0
+    is the from-scratch detector."""
+    if cfg.get("arch") == PRETRAINED_ARCH:
+        return CraterNet(CraterNetConfig.from_dict(cfg))
+    return PitsDetector(DetectorConfig.from_dict(cfg))
+
+
+def runnable(module: DetectorModule) -> tuple[DetectorModule, int]:
+    """The module tiled inference runs and its tiles per call: the pretrained network's
+    inference copy one tile at a time (fastest on CPU), any other as is, ``BATCH``."""
+    if isinstance(module, CraterNet):
+        return fast_module(module), 1
+    return module, BATCH
+
+
+def save_checkpoint(path: Path, module: PitsDetector | CraterNet, version: str,
                     config: dict[str, Any]) -> str:
     """Write ``pits-<version>.pt`` (state_dict + config, tensors and plain types only, so
-    ``torch.load(weights_only=True)`` reads it); returns its sha256."""
-    return _save(path, MODEL_NAME, version, module, config, half=False)
+    ``torch.load(weights_only=True)`` reads it); returns its sha256. The pretrained
+    network is stored in float16 (:func:`stored_precision`) to stay under 3 MB."""
+    return _save(path, MODEL_NAME, version, module, config, half=isinstance(module, CraterNet))
+
+
+def stored_precision(module: PitsDetector | CraterNet) -> None:
+    """Round ``module``'s floating weights as :func:`save_checkpoint` stores them, so the
+    metrics measured before saving are those of the committed file."""
+    if isinstance(module, CraterNet):
+        with torch.no_grad():
+            for t in module.state_dict().values():
+                if t.is_floating_point():
+                    t.copy_(t.half().float())
 
 def detect_array(image: np.ndarray, module: DetectorModule, *, scale: float,
                  min_score: float = MIN_SCORE, nms_iou: float = 0.5, tile: int = TILE,
@@ -123,9 +159,10 @@ def detect(image: np.ndarray, model: LoadedModel, *, threshold: float | None = N
     thr = model.threshold if threshold is None else float(threshold)
     if not 0.0 < thr < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {thr}")
-    dets = detect_array(image, model.module, scale=model.input_scale,
+    module, batch = runnable(model.module)
+    dets = detect_array(image, module, scale=model.input_scale,
                         min_score=min(thr, MIN_SCORE),
-                        nms_iou=float(model.config.get("nms_iou", 0.5)))
+                        nms_iou=float(model.config.get("nms_iou", 0.5)), batch=batch)
     dets = dets[dets[:, 5] >= thr]
     frame = pd.DataFrame(dets, columns=OUTPUT_COLUMNS)
     frame["class"] = frame["class"].astype(int) + 1
