@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from epnml.config import Settings, load_settings, read_dsn_file
+from epnml.ml.checkpoints import WEIGHTS_DIR, available_versions
 
 REPO = Path(__file__).resolve().parent.parent
 TEST_ROOT = Path(os.environ.get("EPNML_TEST_ROOT", "/var/tmp/epnml-test"))
@@ -33,6 +34,9 @@ ICME_VERSION = "1.0.0"
 #: the craters rows the stack tests expect are 1.0.0's (2.0.0, trained on CTX tiles, is the
 #: default since issue #14; the synthetic fixture craters were drawn for 1.0.0).
 CRATERS_VERSION = "1.0.0"
+#: the pits version the stack ingests: the default (newest committed weights), as a user's
+#: `epnml ingest` would; the stack's pits tests are written for it.
+PITS_VERSION = available_versions("pits", WEIGHTS_DIR)[-1]
 PRODUCT_TABLES = ("events", "crossings", "landforms", "units", "meteors", "aurora")
 
 

@@ -19,7 +19,7 @@ import pytest
 
 from epnml.api.auth import owner_tag
 from epnml.config import Settings, load_settings
-from tests.conftest import ICME_VERSION, Ingest
+from tests.conftest import ICME_VERSION, PITS_VERSION, Ingest
 
 pyvo = pytest.importorskip("pyvo")
 from fastapi.testclient import TestClient  # noqa: E402
@@ -70,10 +70,16 @@ def _one(settings: Settings, sql: str, *args: Any) -> Any:
 MODELS = {"events": "icme", "crossings": "crossings", "landforms": "pits", "units": "units"}
 
 
+def _version(table: str) -> str:
+    """The model version of the rows ``_uid`` picks (the stack ingests pits' default)."""
+    return PITS_VERSION if MODELS[table] == "pits" else "1.0.0"
+
+
 def _uid(settings: Settings, table: str) -> str:
+    version = _version(table)
     uid = _one(settings, f"SELECT granule_uid FROM epnml.{table} WHERE superseded_at IS NULL"
-                         " AND ml_model_name = %s AND ml_model_version = '1.0.0'"
-                         " ORDER BY granule_uid LIMIT 1", MODELS[table])
+                         " AND ml_model_name = %s AND ml_model_version = %s"
+                         " ORDER BY granule_uid LIMIT 1", MODELS[table], version)
     assert uid is not None, f"no {MODELS[table]} row in epnml.{table}"
     return str(uid)
 
@@ -221,7 +227,7 @@ def test_preview_returns_rows_and_writes_nothing(client: TestClient, settings: S
     body = as_json.json()
     # the same model and parameters on the same source reproduce the served rows
     assert body["n_rows"] == len(body["rows"]) == n_current
-    assert body["model_version"] == "1.0.0"
+    assert body["model_version"] == _version(table)
     assert uid in {r["granule_uid"] for r in body["rows"]}
     assert {"granule_uid", "obs_id", "ml_score", "ml_model_version"} <= set(body["rows"][0])
     as_vot = client.post("/preview", data={"ID": uid})
@@ -231,7 +237,8 @@ def test_preview_returns_rows_and_writes_nothing(client: TestClient, settings: S
     assert len(rows) == n_current and "granule_uid" in rows.colnames
     other = client.get("/preview", params={"ID": uid, "threshold": 0.9,
                                            "RESPONSEFORMAT": "json"})
-    assert other.status_code == 200 and other.json()["model_version"] == "1.0.0+threshold-0.9"
+    assert other.status_code == 200
+    assert other.json()["model_version"] == f"{_version(table)}+threshold-0.9"
     assert _counts(settings) == before  # nothing written: no rows, no runs
     logged = int(_one(settings, "SELECT count(*) FROM epnml.inference_log"))
     assert logged == n_log + 3  # json, VOTable and threshold previews: one line each

@@ -169,7 +169,7 @@ def test_committed_manifests_are_consistent() -> None:
                                        "crossings-baseline-1.0.0",
                                        "ice-1.0.0", "icme-1.0.0", "icme-2.0.0",
                                        "meteors-1.0.0", "minerals-1.0.0", "mounds-1.0.0",
-                                       "pits-1.0.0"]
+                                       "pits-1.0.0", "pits-2.0.0"]
     for p in paths:
         m = read_manifest(p)
         assert m.datacite["publicationYear"] >= 2026

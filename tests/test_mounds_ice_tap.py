@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Ingest
+from tests.conftest import PITS_VERSION, Ingest
 from tests.fixtures.make_ice_fixtures import CORNERS as ICE_CORNERS
 from tests.fixtures.make_mounds_fixtures import MOUNDS, mound_lonlat
 
@@ -25,8 +25,8 @@ def test_ingest_succeeded(ingested_mounds_ice: Ingest) -> None:
     assert result.returncode == 0, result.stderr
     for routed in ("mounds <- 2 file(s)", "pits <- 2 file(s)", "ice <- 2 file(s)"):
         assert f"landforms: {routed}" in result.stderr
-    for model in ("mounds", "pits", "ice"):
-        assert f"({model}, ingest, model 1.0.0): 2 granule(s) ok, 0 failed" in result.stderr
+    for model, version in (("mounds", "1.0.0"), ("pits", PITS_VERSION), ("ice", "1.0.0")):
+        assert f"({model}, ingest, model {version}): 2 granule(s) ok, 0 failed" in result.stderr
 
 
 @pytest.mark.parametrize("name", ["dtm", "dtm_cross0"])

@@ -29,7 +29,7 @@ import pytest
 from epnml import __version__
 from epnml.config import Settings, load_settings
 from epnml.provenance import namespace_uri
-from tests.conftest import ICME_VERSION, Ingest, Stack
+from tests.conftest import ICME_VERSION, PITS_VERSION, Ingest, Stack
 
 pyvo = pytest.importorskip("pyvo")
 prov_model = pytest.importorskip("prov.model")
@@ -105,7 +105,7 @@ def rows(ingested_icme: Ingest, ingested_crossings: Ingest, ingested_units: Inge
                 out[family] = _row(conn, family, "ml_run_id = %s AND superseded_at IS NULL",
                                    meteors.second_run)
             else:
-                version = ICME_VERSION if model == "icme" else "1.0.0"
+                version = {"icme": ICME_VERSION, "pits": PITS_VERSION}.get(model, "1.0.0")
                 out[family] = _row(conn, family, "superseded_at IS NULL AND ml_model_name = %s"
                                    " AND ml_model_version = %s", model, version)
         out["superseded"] = _row(conn, "meteors", "ml_run_id = %s AND superseded_at IS NOT NULL",

@@ -793,6 +793,7 @@ BUILDERS: dict[str, Callable[[Path], Manifest]] = {
     "crossings-baseline-1.0.0": lambda shared: build_crossings(shared, "1.0.0",
                                                                "crossings-baseline"),
     "pits-1.0.0": build_pits,
+    "pits-2.0.0": lambda shared: build_pits(shared, "2.0.0"),
     "mounds-1.0.0": build_mounds,
     "ice-1.0.0": build_ice,
     "craters-2.0.0": build_craters,
