@@ -20,7 +20,7 @@ PITS_BY_OBSERVATION = f"""
 SELECT s.sample_id, s.split, s.label, s.source_file
 FROM epnml_datasets.samples AS s
 JOIN epnml_datasets.versions AS v ON v.dataset_id = s.dataset_id
-WHERE v.model_name = 'pits' AND s.obs_id = '{OBS}'
+WHERE v.model_name = 'pits' AND v.model_version = '1.0.0' AND s.obs_id = '{OBS}'
 """
 
 ICMECAT_OF_ROW = """
