@@ -10,13 +10,13 @@ import numpy as np
 import torch
 
 from epnml.experiments.pits.train import RECIPES, Crop, observation_folds
-from epnml.ml.craters.net import CraterNet, CraterNetConfig
+from epnml.ml.craters.net import CraterNet, CraterNetConfig, runnable
 from epnml.ml.pits.inference import (
+    BATCH,
     WEIGHTS_DIR,
     detect,
     detect_array,
     load_model,
-    runnable,
     save_checkpoint,
     stored_precision,
 )
@@ -36,7 +36,7 @@ def test_pretrained_checkpoint_round_trip(tmp_path: Path) -> None:
     for key, value in module.state_dict().items():  # float16 on disk = the rounded weights
         assert torch.equal(model.module.state_dict()[key], value), key
     image = terrain().astype(np.float32)
-    fast, batch = runnable(model.module)
+    fast, batch = runnable(model.module, BATCH)
     assert batch == 1 and fast is not model.module
     plain = detect_array(image, model.module, scale=0.35, min_score=0.0)
     fused = detect_array(image, fast, scale=0.35, min_score=0.0, batch=1)

@@ -34,15 +34,16 @@ def run(repeats: int = 5, batch: int = 4, threads: int = THREADS,
         raise ValueError("repeats and batch must be >= 1")
     if not 1 <= threads <= THREADS:
         raise ValueError(f"threads must be in 1..{THREADS}")
+    from epnml.ml.craters.net import runnable
     from epnml.ml.imagery.detector import PitsDetector
-    from epnml.ml.pits.inference import load_model, runnable
+    from epnml.ml.pits.inference import BATCH, load_model
 
     module: Any
     scale = 0.5
     try:
         model = load_model(version)
         # as inference runs it: the pretrained 2.x as its fused copy, one tile per call
-        module, used = runnable(model.module)
+        module, used = runnable(model.module, BATCH)
         batch = min(batch, used)
         name, scale = f"pits {model.info.version}", model.input_scale
     except FileNotFoundError:  # no committed weights: same architecture, random weights
@@ -70,9 +71,8 @@ def run_craters(repeats: int = 5, batch: int = 4, threads: int = THREADS,
         raise ValueError(f"threads must be in 1..{THREADS}")
     from epnml.ml.craters.bands import BandedCraterNet
     from epnml.ml.craters.inference import load_model
-    from epnml.ml.craters.net import CraterNet
+    from epnml.ml.craters.net import CraterNet, runnable
     from epnml.ml.craters.recipe import Recipe
-    from epnml.ml.fuse import fast_module
     from epnml.ml.imagery.detector import DetectorConfig, PitsDetector
 
     scale = 2.0
@@ -97,7 +97,7 @@ def run_craters(repeats: int = 5, batch: int = 4, threads: int = THREADS,
     baseline = None
     if isinstance(module, CraterNet):
         baseline = _measure(module, name, repeats, batch, threads)
-        module, batch = fast_module(module), 1
+        module, batch = runnable(module, batch)
     out = _measure(module, name, repeats, batch, threads)
     out["input_scale"] = scale
     out["recipe_passes"] = passes

@@ -26,10 +26,9 @@ from epnml.ml.checkpoints import available_versions as _available_versions
 from epnml.ml.checkpoints import load_checkpoint
 from epnml.ml.checkpoints import save_checkpoint as _save
 from epnml.ml.craters.bands import BANDED_ARCH, BandChoice, BandedCraterNet, choose
-from epnml.ml.craters.net import ARCH, CraterNet, CraterNetConfig
+from epnml.ml.craters.net import ARCH, CraterNet, CraterNetConfig, runnable
 from epnml.ml.craters.recipe import VIEW_MIN_SCORE, run_views
 from epnml.ml.craters.recipe import apply as apply_recipe
-from epnml.ml.fuse import fast_module
 from epnml.ml.imagery.detector import DetectorConfig, PitsDetector
 from epnml.ml.imagery.tiling import nms
 from epnml.ml.model_info import ModelInfo
@@ -133,11 +132,8 @@ def detect_band(image: np.ndarray, use: BandChoice, *, min_score: float = MIN_SC
     The pretrained 2.x network runs as its inference copy (``epnml.ml.fuse``: BatchNorm
     folded, channels-last; same outputs within float rounding), one tile per call (fastest
     on CPU); the 1.0.0 network runs unchanged."""
-    module: Any = use.module
-    batch = BATCH
+    module, batch = runnable(use.module, BATCH)
     floor = min_score if use.recipe is None else max(min_score, VIEW_MIN_SCORE)
-    if isinstance(module, CraterNet):
-        module, batch = fast_module(module), 1
 
     def run(img: np.ndarray, scale: float) -> np.ndarray:
         return detect_craters_array(img, module, scale=scale, wrap_px=wrap_px,

@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from epnml.ml.backbone import FEATURE_BLOCKS, EfficientNetLite0, load_pretrained
+from epnml.ml.fuse import fast_module
 
 ARCH = "efficientnet-lite0-fpn"
 
@@ -118,3 +119,13 @@ class CraterNet(nn.Module):
         p = self.smooth4(self.lat4(f[4]) + F.interpolate(p, size=f[4].shape[-2:],
                                                          mode="bilinear", align_corners=False))
         return {"heatmap": self.hm(p), "size": self.wh(p), "offset": self.off(p)}
+
+
+def runnable(module: Any, batch: int) -> tuple[Any, int]:
+    """The module tiled inference runs and its tiles per call: a :class:`CraterNet` (craters
+    2.x, pits 2.x) as its inference copy (``epnml.ml.fuse``: BatchNorm folded, channels-last;
+    same outputs within float rounding) one tile at a time, the fastest on CPU; any other
+    module as it is, ``batch`` tiles per call."""
+    if isinstance(module, CraterNet):
+        return fast_module(module), 1
+    return module, batch

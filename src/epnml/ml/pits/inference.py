@@ -25,8 +25,7 @@ from epnml.ml.checkpoints import available_versions as _available_versions
 from epnml.ml.checkpoints import cap_threads, load_checkpoint
 from epnml.ml.checkpoints import save_checkpoint as _save
 from epnml.ml.craters.net import ARCH as PRETRAINED_ARCH
-from epnml.ml.craters.net import CraterNet, CraterNetConfig
-from epnml.ml.fuse import fast_module
+from epnml.ml.craters.net import CraterNet, CraterNetConfig, runnable
 from epnml.ml.imagery.detector import (
     DetectorConfig,
     DetectorModule,
@@ -97,14 +96,6 @@ def build_network(cfg: dict[str, Any]) -> PitsDetector | CraterNet:
     return PitsDetector(DetectorConfig.from_dict(cfg))
 
 
-def runnable(module: DetectorModule) -> tuple[DetectorModule, int]:
-    """The module tiled inference runs and its tiles per call: the pretrained network's
-    inference copy one tile at a time (fastest on CPU), any other as is, ``BATCH``."""
-    if isinstance(module, CraterNet):
-        return fast_module(module), 1
-    return module, BATCH
-
-
 def save_checkpoint(path: Path, module: PitsDetector | CraterNet, version: str,
                     config: dict[str, Any]) -> str:
     """Write ``pits-<version>.pt`` (state_dict + config, tensors and plain types only, so
@@ -159,7 +150,7 @@ def detect(image: np.ndarray, model: LoadedModel, *, threshold: float | None = N
     thr = model.threshold if threshold is None else float(threshold)
     if not 0.0 < thr < 1.0:
         raise ValueError(f"threshold must be in (0, 1), got {thr}")
-    module, batch = runnable(model.module)
+    module, batch = runnable(model.module, BATCH)
     dets = detect_array(image, module, scale=model.input_scale,
                         min_score=min(thr, MIN_SCORE),
                         nms_iou=float(model.config.get("nms_iou", 0.5)), batch=batch)
