@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -180,3 +181,44 @@ def test_committed_2_2_0_is_2_1_0_networks_with_the_recipe() -> None:
     assert card["inference"]["bands"]["ctx"]["recipe"] == ctx.recipe.to_dict()
     assert card["inference"]["bands"]["ctx"]["threshold"] == ctx.threshold \
         == choice["chosen"]["threshold"]
+
+
+@needs_recipe_version
+def test_continuation_from_a_banded_version_takes_its_ctx_network() -> None:
+    from epnml.experiments.craters.train import initial_network
+
+    net, text = initial_network(RECIPE_VERSION)
+    ctx = load_model(RECIPE_VERSION).module.nets["ctx"]
+    a, b = net.state_dict(), ctx.state_dict()
+    assert isinstance(net, CraterNet) and a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert "nets.ctx" in text
+    with pytest.raises(ValueError, match="not a 2.x"):
+        initial_network("1.0.0")  # the pits-style network of the mosaics
+
+
+@pytest.mark.parametrize("crop", ["100", "48"])
+def test_training_crop_must_fit_the_network(crop: str, capsys: pytest.CaptureFixture[str]
+                                            ) -> None:
+    from epnml.experiments.craters.train import main
+
+    with pytest.raises(SystemExit):
+        main(["--version", "x", "--crop", crop])
+    assert f"--crop {crop}: give a multiple of 16" in capsys.readouterr().err
+
+
+@needs_recipe_version
+def test_composed_ctx_network_runs_the_recipe_of_its_own_grid(tmp_path: Path) -> None:
+    from epnml.experiments.craters.banded import compose
+
+    src = load_model("2.0.0")  # a one-network 2.x checkpoint stands in for a new ctx run
+    recipe = Recipe(flips=("h",), coarse_factor=0.5, coarse_min_px=30.0).to_dict()
+    grid = {"sha256": src.info.sha256, "chosen": {"recipe": recipe, "threshold": 0.35}}
+    card = compose("9.9.9", "2.0.0", "1.0.0", tmp_path, ctx_grid=grid)
+    new = load_model(None, tmp_path / "craters-9.9.9.pt")
+    use = new.choose(5.5)
+    assert use.recipe == Recipe.from_dict(recipe) and use.threshold == 0.35
+    assert card["bands"]["ctx"]["recipe_choice"] == grid and card["metrics"]["ctx"] is None
+    assert new.choose(20_840.0).recipe is None
+    with pytest.raises(ValueError, match="recipe grid was run on weights"):
+        compose("9.9.8", "2.0.0", "1.0.0", tmp_path, ctx_grid={**grid, "sha256": "0" * 64})
