@@ -222,3 +222,28 @@ def test_composed_ctx_network_runs_the_recipe_of_its_own_grid(tmp_path: Path) ->
     assert new.choose(20_840.0).recipe is None
     with pytest.raises(ValueError, match="recipe grid was run on weights"):
         compose("9.9.8", "2.0.0", "1.0.0", tmp_path, ctx_grid={**grid, "sha256": "0" * 64})
+
+
+@pytest.mark.skipif("2.3.0" not in available_versions(), reason="no committed craters 2.3.0")
+def test_committed_2_3_0_is_a_new_ctx_network_with_its_own_recipe() -> None:
+    new, old = load_model("2.3.0"), load_model(RECIPE_VERSION)
+    a = new.module.nets["ctx"].state_dict()
+    b = old.module.nets["ctx"].state_dict()
+    assert a.keys() == b.keys() and not all(torch.equal(a[k], b[k]) for k in a)
+    card = json.loads((WEIGHTS_DIR / "craters-2.3.0.json").read_text())
+    ctx = card["bands"]["ctx"]
+    choice = ctx["recipe_choice"]
+    # the grid ran on the very ctx network composed here, validation tiles only
+    assert choice["sha256"] == ctx["source"]["sha256"]
+    assert choice["tiles"] == ["MC11E-B", "MC11E-J"]
+    use = new.choose(5.5)
+    assert use.recipe == Recipe.from_dict(choice["chosen"]["recipe"])
+    assert use.threshold == choice["chosen"]["threshold"]
+    assert ctx["source"]["training"]["crop_px"] == 256
+    # the declared adoption rule: validation F1 with the recipe above 2.2.0's
+    base = json.loads((WEIGHTS_DIR / f"craters-{RECIPE_VERSION}.json").read_text())
+    assert card["metrics"]["ctx"]["validation"]["consensus"]["f1"] > \
+        base["metrics"]["ctx"]["validation"]["consensus"]["f1"]
+    # the recipe band keeps its source's plain-pass metrics apart from its own
+    assert ctx["source"]["metrics"]["validation"]["consensus"]["f1"] < \
+        card["metrics"]["ctx"]["validation"]["consensus"]["f1"]
