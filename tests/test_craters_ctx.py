@@ -120,8 +120,9 @@ def test_real_tile_consensus_and_annotators(shared_data: Path) -> None:
 
 
 def test_committed_2_0_0_and_1_0_0_stay_loadable() -> None:
-    # 2.1.0: banded; 2.2.0: the same networks with the ctx band's test-time recipe
-    assert available_versions()[-4:] == ["1.0.0", "2.0.0", "2.1.0", "2.2.0"]
+    # 2.1.0: banded; 2.2.0: the same networks with the ctx band's test-time recipe;
+    # 2.3.0: a new ctx network (crop-256 continuation) with its own recipe
+    assert available_versions()[-5:] == ["1.0.0", "2.0.0", "2.1.0", "2.2.0", "2.3.0"]
     model = load_model("2.0.0")
     assert model.info.version == "2.0.0"
     assert isinstance(model.module, CraterNet)
@@ -133,7 +134,7 @@ def test_committed_2_0_0_and_1_0_0_stay_loadable() -> None:
     assert set(card["metrics"]) >= {"validation", "test", "threshold"}
 
 
-@pytest.mark.parametrize("version", ["2.0.0", "2.1.0", "2.2.0"])
+@pytest.mark.parametrize("version", ["2.0.0", "2.1.0", "2.2.0", "2.3.0"])
 def test_committed_crater_manifest(version: str) -> None:
     """ml/datasets/craters-<v>.json: one sample per consensus crater, split by tile, the
     annotators' agreement in the quality report (the figures of the model card)."""

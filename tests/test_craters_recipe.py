@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -180,3 +181,69 @@ def test_committed_2_2_0_is_2_1_0_networks_with_the_recipe() -> None:
     assert card["inference"]["bands"]["ctx"]["recipe"] == ctx.recipe.to_dict()
     assert card["inference"]["bands"]["ctx"]["threshold"] == ctx.threshold \
         == choice["chosen"]["threshold"]
+
+
+@needs_recipe_version
+def test_continuation_from_a_banded_version_takes_its_ctx_network() -> None:
+    from epnml.experiments.craters.train import initial_network
+
+    net, text = initial_network(RECIPE_VERSION)
+    ctx = load_model(RECIPE_VERSION).module.nets["ctx"]
+    a, b = net.state_dict(), ctx.state_dict()
+    assert isinstance(net, CraterNet) and a.keys() == b.keys()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert "nets.ctx" in text
+    with pytest.raises(ValueError, match="not a 2.x"):
+        initial_network("1.0.0")  # the pits-style network of the mosaics
+
+
+@pytest.mark.parametrize("crop", ["100", "48"])
+def test_training_crop_must_fit_the_network(crop: str, capsys: pytest.CaptureFixture[str]
+                                            ) -> None:
+    from epnml.experiments.craters.train import main
+
+    with pytest.raises(SystemExit):
+        main(["--version", "x", "--crop", crop])
+    assert f"--crop {crop}: give a multiple of 16" in capsys.readouterr().err
+
+
+@needs_recipe_version
+def test_composed_ctx_network_runs_the_recipe_of_its_own_grid(tmp_path: Path) -> None:
+    from epnml.experiments.craters.banded import compose
+
+    src = load_model("2.0.0")  # a one-network 2.x checkpoint stands in for a new ctx run
+    recipe = Recipe(flips=("h",), coarse_factor=0.5, coarse_min_px=30.0).to_dict()
+    grid = {"sha256": src.info.sha256, "chosen": {"recipe": recipe, "threshold": 0.35}}
+    card = compose("9.9.9", "2.0.0", "1.0.0", tmp_path, ctx_grid=grid)
+    new = load_model(None, tmp_path / "craters-9.9.9.pt")
+    use = new.choose(5.5)
+    assert use.recipe == Recipe.from_dict(recipe) and use.threshold == 0.35
+    assert card["bands"]["ctx"]["recipe_choice"] == grid and card["metrics"]["ctx"] is None
+    assert new.choose(20_840.0).recipe is None
+    with pytest.raises(ValueError, match="recipe grid was run on weights"):
+        compose("9.9.8", "2.0.0", "1.0.0", tmp_path, ctx_grid={**grid, "sha256": "0" * 64})
+
+
+@pytest.mark.skipif("2.3.0" not in available_versions(), reason="no committed craters 2.3.0")
+def test_committed_2_3_0_is_a_new_ctx_network_with_its_own_recipe() -> None:
+    new, old = load_model("2.3.0"), load_model(RECIPE_VERSION)
+    a = new.module.nets["ctx"].state_dict()
+    b = old.module.nets["ctx"].state_dict()
+    assert a.keys() == b.keys() and not all(torch.equal(a[k], b[k]) for k in a)
+    card = json.loads((WEIGHTS_DIR / "craters-2.3.0.json").read_text())
+    ctx = card["bands"]["ctx"]
+    choice = ctx["recipe_choice"]
+    # the grid ran on the very ctx network composed here, validation tiles only
+    assert choice["sha256"] == ctx["source"]["sha256"]
+    assert choice["tiles"] == ["MC11E-B", "MC11E-J"]
+    use = new.choose(5.5)
+    assert use.recipe == Recipe.from_dict(choice["chosen"]["recipe"])
+    assert use.threshold == choice["chosen"]["threshold"]
+    assert ctx["source"]["training"]["crop_px"] == 256
+    # the declared adoption rule: validation F1 with the recipe above 2.2.0's
+    base = json.loads((WEIGHTS_DIR / f"craters-{RECIPE_VERSION}.json").read_text())
+    assert card["metrics"]["ctx"]["validation"]["consensus"]["f1"] > \
+        base["metrics"]["ctx"]["validation"]["consensus"]["f1"]
+    # the recipe band keeps its source's plain-pass metrics apart from its own
+    assert ctx["source"]["metrics"]["validation"]["consensus"]["f1"] < \
+        card["metrics"]["ctx"]["validation"]["consensus"]["f1"]

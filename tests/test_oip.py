@@ -381,8 +381,8 @@ def test_every_registry_model_is_mapped() -> None:
     from epnml.ml.minerals.abundance import PHASES
 
     assert sorted(MAPPINGS) == sorted(MODEL_VERSIONS) == sorted(CASES)
-    # icme 1.0.0 2.0.0, craters 1.0.0 2.0.0 2.1.0 2.2.0, pits 1.0.0 2.0.0, seven 1.0.0
-    assert len(REGISTRY) == 15
+    # icme 1.0.0 2.0.0, craters 1.0.0 2.0.0 2.1.0 2.2.0 2.3.0, pits 1.0.0 2.0.0, seven 1.0.0
+    assert len(REGISTRY) == 16
     assert [o.name for o in MAPPINGS["minerals"].outputs][1:] == \
         ["presence_prob", "abundance", "abundance_sigma"]
     assert MAPPINGS["minerals"].outputs[1].shape == (-1, len(PHASES))

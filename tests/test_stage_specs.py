@@ -65,7 +65,7 @@ def test_defaults_are_the_models_own() -> None:
     assert defaults("mounds") == {"threshold": 0.6, "min_area_px": 4}
     assert defaults("pits") == {"threshold": 0.275}  # pits 2.0.0
     assert defaults("pits", "1.0.0") == {"threshold": 0.3}
-    # craters 2.2.0 (banded): each band's own threshold
+    # craters 2.3.0 (banded): each band's own threshold
     assert defaults("craters") == {"threshold": None, "target": None, "pixel_scale_m": None}
     assert defaults("craters", "2.0.0") == {"threshold": 0.45, "target": None,
                                             "pixel_scale_m": None}
@@ -275,7 +275,7 @@ def test_spec_defaults_are_what_the_stage_uses(pipeline: str) -> None:
         from epnml.ingest.executor import get_stage
 
         stage: Any = get_stage(pipeline, None)
-        if pipeline == "craters":  # 2.2.0 is banded: no one default, each band its own
+        if pipeline == "craters":  # 2.3.0 is banded: no one default, each band its own
             assert "threshold" not in real and stage._model.banded
         else:
             assert stage._model.threshold == real["threshold"]

@@ -799,6 +799,7 @@ BUILDERS: dict[str, Callable[[Path], Manifest]] = {
     "craters-2.0.0": build_craters,
     "craters-2.1.0": lambda shared: build_craters(shared, "2.1.0"),
     "craters-2.2.0": lambda shared: build_craters(shared, "2.2.0"),
+    "craters-2.3.0": lambda shared: build_craters(shared, "2.3.0"),
     "meteors-1.0.0": build_meteors,
     "aurora-1.0.0": build_aurora,
     "minerals-1.0.0": build_minerals,

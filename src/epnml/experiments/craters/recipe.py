@@ -2,7 +2,8 @@
 
     python -m epnml.experiments.craters.recipe --weights 2.1.0 --out /tmp/recipe-grid.json
 
-The network is fixed (the ctx band of ``--weights``); what is chosen is how it is run
+The network is fixed (the ctx band of ``--weights``, a version or a scratch one-network
+``.pt`` with its card, as ``train`` writes it); what is chosen is how it is run
 (``epnml.ml.craters.recipe``): which flipped views, how they are merged, whether a coarse
 pass adds large craters and from which size, and the score threshold. The grid is
 declared here (:data:`GRID`), every view is computed once per tile and each grid point is
@@ -60,10 +61,12 @@ def grid_recipes() -> list[Recipe]:
 
 
 def run_grid(version: str | None, log: Any = None) -> dict[str, Any]:
-    """Every grid recipe's pooled validation F1 at its best threshold, and the choice."""
+    """Every grid recipe's pooled validation F1 at its best threshold, and the choice.
+    ``version``: a committed version, or a path ending ``.pt`` (a scratch checkpoint)."""
     from epnml.ml.craters.inference import detect_band, load_model
 
-    model = load_model(version)
+    model = (load_model(None, Path(version)) if version is not None and version.endswith(".pt")
+             else load_model(version))
     use = model.choose(PIXEL_M)
     tiles = [load_tile(n) for n in VAL_TILES]
     every = Recipe(flips=FLIPS, coarse_factor=GRID["coarse_factor"][0])
@@ -94,7 +97,8 @@ def run_grid(version: str | None, log: Any = None) -> dict[str, Any]:
     best = max(rows, key=lambda row: (row["f1"], -row["passes"]))
     plain = next(row for row in rows if not row["recipe"]["flips"]
                  and row["recipe"]["coarse_factor"] is None)
-    return {"weights": model.info.version, "band": use.band.name if use.band else None,
+    return {"weights": model.info.version, "sha256": model.info.sha256,
+            "band": use.band.name if use.band else None,
             "tiles": list(VAL_TILES), "grid": GRID, "n_recipes": len(rows),
             "rule": "best pooled validation F1 (IoU >= 0.5, published consensus) with the "
                     "threshold re-chosen per recipe; ties: fewer network passes",
@@ -108,7 +112,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     ap = argparse.ArgumentParser(description="choose the crater recipe on validation tiles")
-    ap.add_argument("--weights", default="2.1.0", help="version whose ctx band is run")
+    ap.add_argument("--weights", default="2.1.0",
+                    help="version whose ctx band is run, or a scratch .pt (one network)")
     ap.add_argument("--out", type=Path, required=True, help="JSON of the whole grid")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args(argv)

@@ -37,6 +37,7 @@ from epnml.experiments.landforms.training import (
     optimizer_step,
 )
 from epnml.experiments.pits.train import focal_loss, make_targets
+from epnml.ml.craters.bands import BandedCraterNet
 from epnml.ml.craters.net import CraterNet, CraterNetConfig
 from epnml.ml.imagery.detector import n_parameters, normalize_image, resize_image
 
@@ -115,9 +116,12 @@ def batch_loss(module: CraterNet, batch: list[tuple[np.ndarray, np.ndarray]]
 def train(tiles: Sequence[Tile], val: Sequence[Tile], steps: int, seed: int,
           log: Any = sys.stderr, *, init: CraterNet | None = None, lr: float = LR,
           eval_every: int = EVAL_EVERY, jitter: tuple[float, float] = SCALE_JITTER,
-          max_seconds: float | None = None) -> tuple[CraterNet, dict[str, Any]]:
+          max_seconds: float | None = None, crop: int = CROP
+          ) -> tuple[CraterNet, dict[str, Any]]:
     """Train; keep the state with the best validation F1 (checked every ``eval_every``
     steps). ``init``: continue from these weights (a committed 2.x) instead of ImageNet.
+    ``crop``: side (px at model scale) of the training crops; larger crops hold larger
+    craters whole.
     ``max_seconds``: stop early (and score validation) once training has run that long;
     a wall-clock guard on a shared machine, recorded in the history."""
     torch.manual_seed(seed)
@@ -132,8 +136,8 @@ def train(tiles: Sequence[Tile], val: Sequence[Tile], steps: int, seed: int,
     for step in range(1, steps + 1):
         module.train()
         idx = rng.integers(len(tiles), size=BATCH)
-        loss, parts = batch_loss(module, [augment(tiles[i], norms[i], rng, jitter=jitter)
-                                          for i in idx])
+        loss, parts = batch_loss(module, [augment(tiles[i], norms[i], rng, size=crop,
+                                                  jitter=jitter) for i in idx])
         optimizer_step(opt, sched, loss, (params, 5.0))
         late = max_seconds is not None and time.perf_counter() - t0 > max_seconds
         if eval_due(step, steps, eval_every) or late:
@@ -156,6 +160,25 @@ def train(tiles: Sequence[Tile], val: Sequence[Tile], steps: int, seed: int,
                     "train_seconds": round(time.perf_counter() - t0, 1)}
 
 
+def initial_network(spec: str) -> tuple[CraterNet, str]:
+    """The network a continuation starts from, and the card's text for it: a committed
+    2.x version or a scratch ``.pt``; of a banded version (2.1.0 on) its ``ctx`` network
+    (the CTX-trained one; the mosaic band's is another architecture)."""
+    from epnml.ml.craters.inference import load_model
+
+    base = load_model(None, Path(spec)) if spec.endswith(".pt") else load_model(spec)
+    net = base.module.nets["ctx"] if isinstance(base.module, BandedCraterNet) and \
+        "ctx" in base.module.nets else base.module
+    if not isinstance(net, CraterNet):
+        raise ValueError(f"--init {spec}: not a 2.x (pretrained backbone) checkpoint nor a "
+                         "banded one with a ctx network")
+    name = Path(spec).name if spec.endswith(".pt") else f"craters-{spec}"
+    if net is not base.module:
+        name += " (its ctx band's network, nets.ctx)"
+    return net, (f"continued from {name} (sha256 {base.info.sha256[:12]}; the chain "
+                 "starts from the ImageNet backbone)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from epnml.ml.craters.inference import WEIGHTS_DIR, load_model, save_checkpoint
 
@@ -163,8 +186,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ap = detector_parser("train the crater detector on real CTX tiles", SEED, STEPS, WEIGHTS_DIR)
     ap.add_argument("--init", default=None,
-                    help="continue from these weights: a committed version (2.0.0) or a "
-                         "scratch .pt with its card")
+                    help="continue from these weights: a committed version (2.0.0; of a "
+                         "banded version such as 2.2.0 its ctx network) or a scratch .pt "
+                         "with its card")
+    ap.add_argument("--crop", type=int, default=CROP,
+                    help="training crop side in px at model scale (multiple of 16)")
     ap.add_argument("--lr", type=float, default=LR)
     ap.add_argument("--eval-every", type=int, default=EVAL_EVERY)
     ap.add_argument("--min-scale", type=float, default=SCALE_JITTER[0],
@@ -172,24 +198,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--max-seconds", type=float, default=None,
                     help="stop training after this many seconds (wall-clock guard)")
     args = ap.parse_args(argv)
+    if args.crop < 64 or args.crop % 16:
+        ap.error(f"--crop {args.crop}: give a multiple of 16, at least 64 (the network's "
+                 "stride-16 stage needs whole cells)")
     torch.set_num_threads(max(1, args.threads))
     tiles = [load_tile(n) for n in TRAIN_TILES]
     val = [load_tile(n) for n in VAL_TILES]
     init = None
     init_text = "ImageNet backbone, new pyramid and heads"
     if args.init is not None:
-        base = (load_model(None, Path(args.init)) if args.init.endswith(".pt")
-                else load_model(args.init))
-        if not isinstance(base.module, CraterNet):
-            raise SystemExit(f"--init {args.init}: not a 2.x (pretrained backbone) checkpoint")
-        init = base.module
-        name = Path(args.init).name if args.init.endswith(".pt") else f"craters-{args.init}"
-        init_text = (f"continued from {name} (sha256 {base.info.sha256[:12]}; the chain "
-                     "starts from the ImageNet backbone)")
+        try:
+            init, init_text = initial_network(args.init)
+        except ValueError as exc:
+            ap.error(str(exc))
     jitter = (args.min_scale, SCALE_JITTER[1])
     module, log = train(tiles, val, args.steps, args.seed, init=init, lr=args.lr,
                         eval_every=args.eval_every, jitter=jitter,
-                        max_seconds=args.max_seconds)
+                        max_seconds=args.max_seconds, crop=args.crop)
     config: dict[str, Any] = {"input_scale": INPUT_SCALE, "tile": 512, "overlap": 128,
                               "nms_iou": 0.5, "threshold": log.pop("threshold")}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -217,7 +242,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "label_counts": {t.name: int(len(t.consensus)) for t in [*tiles, *val]}},
         "split": {"train": list(TRAIN_TILES), "validation": list(VAL_TILES),
                   "test": list(TEST_TILES), "by": "tile", "seed": args.seed},
-        "training": {"steps": args.steps, "batch": BATCH, "crop_px": CROP, "lr": args.lr,
+        "training": {"steps": args.steps, "batch": BATCH, "crop_px": args.crop, "lr": args.lr,
                      "init": init_text,
                      "input_scale": INPUT_SCALE, "optimizer": "AdamW + one-cycle",
                      "frozen": "stem + blocks 0-2; backbone BatchNorm statistics",
@@ -232,6 +257,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                    + (f" --seed {args.seed}" if args.seed != SEED else "")
                    + (f" --steps {args.steps}" if args.steps != STEPS else "")
                    + (f" --lr {args.lr:g}" if args.lr != LR else "")
+                   + (f" --crop {args.crop}" if args.crop != CROP else "")
                    + (f" --eval-every {args.eval_every}" if args.eval_every != EVAL_EVERY
                       else "")
                    + (f" --min-scale {args.min_scale:g}" if jitter != SCALE_JITTER else "")
