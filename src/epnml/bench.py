@@ -357,35 +357,24 @@ def relation_sizes(conn: Any, rows: int) -> dict[str, Any]:
 
 
 def bench_icme(days: int = 365) -> dict[str, Any]:
-    """A year of 10-min solar wind through the default icme version, and through every
-    committed version beside it (an ensemble costs one network per member)."""
     import torch
 
     from epnml.ingest.simulate.solarwind import simulate_solar_wind
-    from epnml.ml.icme.inference import available_versions, load_model, predict_proba
+    from epnml.ml.icme.inference import load_model, predict_proba
 
     torch.set_num_threads(2)
     frame, _ = simulate_solar_wind("2020-01-01", days=days, seed=3)
-
-    def best_of_3(version: str | None) -> tuple[str, float]:
-        model = load_model(version)
-        predict_proba(frame.iloc[:2048], model)  # warm-up
-        times = []
-        for _ in range(3):
-            t0 = time.perf_counter()
-            predict_proba(frame, model)
-            times.append(time.perf_counter() - t0)
-        return model.info.version, min(times)
-
-    default, best = best_of_3(None)
-    others = {}
-    for v in available_versions():
-        if v != default:
-            _, sec = best_of_3(v)
-            others[v] = {"seconds": sec, "samples_per_s": len(frame) / sec}
+    model = load_model()
+    predict_proba(frame.iloc[:2048], model)  # warm-up
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        predict_proba(frame, model)
+        times.append(time.perf_counter() - t0)
+    best = min(times)
     return {"samples": len(frame), "data": "SIMULATED solar wind, 10-min cadence",
-            "model_version": default, "threads": 2,
-            "seconds": best, "samples_per_s": len(frame) / best, "other_versions": others}
+            "model_version": model.info.version, "threads": 2,
+            "seconds": best, "samples_per_s": len(frame) / best}
 
 
 #: orbits in the MESSENGER mission (Philpott 2020 lists 4,084): the ingest goal is < 1 h.
