@@ -295,17 +295,24 @@ def annotator_agreement(icmecat: Sequence[tuple[Any, Any]], nguyen: Sequence[tup
             "nguyen_as_predictions_vs_icmecat": total, "by_phase": by_phase(per)}
 
 
+def training_arrays(data_dir: Path) -> tuple[pd.DataFrame, pd.DatetimeIndex,
+                                              list[tuple[pd.Timestamp, pd.Timestamp]],
+                                              np.ndarray, np.ndarray]:
+    """The 10-min frame of the 21 years, the hourly index, ICMECAT Wind events, the scaled
+    hourly array and its hourly labels: what every 2.x/3.x recipe trains on."""
+    frame = load_frame(data_dir)
+    hourly = to_model_cadence(frame, CADENCE)
+    index = pd.DatetimeIndex(hourly.index)
+    truth = icmecat_wind(data_dir)
+    return frame, index, truth, frame_to_array(hourly, SCALER), hourly_labels(index, truth)
+
+
 def train(seed: int, out: Path, version: str, epochs: int, steps: int, batch: int, lr: float,
           command: str) -> dict[str, Any]:
     torch.set_num_threads(2)
     data_dir = shared_data_dir()
     t_start = time.time()
-    frame = load_frame(data_dir)
-    hourly = to_model_cadence(frame, CADENCE)
-    index = pd.DatetimeIndex(hourly.index)
-    truth = icmecat_wind(data_dir)
-    x = frame_to_array(hourly, SCALER)
-    y = hourly_labels(index, truth)
+    frame, index, truth, x, y = training_arrays(data_dir)
     model, history = fit(x, y, index, truth, seed, epochs, steps, batch, lr)
     train_seconds = time.time() - t_start
     proba = predict_array(x, model, WINDOW)

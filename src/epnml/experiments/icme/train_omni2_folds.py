@@ -37,14 +37,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from epnml.ml.icme.features import FEATURES, frame_to_array
+from epnml.ml.icme.features import FEATURES
 from epnml.ml.icme.inference import (
     MODEL_NAME,
     WEIGHTS_DIR,
     load_model,
     predict_array,
     save_checkpoint,
-    to_model_cadence,
 )
 from epnml.ml.icme.model import ICMEEnsemble, ICMESegmenter, count_parameters
 
@@ -66,11 +65,9 @@ from .train_omni2 import (
     data_description,
     fit,
     hour_f1,
-    hourly_labels,
-    icmecat_wind,
-    load_frame,
     pooled,
     selection_score,
+    training_arrays,
     year_scores,
 )
 
@@ -205,12 +202,7 @@ def run(seed: int, k: int, fold_seed: int, out: Path, work: Path, version: str, 
     folds = assign_folds(NON_TEST_YEARS, k, fold_seed)
     _fix_folds(work, folds, fold_seed)
     t_start = time.time()
-    frame = load_frame(data_dir)
-    hourly = to_model_cadence(frame, CADENCE)
-    index = pd.DatetimeIndex(hourly.index)
-    truth = icmecat_wind(data_dir)
-    x = frame_to_array(hourly, SCALER)
-    y = hourly_labels(index, truth)
+    frame, index, truth, x, y = training_arrays(data_dir)
     models, logs = train_folds(x, y, index, truth, folds, work, seed, epochs, steps, batch, lr)
     oof = out_of_fold(x, index, models, folds)
     postprocess, grid = choose_postprocess(index, oof, y, truth, NON_TEST_YEARS)
