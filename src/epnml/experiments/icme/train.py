@@ -456,11 +456,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_in[:1] == ["--recipe"] or any(a.startswith("--recipe=") for a in args_in[:1]):
         recipe = args_in[1] if args_in[:1] == ["--recipe"] else args_in[0].split("=", 1)[1]
         rest = args_in[2:] if args_in[:1] == ["--recipe"] else args_in[1:]
-        if recipe != "omni2-hourly":
-            raise SystemExit(f"unknown recipe {recipe!r} (known: omni2-hourly)")
-        from .train_omni2 import main as omni2_main
+        if recipe == "omni2-hourly":
+            from .train_omni2 import main as omni2_main
 
-        return omni2_main(rest)
+            return omni2_main(rest)
+        if recipe == "omni2-hourly-folds":
+            from .train_omni2_folds import main as folds_main
+
+            return folds_main(rest)
+        raise SystemExit(f"unknown recipe {recipe!r} (known: omni2-hourly, omni2-hourly-folds)")
     ap = argparse.ArgumentParser(
         prog="python -m epnml.experiments.icme.train",
         description=__doc__,

@@ -75,6 +75,8 @@ THRESHOLDS = tuple(float(round(x, 2)) for x in np.arange(0.30, 0.851, 0.05))
 MIN_DURATIONS_H = (2.5, 4.0, 6.0, 8.0, 12.0)
 MERGE_GAPS_H = (1.0, 3.0, 6.0)
 MONITOR_THRESHOLD = 0.5
+#: the 2.0.0 recipe's training schedule (3.x trains each fold network with it).
+EPOCHS, STEPS, BATCH, LR = 8, 25, 16, 3e-3
 MONITOR: dict[str, Any] = {"threshold": MONITOR_THRESHOLD, "min_duration": pd.Timedelta(hours=4),
            "merge_gap": pd.Timedelta(hours=3)}
 RULE = ("IWF rule (Ruedisser et al. 2022): a catalogued ICME is detected when predicted "
@@ -210,13 +212,17 @@ def crop_starts(index: pd.DatetimeIndex, years: Sequence[int], window: int) -> n
 
 
 def fit(x: np.ndarray, y: np.ndarray, index: pd.DatetimeIndex, truth: Sequence[tuple[Any, Any]],
-        seed: int, epochs: int, steps: int, batch: int, lr: float
+        seed: int, epochs: int, steps: int, batch: int, lr: float,
+        train_years: Sequence[int] = SPLIT_YEARS["train"],
+        val_years: Sequence[int] = SPLIT_YEARS["val"],
         ) -> tuple[ICMESegmenter, list[dict[str, Any]]]:
+    """Train on ``train_years``; keep the epoch with the best selection score on
+    ``val_years`` (2.0.0: the fixed split; 3.0.0: one fold held out)."""
     from .train import loss_fn
 
     seed_everything(seed)
     rng = np.random.default_rng(seed)
-    starts = crop_starts(index, SPLIT_YEARS["train"], WINDOW)
+    starts = crop_starts(index, train_years, WINDOW)
     pos = starts[[bool(y[s:s + WINDOW].any()) for s in starts]]
     model = ICMESegmenter(MODEL)
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
@@ -247,8 +253,8 @@ def fit(x: np.ndarray, y: np.ndarray, index: pd.DatetimeIndex, truth: Sequence[t
             sched.step()
             losses.append(float(loss.detach()))
         proba = predict_array(x, model, WINDOW)
-        val = pooled(year_scores(index, proba, truth, SPLIT_YEARS["val"], MONITOR, CADENCE))
-        hf1 = hour_f1(index, proba, y, SPLIT_YEARS["val"], MONITOR_THRESHOLD)
+        val = pooled(year_scores(index, proba, truth, val_years, MONITOR, CADENCE))
+        hf1 = hour_f1(index, proba, y, val_years, MONITOR_THRESHOLD)
         score = selection_score(val["f1"], hf1)
         history.append({"epoch": epoch + 1, "loss": round(float(np.mean(losses)), 4),
                         "val_f1_monitor": val["f1"], "val_precision": val["precision"],
@@ -262,6 +268,15 @@ def fit(x: np.ndarray, y: np.ndarray, index: pd.DatetimeIndex, truth: Sequence[t
     model.load_state_dict(best[1])
     model.eval()
     return model, history
+
+
+def data_description(n_events: int) -> dict[str, Any]:
+    """The card's data entry (real OMNI2 years, ICMECAT labels) shared by 2.x and 3.x."""
+    return {"files": f"{OMNI2_DIR}/omni2_{YEARS[0]}..{YEARS[-1]}.dat (real, hourly OMNI2, "
+                     "read as one granule by epnml.ingest.readers.omni2)",
+            "labels": "ICMECAT v2.3 Wind ICMEs (icme_start_time..mo_end_time): an hour "
+                      "is 1 when it overlaps one", "n_icmecat_wind_events": n_events,
+            "second_annotator": "Nguyen et al. 2019 Wind ICME list (begin..end)"}
 
 
 def annotator_agreement(icmecat: Sequence[tuple[Any, Any]], nguyen: Sequence[tuple[Any, Any]]
@@ -280,17 +295,24 @@ def annotator_agreement(icmecat: Sequence[tuple[Any, Any]], nguyen: Sequence[tup
             "nguyen_as_predictions_vs_icmecat": total, "by_phase": by_phase(per)}
 
 
+def training_arrays(data_dir: Path) -> tuple[pd.DataFrame, pd.DatetimeIndex,
+                                              list[tuple[pd.Timestamp, pd.Timestamp]],
+                                              np.ndarray, np.ndarray]:
+    """The 10-min frame of the 21 years, the hourly index, ICMECAT Wind events, the scaled
+    hourly array and its hourly labels: what every 2.x/3.x recipe trains on."""
+    frame = load_frame(data_dir)
+    hourly = to_model_cadence(frame, CADENCE)
+    index = pd.DatetimeIndex(hourly.index)
+    truth = icmecat_wind(data_dir)
+    return frame, index, truth, frame_to_array(hourly, SCALER), hourly_labels(index, truth)
+
+
 def train(seed: int, out: Path, version: str, epochs: int, steps: int, batch: int, lr: float,
           command: str) -> dict[str, Any]:
     torch.set_num_threads(2)
     data_dir = shared_data_dir()
     t_start = time.time()
-    frame = load_frame(data_dir)
-    hourly = to_model_cadence(frame, CADENCE)
-    index = pd.DatetimeIndex(hourly.index)
-    truth = icmecat_wind(data_dir)
-    x = frame_to_array(hourly, SCALER)
-    y = hourly_labels(index, truth)
+    frame, index, truth, x, y = training_arrays(data_dir)
     model, history = fit(x, y, index, truth, seed, epochs, steps, batch, lr)
     train_seconds = time.time() - t_start
     proba = predict_array(x, model, WINDOW)
@@ -310,11 +332,7 @@ def train(seed: int, out: Path, version: str, epochs: int, steps: int, batch: in
         "training_seconds": round(train_seconds, 1), "n_parameters": count_parameters(model),
         "cadence": "the standard 10-min frame averaged to 1 h (bins labelled at their start); "
                    "each 10-min row takes its hour's probability",
-        "data": {"files": f"{OMNI2_DIR}/omni2_{YEARS[0]}..{YEARS[-1]}.dat (real, hourly OMNI2, "
-                          "read as one granule by epnml.ingest.readers.omni2)",
-                 "labels": "ICMECAT v2.3 Wind ICMEs (icme_start_time..mo_end_time): an hour "
-                           "is 1 when it overlaps one", "n_icmecat_wind_events": len(truth),
-                 "second_annotator": "Nguyen et al. 2019 Wind ICME list (begin..end)"},
+        "data": data_description(len(truth)),
         "split_years": SPLIT_YEARS, "phase": {str(k): v for k, v in PHASE.items()},
         "hyperparameters": {"epochs": epochs, "steps_per_epoch": steps, "batch_size": batch,
                             "lr": lr, "window_h": WINDOW, "model": MODEL.to_dict(),
@@ -401,6 +419,13 @@ def final_test(version: str, out: Path) -> dict[str, Any]:
     return res
 
 
+def add_schedule_args(ap: argparse.ArgumentParser) -> None:
+    ap.add_argument("--epochs", type=int, default=EPOCHS)
+    ap.add_argument("--steps", type=int, default=STEPS)
+    ap.add_argument("--batch", type=int, default=BATCH)
+    ap.add_argument("--lr", type=float, default=LR)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(
         prog="python -m epnml.experiments.icme.train --recipe omni2-hourly", description=__doc__,
@@ -408,10 +433,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--out", type=Path, default=Path("ml/weights"))
     ap.add_argument("--version", required=True)
-    ap.add_argument("--epochs", type=int, default=8)
-    ap.add_argument("--steps", type=int, default=25)
-    ap.add_argument("--batch", type=int, default=16)
-    ap.add_argument("--lr", type=float, default=3e-3)
+    add_schedule_args(ap)
     ap.add_argument("--final-test", action="store_true",
                     help="evaluate frozen weights on the TEST years (once) and update the card")
     args = ap.parse_args(argv)

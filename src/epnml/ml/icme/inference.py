@@ -18,7 +18,7 @@ from epnml.ml.checkpoints import save_checkpoint as save_model_checkpoint
 from epnml.ml.model_info import ModelInfo
 
 from .features import Scaler, frame_to_array
-from .model import ICMESegmenter, ModelConfig
+from .model import ICMEEnsemble, ICMESegmenter, build_module
 
 MODEL_NAME = "icme"
 #: committed weights live next to the package so they ship with it.
@@ -34,7 +34,8 @@ _FILE_RE = re.compile(rf"^{MODEL_NAME}-(?P<version>[0-9A-Za-z.+-]+)\.pt$")
 class LoadedModel:
     """A ready-to-run model and everything needed to reproduce its output."""
 
-    module: ICMESegmenter
+    #: one network (1.x, 2.x) or the mean of K (3.x); same call either way.
+    module: ICMESegmenter | ICMEEnsemble
     info: ModelInfo
     #: model architecture, window, post-processing (threshold, min_duration_h, merge_gap_h).
     config: dict[str, Any]
@@ -69,15 +70,15 @@ def load_model(version: str | None = None, path: Path | None = None) -> LoadedMo
     weights must exist and carry the file's sha256, so a swapped or truncated file
     is refused rather than silently producing different catalogue rows.
     """
-    ckpt = read_checkpoint(MODEL_NAME, version, path,
-                           lambda cfg: ICMESegmenter(ModelConfig.from_dict(cfg)), WEIGHTS_DIR,
+    ckpt = read_checkpoint(MODEL_NAME, version, path, build_module, WEIGHTS_DIR,
                            pattern=_FILE_RE, require=("scaler",))
     return LoadedModel(module=ckpt.module, info=ckpt.info, config=ckpt.config,
                        scaler=Scaler.from_dict(ckpt.extra["scaler"]))
 
 
 def save_checkpoint(
-    path: Path, module: ICMESegmenter, version: str, config: dict[str, Any], scaler: Scaler
+    path: Path, module: ICMESegmenter | ICMEEnsemble, version: str, config: dict[str, Any],
+    scaler: Scaler,
 ) -> str:
     """Write ``icme-<version>.pt`` (state_dict + config + scaler, full precision);
     returns its sha256."""
@@ -96,7 +97,8 @@ def window_starts(n: int, window: int) -> list[int]:
     return starts
 
 
-def predict_array(x: np.ndarray, module: ICMESegmenter, window: int = WINDOW) -> np.ndarray:
+def predict_array(x: np.ndarray, module: ICMESegmenter | ICMEEnsemble, window: int = WINDOW
+                  ) -> np.ndarray:
     """Probabilities for a scaled ``(C, n)`` array; windows averaged where they overlap."""
     if window % module.multiple:
         raise ValueError(f"window {window} not a multiple of {module.multiple}")

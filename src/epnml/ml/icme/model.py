@@ -9,7 +9,9 @@ concatenation. Everything is configurable so the tests can build a tiny one.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -197,3 +199,68 @@ class ICMESegmenter(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    """K networks of one architecture (icme 3.x: one per year fold), saved as one
+    checkpoint: ``{"n_members": K, "member": ModelConfig}``."""
+
+    n_members: int
+    member: ModelConfig
+
+    def __post_init__(self) -> None:
+        if self.n_members < 1:
+            raise ValueError("an ensemble needs at least one member")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n_members": self.n_members, "member": self.member.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> EnsembleConfig:
+        if set(d) != {"n_members", "member"}:
+            raise ValueError(f"invalid ensemble config keys: {sorted(d)}")
+        return cls(int(d["n_members"]), ModelConfig.from_dict(d["member"]))
+
+
+class ICMEEnsemble(nn.Module):
+    """Mean probability of K member networks, returned as a logit so every caller that
+    applies a sigmoid to a segmenter's output (``predict_array``) gets the mean
+    probability unchanged."""
+
+    #: probabilities are clamped to [eps, 1 - eps] before the logit (float64).
+    EPS = 1e-12
+
+    def __init__(self, config: EnsembleConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.members = nn.ModuleList(ICMESegmenter(config.member) for _ in range(config.n_members))
+
+    @classmethod
+    def from_members(cls, members: Sequence[ICMESegmenter]) -> ICMEEnsemble:
+        """An ensemble holding copies of the given (same-architecture) networks' weights."""
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        cfg = members[0].config
+        if any(m.config != cfg for m in members):
+            raise ValueError("ensemble members must share one architecture")
+        ens = cls(EnsembleConfig(len(members), cfg))
+        for dst, src in zip(ens.members, members, strict=True):
+            dst.load_state_dict(src.state_dict())
+        return ens
+
+    @property
+    def multiple(self) -> int:
+        return int(2**self.config.member.depth)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        p = torch.stack([torch.sigmoid(m(x).double()) for m in self.members]).mean(dim=0)
+        return torch.logit(p, eps=self.EPS).to(x.dtype)
+
+
+def build_module(config: Mapping[str, Any]) -> ICMESegmenter | ICMEEnsemble:
+    """The network a checkpoint's ``config["model"]`` describes: an ensemble when it
+    names ``n_members`` (icme 3.x), else one segmenter (1.x, 2.x)."""
+    if "n_members" in config:
+        return ICMEEnsemble(EnsembleConfig.from_dict(config))
+    return ICMESegmenter(ModelConfig.from_dict(config))
