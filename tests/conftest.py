@@ -31,8 +31,9 @@ TEST_API_PORT = int(os.environ.get("EPNML_TEST_API_PORT", "8099"))
 #: the icme version the service tests ingest with: their expected rows are 1.0.0's on the
 #: simulated fixture (2.0.0, the default, sees hourly means: docs/pipelines/icme.md).
 ICME_VERSION = "1.0.0"
-#: the craters rows the stack tests expect are 1.0.0's (2.0.0, trained on CTX tiles, is the
-#: default since issue #14; the synthetic fixture craters were drawn for 1.0.0).
+#: the craters rows the stack tests expect are 1.0.0's: the synthetic fixture craters were
+#: drawn for it. The 2.x defaults (trained on real CTX tiles, not georeferenced) are tested
+#: on the real tiles in tests/test_craters_ctx.py and tests/test_craters_recipe.py.
 CRATERS_VERSION = "1.0.0"
 #: the pits version the stack ingests: the default (newest committed weights), as a user's
 #: `epnml ingest` would; the stack's pits tests are written for it.
