@@ -32,8 +32,8 @@ TEST_API_PORT = int(os.environ.get("EPNML_TEST_API_PORT", "8099"))
 #: simulated fixture (2.0.0, the default, sees hourly means: docs/pipelines/icme.md).
 ICME_VERSION = "1.0.0"
 #: the craters rows the stack tests expect are 1.0.0's: the synthetic fixture craters were
-#: drawn for it. The 2.x defaults (trained on real CTX tiles, not georeferenced) are tested
-#: on the real tiles in tests/test_craters_ctx.py and tests/test_craters_recipe.py.
+#: drawn for it. The 2.x default (trained on real CTX tiles, not georeferenced) is checked
+#: against its card on a real validation tile in tests/test_craters_ctx.py.
 CRATERS_VERSION = "1.0.0"
 #: the pits version the stack ingests: the default (newest committed weights), as a user's
 #: `epnml ingest` would; the stack's pits tests are written for it.

@@ -152,3 +152,27 @@ def test_committed_crater_manifest(version: str) -> None:
     assert agree["validation"]["support_ge2"]["pooled"]["f1"] == 0.6939
     assert q["per_tile"]["MC11E-B"]["by_support"] == {"1": 47, "2": 31, "3": 14, "4": 16,
                                                       "5": 19, "6": 69}
+
+
+def test_default_version_reproduces_its_card_on_a_real_validation_tile(shared_data: Path
+                                                                        ) -> None:
+    """The default (newest) version, through the stage's band choice, recipe and threshold,
+    finds on the real validation tile MC11E-B what its card says it found there (test tiles
+    are never read by tests)."""
+    from epnml.experiments.craters.evaluate import PIXEL_M, scores_at
+    from epnml.ml.craters.inference import MIN_SCORE, detect_band
+
+    version = available_versions()[-1]
+    model = load_model()
+    assert model.info.version == version
+    card = json.loads((WEIGHTS_DIR / f"craters-{version}.json").read_text())
+    expected = card["metrics"]["ctx"]["validation"]["per_tile"]["MC11E-B"]
+    use = model.choose(PIXEL_M)
+    tile = load_tile("MC11E-B", shared_data / "images" / "ctx_craters")
+    found = detect_band(tile.pixels, use, min_score=MIN_SCORE)
+    got = scores_at([tile], [found], float(use.threshold))
+    assert got["n_ref"] == expected["n_ref"] == 196
+    # float sums may differ with the thread count: at most one crater either side
+    assert abs(got["n_pred"] - expected["n_pred"]) <= 1
+    assert abs(got["tp"] - expected["tp"]) <= 1
+    assert got["f1"] == pytest.approx(expected["f1"], abs=0.01)
