@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -74,3 +76,28 @@ def test_committed_hourly_model_loads(version: str) -> None:
     assert model.config["cadence_min"] == 60
     p = predict_proba(_frame(6 * 24 * 12), model)
     assert p.shape == (6 * 24 * 12,) and np.isfinite(p).all()
+
+
+def test_default_version_reproduces_its_card_on_a_real_validation_year(shared_data: Path
+                                                                       ) -> None:
+    """The default icme version on ONE real OMNI2 validation file (2013), as a user runs
+    it, finds the events its card lists for that year (test years are never read here)."""
+    import json
+
+    from epnml.experiments.icme.train_omni2 import OMNI2_DIR, icmecat_wind, year_scores
+    from epnml.ingest.readers.omni2 import read_omni2
+    from epnml.ml.icme.inference import WEIGHTS_DIR, available_versions, load_model
+
+    version = available_versions()[-1]
+    model = load_model()
+    assert model.info.version == version
+    card = json.loads((WEIGHTS_DIR / f"icme-{version}.json").read_text())
+    if "2013" not in card.get("metrics", {}).get("val", {}).get(version, {}).get("per_year", {}):
+        pytest.skip(f"icme {version}'s card has no validation figures for 2013")
+    assert 2013 in SPLIT_YEARS["val"]
+    frame = read_omni2([shared_data / OMNI2_DIR / "omni2_2013.dat"])
+    got = year_scores(pd.DatetimeIndex(frame.index), predict_proba(frame, model),
+                      icmecat_wind(shared_data), [2013], model.postprocess(),
+                      pd.Timedelta(minutes=10))[2013]
+    expected = card["metrics"]["val"][version]["per_year"]["2013"]
+    assert {k: got[k] for k in expected} == expected
