@@ -167,3 +167,28 @@ def test_committed_model_finds_a_pit_on_a_real_held_out_crop(
     assert iou.max() >= 0.5
     shutil.rmtree(tmp_path, ignore_errors=True)
 
+
+
+def test_test_figures_are_written_into_a_card_once(tmp_path: Path) -> None:
+    """``evaluate --final-test --write-card``: the first look is stored with its time, a
+    second is refused and leaves the card as it was."""
+    from epnml.experiments.pits.evaluate import write_test_metrics
+
+    card = tmp_path / "pits-9.9.9.json"
+    card.write_text(json.dumps({"version": "9.9.9", "metrics": {"validation": {"mAP50": 0.3}}}))
+    write_test_metrics(card, {"mAP50": 0.25}, "2026-12-01T16:00:00Z")
+    stored = json.loads(card.read_text())
+    assert stored["metrics"]["test"] == {"mAP50": 0.25, "scored": "2026-12-01T16:00:00Z"}
+    assert stored["metrics"]["validation"] == {"mAP50": 0.3}
+    before = card.read_text()
+    with pytest.raises(ValueError, match="already scored"):
+        write_test_metrics(card, {"mAP50": 0.9}, "2026-12-01T17:00:00Z")
+    assert card.read_text() == before
+
+
+@pytest.mark.parametrize("args", [["--write-card"], ["--final-test", "--validation-only"]])
+def test_evaluate_refuses_inconsistent_test_flags(args: list[str]) -> None:
+    from epnml.experiments.pits.evaluate import main
+
+    with pytest.raises(SystemExit):
+        main(["--weights", "1.0.0", *args])

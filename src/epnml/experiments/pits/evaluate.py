@@ -5,12 +5,15 @@ the same class and image, all-point precision envelope, 101 recall points
 (0, 0.01, .., 1); AP50 at IoU 0.5, AP50-95 the mean over IoU 0.50:0.05:0.95; the mean
 is over classes present in the ground truth. Run::
 
-    python -m epnml.experiments.pits.evaluate --weights 1.0.0
-    python -m epnml.experiments.pits.evaluate --path /tmp/pits_leaky/pits-0.0.0-leaky.pt
+    python -m epnml.experiments.pits.evaluate --weights 2.0.0               # validation
+    python -m epnml.experiments.pits.evaluate --path RUN/pits-V.pt --final-test --write-card
+    python -m epnml.experiments.pits.evaluate --path /tmp/pits_leaky/pits-0.0.0-leaky.pt \
+        --final-test
 
-It re-detects the validation and test crops named in the model card (split by HiRISE
-observation, or the crop list of a ``--split leaky`` comparison model) and prints the
-figures of ``ml/MODEL_CARD_pits.md``.
+It re-detects the crops named in the model card (split by HiRISE observation, or the crop
+list of a ``--split leaky`` comparison model). The test crops are read only with
+``--final-test``: training scores validation alone, and the test figure of frozen weights
+is written into their card once (``--write-card`` refuses a card that has one already).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -212,8 +216,19 @@ def detect_split(module: Any, scale: float, items: Sequence[Any], nms_iou: float
     return dets, gts
 
 
+def write_test_metrics(card_path: Path, metrics: dict[str, Any], when: str) -> None:
+    """Put the test figures into a card that has none: the test split is scored once per
+    version, after its checkpoint and threshold were chosen on validation."""
+    card = json.loads(card_path.read_text())
+    if "test" in card.get("metrics", {}):
+        raise ValueError(f"{card_path}: the test split was already scored for pits "
+                         f"{card.get('version')}; a second look is not written")
+    card.setdefault("metrics", {})["test"] = {**metrics, "scored": when}
+    card_path.write_text(json.dumps(card, indent=1) + "\n")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    from pathlib import Path
+    from datetime import UTC, datetime
 
     from epnml.config import load_settings
     from epnml.ml.pits.inference import load_model
@@ -227,8 +242,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--failures", type=Path, default=None,
                     help="write a PNG of Type-3 / Type-4 failures on the validation crops")
     ap.add_argument("--validation-only", action="store_true",
-                    help="score validation only (the test split is scored once, by train)")
+                    help="score validation only (the default; kept for older commands)")
+    ap.add_argument("--final-test", action="store_true",
+                    help="also score the test crops (once, for frozen weights)")
+    ap.add_argument("--write-card", action="store_true",
+                    help="with --final-test: write the test figures into the card, which "
+                         "must not have any yet")
     args = ap.parse_args(argv)
+    if args.write_card and not args.final_test:
+        raise SystemExit("--write-card goes with --final-test")
+    if args.final_test and args.validation_only:
+        raise SystemExit("--final-test and --validation-only exclude each other")
     model = load_model(args.weights, path=args.path)
     pt = args.path if args.path is not None and args.path.is_file() else None
     if pt is None:
@@ -239,7 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     crops = load_crops(load_settings().shared_data / "images" / "hirise_pits")
     out: dict[str, Any] = {"model": f"{model.info.name} {model.info.version}",
                            "split": card["split"]["method"]}
-    for part in ("validation",) if args.validation_only else ("validation", "test"):
+    for part in ("validation", "test") if args.final_test else ("validation",):
         held = card["split"][part]
         if "observations" in held:
             items = [c for c in crops if c.observation in set(held["observations"])]
@@ -256,6 +280,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 items, dets, model.threshold, args.failures,
                 f"pits {model.info.version}, validation, threshold {model.threshold:g}")
     out["reference"] = REFERENCE
+    if args.write_card:
+        write_test_metrics(pt.with_suffix(".json"), out["test"],
+                           datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
     print(json.dumps(out, indent=1))
     return 0
 

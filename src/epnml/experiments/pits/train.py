@@ -9,10 +9,12 @@ observation overlap, and every crop is also present mirrored; a crop-level split
 puts near-copies of validation objects in training (the leak of the published
 reference). Observations are assigned to train / validation / test by a seeded search
 that keeps every class in validation and test. The checkpoint with the best
-validation mAP50 is kept; the score threshold is the validation best-F1 one; the
-test observations are scored once, at the end. ``--split leaky`` trains the same
-recipe on a random crop-level split (written elsewhere, never committed) to
-measure the effect of the leak.
+validation mAP50 is kept; the score threshold is the validation best-F1 one. Training
+never reads the test observations' scores: ``python -m epnml.experiments.pits.evaluate
+--path RUN/pits-V.pt --final-test --write-card`` scores them once for the frozen weights
+(1.0.0 and 2.0.0 were scored by this script itself, at the end of their run).
+``--split leaky`` trains the same recipe on a random crop-level split (written elsewhere,
+never committed) to measure the effect of the leak.
 
 Recipes (``--recipe``, :data:`RECIPES`): ``scratch`` is the 1.0.0 network and recipe;
 the ``lite0-*`` ones fine-tune the ImageNet-pretrained EfficientNet-Lite0 pyramid of the
@@ -459,14 +461,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                               "nms_iou": 0.5, "recipe": recipe.name}
     val_dets, val_gts = detect_split(module, scale, parts["validation"])
     config["threshold"] = choose_threshold(val_dets, val_gts)
-    metrics: dict[str, Any] = {}
-    for name in ("validation", "test"):
-        dets, gts = (val_dets, val_gts) if name == "validation" else \
-            detect_split(module, scale, parts[name])
-        metrics[name] = evaluate(dets, gts)
-        p, r, f1 = f1_at(dets, gts, config["threshold"])
-        metrics[name]["at_threshold"] = {"precision": round(p, 4), "recall": round(r, 4),
-                                         "f1": round(f1, 4)}
+    # validation only: the test crops are scored once, later, for the frozen weights
+    # (``python -m epnml.experiments.pits.evaluate --path PT --final-test --write-card``)
+    metrics: dict[str, Any] = {"validation": evaluate(val_dets, val_gts)}
+    p, r, f1 = f1_at(val_dets, val_gts, config["threshold"])
+    metrics["validation"]["at_threshold"] = {"precision": round(p, 4), "recall": round(r, 4),
+                                             "f1": round(f1, 4)}
     args.out.mkdir(parents=True, exist_ok=True)
     pt = args.out / f"pits-{args.version}.pt"
     digest = save_checkpoint(pt, module, args.version, config)
@@ -517,6 +517,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(json.dumps({"metrics": {k: {m: v[m] for m in ("mAP50", "mAP50-95", "at_threshold")}
                                   for k, v in metrics.items()},
                       "threshold": config["threshold"], "sha256": digest}, indent=1))
+    print(f"test crops not read; score them once: python -m epnml.experiments.pits.evaluate "
+          f"--path {pt} --final-test --write-card", file=sys.stderr)
     return 0
 
 
