@@ -23,7 +23,13 @@ from typing import Any
 
 from epnml.ml.checkpoints import committed_card
 from epnml.ml.craters.bands import BandedConfig, BandedCraterNet, band_dict
-from epnml.ml.craters.inference import WEIGHTS_DIR, LoadedCraterModel, load_model, save_checkpoint
+from epnml.ml.craters.inference import (
+    WEIGHTS_DIR,
+    LoadedCraterModel,
+    load_model,
+    load_spec,
+    save_checkpoint,
+)
 
 #: ground pixel scales (m/px) of the bands, [min, max). CTX: the 2.x network was trained
 #: at ~5.5 m/px (scale jitter x0.5-1.33); inside the band it runs at its own input_scale
@@ -36,13 +42,9 @@ MOSAIC_BAND_M = (1_000.0, 30_000.0)
 
 def _source(spec: str) -> tuple[LoadedCraterModel, dict[str, Any]]:
     """A one-network checkpoint: a committed version or a ``.pt`` path, and its card."""
-    path = Path(spec)
-    if path.suffix == ".pt":
-        model = load_model(None, path)
-        card = json.loads(path.with_suffix(".json").read_text())
-    else:
-        model = load_model(spec)
-        card = committed_card("craters", spec, WEIGHTS_DIR)
+    model = load_spec(spec)
+    card = (json.loads(Path(spec).with_suffix(".json").read_text()) if spec.endswith(".pt")
+            else committed_card("craters", spec, WEIGHTS_DIR))
     if model.banded:
         raise ValueError(f"{spec}: already banded; give a one-network checkpoint")
     return model, card

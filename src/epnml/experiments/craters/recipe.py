@@ -63,10 +63,9 @@ def grid_recipes() -> list[Recipe]:
 def run_grid(version: str | None, log: Any = None) -> dict[str, Any]:
     """Every grid recipe's pooled validation F1 at its best threshold, and the choice.
     ``version``: a committed version, or a path ending ``.pt`` (a scratch checkpoint)."""
-    from epnml.ml.craters.inference import detect_band, load_model
+    from epnml.ml.craters.inference import detect_band, load_spec
 
-    model = (load_model(None, Path(version)) if version is not None and version.endswith(".pt")
-             else load_model(version))
+    model = load_spec(version)
     use = model.choose(PIXEL_M)
     tiles = [load_tile(n) for n in VAL_TILES]
     every = Recipe(flips=FLIPS, coarse_factor=GRID["coarse_factor"][0])

@@ -164,9 +164,9 @@ def initial_network(spec: str) -> tuple[CraterNet, str]:
     """The network a continuation starts from, and the card's text for it: a committed
     2.x version or a scratch ``.pt``; of a banded version (2.1.0 on) its ``ctx`` network
     (the CTX-trained one; the mosaic band's is another architecture)."""
-    from epnml.ml.craters.inference import load_model
+    from epnml.ml.craters.inference import load_spec
 
-    base = load_model(None, Path(spec)) if spec.endswith(".pt") else load_model(spec)
+    base = load_spec(spec)
     net = base.module.nets["ctx"] if isinstance(base.module, BandedCraterNet) and \
         "ctx" in base.module.nets else base.module
     if not isinstance(net, CraterNet):

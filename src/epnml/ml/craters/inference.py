@@ -84,6 +84,14 @@ def load_model(version: str | None = None, path: Path | None = None) -> LoadedCr
     return LoadedCraterModel(module, info, config)
 
 
+def load_spec(spec: str | None) -> LoadedCraterModel:
+    """Weights as the experiment commands name them: a committed version (None: the
+    newest) or the path of a scratch ``.pt`` with its card beside it."""
+    if spec is not None and spec.endswith(".pt"):
+        return load_model(None, Path(spec))
+    return load_model(spec)
+
+
 def build_network(cfg: dict[str, Any]) -> PitsDetector | CraterNet | BandedCraterNet:
     """The network a checkpoint's ``model`` config describes: 2.x name their architecture
     (the pretrained EfficientNet-Lite0 pyramid; weights come from the checkpoint, so no
