@@ -101,3 +101,45 @@ def test_default_version_reproduces_its_card_on_a_real_validation_year(shared_da
                       pd.Timedelta(minutes=10))[2013]
     expected = card["metrics"]["val"][version]["per_year"]["2013"]
     assert {k: got[k] for k in expected} == expected
+
+
+def _physical_frame(rows: int, seed: int) -> pd.DataFrame:
+    """A plausible solar wind (values well inside the scaler's clip range), derived columns
+    computed from the base ones as every reader does."""
+    from epnml.ingest.readers.solarwind import derive_columns
+
+    idx = pd.date_range("2015-03-01", periods=rows, freq="1h", name="time")
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({"bx": rng.uniform(-4, 4, rows), "by": rng.uniform(-4, 4, rows),
+                          "bz": rng.uniform(-4, 4, rows), "vt": rng.uniform(350, 500, rows),
+                          "np": rng.uniform(3, 8, rows), "tp": rng.uniform(4e4, 1.2e5, rows)},
+                         index=idx)
+    frame["bt"] = np.sqrt(frame.bx ** 2 + frame.by ** 2 + frame.bz ** 2)
+    return derive_columns(frame)
+
+
+def test_gain_augment_equals_rescaling_the_raw_listing() -> None:
+    """Augmenting in the scaled space is the same as multiplying B, n, T of the listing
+    and deriving beta, pdyn, T/Texp again; data gaps stay 'unknown'."""
+    from epnml.experiments.icme.train_omni2 import SCALER, gain_augment
+    from epnml.ingest.readers.solarwind import derive_columns
+    from epnml.ml.icme.features import frame_to_array
+
+    frame = _physical_frame(48, seed=5)
+    gains = {"B": 1.25, "n": 0.8, "T": 1.3}
+    scaled_frame = frame.copy()
+    for c in ("bx", "by", "bz", "bt"):
+        scaled_frame[c] *= gains["B"]
+    scaled_frame["np"] *= gains["n"]
+    scaled_frame["tp"] *= gains["T"]
+    expected = frame_to_array(derive_columns(scaled_frame), SCALER)
+
+    xb = torch.from_numpy(frame_to_array(frame, SCALER))[None].clone()
+    xb[0, :, 10:14] = 0.0  # a data gap: values 0, mask 0
+    expected[:, 10:14] = 0.0
+    log_gains = torch.tensor([[np.log10(gains["B"]), np.log10(gains["n"]),
+                               np.log10(gains["T"])]], dtype=torch.float32)
+    gain_augment(xb, log_gains, SCALER)
+    np.testing.assert_allclose(xb[0].numpy(), expected, atol=2e-5)
+    with pytest.raises(ValueError, match="shape"):
+        gain_augment(xb, log_gains[:, :2], SCALER)

@@ -211,13 +211,46 @@ def crop_starts(index: pd.DatetimeIndex, years: Sequence[int], window: int) -> n
     return np.flatnonzero(run == window)
 
 
+def gain_augment(xb: torch.Tensor, log_gains: torch.Tensor, scaler: Scaler = SCALER) -> None:
+    """Rescale |B| (and its components), n and T of each window in place, in the SCALED
+    space, as if the raw listing had been multiplied by ``10**log_gains[:, (B, n, T)]``;
+    beta, pdyn and T/Texp follow consistently (beta ~ nT/B^2, pdyn ~ n, T/Texp ~ T).
+
+    Why: ICMEs at other spacecraft and distances differ from L1 ones in amplitude (weaker
+    |B|, other plasma calibrations); the net should rely on the contrast of an ICME with
+    its surroundings more than on absolute levels. Gap hours (mask 0) stay 0."""
+    if log_gains.ndim != 2 or log_gains.shape[1] != 3 or log_gains.shape[0] != xb.shape[0]:
+        raise ValueError("log_gains must have shape (batch, 3): log10 gains of B, n, T")
+    feats = list(scaler.features)
+    lb, ln, lt = log_gains[:, 0], log_gains[:, 1], log_gains[:, 2]
+    log_shift = {"bt": lb, "np": ln, "tp": lt, "beta": ln + lt - 2 * lb, "pdyn": ln,
+                 "texrat": lt}
+    valid = xb[:, -1, :] > 0
+    for name, shift in log_shift.items():
+        i = feats.index(name)
+        if not scaler.log[i]:
+            raise ValueError(f"gain_augment expects {name} to be log-scaled")
+        xb[:, i] = torch.where(valid, xb[:, i] + (shift / scaler.scale[i])[:, None], xb[:, i])
+    for name in ("bx", "by", "bz"):  # linear with centre 0: a gain multiplies
+        i = feats.index(name)
+        if scaler.log[i] or scaler.center[i] != 0.0:
+            raise ValueError(f"gain_augment expects {name} linear and centred on 0")
+        xb[:, i] = xb[:, i] * (10.0 ** lb)[:, None]
+    xb[:, :-1].clamp_(-scaler.clip, scaler.clip)
+
+
 def fit(x: np.ndarray, y: np.ndarray, index: pd.DatetimeIndex, truth: Sequence[tuple[Any, Any]],
         seed: int, epochs: int, steps: int, batch: int, lr: float,
         train_years: Sequence[int] = SPLIT_YEARS["train"],
         val_years: Sequence[int] = SPLIT_YEARS["val"],
+        gain: float = 0.0,
         ) -> tuple[ICMESegmenter, list[dict[str, Any]]]:
     """Train on ``train_years``; keep the epoch with the best selection score on
-    ``val_years`` (2.0.0: the fixed split; 3.0.0: one fold held out)."""
+    ``val_years`` (2.0.0: the fixed split; 3.0.0: one fold held out). ``gain`` > 0 draws,
+    per window, log-uniform gains in [1/(1+gain), 1+gain] for B, n and T
+    (:func:`gain_augment`; 2.0.0 and 3.0.0: 0)."""
+    if gain < 0:
+        raise ValueError(f"gain must be >= 0, got {gain}")
     from .train import loss_fn
 
     seed_everything(seed)
@@ -240,6 +273,10 @@ def fit(x: np.ndarray, y: np.ndarray, index: pd.DatetimeIndex, truth: Sequence[t
             xb = torch.stack([xt[:, s:s + WINDOW] for s in ss]).clone()
             yb = torch.stack([yt[s:s + WINDOW] for s in ss])[:, None, :]
             valid = xb[:, -1:, :]
+            if gain > 0:
+                span = float(np.log10(1.0 + gain))
+                gain_augment(xb, torch.from_numpy(
+                    rng.uniform(-span, span, (batch, 3)).astype(np.float32)))
             xb[:, :-1] += 0.05 * torch.randn_like(xb[:, :-1]) * valid
             for b in range(batch):  # random data gaps: the net must know "unknown"
                 if rng.random() < 0.3:
@@ -308,12 +345,12 @@ def training_arrays(data_dir: Path) -> tuple[pd.DataFrame, pd.DatetimeIndex,
 
 
 def train(seed: int, out: Path, version: str, epochs: int, steps: int, batch: int, lr: float,
-          command: str) -> dict[str, Any]:
-    torch.set_num_threads(2)
+          command: str, gain: float = 0.0, threads: int = 2) -> dict[str, Any]:
+    torch.set_num_threads(threads)
     data_dir = shared_data_dir()
     t_start = time.time()
     frame, index, truth, x, y = training_arrays(data_dir)
-    model, history = fit(x, y, index, truth, seed, epochs, steps, batch, lr)
+    model, history = fit(x, y, index, truth, seed, epochs, steps, batch, lr, gain=gain)
     train_seconds = time.time() - t_start
     proba = predict_array(x, model, WINDOW)
     postprocess, grid = choose_postprocess(index, proba, y, truth, SPLIT_YEARS["val"])
@@ -337,7 +374,7 @@ def train(seed: int, out: Path, version: str, epochs: int, steps: int, batch: in
         "hyperparameters": {"epochs": epochs, "steps_per_epoch": steps, "batch_size": batch,
                             "lr": lr, "window_h": WINDOW, "model": MODEL.to_dict(),
                             "scaler": SCALER.to_dict(), "positive_fraction": 0.5,
-                            "noise_std": 0.05, "gap_prob": 0.3,
+                            "noise_std": 0.05, "gap_prob": 0.3, "gain_augment": gain,
                             "checkpoint": "epoch with the best validation selection score "
                                           "(mean of event F1 at threshold 0.5, 4 h, merge "
                                           "3 h, and hour F1 at threshold 0.5)"},
@@ -434,6 +471,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("ml/weights"))
     ap.add_argument("--version", required=True)
     add_schedule_args(ap)
+    ap.add_argument("--gain", type=float, default=0.0,
+                    help="amplitude augmentation: per-window gains of B, n, T log-uniform in "
+                         "[1/(1+GAIN), 1+GAIN] (default 0: off, the 2.0.0 recipe)")
+    ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     ap.add_argument("--final-test", action="store_true",
                     help="evaluate frozen weights on the TEST years (once) and update the card")
     args = ap.parse_args(argv)
@@ -444,8 +485,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv_list = list(sys.argv[1:] if argv is None else argv)
     command = ("python -m epnml.experiments.icme.train --recipe omni2-hourly "
                + " ".join(shlex.quote(a) for a in argv_list))
+    if args.gain < 0:
+        raise SystemExit(f"--gain must be >= 0, got {args.gain}")
+    if args.threads < 1:
+        raise SystemExit(f"--threads must be >= 1, got {args.threads}")
     card = train(args.seed, args.out, args.version, args.epochs, args.steps, args.batch,
-                 args.lr, command)
+                 args.lr, command, gain=args.gain, threads=args.threads)
     json.dump({"postprocess": card["postprocess"], "metrics": card["metrics"],
                "training_seconds": card["training_seconds"]}, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
