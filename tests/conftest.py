@@ -29,7 +29,7 @@ TEST_DB = os.environ.get("EPNML_TEST_DB", "epnml_test")
 TEST_PORT = int(os.environ.get("EPNML_TEST_PORT", "8098"))
 TEST_API_PORT = int(os.environ.get("EPNML_TEST_API_PORT", "8099"))
 #: the icme version the service tests ingest with: their expected rows are 1.0.0's on the
-#: simulated fixture (2.0.0, the default, sees hourly means: docs/pipelines/icme.md).
+#: simulated fixture (2.x, the default, sees hourly means: docs/pipelines/icme.md).
 ICME_VERSION = "1.0.0"
 #: the craters rows the stack tests expect are 1.0.0's: the synthetic fixture craters were
 #: drawn for it. The 2.x default (trained on real CTX tiles, not georeferenced) is checked

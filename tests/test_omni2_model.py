@@ -66,7 +66,7 @@ def test_hourly_labels_mark_overlapping_hours() -> None:
     assert lab.tolist() == [0, 0, 1, 1, 1, 1, 0, 0, 0, 0]
 
 
-@pytest.mark.parametrize("version", ["2.0.0"])
+@pytest.mark.parametrize("version", ["2.0.0", "2.1.0"])
 def test_committed_hourly_model_loads(version: str) -> None:
     from epnml.ml.icme.inference import available_versions, load_model
 

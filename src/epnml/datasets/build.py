@@ -72,7 +72,7 @@ def _year_now() -> int:
     return datetime.now(UTC).year
 
 
-# ----------------------------------------------------------------------------- icme 2.0.0
+# ----------------------------------------------------------------------------- icme 2.x
 def build_icme_2(shared: Path, version: str = "2.0.0") -> Manifest:
     """icme 2.x: hourly OMNI2 1998-2018 split by whole years; a sample is one ICMECAT Wind
     ICME (clipped to each year it overlaps: an ICME across a year boundary of two splits is
@@ -789,6 +789,7 @@ def _manifest(model: str, version: str, title: str, description: str, simulated:
 BUILDERS: dict[str, Callable[[Path], Manifest]] = {
     "icme-1.0.0": build_icme_1,
     "icme-2.0.0": build_icme_2,
+    "icme-2.1.0": lambda shared: build_icme_2(shared, "2.1.0"),
     "crossings-1.0.0": build_crossings,
     "crossings-baseline-1.0.0": lambda shared: build_crossings(shared, "1.0.0",
                                                                "crossings-baseline"),

@@ -405,8 +405,8 @@ def validation_metrics(version: str, out: Path, frame: pd.DataFrame,
     """This model and icme 1.0.0 on the validation years (for the default-version choice)."""
     years = SPLIT_YEARS["val"]
     res: dict[str, Any] = {}
-    for name, ver in ((version, version), ("1.0.0", "1.0.0")):
-        model = load_model(ver, path=out)
+    for name, ver, where in ((version, version, out), ("1.0.0", "1.0.0", None)):
+        model = load_model(ver, path=where)  # 1.0.0: the committed weights
         per: dict[int, dict[str, Any]] = {}
         for y in years:  # one granule per year, as a user would run them
             per.update(_stage_path_scores(model, _year(frame, y), truth, [y]))
