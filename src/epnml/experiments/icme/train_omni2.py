@@ -44,7 +44,7 @@ from epnml.ml.icme.inference import (
     save_checkpoint,
     to_model_cadence,
 )
-from epnml.ml.icme.model import ICMESegmenter, ModelConfig, count_parameters
+from epnml.ml.icme.model import ICMEEnsemble, ICMESegmenter, ModelConfig, count_parameters
 
 from .evaluate import IWF_MIN_FP_DURATION, event_scores, icmecat_events, pool, shared_data_dir
 
@@ -345,12 +345,26 @@ def training_arrays(data_dir: Path) -> tuple[pd.DataFrame, pd.DatetimeIndex,
 
 
 def train(seed: int, out: Path, version: str, epochs: int, steps: int, batch: int, lr: float,
-          command: str, gain: float = 0.0, threads: int = 2) -> dict[str, Any]:
+          command: str, gain: float = 0.0, threads: int = 2, seeds: int = 1) -> dict[str, Any]:
+    """``seeds`` > 1 trains that many networks (seeds ``seed``, ``seed+1``, ...; each its
+    checkpoint chosen on validation as one would be) and releases their mean probability
+    (:class:`ICMEEnsemble`); the post-processing is chosen for the mean."""
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
     torch.set_num_threads(threads)
     data_dir = shared_data_dir()
     t_start = time.time()
     frame, index, truth, x, y = training_arrays(data_dir)
-    model, history = fit(x, y, index, truth, seed, epochs, steps, batch, lr, gain=gain)
+    members = [fit(x, y, index, truth, seed + i, epochs, steps, batch, lr, gain=gain)
+               for i in range(seeds)]
+    model: ICMESegmenter | ICMEEnsemble
+    if seeds == 1:
+        model, history = members[0]
+    else:
+        model = ICMEEnsemble.from_members([m for m, _ in members])
+        model.eval()
+        history = [{"member": i, "seed": seed + i, "history": h}
+                   for i, (_, h) in enumerate(members)]
     train_seconds = time.time() - t_start
     proba = predict_array(x, model, WINDOW)
     postprocess, grid = choose_postprocess(index, proba, y, truth, SPLIT_YEARS["val"])
@@ -358,7 +372,7 @@ def train(seed: int, out: Path, version: str, epochs: int, steps: int, batch: in
 
     out.mkdir(parents=True, exist_ok=True)
     pt = out / f"{MODEL_NAME}-{version}.pt"
-    config = {"model": MODEL.to_dict(), "window": WINDOW, "cadence_min": 60,
+    config = {"window": WINDOW, "cadence_min": 60,
               "postprocess": postprocess, "features": list(FEATURES)}
     digest = save_checkpoint(pt, model, version, config, SCALER)
     card: dict[str, Any] = {
@@ -372,7 +386,8 @@ def train(seed: int, out: Path, version: str, epochs: int, steps: int, batch: in
         "data": data_description(len(truth)),
         "split_years": SPLIT_YEARS, "phase": {str(k): v for k, v in PHASE.items()},
         "hyperparameters": {"epochs": epochs, "steps_per_epoch": steps, "batch_size": batch,
-                            "lr": lr, "window_h": WINDOW, "model": MODEL.to_dict(),
+                            "lr": lr, "window_h": WINDOW, "model": model.config.to_dict(),
+                            "seeds": [seed + i for i in range(seeds)],
                             "scaler": SCALER.to_dict(), "positive_fraction": 0.5,
                             "noise_std": 0.05, "gap_prob": 0.3, "gain_augment": gain,
                             "checkpoint": "epoch with the best validation selection score "
@@ -475,6 +490,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="amplitude augmentation: per-window gains of B, n, T log-uniform in "
                          "[1/(1+GAIN), 1+GAIN] (default 0: off, the 2.0.0 recipe)")
     ap.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    ap.add_argument("--seeds", type=int, default=1,
+                    help="train this many networks (seeds SEED, SEED+1, ...) and release their "
+                         "mean probability (default 1: one network)")
     ap.add_argument("--final-test", action="store_true",
                     help="evaluate frozen weights on the TEST years (once) and update the card")
     args = ap.parse_args(argv)
@@ -487,10 +505,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                + " ".join(shlex.quote(a) for a in argv_list))
     if args.gain < 0:
         raise SystemExit(f"--gain must be >= 0, got {args.gain}")
+    if args.seeds < 1:
+        raise SystemExit(f"--seeds must be >= 1, got {args.seeds}")
     if args.threads < 1:
         raise SystemExit(f"--threads must be >= 1, got {args.threads}")
     card = train(args.seed, args.out, args.version, args.epochs, args.steps, args.batch,
-                 args.lr, command, gain=args.gain, threads=args.threads)
+                 args.lr, command, gain=args.gain, threads=args.threads, seeds=args.seeds)
     json.dump({"postprocess": card["postprocess"], "metrics": card["metrics"],
                "training_seconds": card["training_seconds"]}, sys.stdout, indent=2, default=str)
     sys.stdout.write("\n")
