@@ -168,6 +168,7 @@ def test_committed_manifests_are_consistent() -> None:
                                        "craters-2.2.0", "craters-2.3.0", "crossings-1.0.0",
                                        "crossings-baseline-1.0.0",
                                        "ice-1.0.0", "icme-1.0.0", "icme-2.0.0", "icme-2.1.0",
+                                       "icme-2.2.0",
                                        "meteors-1.0.0", "minerals-1.0.0", "mounds-1.0.0",
                                        "pits-1.0.0", "pits-2.0.0"]
     for p in paths:

@@ -347,7 +347,7 @@ def test_committed_weights_match_card() -> None:
         card = json.loads(pt.with_suffix(".json").read_text())
         assert card["sha256"] == sha256_file(pt)
         assert card["name"] == "icme" and card["version"] == v
-        assert pt.stat().st_size < 2_000_000
+        assert pt.stat().st_size < 3_000_000  # small: 2.2.0 holds 5 networks (2.5 MB)
         m = load_model(v)
         assert m.info.sha256 == card["sha256"]
         p = predict_proba(solar_wind(300), m)

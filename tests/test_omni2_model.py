@@ -66,7 +66,7 @@ def test_hourly_labels_mark_overlapping_hours() -> None:
     assert lab.tolist() == [0, 0, 1, 1, 1, 1, 0, 0, 0, 0]
 
 
-@pytest.mark.parametrize("version", ["2.0.0", "2.1.0"])
+@pytest.mark.parametrize("version", ["2.0.0", "2.1.0", "2.2.0"])
 def test_committed_hourly_model_loads(version: str) -> None:
     from epnml.ml.icme.inference import available_versions, load_model
 
@@ -143,3 +143,31 @@ def test_gain_augment_equals_rescaling_the_raw_listing() -> None:
     np.testing.assert_allclose(xb[0].numpy(), expected, atol=2e-5)
     with pytest.raises(ValueError, match="shape"):
         gain_augment(xb, log_gains[:, :2], SCALER)
+
+
+def test_wilson_interval_known_values_and_bad_counts() -> None:
+    from epnml.experiments.icme.evaluate import counts_intervals, wilson_interval
+
+    assert wilson_interval(5, 10) == (0.237, 0.763)  # centre 0.5, half 0.2634
+    assert wilson_interval(0, 10)[0] == 0.0 and wilson_interval(10, 10)[1] == 1.0
+    with pytest.raises(ValueError, match="k=11, n=10"):
+        wilson_interval(11, 10)
+    got = counts_intervals({"tp": 50, "fp": 33, "fn": 17})
+    assert got["precision"] == 0.602 and got["recall"] == 0.746
+    lo, hi = got["precision_95"]
+    assert lo < 0.602 < hi and hi - lo > 0.15  # 83 predictions: a wide interval
+
+
+def test_card_intervals_read_counts_of_the_committed_cards() -> None:
+    import json
+
+    from epnml.experiments.icme.train_omni2 import card_intervals
+    from epnml.ml.icme.inference import WEIGHTS_DIR
+
+    card = json.loads((WEIGHTS_DIR / "icme-2.1.0.json").read_text())
+    got = card_intervals(card)
+    test = card["metrics"]["test"]["icmecat"]["pooled"]
+    assert (got["test_years"]["tp"], got["test_years"]["fp"]) == (test["tp"], test["fp"])
+    assert set(got["test_years_by_phase"]) == {"maximum", "declining", "minimum"}
+    with pytest.raises(ValueError, match="no metrics"):
+        card_intervals({"name": "icme", "version": "9.9.9"})

@@ -125,8 +125,8 @@ def test_preview_csv_to_a_file(env: Store, tmp_path: Path,
      "icme: unknown parameter 'target' (known: threshold, min_duration_h)"),
     (["--param", "threshold"], "--param wants NAME=VALUE, got 'threshold'"),
     (["--model-version", "9.9.9"], "model_version not allowed for icme; allowed: 1.0.0, 2.0.0, "
-                                   "2.1.0 (parameters such as threshold make a derived version by "
-                                   "themselves)"),
+                                   "2.1.0, 2.2.0 (parameters such as threshold make a derived "
+                                   "version by themselves)"),
 ])
 @pytest.mark.parametrize("commit", [False, True])
 def test_bad_input_exits_2_and_registers_nothing(

@@ -60,7 +60,8 @@ def test_every_pipeline_has_a_spec() -> None:
 
 
 def test_defaults_are_the_models_own() -> None:
-    assert defaults("icme") == {"threshold": 0.45, "min_duration_h": 8.0}  # icme 2.1.0
+    assert defaults("icme") == {"threshold": 0.4, "min_duration_h": 12.0}  # icme 2.2.0
+    assert defaults("icme", "2.1.0") == {"threshold": 0.45, "min_duration_h": 8.0}
     assert defaults("icme", "2.0.0") == {"threshold": 0.6, "min_duration_h": 12.0}
     assert defaults("ice") == {"threshold": 0.6}
     assert defaults("mounds") == {"threshold": 0.6, "min_area_px": 4}
@@ -100,8 +101,8 @@ def test_bad_parameters_are_one_line(pipeline: str, raw: dict[str, object],
 
 def test_only_changed_model_parameters_derive() -> None:
     assert validate_params("craters", {"target": "mars"}) == ({"target": "Mars"}, {})
-    assert validate_params("icme", {"threshold": "0.45", "min_duration_h": 8}) == \
-        ({"threshold": 0.45, "min_duration_h": 8.0}, {})
+    assert validate_params("icme", {"threshold": "0.4", "min_duration_h": 12}) == \
+        ({"threshold": 0.4, "min_duration_h": 12.0}, {})
     assert validate_params("icme", {"threshold": "0.7"}) == \
         ({"threshold": 0.7}, {"threshold": 0.7})
     assert validate_params("units", {"connectivity": "8", "step_deg": "1"}) == \
@@ -123,20 +124,20 @@ def test_bad_parameters_register_nothing(settings: Settings, wind: Path,
 
 def test_explicit_default_derives_no_version(settings: Settings, wind: Path) -> None:
     summary = run_pipeline("icme", [wind], mode="ingest", settings=settings, progress=False,
-                           params={"threshold": 0.45, "min_duration_h": "8"})
-    assert summary.model_version == "2.1.0"
-    assert _versions(settings.dsn) == [("icme", "2.1.0")]
+                           params={"threshold": 0.4, "min_duration_h": "12"})
+    assert summary.model_version == "2.2.0"
+    assert _versions(settings.dsn) == [("icme", "2.2.0")]
 
 
 def test_model_parameter_derives_a_version(settings: Settings, wind: Path) -> None:
     summary = run_pipeline("icme", [wind], mode="ingest", settings=settings, progress=False,
                            params={"threshold": "0.7"})
-    assert summary.model_version == "2.1.0+threshold-0.7"
-    assert _versions(settings.dsn) == [("icme", "2.1.0+threshold-0.7")]
+    assert summary.model_version == "2.2.0+threshold-0.7"
+    assert _versions(settings.dsn) == [("icme", "2.2.0+threshold-0.7")]
     with psycopg.connect(settings.dsn) as conn:
         row = conn.execute("SELECT card->'params', card->>'base_version'"
                            " FROM epnml.model_versions").fetchone()
-    assert row == ({"threshold": 0.7}, "2.1.0")
+    assert row == ({"threshold": 0.7}, "2.2.0")
 
 
 def test_operational_parameter_derives_no_version() -> None:
@@ -178,10 +179,10 @@ def test_pipelines_advertise_the_spec(tmp_path: Path) -> None:
         body = {p["name"]: p for p in client.get("/pipelines").json()}
     assert sorted(body) == sorted(SPECS)
     icme = {p["name"]: p for p in body["icme"]["parameters"]}
-    assert icme["threshold"]["default"] == 0.45  # icme 2.1.0
+    assert icme["threshold"]["default"] == 0.4  # icme 2.2.0
     assert icme["threshold"]["range"] == "(0, 1)"
     assert icme["threshold"]["model_param"] is True
-    assert icme["min_duration_h"]["default"] == 8.0
+    assert icme["min_duration_h"]["default"] == 12.0
     craters = {p["name"]: p for p in body["craters"]["parameters"]}
     assert craters["target"]["model_param"] is False
     assert craters["target"]["choices"] == ["Moon", "Mars", "Mercury"]

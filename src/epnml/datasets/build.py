@@ -790,6 +790,7 @@ BUILDERS: dict[str, Callable[[Path], Manifest]] = {
     "icme-1.0.0": build_icme_1,
     "icme-2.0.0": build_icme_2,
     "icme-2.1.0": lambda shared: build_icme_2(shared, "2.1.0"),
+    "icme-2.2.0": lambda shared: build_icme_2(shared, "2.2.0"),
     "crossings-1.0.0": build_crossings,
     "crossings-baseline-1.0.0": lambda shared: build_crossings(shared, "1.0.0",
                                                                "crossings-baseline"),

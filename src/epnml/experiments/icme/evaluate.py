@@ -270,6 +270,31 @@ def pool(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def wilson_interval(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval of a proportion k/n (95 % for z = 1.96): how far a precision
+    or recall measured on a few dozen events can move by chance alone."""
+    if n <= 0 or not 0 <= k <= n:
+        raise ValueError(f"need 0 <= k <= n and n > 0, got k={k}, n={n}")
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * ((p * (1 - p) / n + z * z / (4 * n * n)) ** 0.5) / denom
+    return (round(centre - half, 3), round(centre + half, 3))
+
+
+def counts_intervals(counts: dict[str, Any]) -> dict[str, Any]:
+    """Precision and recall with their Wilson 95 % intervals from pooled tp/fp/fn counts."""
+    tp, fp, fn = int(counts["tp"]), int(counts["fp"]), int(counts["fn"])
+    out: dict[str, Any] = {"tp": tp, "fp": fp, "fn": fn}
+    if tp + fp:
+        out["precision"] = round(tp / (tp + fp), 3)
+        out["precision_95"] = wilson_interval(tp, tp + fp)
+    if tp + fn:
+        out["recall"] = round(tp / (tp + fn), 3)
+        out["recall_95"] = wilson_interval(tp, tp + fn)
+    return out
+
+
 def pixel_scores(proba: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
     """Sample-level precision/recall/IoU: a smoother signal than 4-event counts."""
     pred = proba >= threshold

@@ -46,7 +46,14 @@ from epnml.ml.icme.inference import (
 )
 from epnml.ml.icme.model import ICMEEnsemble, ICMESegmenter, ModelConfig, count_parameters
 
-from .evaluate import IWF_MIN_FP_DURATION, event_scores, icmecat_events, pool, shared_data_dir
+from .evaluate import (
+    IWF_MIN_FP_DURATION,
+    counts_intervals,
+    event_scores,
+    icmecat_events,
+    pool,
+    shared_data_dir,
+)
 
 YEARS = list(range(1998, 2019))
 #: solar-cycle phase of each year (cycle 23 maximum 2000-2002, minimum 2007-2009; cycle 24
@@ -471,6 +478,26 @@ def final_test(version: str, out: Path) -> dict[str, Any]:
     return res
 
 
+def card_intervals(card: dict[str, Any]) -> dict[str, Any]:
+    """Wilson 95 % intervals of the pooled precision and recall a card records (validation,
+    test years, the 2019 CSVs): from its counts only, no data is read."""
+    metrics = card.get("metrics", {})
+    out: dict[str, Any] = {}
+    val = metrics.get("val", {}).get(card["version"])
+    if val:
+        out["validation"] = counts_intervals(val["pooled"])
+    test = metrics.get("test")
+    if test:
+        out["test_years"] = counts_intervals(test["icmecat"]["pooled"])
+        out["test_years_by_phase"] = {ph: counts_intervals(v)
+                                      for ph, v in test["icmecat"]["by_phase"].items()}
+        out["other_data_never_trained_on"] = {
+            k: counts_intervals(v) for k, v in test["other_data_never_trained_on"].items()}
+    if not out:
+        raise ValueError(f"card of {card['name']} {card['version']} has no metrics")
+    return out
+
+
 def add_schedule_args(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--epochs", type=int, default=EPOCHS)
     ap.add_argument("--steps", type=int, default=STEPS)
@@ -493,9 +520,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seeds", type=int, default=1,
                     help="train this many networks (seeds SEED, SEED+1, ...) and release their "
                          "mean probability (default 1: one network)")
+    ap.add_argument("--intervals", action="store_true",
+                    help="print Wilson 95 %% intervals of the card's precision and recall "
+                         "(from its counts; reads no data)")
     ap.add_argument("--final-test", action="store_true",
                     help="evaluate frozen weights on the TEST years (once) and update the card")
     args = ap.parse_args(argv)
+    if args.intervals:
+        card_path = args.out / f"{MODEL_NAME}-{args.version}.json"
+        if not card_path.is_file():
+            raise SystemExit(f"{card_path}: no such card")
+        json.dump(card_intervals(json.loads(card_path.read_text())), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
     if args.final_test:
         json.dump(final_test(args.version, args.out), sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
