@@ -109,7 +109,7 @@ def test_datalink_document_parses_with_pyvo() -> None:
     params = {p.name: p for p in links[1].input_params}
     assert params["ID"].ref == "ID" and params["model_version"].value == "1.0.0"
     assert [v for _, v in params["model_version"].values.options] == ["1.0.0", "2.0.0"]
-    assert float(params["threshold"].value) == 0.6  # the model's own, not a null
+    assert float(params["threshold"].value) == 0.4  # icme 2.2.0's own, not a null
     assert params["threshold"].datatype == "double"
     assert [v for _, v in params["connectivity"].values.options] == ["4", "8"]
     assert params["n_clusters"].datatype == "int"  # None: no value (largest-gap rule)
