@@ -169,5 +169,8 @@ def test_card_intervals_read_counts_of_the_committed_cards() -> None:
     test = card["metrics"]["test"]["icmecat"]["pooled"]
     assert (got["test_years"]["tp"], got["test_years"]["fp"]) == (test["tp"], test["fp"])
     assert set(got["test_years_by_phase"]) == {"maximum", "declining", "minimum"}
+    other = card["metrics"]["test"]["other_data_never_trained_on"].values()
+    assert got["other_data_pooled"]["tp"] == sum(v["tp"] for v in other)
+    assert got["other_data_pooled"]["fn"] == sum(v["fn"] for v in other)
     with pytest.raises(ValueError, match="no metrics"):
         card_intervals({"name": "icme", "version": "9.9.9"})
