@@ -174,3 +174,18 @@ def test_card_intervals_read_counts_of_the_committed_cards() -> None:
     assert got["other_data_pooled"]["fn"] == sum(v["fn"] for v in other)
     with pytest.raises(ValueError, match="no metrics"):
         card_intervals({"name": "icme", "version": "9.9.9"})
+
+
+def test_final_test_refuses_a_card_that_already_holds_test_figures(tmp_path: Path) -> None:
+    """The test years are read once per version: checked before any data is read."""
+    import json
+
+    from epnml.experiments.icme.train_omni2 import main
+
+    card = tmp_path / "icme-9.0.0.json"
+    card.write_text(json.dumps({"name": "icme", "version": "9.0.0",
+                                "metrics": {"val": {}, "test": {"icmecat": {}}}}))
+    with pytest.raises(SystemExit, match="already holds test figures"):
+        main(["--version", "9.0.0", "--out", str(tmp_path), "--final-test"])
+    with pytest.raises(SystemExit, match="no such card"):
+        main(["--version", "9.1.0", "--out", str(tmp_path), "--final-test"])

@@ -2,13 +2,17 @@
 
     python -m epnml.experiments.icme.train --recipe omni2-hourly --seed 42 --version 2.0.0
     python -m epnml.experiments.icme.train --recipe omni2-hourly --version 2.0.0 --final-test
+    python -m epnml.experiments.icme.train --recipe omni2-hourly --version 2.2.0 \
+        --epochs 24 --gain 0.4 --seeds 5 --threads 1         # 2.2.0: 5 networks of 2.1.0's
+    python -m epnml.experiments.icme.train --recipe omni2-hourly --version 2.2.0 --intervals
 
 The first command trains, chooses the checkpoint and the post-processing on the
 VALIDATION years only and writes ``ml/weights/icme-<version>.{pt,json}`` with validation
 metrics (and the 1.0.0 model's on the same years).  The second, run once when the weights
-are frozen, adds the TEST-year figures, the 2019 Wind / STEREO-A 10-min figures (data of
-another cadence and, for STEREO-A, another spacecraft, never trained on) and the
-comparison with the Nguyen et al. 2019 list to the card.
+are frozen (a card that already holds test figures is refused), adds the TEST-year
+figures, the 2019 Wind / STEREO-A 10-min figures (data of another cadence and, for
+STEREO-A, another spacecraft, never trained on) and the comparison with the Nguyen et al.
+2019 list to the card.
 
 The split by whole years was fixed before any training (solar-cycle phase per year in
 :data:`PHASE`): both solar minimum and maximum years are in training, validation and test.
@@ -438,8 +442,19 @@ def validation_metrics(version: str, out: Path, frame: pd.DataFrame,
     return res
 
 
+def refuse_second_test(card_path: Path) -> None:
+    """The test years are read once per version: a card that already holds test figures
+    is not scored again (checked before any data is read)."""
+    if not card_path.is_file():
+        raise ValueError(f"{card_path}: no such card (train the version first)")
+    if "test" in json.loads(card_path.read_text()).get("metrics", {}):
+        raise ValueError(f"{card_path}: already holds test figures; the test years are read "
+                         "once per version")
+
+
 def final_test(version: str, out: Path) -> dict[str, Any]:
     """Test years, 2019 Wind/STEREO-A 10-min CSVs, Nguyen comparison: run ONCE."""
+    refuse_second_test(out / f"{MODEL_NAME}-{version}.json")
     torch.set_num_threads(2)
     data_dir = shared_data_dir()
     frame = load_frame(data_dir)
@@ -538,7 +553,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write("\n")
         return 0
     if args.final_test:
-        json.dump(final_test(args.version, args.out), sys.stdout, indent=2, default=str)
+        try:
+            result = final_test(args.version, args.out)
+        except ValueError as exc:
+            raise SystemExit(str(exc)) from exc
+        json.dump(result, sys.stdout, indent=2, default=str)
         sys.stdout.write("\n")
         return 0
     argv_list = list(sys.argv[1:] if argv is None else argv)
