@@ -189,3 +189,24 @@ def test_final_test_refuses_a_card_that_already_holds_test_figures(tmp_path: Pat
         main(["--version", "9.0.0", "--out", str(tmp_path), "--final-test"])
     with pytest.raises(SystemExit, match="no such card"):
         main(["--version", "9.1.0", "--out", str(tmp_path), "--final-test"])
+
+
+def test_misses_by_strength_counts_match_the_card(shared_data: Path) -> None:
+    """The miss analysis on the validation years finds exactly the card's detections, and
+    its bins partition the ICMEs; it refuses test years."""
+    import json
+
+    from epnml.experiments.icme.train_omni2 import misses_by_strength
+    from epnml.ml.icme.inference import WEIGHTS_DIR, available_versions
+
+    version = available_versions()[-1]
+    card = json.loads((WEIGHTS_DIR / f"icme-{version}.json").read_text())
+    pooled_val = card["metrics"]["val"][version]["pooled"]
+    got = misses_by_strength(version)
+    assert (got["n"], got["detected"]) == (pooled_val["n_true"], pooled_val["tp"])
+    assert len(got["missed"]) == pooled_val["fn"]
+    for bins in got["by"].values():
+        assert sum(b["n"] for b in bins.values()) == got["n"]
+    assert list(got["by"]["mo_bmean"])[:3] == ["< 8 nT", "8-12 nT", ">= 12 nT"]
+    with pytest.raises(ValueError, match="non-test years only"):
+        misses_by_strength(version, years=[2000])

@@ -51,6 +51,7 @@ from epnml.ml.icme.inference import (
 from epnml.ml.icme.model import ICMEEnsemble, ICMESegmenter, ModelConfig, count_parameters
 
 from .evaluate import (
+    ICMECAT_FILE,
     IWF_MIN_FP_DURATION,
     counts_intervals,
     event_scores,
@@ -493,6 +494,68 @@ def final_test(version: str, out: Path) -> dict[str, Any]:
     return res
 
 
+#: ICMECAT magnetic-obstacle properties the miss analysis bins by, with bin edges.
+STRENGTH_BINS: dict[str, tuple[str, tuple[float, ...]]] = {
+    "mo_bmean": ("nT", (8.0, 12.0)),
+    "mo_speed_mean": ("km/s", (400.0, 500.0)),
+    "icme_duration": ("h", (24.0, 48.0)),
+}
+
+
+def _bin_label(value: float, unit: str, edges: tuple[float, ...]) -> str:
+    if not np.isfinite(value):
+        return "unknown"
+    for i, edge in enumerate(edges):
+        if value < edge:
+            return f"< {edge:g} {unit}" if i == 0 else f"{edges[i - 1]:g}-{edge:g} {unit}"
+    return f">= {edges[-1]:g} {unit}"
+
+
+def misses_by_strength(version: str | None = None, out: Path | None = None,
+                       years: Sequence[int] = SPLIT_YEARS["val"]) -> dict[str, Any]:
+    """Which ICMECAT Wind ICMEs a version detects on the VALIDATION years (IWF: predictions
+    overlap > 10 % of it), binned by ICMECAT's mean magnetic-obstacle field, speed and ICME
+    duration: what "misses weak, slow ICMEs" means in numbers. Predicted one granule per
+    year through the stage's path; the test years are not read."""
+    if set(years) & set(SPLIT_YEARS["test"]):
+        raise ValueError("misses_by_strength runs on non-test years only")
+    data_dir = shared_data_dir()
+    frame = load_frame(data_dir)
+    model = load_model(version, path=out)
+    cat = pd.read_csv(data_dir / ICMECAT_FILE)
+    cat = cat[cat["sc_insitu"].astype(str).str.strip() == "Wind"]
+    t0s = pd.to_datetime(cat["icme_start_time"], utc=True).dt.tz_localize(None)
+    t1s = pd.to_datetime(cat["mo_end_time"], utc=True).dt.tz_localize(None)
+    step = pd.Timedelta(minutes=10)
+    events: list[dict[str, Any]] = []
+    for y in years:
+        y0, y1 = year_bounds(y)
+        part = _year(frame, y)
+        ev = extract_events(pd.DatetimeIndex(part.index), predict_proba(part, model),
+                            **model.postprocess())
+        pred = [(a, b + step) for a, b in zip(ev["start"], ev["end"], strict=True)]
+        for (_, row), t0, t1 in zip(cat.iterrows(), t0s, t1s, strict=True):
+            if t1 < y0 or t0 > y1:
+                continue
+            hit = event_scores(pred, [(max(t0, y0), min(t1, y1))])["tp"] == 1
+            events.append({"icmecat_id": str(row["icmecat_id"]).strip(), "year": y,
+                           "detected": bool(hit),
+                           **{k: float(row[k]) for k in STRENGTH_BINS}})
+    bins: dict[str, dict[str, dict[str, Any]]] = {}
+    for key, (unit, edges) in STRENGTH_BINS.items():
+        groups: dict[str, list[bool]] = {}
+        for e in events:
+            groups.setdefault(_bin_label(e[key], unit, edges), []).append(e["detected"])
+        order = [_bin_label(x, unit, edges) for x in (edges[0] - 1, *edges)] + ["unknown"]
+        bins[key] = {label: {"n": len(groups[label]), "detected": int(sum(groups[label])),
+                             "recall": round(sum(groups[label]) / len(groups[label]), 3)}
+                     for label in order if label in groups}
+    return {"version": model.info.version, "years": list(years),
+            "rule": "IWF: detected when predictions overlap > 10 % of the ICME",
+            "n": len(events), "detected": sum(e["detected"] for e in events), "by": bins,
+            "missed": [e for e in events if not e["detected"]]}
+
+
 def card_intervals(card: dict[str, Any]) -> dict[str, Any]:
     """Wilson 95 % intervals of the pooled precision and recall a card records (validation,
     test years, the 2019 CSVs): from its counts only, no data is read."""
@@ -542,6 +605,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--intervals", action="store_true",
                     help="print Wilson 95 %% intervals of the card's precision and recall "
                          "(from its counts; reads no data)")
+    ap.add_argument("--misses", action="store_true",
+                    help="recall on the VALIDATION years binned by ICMECAT field, speed and "
+                         "duration, and the missed ICMEs (test years are not read)")
     ap.add_argument("--final-test", action="store_true",
                     help="evaluate frozen weights on the TEST years (once) and update the card")
     args = ap.parse_args(argv)
@@ -550,6 +616,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not card_path.is_file():
             raise SystemExit(f"{card_path}: no such card")
         json.dump(card_intervals(json.loads(card_path.read_text())), sys.stdout, indent=2)
+        sys.stdout.write("\n")
+        return 0
+    if args.misses:
+        json.dump(misses_by_strength(args.version, args.out), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
     if args.final_test:
