@@ -105,3 +105,17 @@ def test_adoption_needs_both_conditions() -> None:
     assert adoption(0.66, 0.6573, 0.70, 0.6573)["adopted"]
     assert not adoption(0.65, 0.6573, 0.70, 0.6573)["adopted"]
     assert not adoption(0.66, 0.6573, 0.65, 0.6573)["adopted"]
+
+
+def test_folds_cli_needs_a_version_unless_estimating_one(capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    from epnml.experiments.icme.train_omni2_folds import main
+
+    assert main(["--show-folds"]) == 0  # reads no data
+    assert len(json.loads(capsys.readouterr().out)["folds"]) == 4
+    with pytest.raises(SystemExit):
+        main([])
+    assert "--version is required (or --oof-of VERSION)" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["--oof-of", "2.2.0", "--threads", "0"])
+    assert "--threads must be >= 1" in capsys.readouterr().err
