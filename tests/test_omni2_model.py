@@ -174,6 +174,10 @@ def test_card_intervals_read_counts_of_the_committed_cards() -> None:
     assert got["other_data_pooled"]["fn"] == sum(v["fn"] for v in other)
     with pytest.raises(ValueError, match="no metrics"):
         card_intervals({"name": "icme", "version": "9.9.9"})
+    oof = json.loads((WEIGHTS_DIR / "icme-2.2.0-oof.json").read_text())
+    est = card_intervals({"name": "icme", "version": "2.2.0"}, oof)["out_of_fold_17_years"]
+    lo, hi = est["precision_95"]
+    assert lo < est["precision"] < hi and est["tp"] + est["fn"] == 277
 
 
 def test_final_test_refuses_a_card_that_already_holds_test_figures(tmp_path: Path) -> None:

@@ -556,11 +556,14 @@ def misses_by_strength(version: str | None = None, out: Path | None = None,
             "missed": [e for e in events if not e["detected"]]}
 
 
-def card_intervals(card: dict[str, Any]) -> dict[str, Any]:
+def card_intervals(card: dict[str, Any], oof: dict[str, Any] | None = None) -> dict[str, Any]:
     """Wilson 95 % intervals of the pooled precision and recall a card records (validation,
-    test years, the 2019 CSVs): from its counts only, no data is read."""
+    test years, the 2019 CSVs) and, given, of its recipe's out-of-fold estimate
+    (``icme-<version>-oof.json``): from their counts only, no data is read."""
     metrics = card.get("metrics", {})
     out: dict[str, Any] = {}
+    if oof is not None:
+        out["out_of_fold_17_years"] = counts_intervals(oof["out_of_fold_17_years"]["pooled"])
     val = metrics.get("val", {}).get(card["version"])
     if val:
         out["validation"] = counts_intervals(val["pooled"])
@@ -615,7 +618,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         card_path = args.out / f"{MODEL_NAME}-{args.version}.json"
         if not card_path.is_file():
             raise SystemExit(f"{card_path}: no such card")
-        json.dump(card_intervals(json.loads(card_path.read_text())), sys.stdout, indent=2)
+        oof_path = args.out / f"{MODEL_NAME}-{args.version}-oof.json"
+        oof = json.loads(oof_path.read_text()) if oof_path.is_file() else None
+        json.dump(card_intervals(json.loads(card_path.read_text()), oof), sys.stdout, indent=2)
         sys.stdout.write("\n")
         return 0
     if args.misses:
