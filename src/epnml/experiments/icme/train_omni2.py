@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from epnml.ingest.readers.icme_catalogues import NGUYEN_NAME, between, read_nguyen
+from epnml.ingest.readers.icme_catalogues import NGUYEN_NAME, between, read_icmecat, read_nguyen
 from epnml.ml.icme.events import extract_events
 from epnml.ml.icme.features import DEFAULT_SCALER, FEATURES, Scaler, frame_to_array
 from epnml.ml.icme.inference import (
@@ -319,6 +319,28 @@ def fit(x: np.ndarray, y: np.ndarray, index: pd.DatetimeIndex, truth: Sequence[t
     return model, history
 
 
+def fit_members(x: np.ndarray, y: np.ndarray, index: pd.DatetimeIndex,
+                truth: Sequence[tuple[Any, Any]], seed: int, seeds: int, epochs: int,
+                steps: int, batch: int, lr: float, gain: float = 0.0,
+                train_years: Sequence[int] = SPLIT_YEARS["train"],
+                val_years: Sequence[int] = SPLIT_YEARS["val"],
+                ) -> tuple[ICMESegmenter | ICMEEnsemble, list[Any]]:
+    """:func:`fit` once (``seeds`` == 1: the network and its log) or ``seeds`` times with
+    seeds ``seed``, ``seed+1``, ... (their mean-probability ensemble and one log per
+    member)."""
+    if seeds < 1:
+        raise ValueError(f"seeds must be >= 1, got {seeds}")
+    members = [fit(x, y, index, truth, seed + k, epochs, steps, batch, lr,
+                   train_years=train_years, val_years=val_years, gain=gain)
+               for k in range(seeds)]
+    if seeds == 1:
+        return members[0]
+    ensemble = ICMEEnsemble.from_members([m for m, _ in members])
+    ensemble.eval()
+    return ensemble, [{"member": k, "seed": seed + k, "history": h}
+                      for k, (_, h) in enumerate(members)]
+
+
 def data_description(n_events: int) -> dict[str, Any]:
     """The card's data entry (real OMNI2 years, ICMECAT labels) shared by 2.x and 3.x."""
     return {"files": f"{OMNI2_DIR}/omni2_{YEARS[0]}..{YEARS[-1]}.dat (real, hourly OMNI2, "
@@ -361,22 +383,12 @@ def train(seed: int, out: Path, version: str, epochs: int, steps: int, batch: in
     """``seeds`` > 1 trains that many networks (seeds ``seed``, ``seed+1``, ...; each its
     checkpoint chosen on validation as one would be) and releases their mean probability
     (:class:`ICMEEnsemble`); the post-processing is chosen for the mean."""
-    if seeds < 1:
-        raise ValueError(f"seeds must be >= 1, got {seeds}")
     torch.set_num_threads(threads)
     data_dir = shared_data_dir()
     t_start = time.time()
     frame, index, truth, x, y = training_arrays(data_dir)
-    members = [fit(x, y, index, truth, seed + i, epochs, steps, batch, lr, gain=gain)
-               for i in range(seeds)]
-    model: ICMESegmenter | ICMEEnsemble
-    if seeds == 1:
-        model, history = members[0]
-    else:
-        model = ICMEEnsemble.from_members([m for m, _ in members])
-        model.eval()
-        history = [{"member": i, "seed": seed + i, "history": h}
-                   for i, (_, h) in enumerate(members)]
+    model, history = fit_members(x, y, index, truth, seed, seeds, epochs, steps, batch, lr,
+                                 gain=gain)
     train_seconds = time.time() - t_start
     proba = predict_array(x, model, WINDOW)
     postprocess, grid = choose_postprocess(index, proba, y, truth, SPLIT_YEARS["val"])
@@ -522,10 +534,11 @@ def misses_by_strength(version: str | None = None, out: Path | None = None,
     data_dir = shared_data_dir()
     frame = load_frame(data_dir)
     model = load_model(version, path=out)
-    cat = pd.read_csv(data_dir / ICMECAT_FILE)
-    cat = cat[cat["sc_insitu"].astype(str).str.strip() == "Wind"]
-    t0s = pd.to_datetime(cat["icme_start_time"], utc=True).dt.tz_localize(None)
-    t1s = pd.to_datetime(cat["mo_end_time"], utc=True).dt.tz_localize(None)
+    cat = read_icmecat(data_dir / ICMECAT_FILE)  # ids and times, checked by the reader
+    cat = cat[cat["spacecraft"] == "Wind"]
+    props = pd.read_csv(data_dir / ICMECAT_FILE, usecols=["icmecat_id", *STRENGTH_BINS])
+    props.index = props.pop("icmecat_id").astype(str).str.strip()
+    by_id = {str(k): v for k, v in props.to_dict(orient="index").items()}
     step = pd.Timedelta(minutes=10)
     events: list[dict[str, Any]] = []
     for y in years:
@@ -534,13 +547,12 @@ def misses_by_strength(version: str | None = None, out: Path | None = None,
         ev = extract_events(pd.DatetimeIndex(part.index), predict_proba(part, model),
                             **model.postprocess())
         pred = [(a, b + step) for a, b in zip(ev["start"], ev["end"], strict=True)]
-        for (_, row), t0, t1 in zip(cat.iterrows(), t0s, t1s, strict=True):
+        for icme_id, t0, t1 in zip(cat["id"], cat["start"], cat["end"], strict=True):
             if t1 < y0 or t0 > y1:
                 continue
             hit = event_scores(pred, [(max(t0, y0), min(t1, y1))])["tp"] == 1
-            events.append({"icmecat_id": str(row["icmecat_id"]).strip(), "year": y,
-                           "detected": bool(hit),
-                           **{k: float(row[k]) for k in STRENGTH_BINS}})
+            events.append({"icmecat_id": icme_id, "year": y, "detected": bool(hit),
+                           **{k: float(by_id[icme_id][k]) for k in STRENGTH_BINS}})
     bins: dict[str, dict[str, dict[str, Any]]] = {}
     for key, (unit, edges) in STRENGTH_BINS.items():
         groups: dict[str, list[bool]] = {}

@@ -63,7 +63,7 @@ from .train_omni2 import (
     by_phase,
     choose_postprocess,
     data_description,
-    fit,
+    fit_members,
     hour_f1,
     pooled,
     selection_score,
@@ -142,17 +142,9 @@ def train_folds(x: np.ndarray, y: np.ndarray, index: pd.DatetimeIndex,
             train_years = [yr for j, f in enumerate(folds) if j != i for yr in f]
             print(json.dumps({"fold": i, "held_out": held, "train": train_years}),
                   file=sys.stderr, flush=True)
-            members = [fit(x, y, index, truth, seed + k, epochs, steps, batch, lr,
-                           train_years=train_years, val_years=held, gain=gain)
-                       for k in range(seeds)]
-            history: list[Any] = members[0][1]
-            if seeds == 1:
-                model = members[0][0]
-            else:
-                model = ICMEEnsemble.from_members([m for m, _ in members])
-                model.eval()
-                history = [{"member": k, "seed": seed + k, "history": h}
-                           for k, (_, h) in enumerate(members)]
+            model, history = fit_members(x, y, index, truth, seed, seeds, epochs, steps,
+                                         batch, lr, gain=gain, train_years=train_years,
+                                         val_years=held)
             rec = {"fold": i, "held_out": held, "train_years": train_years,
                    "seconds": round(time.time() - t0, 1), "history": history}
             torch.save(model.state_dict(), pt)
