@@ -85,6 +85,13 @@ def committed_card(name: str, version: str, weights_dir: Path = WEIGHTS_DIR) -> 
     return card
 
 
+def has_test_figures(card: Mapping[str, Any]) -> bool:
+    """Whether a model card already records its test-split figures: the test split is
+    scored once per version, so experiment commands refuse to score or write it again."""
+    metrics = card.get("metrics") or {}
+    return "test" in metrics
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:

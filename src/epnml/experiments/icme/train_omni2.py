@@ -38,6 +38,7 @@ import pandas as pd
 import torch
 
 from epnml.ingest.readers.icme_catalogues import NGUYEN_NAME, between, read_icmecat, read_nguyen
+from epnml.ml.checkpoints import has_test_figures
 from epnml.ml.icme.events import extract_events
 from epnml.ml.icme.features import DEFAULT_SCALER, FEATURES, Scaler, frame_to_array
 from epnml.ml.icme.inference import (
@@ -460,7 +461,7 @@ def refuse_second_test(card_path: Path) -> None:
     is not scored again (checked before any data is read)."""
     if not card_path.is_file():
         raise ValueError(f"{card_path}: no such card (train the version first)")
-    if "test" in json.loads(card_path.read_text()).get("metrics", {}):
+    if has_test_figures(json.loads(card_path.read_text())):
         raise ValueError(f"{card_path}: already holds test figures; the test years are read "
                          "once per version")
 

@@ -219,8 +219,10 @@ def detect_split(module: Any, scale: float, items: Sequence[Any], nms_iou: float
 def write_test_metrics(card_path: Path, metrics: dict[str, Any], when: str) -> None:
     """Put the test figures into a card that has none: the test split is scored once per
     version, after its checkpoint and threshold were chosen on validation."""
+    from epnml.ml.checkpoints import has_test_figures
+
     card = json.loads(card_path.read_text())
-    if "test" in card.get("metrics", {}):
+    if has_test_figures(card):
         raise ValueError(f"{card_path}: the test split was already scored for pits "
                          f"{card.get('version')}; a second look is not written")
     card.setdefault("metrics", {})["test"] = {**metrics, "scored": when}
