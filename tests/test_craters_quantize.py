@@ -70,3 +70,30 @@ def test_int8_refuses_tiles_it_was_not_traced_for_and_bad_settings() -> None:
         quantize(net, [np.zeros((64, 64), np.float32)], "nope")
     with pytest.raises(ValueError, match="at least one tile"):
         quantize(net, [], "onednn")
+
+
+def test_whole_image_bench_counts_every_network_tile_of_the_recipe() -> None:
+    """``run_craters_image`` counts the tiles the fused network really ran: 2.3.0's CTX
+    recipe = plain + h-flip views at x1.5 and one coarse view at x0.75, each tiled with
+    overlap (not timed here: speed is for the bench)."""
+    from epnml.experiments.landforms.bench import run_craters_image
+    from epnml.ml.craters.inference import load_model
+    from epnml.ml.imagery.tiling import tile_starts
+    from epnml.ml.pits.inference import OVERLAP, TILE
+
+    def tiles(h: int, w: int, scale: float) -> int:
+        hh, ww = round(h * scale), round(w * scale)
+        side = min(TILE, 32 * int(np.ceil(max(hh, ww) / 32)))
+        overlap = min(OVERLAP, side // 2)
+        return len(tile_starts(hh, side, overlap)) * len(tile_starts(ww, side, overlap))
+
+    use = load_model("2.3.0").choose(5.5)
+    assert use.recipe is not None and use.recipe.flips == ("h",)
+    image = np.random.default_rng(2).normal(100, 20, (600, 700)).astype(np.float32)
+    out = run_craters_image(repeats=1, threads=1, version="2.3.0", image=image)
+    want = 2 * tiles(600, 700, 1.5) + tiles(600, 700, 1.5 * use.recipe.coarse_factor)
+    assert out["network_tiles_per_image"] == want == 2 * 9 + 2
+    assert out["input_tiles_512"] == round(600 * 700 / 512 ** 2, 2)
+    assert out["model"] == "craters 2.3.0 band ctx" and out["image"].startswith("given image")
+    with pytest.raises(ValueError, match="no band 'moon'"):
+        run_craters_image(repeats=1, version="2.3.0", band="moon", image=image)

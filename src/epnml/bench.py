@@ -743,7 +743,9 @@ def run_bench(what: str, rows: int | None = None, output: Path | None = None,
         results["landforms"] = {
             name: {f"threads_{n}": fn(threads=n) for n in (1, 2)}
             for name, fn in (("pits", landforms.run), ("craters", landforms.run_craters),
-                             ("mounds", landforms.run_mounds), ("ice", landforms.run_ice))}
+                             ("mounds", landforms.run_mounds), ("ice", landforms.run_ice),
+                             # what a user's CTX image costs, whole stage (not the network only)
+                             ("craters_image", landforms.run_craters_image))}
     if what in ("api", "all"):
         results["api"] = bench_api()
     if what in ("dask", "all"):
