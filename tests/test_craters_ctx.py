@@ -176,3 +176,52 @@ def test_default_version_reproduces_its_card_on_a_real_validation_tile(shared_da
     assert abs(got["n_pred"] - expected["n_pred"]) <= 1
     assert abs(got["tp"] - expected["tp"]) <= 1
     assert got["f1"] == pytest.approx(expected["f1"], abs=0.01)
+
+
+@pytest.mark.parametrize("kernel,stride", [(1, 1), (3, 1), (5, 1), (3, 2), (5, 2)])
+@pytest.mark.parametrize("size", [(31, 32), (64, 64), (45, 50)])
+def test_same_conv_equals_explicit_tensorflow_padding(kernel: int, stride: int,
+                                                     size: tuple[int, int]) -> None:
+    """Symmetric "same" padding goes to the convolution itself (no padded copy); the
+    result is the explicit TensorFlow padding's, odd and even sizes alike."""
+    import math
+
+    from torch.nn import functional as F
+
+    from epnml.ml.backbone import SameConv2d
+
+    torch.manual_seed(0)
+    conv = SameConv2d(4, 6, kernel, stride, bias=True)
+    x = torch.randn(2, 4, *size)
+    pads = []
+    for n in size:
+        total = max((math.ceil(n / stride) - 1) * stride + kernel - n, 0)
+        pads.append((total // 2, total - total // 2))
+    (top, bottom), (left, right) = pads
+    want = F.conv2d(F.pad(x, (left, right, top, bottom)), conv.weight, conv.bias, stride)
+    with torch.no_grad():
+        torch.testing.assert_close(conv(x), want, rtol=1e-5, atol=1e-5)
+
+
+def test_backbone_in_place_activations_keep_gradients() -> None:
+    """The in-place ReLU6 of the blocks leaves training's gradients intact: equal to a
+    copy of the network run with out-of-place activations."""
+    from epnml.ml.backbone import MBConv
+
+    torch.manual_seed(1)
+    block = MBConv(16, 16, 3, 1, 6).train()
+    x = torch.randn(2, 16, 12, 12, requires_grad=True)
+    block(x).square().sum().backward()
+    got = (x.grad.clone(), block._expand_conv.weight.grad.clone())
+
+    def plain(m: MBConv, inp: torch.Tensor) -> torch.Tensor:
+        from torch.nn import functional as F
+
+        y = F.relu6(m._bn1(m._depthwise_conv(F.relu6(m._bn0(m._expand_conv(inp))))))
+        return inp + m._bn2(m._project_conv(y))
+
+    x.grad, block._expand_conv.weight.grad = None, None
+    plain(block, x).square().sum().backward()
+    assert x.grad is not None and block._expand_conv.weight.grad is not None
+    torch.testing.assert_close(got[0], x.grad)
+    torch.testing.assert_close(got[1], block._expand_conv.weight.grad)

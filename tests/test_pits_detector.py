@@ -192,3 +192,44 @@ def test_evaluate_refuses_inconsistent_test_flags(args: list[str]) -> None:
 
     with pytest.raises(SystemExit):
         main(["--weights", "1.0.0", *args])
+
+
+def _nms_every_pair(dets: np.ndarray, iou_threshold: float = 0.5, containment: float = 0.8,
+                    min_area_ratio: float = 0.25) -> np.ndarray:
+    """The greedy NMS rule written plainly, every box against every later box."""
+    dets = dets[np.argsort(-dets[:, 5], kind="stable")]
+    alive = np.ones(len(dets), dtype=bool)
+    for i in range(len(dets)):
+        if not alive[i]:
+            continue
+        for j in range(i + 1, len(dets)):
+            if not alive[j] or dets[j, 4] != dets[i, 4]:
+                continue
+            a, b = dets[i, :4], dets[j, :4]
+            ix = max(min(a[2], b[2]) - max(a[0], b[0]), 0.0)
+            iy = max(min(a[3], b[3]) - max(a[1], b[1]), 0.0)
+            area_a = max(a[2] - a[0], 0.0) * max(a[3] - a[1], 0.0)
+            area_b = max(b[2] - b[0], 0.0) * max(b[3] - b[1], 0.0)
+            union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - ix * iy
+            iou = ix * iy / union if union > 0 else 0.0
+            covered = ix * iy / (area_b if area_b > 0 else 1.0)
+            if iou > iou_threshold or (covered > containment and area_b > min_area_ratio * area_a):
+                alive[j] = False
+    return dets[alive]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_nms_equals_the_every_pair_rule(seed: int) -> None:
+    """The bisection that skips boxes too far left or right to intersect changes nothing:
+    crowded, nested, tiny, huge and multi-class boxes, with tied scores."""
+    rng = np.random.default_rng(seed)
+    n = 400
+    size = np.where(rng.random(n) < 0.1, rng.uniform(100, 400, n), rng.uniform(3, 40, n))
+    x0, y0 = rng.uniform(0, 1000, n), rng.uniform(0, 1000, n)
+    dets = np.column_stack([x0, y0, x0 + size * rng.uniform(0.7, 1.3, n), y0 + size,
+                            rng.integers(0, 3, n), np.round(rng.random(n), 2)])
+    dets = np.concatenate([dets, dets[:50] + [2, 1, 2, 1, 0, 0]])  # near-duplicates
+    for thr in (0.3, 0.5):
+        got, want = nms(dets, thr), _nms_every_pair(dets, thr)
+        assert 0 < len(got) < len(dets)
+        np.testing.assert_array_equal(got[np.lexsort(got.T)], want[np.lexsort(want.T)])

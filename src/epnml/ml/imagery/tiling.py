@@ -98,11 +98,25 @@ def nms(dets: np.ndarray, iou_threshold: float = 0.5, containment: float = 0.8,
         area = np.clip(boxes[:, 2] - boxes[:, 0], 0, None) * \
             np.clip(boxes[:, 3] - boxes[:, 1], 0, None)
         alive = np.ones(len(idx), dtype=bool)
+        # Only boxes that intersect box i can be suppressed by it (IoU and coverage are 0
+        # otherwise): look at those whose x_min lies in [x_min_i - widest - 1, x_max_i),
+        # found by bisection in x order, instead of every remaining box (O(n^2) on the
+        # thousands of candidates of a CTX image). Same result, tested.
+        by_x = np.argsort(boxes[:, 0], kind="stable")
+        x0_sorted = boxes[by_x, 0]
+        widest = float(np.clip(boxes[:, 2] - boxes[:, 0], 0, None).max()) + 1.0
+        spatial = iou_threshold >= 0 and containment >= 0
         for i in range(len(idx)):
             if not alive[i]:
                 continue
             keep.append(int(idx[i]))
-            rest = np.flatnonzero(alive[i + 1:]) + i + 1
+            if spatial:
+                lo = int(np.searchsorted(x0_sorted, boxes[i, 0] - widest, side="left"))
+                hi = int(np.searchsorted(x0_sorted, boxes[i, 2], side="left"))
+                near = by_x[lo:hi]
+                rest = np.sort(near[(near > i) & alive[near]])
+            else:
+                rest = np.flatnonzero(alive[i + 1:]) + i + 1
             if not rest.size:
                 continue
             iou = box_iou(boxes[i], boxes[rest])[0]
