@@ -182,7 +182,7 @@ def validation_scores(model: Any, module: nn.Module) -> dict[str, Any]:
 def run(version: str, engine: str, keep_float: Sequence[str], every: int,
         repeats: int) -> dict[str, Any]:
     from epnml.experiments.craters.evaluate import PIXEL_M, TRAIN_TILES
-    from epnml.experiments.landforms.bench import _measure
+    from epnml.experiments.landforms.bench import measure
     from epnml.ml.craters.inference import load_model
 
     model = load_model(version)
@@ -193,7 +193,7 @@ def run(version: str, engine: str, keep_float: Sequence[str], every: int,
     tiles = calibration_tiles(TRAIN_TILES, use.input_scale, every)
     int8 = quantize(use.module, tiles, engine, keep_float)
     fp32 = inference_copy(use.module)
-    speed = {f"threads_{t}": {name: _measure(m, name, repeats, 1, t)["tiles_per_min"]
+    speed = {f"threads_{t}": {name: measure(m, name, repeats, 1, t)["tiles_per_min"]
                               for name, m in (("float", fp32), ("int8", int8))}
              for t in (1, 2)}
     return {

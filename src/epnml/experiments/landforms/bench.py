@@ -49,7 +49,7 @@ def run(repeats: int = 5, batch: int = 4, threads: int = THREADS,
         name, scale = f"pits {model.info.version}", model.input_scale
     except FileNotFoundError:  # no committed weights: same architecture, random weights
         module, name = PitsDetector().eval(), "pits (untrained)"
-    out = _measure(module, name, repeats, batch, threads)
+    out = measure(module, name, repeats, batch, threads)
     # a 512x512 INPUT tile is input_scale^2 network tiles (fewer when input_scale < 1)
     out["input_scale"] = scale
     out["input_tiles_per_min"] = round(out["tiles_per_min"] / scale ** 2, 1)
@@ -97,9 +97,9 @@ def run_craters(repeats: int = 5, batch: int = 4, threads: int = THREADS,
         module, name = PitsDetector(DetectorConfig(n_classes=1)).eval(), "craters (untrained)"
     baseline = None
     if isinstance(module, CraterNet):
-        baseline = _measure(module, name, repeats, batch, threads)
+        baseline = measure(module, name, repeats, batch, threads)
         module, batch = runnable(module, batch)
-    out = _measure(module, name, repeats, batch, threads)
+    out = measure(module, name, repeats, batch, threads)
     out["input_scale"] = scale
     out["recipe_passes"] = passes
     out["input_tiles_per_min"] = round(out["tiles_per_min"] / scale ** 2 / passes, 1)
@@ -193,7 +193,7 @@ def run_craters_image(repeats: int = 3, threads: int = THREADS, version: str | N
             "meets_goal": input_tiles * 60.0 / seconds >= GOAL_TILES_PER_MIN}
 
 
-def _measure(module: Any, name: str, repeats: int, batch: int, threads: int) -> dict[str, Any]:
+def measure(module: Any, name: str, repeats: int, batch: int, threads: int) -> dict[str, Any]:
     """Median time of network + box decoding over ``repeats`` batches, after a warm-up."""
     from epnml.ml.imagery.detector import decode
 
