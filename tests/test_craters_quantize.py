@@ -81,10 +81,10 @@ def test_whole_image_bench_counts_every_network_tile_of_the_recipe() -> None:
     from epnml.ml.imagery.tiling import tile_starts
     from epnml.ml.pits.inference import OVERLAP, TILE
 
-    def tiles(h: int, w: int, scale: float) -> int:
+    def tiles(h: int, w: int, scale: float, overlap: int = OVERLAP) -> int:
         hh, ww = round(h * scale), round(w * scale)
         side = min(TILE, 32 * int(np.ceil(max(hh, ww) / 32)))
-        overlap = min(OVERLAP, side // 2)
+        overlap = min(overlap, side // 2)
         return len(tile_starts(hh, side, overlap)) * len(tile_starts(ww, side, overlap))
 
     use = load_model("2.3.0").choose(5.5)
@@ -97,3 +97,16 @@ def test_whole_image_bench_counts_every_network_tile_of_the_recipe() -> None:
     assert out["model"] == "craters 2.3.0 band ctx" and out["image"].startswith("given image")
     with pytest.raises(ValueError, match="no band 'moon'"):
         run_craters_image(repeats=1, version="2.3.0", band="moon", image=image)
+
+    # the overlap trial: fewer fine tiles, the coarse pass unchanged
+    out = run_craters_image(repeats=1, threads=1, version="2.3.0", image=image, fine_overlap=0)
+    assert out["network_tiles_per_image"] == (
+        2 * tiles(600, 700, 1.5, 0) + tiles(600, 700, 1.5 * use.recipe.coarse_factor)
+        == 2 * 6 + 2)
+
+
+def test_overlap_trial_refuses_overlaps_outside_the_tile() -> None:
+    from epnml.experiments.craters.overlap import run
+
+    with pytest.raises(ValueError, match="overlap must be in 0..255"):
+        run("2.3.0", [64, 256], repeats=1)

@@ -349,6 +349,29 @@ def evaluate_model(model: Any, final_test: bool, plot: Path | None = None,
     return out
 
 
+def validation_scores(model: Any, module: Any = None, fine_overlap: int | None = None
+                      ) -> dict[str, Any]:
+    """Pooled validation F1 of ``model``'s CTX band, optionally run with another
+    ``module`` (an int8 copy) or another tile overlap of its fine passes (speed trials):
+    at the version's threshold and at the best one on these tiles. Never the test tiles."""
+    from dataclasses import replace
+
+    from epnml.ml.craters.inference import detect_band
+    from epnml.ml.pits.inference import OVERLAP
+
+    use = model.choose(PIXEL_M)
+    if module is not None:
+        use = replace(use, module=module)
+    overlap = OVERLAP if fine_overlap is None else fine_overlap
+    tiles = [load_tile(n) for n in VAL_TILES]
+    found = [detect_band(t.pixels, use, min_score=MIN_SCORE, fine_overlap=overlap)
+             for t in tiles]
+    best, _ = choose_threshold(tiles, found)
+    return {"tiles": list(VAL_TILES), "threshold": use.threshold, "fine_overlap": overlap,
+            "at_version_threshold": scores_at(tiles, found, use.threshold),
+            "best_threshold": best, "at_best_threshold": scores_at(tiles, found, best)}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import torch
 

@@ -23,7 +23,6 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -158,30 +157,9 @@ def calibration_tiles(names: Sequence[str], scale: float, every: int,
     return out
 
 
-def validation_scores(model: Any, module: nn.Module) -> dict[str, Any]:
-    """Pooled validation F1 of the CTX band run with ``module`` instead of its network:
-    at the version's threshold and at the best one on these tiles."""
-    from epnml.experiments.craters.evaluate import (
-        PIXEL_M,
-        VAL_TILES,
-        choose_threshold,
-        load_tile,
-        scores_at,
-    )
-    from epnml.ml.craters.inference import MIN_SCORE, detect_band
-
-    use = replace(model.choose(PIXEL_M), module=module)
-    tiles = [load_tile(n) for n in VAL_TILES]
-    found = [detect_band(t.pixels, use, min_score=MIN_SCORE) for t in tiles]
-    best, _ = choose_threshold(tiles, found)
-    return {"tiles": list(VAL_TILES), "threshold": use.threshold,
-            "at_version_threshold": scores_at(tiles, found, use.threshold),
-            "best_threshold": best, "at_best_threshold": scores_at(tiles, found, best)}
-
-
 def run(version: str, engine: str, keep_float: Sequence[str], every: int,
         repeats: int) -> dict[str, Any]:
-    from epnml.experiments.craters.evaluate import PIXEL_M, TRAIN_TILES
+    from epnml.experiments.craters.evaluate import PIXEL_M, TRAIN_TILES, validation_scores
     from epnml.experiments.landforms.bench import measure
     from epnml.ml.craters.inference import load_model
 
@@ -199,7 +177,7 @@ def run(version: str, engine: str, keep_float: Sequence[str], every: int,
     return {
         "version": model.info.version, "engine": engine, "keep_float": list(keep_float),
         "calibration": {"tiles": list(TRAIN_TILES), "every": every, "network_tiles": len(tiles)},
-        "validation": {"float": validation_scores(model, use.module),
+        "validation": {"float": validation_scores(model),
                        "int8": validation_scores(model, int8)},
         "network_tiles_per_min": speed,
         "date": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(started)),

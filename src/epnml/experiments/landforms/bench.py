@@ -127,7 +127,8 @@ CTX_IMAGE = "MC11E-A"
 
 
 def run_craters_image(repeats: int = 3, threads: int = THREADS, version: str | None = None,
-                      band: str = "ctx", image: np.ndarray | None = None) -> dict[str, Any]:
+                      band: str = "ctx", image: np.ndarray | None = None,
+                      fine_overlap: int | None = None) -> dict[str, Any]:
     """Seconds for the crater stage's whole detection on one image, as ``epnml predict``
     runs it: up-scaling, overlapping tiles, every pass of the band's recipe, box decoding,
     merging and NMS. The rate in 512x512 INPUT tiles per minute is what a user's CTX
@@ -136,7 +137,8 @@ def run_craters_image(repeats: int = 3, threads: int = THREADS, version: str | N
 
     ``image`` None: the real CTX tile ``CTX_IMAGE`` from the shared data (its craters
     make the decoding and NMS cost real), or, when the shared data are absent, SIMULATED
-    seeded noise of the same size (few detections: a little optimistic)."""
+    seeded noise of the same size (few detections: a little optimistic). ``fine_overlap``:
+    another tile overlap for the recipe's fine passes (a trial; None: the stage's)."""
     if repeats < 1:
         raise ValueError("repeats must be >= 1")
     if not 1 <= threads <= THREADS:
@@ -146,6 +148,7 @@ def run_craters_image(repeats: int = 3, threads: int = THREADS, version: str | N
     from epnml.ml.craters.inference import detect_band, load_model
     from epnml.ml.craters.net import CraterNet
     from epnml.ml.fuse import fast_module
+    from epnml.ml.pits.inference import OVERLAP
 
     model = load_model(version)
     use = model.choose(None)
@@ -171,12 +174,13 @@ def run_craters_image(repeats: int = 3, threads: int = THREADS, version: str | N
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
+        overlap = OVERLAP if fine_overlap is None else fine_overlap
         detect_band(image[:256, :256], use)  # warm-up (weights, allocator)
         calls[0] = 0
         times, n_dets = [], 0
         for _ in range(repeats):
             t0 = time.perf_counter()
-            n_dets = len(detect_band(image, use))
+            n_dets = len(detect_band(image, use, fine_overlap=overlap))
             times.append(time.perf_counter() - t0)
     finally:
         hook.remove()
@@ -184,7 +188,7 @@ def run_craters_image(repeats: int = 3, threads: int = THREADS, version: str | N
     seconds = statistics.median(times)
     input_tiles = image.shape[0] * image.shape[1] / TILE ** 2
     return {"model": f"craters {model.info.version}" + (f" band {band}" if model.banded else ""),
-            "image": source, "threads": threads, "repeats": repeats,
+            "image": source, "threads": threads, "repeats": repeats, "fine_overlap": overlap,
             "seconds_per_image": round(seconds, 3), "input_tiles_512": round(input_tiles, 2),
             "input_tiles_per_min": round(input_tiles * 60.0 / seconds, 1),
             "network_tiles_per_image": calls[0] // repeats,

@@ -32,7 +32,7 @@ from epnml.ml.craters.recipe import apply as apply_recipe
 from epnml.ml.imagery.detector import DetectorConfig, PitsDetector
 from epnml.ml.imagery.tiling import nms
 from epnml.ml.model_info import ModelInfo
-from epnml.ml.pits.inference import BATCH, MIN_SCORE, detect_array
+from epnml.ml.pits.inference import BATCH, MIN_SCORE, OVERLAP, detect_array
 
 MODEL_NAME = "craters"
 WEIGHTS_DIR = models_dir() / "weights"
@@ -111,7 +111,8 @@ def save_checkpoint(path: Path, module: PitsDetector | CraterNet | BandedCraterN
 
 def detect_craters_array(image: np.ndarray, module: Any, *, scale: float,
                          wrap_px: int = 0, min_score: float = MIN_SCORE,
-                         nms_iou: float = 0.5, batch: int = BATCH) -> np.ndarray:
+                         nms_iou: float = 0.5, batch: int = BATCH,
+                         overlap: int = OVERLAP) -> np.ndarray:
     """``(n, 6)`` detections in input pixels; ``wrap_px`` > 0 pads a global map with that
     many wrapped columns each side and keeps detections centred inside the map (boxes
     may then extend past x = 0 or x = width: the crater crosses the seam)."""
@@ -123,7 +124,7 @@ def detect_craters_array(image: np.ndarray, module: Any, *, scale: float,
     if pad:
         image = np.concatenate([image[:, w - pad:], image, image[:, :pad]], axis=1)
     dets = detect_array(image, module, scale=scale, min_score=min_score, nms_iou=nms_iou,
-                        batch=batch)
+                        batch=batch, overlap=overlap)
     if pad:
         dets = dets.copy()
         dets[:, [0, 2]] -= pad
@@ -133,7 +134,7 @@ def detect_craters_array(image: np.ndarray, module: Any, *, scale: float,
 
 
 def detect_band(image: np.ndarray, use: BandChoice, *, min_score: float = MIN_SCORE,
-                wrap_px: int = 0) -> np.ndarray:
+                wrap_px: int = 0, fine_overlap: int = OVERLAP) -> np.ndarray:
     """``(n, 6)`` detections of a band (or one-network version) at score >= ``min_score``:
     its test-time recipe when it has one (``recipe``), else one plain pass.
 
@@ -144,8 +145,12 @@ def detect_band(image: np.ndarray, use: BandChoice, *, min_score: float = MIN_SC
     floor = min_score if use.recipe is None else max(min_score, VIEW_MIN_SCORE)
 
     def run(img: np.ndarray, scale: float) -> np.ndarray:
+        # ``fine_overlap`` (an experiment's setting; the versions use OVERLAP): tile overlap
+        # of the passes at the band's scale; a recipe's coarse pass keeps OVERLAP
+        overlap = fine_overlap if scale == use.input_scale else OVERLAP
         return detect_craters_array(img, module, scale=scale, wrap_px=wrap_px,
-                                    min_score=floor, nms_iou=use.nms_iou, batch=batch)
+                                    min_score=floor, nms_iou=use.nms_iou, batch=batch,
+                                    overlap=overlap)
 
     if use.recipe is None:
         return run(image, use.input_scale)
