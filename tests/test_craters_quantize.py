@@ -100,9 +100,8 @@ def test_whole_image_bench_counts_every_network_tile_of_the_recipe() -> None:
 
     # the overlap trial: fewer fine tiles, the coarse pass unchanged
     out = run_craters_image(repeats=1, threads=1, version="2.3.0", image=image, fine_overlap=0)
-    assert out["network_tiles_per_image"] == (
-        2 * tiles(600, 700, 1.5, 0) + tiles(600, 700, 1.5 * use.recipe.coarse_factor)
-        == 2 * 6 + 2)
+    want = 2 * tiles(600, 700, 1.5, 0) + tiles(600, 700, 1.5 * use.recipe.coarse_factor)
+    assert out["network_tiles_per_image"] == want == 2 * 6 + 2
 
 
 def test_overlap_trial_refuses_overlaps_outside_the_tile() -> None:
