@@ -745,7 +745,8 @@ def run_bench(what: str, rows: int | None = None, output: Path | None = None,
             for name, fn in (("pits", landforms.run), ("craters", landforms.run_craters),
                              ("mounds", landforms.run_mounds), ("ice", landforms.run_ice),
                              # what a user's CTX image costs, whole stage (not the network only)
-                             ("craters_image", landforms.run_craters_image))}
+                             ("craters_image", landforms.run_craters_image),
+                             ("pits_image", landforms.run_pits_image))}
     if what in ("api", "all"):
         results["api"] = bench_api()
     if what in ("dask", "all"):

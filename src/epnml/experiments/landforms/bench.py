@@ -2,7 +2,8 @@
 
 ``run`` measures pits, ``run_craters`` the crater detector
 (``python -m epnml.experiments.landforms.bench craters``), ``run_craters_image`` the whole
-crater stage on one CTX image (``... bench craters_image``), ``run_mounds`` the mound U-Net on
+crater stage on one CTX image (``... bench craters_image``), ``run_pits_image`` the whole
+pits stage on one large image, ``run_mounds`` the mound U-Net on
 256x256 tiles and ``run_ice`` the ice CNN on 1024x1024 chunks (``... bench mounds|ice``).
 
 Why: HiRISE observations are ~20k x 50k px, i.e. thousands of tiles each; the detector
@@ -197,6 +198,52 @@ def run_craters_image(repeats: int = 3, threads: int = THREADS, version: str | N
             "meets_goal": input_tiles * 60.0 / seconds >= GOAL_TILES_PER_MIN}
 
 
+def run_pits_image(repeats: int = 3, threads: int = THREADS, version: str | None = None,
+                   side: int = 4096) -> dict[str, Any]:
+    """The pits stage's whole detection (``epnml.ml.pits.inference.detect``: down-scaling,
+    overlapping tiles, decoding, NMS) on a SIMULATED seeded noise image of ``side``² px,
+    in 512x512 INPUT tiles per minute; the counterpart of ``run_craters_image``. Noise,
+    because the shared HiRISE data are small crops, not whole observations; the pits
+    network's cost does not depend on the content, its few detections make NMS cheap."""
+    if repeats < 1 or side < 64:
+        raise ValueError("repeats must be >= 1 and side >= 64")
+    if not 1 <= threads <= THREADS:
+        raise ValueError(f"threads must be in 1..{THREADS}")
+    from epnml.ml.craters.net import CraterNet
+    from epnml.ml.fuse import fast_module
+    from epnml.ml.pits.inference import detect, load_model
+
+    model = load_model(version)
+    image = np.random.default_rng(0).normal(128, 30, (side, side)).astype(np.float32)
+    calls = [0]
+    runner = fast_module(model.module) if isinstance(model.module, CraterNet) else model.module
+    hook = runner.register_forward_pre_hook(
+        lambda _m, args: calls.__setitem__(0, calls[0] + int(args[0].shape[0])))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        detect(image[:256, :256], model)  # warm-up
+        calls[0] = 0
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            detect(image, model)
+            times.append(time.perf_counter() - t0)
+    finally:
+        hook.remove()
+        torch.set_num_threads(previous)
+    seconds = statistics.median(times)
+    input_tiles = side * side / TILE ** 2
+    rate = input_tiles * 60.0 / seconds
+    return {"model": f"pits {model.info.version}", "image": f"SIMULATED noise {side}x{side}",
+            "threads": threads, "repeats": repeats, "input_scale": model.input_scale,
+            "seconds_per_image": round(seconds, 3), "input_tiles_512": round(input_tiles, 2),
+            "input_tiles_per_min": round(rate, 1),
+            "network_tiles_per_image": calls[0] // repeats,
+            "network_tiles_per_input_tile": round(calls[0] / repeats / input_tiles, 3),
+            "goal_tiles_per_min": GOAL_TILES_PER_MIN, "meets_goal": rate >= GOAL_TILES_PER_MIN}
+
+
 def measure(module: Any, name: str, repeats: int, batch: int, threads: int) -> dict[str, Any]:
     """Median time of network + box decoding over ``repeats`` batches, after a warm-up."""
     from epnml.ml.imagery.detector import decode
@@ -302,6 +349,6 @@ if __name__ == "__main__":
     from collections.abc import Callable
 
     benches: dict[str, Callable[[], dict[str, Any]]] = {
-        "craters": run_craters, "craters_image": run_craters_image, "mounds": run_mounds,
-        "ice": run_ice}
+        "craters": run_craters, "craters_image": run_craters_image, "pits_image": run_pits_image,
+        "mounds": run_mounds, "ice": run_ice}
     print(json.dumps(benches.get(sys.argv[1], run)() if sys.argv[1:] else run(), indent=1))
