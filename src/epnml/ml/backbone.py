@@ -44,12 +44,27 @@ class SameConv2d(nn.Conv2d):
         for size, k, s in zip(x.shape[-2:], self.kernel_size, self.stride, strict=True):
             total = max((math.ceil(size / s) - 1) * s + k - size, 0)
             pads.append((total // 2, total - total // 2))
-        (top, bottom), (left, right) = pads
-        if top == bottom and left == right:  # symmetric (every stride-1 conv): no padded copy
-            return F.conv2d(x, self.weight, self.bias, self.stride, (top, left), self.dilation,
-                            self.groups)
-        x = F.pad(x, (left, right, top, bottom))
-        return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        # Padding inside the convolution, not as an F.pad copy: on CPU the padded copy and
+        # the odd-sized input it gives a stride-2 convolution cost ~1.6x the network's
+        # time. Symmetric padding (every stride-1 conv) is passed as is; the stride-2
+        # case (one more row/column at the bottom/right, on even sizes) pads 2 more at
+        # the top/left and drops the first output row/column: the same windows, so the
+        # same outputs (within float rounding, tested).
+        conv_pad, start = [], []
+        for (before, after), s in zip(pads, self.stride, strict=True):
+            if before == after:
+                conv_pad.append(before)
+                start.append(0)
+            elif s == 2 and after == before + 1:
+                conv_pad.append(before + 2)
+                start.append(1)
+            else:
+                x = F.pad(x, (pads[1][0], pads[1][1], pads[0][0], pads[0][1]))
+                return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation,
+                                self.groups)
+        y = F.conv2d(x, self.weight, self.bias, self.stride, tuple(conv_pad), self.dilation,
+                     self.groups)
+        return y[:, :, start[0]:, start[1]:] if start[0] or start[1] else y
 
 
 def _bn(c: int) -> nn.BatchNorm2d:
