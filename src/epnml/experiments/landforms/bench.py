@@ -123,6 +123,34 @@ def run_craters(repeats: int = 5, batch: int = 4, threads: int = THREADS,
     return out
 
 
+def _time_stage(network: Any, warm_up: Any, once: Any, repeats: int, threads: int
+                ) -> tuple[float, float]:
+    """Median seconds of ``once()`` over ``repeats`` calls after ``warm_up()``, on
+    ``threads`` threads, and the network tiles per call: counted where tiled inference
+    calls the network (a 2.x ``CraterNet`` as its memoised fused copy)."""
+    from epnml.ml.craters.net import CraterNet
+    from epnml.ml.fuse import fast_module
+
+    calls = [0]
+    runner = fast_module(network) if isinstance(network, CraterNet) else network
+    hook = runner.register_forward_pre_hook(
+        lambda _m, args: calls.__setitem__(0, calls[0] + int(args[0].shape[0])))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        warm_up()  # weights, allocator
+        calls[0] = 0
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            once()
+            times.append(time.perf_counter() - t0)
+    finally:
+        hook.remove()
+        torch.set_num_threads(previous)
+    return statistics.median(times), calls[0] / repeats
+
+
 #: the CTX tile timed end to end (a training tile: no held-out tile is read)
 CTX_IMAGE = "MC11E-A"
 
@@ -147,8 +175,6 @@ def run_craters_image(repeats: int = 3, threads: int = THREADS, version: str | N
     from epnml.experiments.craters.evaluate import load_tile
     from epnml.ml.craters.bands import BandedCraterNet
     from epnml.ml.craters.inference import detect_band, load_model
-    from epnml.ml.craters.net import CraterNet
-    from epnml.ml.fuse import fast_module
     from epnml.ml.pits.inference import OVERLAP
 
     model = load_model(version)
@@ -167,33 +193,19 @@ def run_craters_image(repeats: int = 3, threads: int = THREADS, version: str | N
         except FileNotFoundError:
             image = np.random.default_rng(0).normal(128, 30, (2000, 2000)).astype(np.float32)
             source = "SIMULATED noise 2000x2000 (shared data absent)"
-    calls = [0]
-    # count the network's tiles where detect_band calls it (the memoised fused copy)
-    runner = fast_module(use.module) if isinstance(use.module, CraterNet) else use.module
-    hook = runner.register_forward_pre_hook(
-        lambda _m, args: calls.__setitem__(0, calls[0] + int(args[0].shape[0])))
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        overlap = OVERLAP if fine_overlap is None else fine_overlap
-        detect_band(image[:256, :256], use)  # warm-up (weights, allocator)
-        calls[0] = 0
-        times, n_dets = [], 0
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            n_dets = len(detect_band(image, use, fine_overlap=overlap))
-            times.append(time.perf_counter() - t0)
-    finally:
-        hook.remove()
-        torch.set_num_threads(previous)
-    seconds = statistics.median(times)
+    overlap = OVERLAP if fine_overlap is None else fine_overlap
+    found: list[np.ndarray] = []
+    seconds, calls = _time_stage(
+        use.module, lambda: detect_band(image[:256, :256], use),
+        lambda: found.append(detect_band(image, use, fine_overlap=overlap)), repeats, threads)
+    n_dets = len(found[-1])
     input_tiles = image.shape[0] * image.shape[1] / TILE ** 2
     return {"model": f"craters {model.info.version}" + (f" band {band}" if model.banded else ""),
             "image": source, "threads": threads, "repeats": repeats, "fine_overlap": overlap,
             "seconds_per_image": round(seconds, 3), "input_tiles_512": round(input_tiles, 2),
             "input_tiles_per_min": round(input_tiles * 60.0 / seconds, 1),
-            "network_tiles_per_image": calls[0] // repeats,
-            "network_tiles_per_input_tile": round(calls[0] / repeats / input_tiles, 2),
+            "network_tiles_per_image": round(calls),
+            "network_tiles_per_input_tile": round(calls / input_tiles, 2),
             "detections_at_min_score": n_dets, "goal_tiles_per_min": GOAL_TILES_PER_MIN,
             "meets_goal": input_tiles * 60.0 / seconds >= GOAL_TILES_PER_MIN}
 
@@ -209,38 +221,20 @@ def run_pits_image(repeats: int = 3, threads: int = THREADS, version: str | None
         raise ValueError("repeats must be >= 1 and side >= 64")
     if not 1 <= threads <= THREADS:
         raise ValueError(f"threads must be in 1..{THREADS}")
-    from epnml.ml.craters.net import CraterNet
-    from epnml.ml.fuse import fast_module
     from epnml.ml.pits.inference import detect, load_model
 
     model = load_model(version)
     image = np.random.default_rng(0).normal(128, 30, (side, side)).astype(np.float32)
-    calls = [0]
-    runner = fast_module(model.module) if isinstance(model.module, CraterNet) else model.module
-    hook = runner.register_forward_pre_hook(
-        lambda _m, args: calls.__setitem__(0, calls[0] + int(args[0].shape[0])))
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        detect(image[:256, :256], model)  # warm-up
-        calls[0] = 0
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            detect(image, model)
-            times.append(time.perf_counter() - t0)
-    finally:
-        hook.remove()
-        torch.set_num_threads(previous)
-    seconds = statistics.median(times)
+    seconds, calls = _time_stage(model.module, lambda: detect(image[:256, :256], model),
+                                 lambda: detect(image, model), repeats, threads)
     input_tiles = side * side / TILE ** 2
     rate = input_tiles * 60.0 / seconds
     return {"model": f"pits {model.info.version}", "image": f"SIMULATED noise {side}x{side}",
             "threads": threads, "repeats": repeats, "input_scale": model.input_scale,
             "seconds_per_image": round(seconds, 3), "input_tiles_512": round(input_tiles, 2),
             "input_tiles_per_min": round(rate, 1),
-            "network_tiles_per_image": calls[0] // repeats,
-            "network_tiles_per_input_tile": round(calls[0] / repeats / input_tiles, 3),
+            "network_tiles_per_image": round(calls),
+            "network_tiles_per_input_tile": round(calls / input_tiles, 3),
             "goal_tiles_per_min": GOAL_TILES_PER_MIN, "meets_goal": rate >= GOAL_TILES_PER_MIN}
 
 
