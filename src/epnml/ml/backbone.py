@@ -35,15 +35,23 @@ BN_MOMENTUM = 0.01
 WEIGHTS_FILE = "efficientnet-lite0-57934424.pth"
 
 
+def same_padding(sizes: tuple[int, ...], kernel: tuple[int, ...], stride: tuple[int, ...]
+                 ) -> list[tuple[int, int]]:
+    """TensorFlow "same" padding (before, after) per spatial dimension: the extra row or
+    column of an odd total goes after (bottom/right)."""
+    pads = []
+    for size, k, s in zip(sizes, kernel, stride, strict=True):
+        total = max((math.ceil(size / s) - 1) * s + k - size, 0)
+        pads.append((total // 2, total - total // 2))
+    return pads
+
+
 class SameConv2d(nn.Conv2d):
     """Conv2d with TensorFlow "same" padding computed from the input size (the weights were
     trained with it: on stride 2 the extra row/column is padded at the bottom/right)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        pads = []
-        for size, k, s in zip(x.shape[-2:], self.kernel_size, self.stride, strict=True):
-            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
-            pads.append((total // 2, total - total // 2))
+        pads = same_padding(tuple(x.shape[-2:]), self.kernel_size, self.stride)
         # Padding inside the convolution, not as an F.pad copy: on CPU the padded copy and
         # the odd-sized input it gives a stride-2 convolution cost ~1.6x the network's
         # time. Symmetric padding (every stride-1 conv) is passed as is; the stride-2

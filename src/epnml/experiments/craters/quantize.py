@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -31,7 +30,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from epnml.ml.backbone import FEATURE_BLOCKS, SameConv2d
+from epnml.ml.backbone import FEATURE_BLOCKS, SameConv2d, same_padding
 from epnml.ml.craters.net import CraterNet
 from epnml.ml.fuse import inference_copy
 
@@ -46,12 +45,9 @@ class FixedPadConv(nn.Module):
 
     def __init__(self, conv: SameConv2d) -> None:
         super().__init__()
-        pads = []
-        for k, s in zip(conv.kernel_size, conv.stride, strict=True):
-            size = 2 * SIDE_MULTIPLE  # any even size gives the same "same" padding
-            total = max((math.ceil(size / s) - 1) * s + k - size, 0)
-            pads.append((total // 2, total - total // 2))
-        (top, bottom), (left, right) = pads
+        # any even size gives the same "same" padding
+        even = (2 * SIDE_MULTIPLE,) * 2
+        (top, bottom), (left, right) = same_padding(even, conv.kernel_size, conv.stride)
         self.pad: nn.Module = (nn.ZeroPad2d((left, right, top, bottom))
                                if top or bottom or left or right else nn.Identity())
         plain = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size,  # type: ignore[arg-type]

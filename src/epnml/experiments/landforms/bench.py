@@ -57,6 +57,15 @@ def run(repeats: int = 5, batch: int = 4, threads: int = THREADS,
     return out
 
 
+def _crater_band(model: Any, band: str | None) -> Any:
+    """The band of a banded crater model by name (None: its first, the default)."""
+    bands = {b.name: b for b in model.module.config.band_list()}
+    if band is not None and band not in bands:
+        raise ValueError(f"craters {model.info.version} has no band {band!r}; "
+                         f"bands: {', '.join(bands)}")
+    return bands[band] if band is not None else next(iter(bands.values()))
+
+
 def run_craters(repeats: int = 5, batch: int = 4, threads: int = THREADS,
                 version: str | None = None, band: str | None = None) -> dict[str, Any]:
     """Tiles/min of the crater detector on 512x512 NETWORK tiles, as ``run``; a banded
@@ -85,11 +94,7 @@ def run_craters(repeats: int = 5, batch: int = 4, threads: int = THREADS,
         module, name = model.module, f"craters {model.info.version}"
         scale = model.input_scale
         if isinstance(module, BandedCraterNet):
-            bands = {b.name: b for b in module.config.band_list()}
-            if band is not None and band not in bands:
-                raise ValueError(f"craters {model.info.version} has no band {band!r}; "
-                                 f"bands: {', '.join(bands)}")
-            chosen = bands[band] if band is not None else next(iter(bands.values()))
+            chosen = _crater_band(model, band)
             module, name = module.nets[chosen.name], f"{name} band {chosen.name}"
             scale = chosen.input_scale
             if chosen.recipe is not None:
@@ -180,11 +185,7 @@ def run_craters_image(repeats: int = 3, threads: int = THREADS, version: str | N
     model = load_model(version)
     use = model.choose(None)
     if isinstance(model.module, BandedCraterNet):
-        bands = {b.name: b for b in model.module.config.band_list()}
-        if band not in bands:
-            raise ValueError(f"craters {model.info.version} has no band {band!r}; "
-                             f"bands: {', '.join(bands)}")
-        use = model.choose(bands[band].min_m)
+        use = model.choose(_crater_band(model, band).min_m)
     if image is not None:
         source = f"given image {image.shape[0]}x{image.shape[1]}"
     else:
