@@ -32,6 +32,7 @@ from epnml.ml.craters.recipe import (
 )
 from epnml.ml.fuse import fold_batchnorm, inference_copy
 from epnml.ml.imagery.detector import DetectorConfig, PitsDetector
+from epnml.ml.imagery.tiling import box_iou
 
 RECIPE_VERSION = "2.2.0"
 needs_recipe_version = pytest.mark.skipif(RECIPE_VERSION not in available_versions(),
@@ -247,3 +248,49 @@ def test_committed_2_3_0_is_a_new_ctx_network_with_its_own_recipe() -> None:
     # the recipe band keeps its source's plain-pass metrics apart from its own
     assert ctx["source"]["metrics"]["validation"]["consensus"]["f1"] < \
         card["metrics"]["ctx"]["validation"]["consensus"]["f1"]
+
+
+def _merge_every_candidate(views: list[np.ndarray], iou: float = 0.5) -> np.ndarray:
+    """The mean merge written plainly: every unused box of every other view is a
+    candidate (no spatial pre-selection)."""
+    allv = np.concatenate(views)
+    view = np.concatenate([np.full(len(v), k) for k, v in enumerate(views)])
+    used = np.zeros(len(allv), bool)
+    out = []
+    for i in np.argsort(-allv[:, 5], kind="stable"):
+        if used[i]:
+            continue
+        members, used[i] = [i], True
+        for k in range(len(views)):
+            cand = np.flatnonzero((view == k) & ~used)
+            if k == view[i] or not cand.size:
+                continue
+            ov = box_iou(allv[i:i + 1, :4], allv[cand, :4])[0]
+            if ov.max() >= iou:
+                members.append(int(cand[np.argmax(ov)]))
+                used[cand[np.argmax(ov)]] = True
+        m = allv[members]
+        w = m[:, 5] / m[:, 5].sum()
+        out.append([*(w @ m[:, :4]), m[0, 4], m[:, 5].sum() / len(views)])
+    return np.asarray(out, float).reshape(-1, 6)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_mean_merge_equals_the_every_candidate_rule(seed: int) -> None:
+    """Looking only at intersecting boxes changes no merged detection: crowded views of
+    shifted copies with tied scores, a view that saw nothing."""
+    rng = np.random.default_rng(seed)
+    n = 250
+    size = rng.uniform(3, 60, n)
+    x0, y0 = rng.uniform(0, 800, n), rng.uniform(0, 800, n)
+    base = np.column_stack([x0, y0, x0 + size, y0 + size, np.zeros(n), np.zeros(n)])
+    views = []
+    for _ in range(3):
+        v = base + np.column_stack([rng.normal(0, 2, (n, 4)), np.zeros(n),
+                                    np.round(rng.random(n), 1)])
+        views.append(v[rng.random(n) < 0.8])
+    views.append(np.zeros((0, 6)))
+    for iou in (0.5, 0.3):
+        got, want = merge_views(views, "mean", iou), _merge_every_candidate(views, iou)
+        assert len(want) < sum(map(len, views))
+        np.testing.assert_array_equal(got, want)

@@ -229,7 +229,29 @@ def test_nms_equals_the_every_pair_rule(seed: int) -> None:
     dets = np.column_stack([x0, y0, x0 + size * rng.uniform(0.7, 1.3, n), y0 + size,
                             rng.integers(0, 3, n), np.round(rng.random(n), 2)])
     dets = np.concatenate([dets, dets[:50] + [2, 1, 2, 1, 0, 0]])  # near-duplicates
-    for thr in (0.3, 0.5):
+    for thr in (0.3, 0.5, -1.0):  # a negative threshold drops every later box of a class
         got, want = nms(dets, thr), _nms_every_pair(dets, thr)
         assert 0 < len(got) < len(dets)
         np.testing.assert_array_equal(got[np.lexsort(got.T)], want[np.lexsort(want.T)])
+
+
+@pytest.mark.parametrize("tall", [False, True])
+def test_intersecting_pairs_are_every_intersecting_pair(tall: bool) -> None:
+    """The sweep finds exactly the pairs a plain double loop finds, along either axis
+    (a tall strip sweeps in y) and across chunk borders (``block`` small)."""
+    from epnml.ml.imagery.tiling import intersecting_pairs
+
+    rng = np.random.default_rng(7)
+    n = 300
+    size = np.where(rng.random(n) < 0.1, rng.uniform(50, 200, n), rng.uniform(1, 30, n))
+    x0, y0 = rng.uniform(0, 500, n), rng.uniform(0, 5000 if tall else 500, n)
+    boxes = np.column_stack([x0, y0, x0 + size, y0 + size * rng.uniform(0.5, 2, n)])
+    boxes[:20] = boxes[20:40]  # identical boxes
+    boxes[40:45, 2] = boxes[40:45, 0]  # zero width: intersects nothing
+    want = [(i, j) for i in range(n) for j in range(i + 1, n)
+            if min(boxes[i, 2], boxes[j, 2]) - max(boxes[i, 0], boxes[j, 0]) > 0
+            and min(boxes[i, 3], boxes[j, 3]) - max(boxes[i, 1], boxes[j, 1]) > 0]
+    for block in (1_000_000, 37, 1):
+        i, j = intersecting_pairs(boxes, block=block)
+        assert list(zip(i.tolist(), j.tolist(), strict=True)) == want
+    assert [len(a) for a in intersecting_pairs(boxes[:1])] == [0, 0]

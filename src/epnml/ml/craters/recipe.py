@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from epnml.ml.imagery.tiling import box_iou, nms
+from epnml.ml.imagery.tiling import box_iou, intersecting_pairs, nms
 
 FLIPS = ("h", "v", "hv")
 #: lowest score a view keeps (the validation grid ran views at this floor; a lower one
@@ -116,16 +116,25 @@ def merge_views(views: Sequence[np.ndarray], how: Merge = "mean", iou: float = 0
     allv = np.concatenate(sets)
     view = np.concatenate([np.full(len(s), k) for k, s in enumerate(sets)])
     used = np.zeros(len(allv), bool)
+    # With iou > 0 only intersecting boxes can join a detection: look at those alone
+    # (ascending, so argmax breaks ties as over all candidates; the same result, tested).
+    if iou > 0:
+        first, second = intersecting_pairs(allv[:, :4])
+        box, other = np.concatenate([first, second]), np.concatenate([second, first])
+        by = np.lexsort((other, box))
+        near = other[by]
+        bounds = np.searchsorted(box[by], np.arange(len(allv) + 1), side="left")
     out = []
     for i in np.argsort(-allv[:, 5], kind="stable"):
         if used[i]:
             continue
         members = [i]
         used[i] = True
+        pool = near[bounds[i]:bounds[i + 1]] if iou > 0 else np.arange(len(allv))
         for k in range(len(sets)):
             if k == view[i]:
                 continue
-            cand = np.flatnonzero((view == k) & ~used)
+            cand = pool[(view[pool] == k) & ~used[pool]]
             if not cand.size:
                 continue
             ov = box_iou(allv[i:i + 1, :4], allv[cand, :4])[0]
