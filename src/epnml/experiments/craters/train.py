@@ -116,14 +116,19 @@ def batch_loss(module: CraterNet, batch: list[tuple[np.ndarray, np.ndarray]]
 def train(tiles: Sequence[Tile], val: Sequence[Tile], steps: int, seed: int,
           log: Any = sys.stderr, *, init: CraterNet | None = None, lr: float = LR,
           eval_every: int = EVAL_EVERY, jitter: tuple[float, float] = SCALE_JITTER,
-          max_seconds: float | None = None, crop: int = CROP
+          max_seconds: float | None = None, crop: int = CROP, threshold: float | None = None
           ) -> tuple[CraterNet, dict[str, Any]]:
     """Train; keep the state with the best validation F1 (checked every ``eval_every``
     steps). ``init``: continue from these weights (a committed 2.x) instead of ImageNet.
     ``crop``: side (px at model scale) of the training crops; larger crops hold larger
     craters whole.
     ``max_seconds``: stop early (and score validation) once training has run that long;
-    a wall-clock guard on a shared machine, recorded in the history."""
+    a wall-clock guard on a shared machine, recorded in the history.
+    No ``val`` tiles (a refit on every non-test tile, its hyper-parameters chosen before):
+    nothing is scored, the last step is kept, and ``threshold`` (chosen before) is
+    returned as the model's."""
+    if not val and threshold is None:
+        raise ValueError("training without validation tiles needs a threshold chosen before")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     module = init if init is not None else CraterNet(CraterNetConfig(), pretrained=True)
@@ -140,7 +145,7 @@ def train(tiles: Sequence[Tile], val: Sequence[Tile], steps: int, seed: int,
                                                   jitter=jitter) for i in idx])
         optimizer_step(opt, sched, loss, (params, 5.0))
         late = max_seconds is not None and time.perf_counter() - t0 > max_seconds
-        if eval_due(step, steps, eval_every) or late:
+        if val and (eval_due(step, steps, eval_every) or late):
             module.eval()
             found = [detect_tile(t, module, INPUT_SCALE) for t in val]
             thr, f1 = choose_threshold(val, found)
@@ -150,14 +155,50 @@ def train(tiles: Sequence[Tile], val: Sequence[Tile], steps: int, seed: int,
             print(json.dumps(history[-1]), file=log, flush=True)
             best.offer(f1, step, module, threshold=thr)
         if late:
-            history[-1]["stopped"] = "max_seconds"
+            if history:
+                history[-1]["stopped"] = "max_seconds"
             break
+    module.eval()
+    seconds = round(time.perf_counter() - t0, 1)
+    if not val:
+        return module, {"best_step": step, "val_f1_at_selection": None,
+                        "threshold": threshold, "history": history, "train_seconds": seconds,
+                        "selection": "last step (no validation tiles)"
+                                     + (", stopped by max_seconds" if step < steps else "")}
     if not best.restore(module):
         raise RuntimeError("no evaluation ran")
-    module.eval()
     return module, {"best_step": best.step, "val_f1_at_selection": best.score,
                     "threshold": best.extra["threshold"], "history": history,
-                    "train_seconds": round(time.perf_counter() - t0, 1)}
+                    "train_seconds": seconds}
+
+
+def tile_split(train_names: str | None, val_names: str | None
+               ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The training and validation tiles from comma-separated names (None: the fixed
+    split). Only non-test tiles; a tile on one side only; at least one training tile."""
+    def names(text: str | None, default: tuple[str, ...], what: str) -> tuple[str, ...]:
+        if text is None:
+            return default
+        out = tuple(n.strip() for n in text.split(",") if n.strip())
+        for n in out:
+            if n in TEST_TILES:
+                raise ValueError(f"{what}: {n} is a test tile; test tiles are never trained "
+                                 "on or used for choices")
+            if n not in (*TRAIN_TILES, *VAL_TILES):
+                raise ValueError(f"{what}: unknown tile {n!r}; tiles: "
+                                 f"{', '.join((*TRAIN_TILES, *VAL_TILES))}")
+        if len(set(out)) != len(out):
+            raise ValueError(f"{what}: a tile is named twice")
+        return out
+
+    train_tiles = names(train_names, TRAIN_TILES, "--train-tiles")
+    val_tiles = names(val_names, VAL_TILES, "--val-tiles")
+    if not train_tiles:
+        raise ValueError("--train-tiles: at least one training tile")
+    both = sorted(set(train_tiles) & set(val_tiles))
+    if both:
+        raise ValueError(f"{', '.join(both)} on both sides of the split")
+    return train_tiles, val_tiles
 
 
 def initial_network(spec: str) -> tuple[CraterNet, str]:
@@ -197,13 +238,32 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="smallest scale-jitter factor (large craters into the crop)")
     ap.add_argument("--max-seconds", type=float, default=None,
                     help="stop training after this many seconds (wall-clock guard)")
+    ap.add_argument("--train-tiles", default=None,
+                    help=f"comma-separated training tiles (default {','.join(TRAIN_TILES)}); "
+                         "never a test tile")
+    ap.add_argument("--val-tiles", default=None,
+                    help=f"comma-separated validation tiles (default {','.join(VAL_TILES)}); "
+                         "'' = none: a refit that keeps the last step and --threshold")
+    ap.add_argument("--threshold", type=float, default=None,
+                    help="score threshold chosen before (required with --val-tiles '')")
     args = ap.parse_args(argv)
     if args.crop < 64 or args.crop % 16:
         ap.error(f"--crop {args.crop}: give a multiple of 16, at least 64 (the network's "
                  "stride-16 stage needs whole cells)")
+    try:
+        train_names, val_names = tile_split(args.train_tiles, args.val_tiles)
+    except ValueError as exc:
+        ap.error(str(exc))
+    if not val_names and args.threshold is None:
+        ap.error("--val-tiles '': give the --threshold chosen before (nothing is scored)")
+    if val_names and args.threshold is not None:
+        ap.error("--threshold is chosen on the validation tiles; give it only with "
+                 "--val-tiles ''")
+    if args.threshold is not None and not 0.0 < args.threshold < 1.0:
+        ap.error(f"--threshold {args.threshold}: give a score in (0, 1)")
     torch.set_num_threads(max(1, args.threads))
-    tiles = [load_tile(n) for n in TRAIN_TILES]
-    val = [load_tile(n) for n in VAL_TILES]
+    tiles = [load_tile(n) for n in train_names]
+    val = [load_tile(n) for n in val_names]
     init = None
     init_text = "ImageNet backbone, new pyramid and heads"
     if args.init is not None:
@@ -214,7 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     jitter = (args.min_scale, SCALE_JITTER[1])
     module, log = train(tiles, val, args.steps, args.seed, init=init, lr=args.lr,
                         eval_every=args.eval_every, jitter=jitter,
-                        max_seconds=args.max_seconds, crop=args.crop)
+                        max_seconds=args.max_seconds, crop=args.crop,
+                        threshold=args.threshold)
     config: dict[str, Any] = {"input_scale": INPUT_SCALE, "tile": 512, "overlap": 128,
                               "nms_iou": 0.5, "threshold": log.pop("threshold")}
     args.out.mkdir(parents=True, exist_ok=True)
@@ -240,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                  "simulated": False,
                  "labels": "all consensus boxes (confidence 1..6 annotators)",
                  "label_counts": {t.name: int(len(t.consensus)) for t in [*tiles, *val]}},
-        "split": {"train": list(TRAIN_TILES), "validation": list(VAL_TILES),
+        "split": {"train": list(train_names), "validation": list(val_names),
                   "test": list(TEST_TILES), "by": "tile", "seed": args.seed},
         "training": {"steps": args.steps, "batch": BATCH, "crop_px": args.crop, "lr": args.lr,
                      "init": init_text,
@@ -249,8 +310,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "augmentations": f"scale jitter x{jitter[0]}-{jitter[1]}, "
                                       "random crops, h/v flips, 90-degree rotations, blur, "
                                       "gamma, contrast/offset, Gaussian noise",
-                     "selection": f"checkpoint and score threshold with the best pooled F1 "
-                                  f"(IoU >= {IOU}) on the validation tiles",
+                     "selection": (f"checkpoint and score threshold with the best pooled "
+                                   f"F1 (IoU >= {IOU}) on the validation tiles" if val else
+                                   f"refit: the last step, threshold {args.threshold:g} "
+                                   "chosen before (no validation tiles)"),
                      "threads": args.threads, **log},
         "command": f"python -m epnml.experiments.craters.train --version {args.version}"
                    + (f" --init {args.init}" if args.init else "")
@@ -262,6 +325,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                       else "")
                    + (f" --min-scale {args.min_scale:g}" if jitter != SCALE_JITTER else "")
                    + (f" --max-seconds {args.max_seconds:g}" if args.max_seconds else "")
+                   + (f" --train-tiles {','.join(train_names)}" if args.train_tiles is not None
+                      else "")
+                   + (f" --val-tiles '{','.join(val_names)}'" if args.val_tiles is not None
+                      else "")
+                   + (f" --threshold {args.threshold:g}" if args.threshold is not None else "")
                    + f" --threads {args.threads}",
         "evaluate_command": "python -m epnml.experiments.craters.evaluate --weights "
                             f"{args.version} --final-test --plot ml/weights/craters-"
@@ -271,6 +339,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     card_path = pt.with_suffix(".json")
     card_path.write_text(json.dumps(card, indent=1) + "\n")
     # validation metrics from the saved float16 weights (the test tiles: evaluate --final-test)
+    if val_names != VAL_TILES:
+        # the fixed validation tiles were trained on (or not all held out): no metrics here
+        card["metrics"] = {"note": "not scored: validation tiles "
+                                   f"{', '.join(val_names) or 'none'} instead of the fixed "
+                                   f"{', '.join(VAL_TILES)}"}
+        card_path.write_text(json.dumps(card, indent=1) + "\n")
+        print(json.dumps({"threshold": config["threshold"], "sha256": digest,
+                          "selection": card["training"]["selection"]}, indent=1))
+        return 0
     card["metrics"] = evaluate_model(load_model(args.version, args.out), final_test=False)
     card_path.write_text(json.dumps(card, indent=1) + "\n")
     print(json.dumps({"metrics": card["metrics"]["validation"]["consensus"],
