@@ -67,6 +67,8 @@ def test_refit_keeps_the_last_step_and_the_given_threshold() -> None:
     assert changed  # it trained
     with pytest.raises(ValueError, match="threshold"):
         train([_tiny_tile()], [], 1, 0, init=net, crop=64)
+    with pytest.raises(ValueError, match="steps"):
+        train([_tiny_tile()], [], 0, 0, init=net, crop=64, threshold=0.4)
 
 
 def test_datasize_arms_hold_out_a_tile_each_and_never_a_test_tile() -> None:

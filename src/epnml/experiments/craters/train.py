@@ -127,6 +127,8 @@ def train(tiles: Sequence[Tile], val: Sequence[Tile], steps: int, seed: int,
     No ``val`` tiles (a refit on every non-test tile, its hyper-parameters chosen before):
     nothing is scored, the last step is kept, and ``threshold`` (chosen before) is
     returned as the model's."""
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, not {steps}")
     if not val and threshold is None:
         raise ValueError("training without validation tiles needs a threshold chosen before")
     torch.manual_seed(seed)
