@@ -305,7 +305,7 @@ def test_mean_merge_equals_the_every_candidate_rule(seed: int) -> None:
     views = []
     for _ in range(3):
         v = base + np.column_stack([rng.normal(0, 2, (n, 4)), np.zeros(n),
-                                    np.round(rng.random(n), 1)])
+                                    np.round(rng.uniform(0.1, 1.0, n), 1)])
         views.append(v[rng.random(n) < 0.8])
     views.append(np.zeros((0, 6)))
     for iou in (0.5, 0.3):
