@@ -140,20 +140,15 @@ def _time_stage(network: Any, warm_up: Any, once: Any, repeats: int, threads: in
     runner = fast_module(network) if isinstance(network, CraterNet) else network
     hook = runner.register_forward_pre_hook(
         lambda _m, args: calls.__setitem__(0, calls[0] + int(args[0].shape[0])))
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    def warm_up_then_count() -> None:
         warm_up()  # weights, allocator
         calls[0] = 0
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            once()
-            times.append(time.perf_counter() - t0)
+
+    try:
+        seconds = _timed(once, repeats, threads, warm_up=warm_up_then_count)
     finally:
         hook.remove()
-        torch.set_num_threads(previous)
-    return statistics.median(times), calls[0] / repeats
+    return seconds, calls[0] / repeats
 
 
 #: the CTX tile timed end to end (a training tile: no held-out tile is read)
@@ -265,13 +260,14 @@ def measure(module: Any, name: str, repeats: int, batch: int, threads: int) -> d
             "meets_goal": rate >= GOAL_TILES_PER_MIN}
 
 
-def _timed(fn: Any, repeats: int, threads: int) -> float:
-    """Median seconds of ``fn()`` over ``repeats`` calls after one warm-up."""
+def _timed(fn: Any, repeats: int, threads: int, warm_up: Any = None) -> float:
+    """Median seconds of ``fn()`` over ``repeats`` calls after one warm-up call
+    (``warm_up()`` if given, else ``fn()``), on ``threads`` threads."""
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         with torch.inference_mode():
-            fn()
+            (warm_up or fn)()
             times = []
             for _ in range(repeats):
                 t0 = time.perf_counter()

@@ -84,7 +84,7 @@ def intersecting_pairs(boxes: np.ndarray, block: int = 1_000_000
 
     Why: NMS and view merging only ever act on intersecting boxes (IoU and coverage are 0
     otherwise), and a CTX image has thousands of candidates: comparing every pair, or
-    every box in a Python loop, cost more than a third of the stage. A sweep along the
+    every box in a Python loop, was a large share of the stage's time. A sweep along the
     longer axis (start order; a box's partners start before it ends) finds the candidate
     pairs in ``block``-sized vectorised chunks, so memory stays bounded on long strips."""
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
@@ -98,11 +98,14 @@ def intersecting_pairs(boxes: np.ndarray, block: int = 1_000_000
     starts = b[order, axis]
     end = np.searchsorted(starts, b[order, axis + 2], side="left")
     counts = np.maximum(end - np.arange(1, n + 1), 0)
+    cumulative = np.cumsum(counts)
     first, second = [], []
     position = 0
     while position < n:
-        stop = max(int(np.searchsorted(np.cumsum(counts[position:]), block, side="right")), 1)
-        stop = min(position + stop, n)
+        # the positions whose pairs fit in one block (at least one position per block)
+        done = int(cumulative[position - 1]) if position else 0
+        stop = int(np.searchsorted(cumulative, done + block, side="right"))
+        stop = min(max(stop, position + 1), n)
         c = counts[position:stop]
         total = int(c.sum())
         if total:
